@@ -1,0 +1,109 @@
+# kvmini — the only build entry.
+#   make [all]   build/kvmini (static, musl) and build/guest/*.elf
+#   make deps    install every Debian package needed (apt-get)
+#   make test    unit tests (cmocka) + system tests (pytest)
+#   make run     boot build/guest/demo.elf
+#   make bench   benchmarks, kvmini beside QEMU
+#   make clean
+#
+# Subsystems add to the variables below from their own fragment
+# (aio/aio.mk, guest/guest.mk, tests/unit/unit.mk), so each owns its rules.
+
+BUILD     ?= build
+MUSLCC    ?= musl-gcc
+HOSTCC    ?= gcc
+PYTHON    ?= /usr/bin/python3
+
+WARN      := -Wall -Wextra -Wno-unused-parameter -Wshadow -Wstrict-prototypes \
+             -Wmissing-prototypes -Wvla -Wformat=2
+COMMON    := -std=gnu11 -D_GNU_SOURCE -I. -g $(WARN)
+
+# Kernel headers reach musl-gcc through a private include dir of links
+# (musl-gcc does not search /usr/include).
+MUSL_INC  := $(BUILD)/musl-include
+ZYDIS_DIR := $(BUILD)/zydis
+ZYDIS_LIB := $(ZYDIS_DIR)/libZydis.a
+
+KVMINI_CFLAGS := $(COMMON) -O2 -isystem $(MUSL_INC) -I$(ZYDIS_DIR)/include \
+                 -DZYDIS_STATIC_BUILD -fno-strict-aliasing
+KVMINI_LDFLAGS := -static -pthread
+
+# Host (glibc) builds for unit tests: sanitizers on.
+TEST_CFLAGS := $(COMMON) -O1 -fsanitize=address,undefined -fno-omit-frame-pointer \
+               -I$(ZYDIS_DIR)/include -DZYDIS_STATIC_BUILD -DUNIT_TEST
+TEST_LIBS   := -lcmocka -pthread
+
+# Sources of the kvmini binary. Fragments append.
+AIO_SRCS    :=
+VMM_SRCS    := $(wildcard vmm/*.c)
+DEV_SRCS    := $(wildcard devices/*/*.c)
+UNIT_TESTS  :=
+GUEST_ELFS  :=
+BENCH_DEPS  :=
+
+-include aio/aio.mk
+-include guest/guest.mk
+-include tests/unit/unit.mk
+
+KVMINI_SRCS := $(VMM_SRCS) $(DEV_SRCS) $(AIO_SRCS)
+KVMINI_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(KVMINI_SRCS))
+
+.PHONY: all deps deps-if-missing test unit system run bench clean format
+all: deps-if-missing $(BUILD)/kvmini guests
+
+deps:
+	scripts/deps.sh
+
+deps-if-missing:
+	@scripts/deps.sh --if-missing
+
+$(MUSL_INC)/.stamp:
+	@mkdir -p $(MUSL_INC)
+	ln -sfn /usr/include/linux $(MUSL_INC)/linux
+	ln -sfn /usr/include/asm-generic $(MUSL_INC)/asm-generic
+	ln -sfn /usr/include/x86_64-linux-gnu/asm $(MUSL_INC)/asm
+	ln -sfn /usr/include/Zycore $(MUSL_INC)/Zycore
+	@touch $@
+
+$(ZYDIS_LIB): scripts/build-zydis.sh | $(MUSL_INC)/.stamp
+	scripts/build-zydis.sh $(ZYDIS_DIR) $(MUSLCC) $(abspath $(MUSL_INC))
+
+$(BUILD)/obj/%.o: %.c | $(MUSL_INC)/.stamp $(ZYDIS_LIB)
+	@mkdir -p $(dir $@)
+	$(MUSLCC) $(KVMINI_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/kvmini: $(KVMINI_OBJS) $(ZYDIS_LIB)
+	$(MUSLCC) $(KVMINI_LDFLAGS) -o $@ $(KVMINI_OBJS) $(ZYDIS_LIB)
+
+-include $(KVMINI_OBJS:.o=.d)
+
+guests: $(GUEST_ELFS)
+
+# Unit tests: tests/unit/NAME.c plus $(NAME_SRCS), built with the host
+# compiler and sanitizers. Fragments add NAME to UNIT_TESTS.
+define unit_rule
+$(BUILD)/tests/$(1): tests/unit/$(1).c $$($(1)_SRCS) $$($(1)_DEPS) | $(ZYDIS_LIB)
+	@mkdir -p $$(dir $$@)
+	$(HOSTCC) $(TEST_CFLAGS) $$($(1)_CFLAGS) -o $$@ tests/unit/$(1).c $$($(1)_SRCS) $(TEST_LIBS) $$($(1)_LIBS)
+endef
+$(foreach t,$(UNIT_TESTS),$(eval $(call unit_rule,$(t))))
+
+unit: deps-if-missing $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
+	@set -e; for t in $(UNIT_TESTS); do echo "== unit: $$t"; $(BUILD)/tests/$$t; done
+
+system: all
+	$(PYTHON) -m pytest -q -ra tests/system
+
+test: unit system $(EXTRA_TESTS)
+
+run: all
+	$(BUILD)/kvmini run --kernel $(BUILD)/guest/demo.elf --cpus 2 --cmdline "hello from make run"
+
+bench: all $(BENCH_DEPS)
+	scripts/bench/run-all.sh
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD)

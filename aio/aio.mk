@@ -1,0 +1,1 @@
+# aio/: appends to AIO_SRCS and UNIT_TESTS.

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs every Debian package the build, tests and benchmarks need.
+# --if-missing: do nothing when all are already installed (used by make all/test/run).
+set -euo pipefail
+PKGS=(make gcc musl-tools libzycore-dev libcmocka-dev libjsmn-dev python3 python3-pytest
+      qemu-system-x86 dpkg-dev xz-utils ca-certificates file hyperfine clang-format)
+missing=()
+for p in "${PKGS[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ "${1:-}" = "--if-missing" ] && [ ${#missing[@]} -eq 0 ]; then
+	exit 0
+fi
+SUDO=
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${PKGS[@]}"
