@@ -9,21 +9,21 @@
 #define KVMINI_LAYOUT_H
 
 /* kvmini's own boot structures: [LAYOUT_BOOT_START, LAYOUT_BOOT_END). */
-#define LAYOUT_BOOT_START   0x1000ULL
-#define LAYOUT_GDT          0x1000ULL /* flat 32-bit GDT used at PVH entry */
-#define LAYOUT_START_INFO   0x1100ULL /* struct hvm_start_info */
-#define LAYOUT_MODLIST      0x1200ULL /* struct hvm_modlist_entry[1] (initrd) */
-#define LAYOUT_MEMMAP       0x1400ULL /* struct hvm_memmap_table_entry[] */
-#define LAYOUT_MEMMAP_MAX   64
-#define LAYOUT_CMDLINE      0x2000ULL /* NUL-terminated */
-#define LAYOUT_CMDLINE_MAX  4096ULL   /* including the NUL */
-#define LAYOUT_BOOT_END     0x3000ULL
+#define LAYOUT_BOOT_START  0x1000ULL
+#define LAYOUT_GDT	   0x1000ULL /* flat 32-bit GDT used at PVH entry */
+#define LAYOUT_START_INFO  0x1100ULL /* struct hvm_start_info */
+#define LAYOUT_MODLIST	   0x1200ULL /* struct hvm_modlist_entry[1] (initrd) */
+#define LAYOUT_MEMMAP	   0x1400ULL /* struct hvm_memmap_table_entry[] */
+#define LAYOUT_MEMMAP_MAX  64
+#define LAYOUT_CMDLINE	   0x2000ULL /* NUL-terminated */
+#define LAYOUT_CMDLINE_MAX 4096ULL   /* including the NUL */
+#define LAYOUT_BOOT_END	   0x3000ULL
 
-#define LAYOUT_LOWMEM_END   0xa0000ULL    /* RAM [0, here) */
-#define LAYOUT_HIGHMEM      0x100000ULL   /* RAM resumes at 1 MiB */
+#define LAYOUT_LOWMEM_END   0xa0000ULL	  /* RAM [0, here) */
+#define LAYOUT_HIGHMEM	    0x100000ULL	  /* RAM resumes at 1 MiB */
 #define LAYOUT_MMIO32_START 0xc0000000ULL /* PCI hole: RAM above moves over 4 GiB */
 #define LAYOUT_MMIO32_END   0x100000000ULL
-#define LAYOUT_IOAPIC       0xfec00000ULL
-#define LAYOUT_LAPIC        0xfee00000ULL
+#define LAYOUT_IOAPIC	    0xfec00000ULL
+#define LAYOUT_LAPIC	    0xfee00000ULL
 
 #endif

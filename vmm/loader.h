@@ -24,7 +24,7 @@
  * [LAYOUT_BOOT_START, LAYOUT_BOOT_END).
  */
 struct pvh_image {
-	uint32_t entry;     /* XEN_ELFNOTE_PHYS32_ENTRY */
+	uint32_t entry;	    /* XEN_ELFNOTE_PHYS32_ENTRY */
 	uint64_t load_low;  /* lowest GPA written */
 	uint64_t load_high; /* highest GPA written, exclusive */
 };
@@ -35,7 +35,8 @@ int pvh_load_elf(struct guest_mem *m, const void *image, size_t len, struct pvh_
  * Write the boot structures: hvm_start_info (version 1) at LAYOUT_START_INFO,
  * an e820-style memory map of @m, the command line (rejected if longer than
  * LAYOUT_CMDLINE_MAX - 1), and, if @initrd_len > 0, the initrd copied to the
- * top of RAM below 4 GiB (page aligned, above @kernel_end, the image's load_high) as module 0. Returns the start_info GPA in *start_info.
+ * top of RAM below 4 GiB (page aligned, above @kernel_end, the image's load_high) as module 0.
+ * Returns the start_info GPA in *start_info.
  */
 int pvh_setup_start_info(struct guest_mem *m, const char *cmdline, const void *initrd,
 			 size_t initrd_len, uint64_t kernel_end, uint64_t *start_info,

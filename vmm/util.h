@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define ARRAY_SIZE(a)  (sizeof(a) / sizeof((a)[0]))
 #define ALIGN_UP(x, a) (((x) + ((a)-1)) & ~((uint64_t)(a)-1))
 
 /*
@@ -20,7 +20,7 @@ struct errbuf {
 /* Set the message (printf-style). Returns -@errnum negated, e.g.
  * "return err_set(err, EINVAL, "bad size '%s'", s);" returns -EINVAL. */
 int err_set(struct errbuf *err, int errnum, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /*
  * Parse a size: decimal digits with an optional K/M/G/T suffix (binary

@@ -1,0 +1,162 @@
+// SPDX-License-Identifier: MIT
+/* Command-line parsing: good forms, and every bad input gets a message. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "vmm/config.h"
+#include "vmm/vm.h"
+
+#define MAXARGS 32
+
+static int parse(struct vm_config *cfg, enum cli_command *cmd, struct errbuf *err, ...)
+{
+	static char store[MAXARGS][256];
+	char *argv[MAXARGS];
+	int argc = 0;
+	va_list ap;
+	const char *a;
+
+	argv[argc] = strcpy(store[argc], "kvmini");
+	argc++;
+	va_start(ap, err);
+	while ((a = va_arg(ap, const char *)) != NULL) {
+		argv[argc] = strcpy(store[argc], a);
+		argc++;
+	}
+	va_end(ap);
+	memset(err, 0, sizeof(*err));
+	return cli_parse(argc, argv, cmd, cfg, err);
+}
+
+static void test_defaults(void **st)
+{
+	struct vm_config c;
+	struct errbuf e;
+	enum cli_command cmd;
+
+	assert_int_equal(parse(&c, &cmd, &e, "run", "--kernel", "k.elf", NULL), 0);
+	assert_int_equal(cmd, CLI_RUN);
+	assert_string_equal(c.kernel, "k.elf");
+	assert_int_equal(c.mem_size, 128ULL << 20);
+	assert_int_equal(c.ncpus, 1);
+	assert_int_equal(c.serial, SERIAL_STDIO);
+	assert_int_equal(c.timeout_ns, 0);
+	assert_false(c.reboot);
+	assert_null(c.cmdline);
+}
+
+static void test_all_options(void **st)
+{
+	struct vm_config c;
+	struct errbuf e;
+	enum cli_command cmd;
+
+	assert_int_equal(parse(&c, &cmd, &e, "run", "--kernel=k", "--cpus", "4", "--memory", "256M",
+			       "--cmdline", "status=7", "--timeout", "30", "--initrd", "i.img",
+			       "--serial", "file=/tmp/x", "--reboot", "--cpu-features",
+			       "-cx16,-xsave,+sse2", NULL),
+			 0);
+	assert_int_equal(c.ncpus, 4);
+	assert_int_equal(c.mem_size, 256ULL << 20);
+	assert_string_equal(c.cmdline, "status=7");
+	assert_int_equal(c.timeout_ns, 30000000000ULL);
+	assert_string_equal(c.initrd, "i.img");
+	assert_int_equal(c.serial, SERIAL_FILE);
+	assert_string_equal(c.serial_path, "/tmp/x");
+	assert_true(c.reboot);
+	assert_int_equal(c.nfeatures, 3);
+	assert_string_equal(cpuid_feature_name(c.features[0].feature), "cx16");
+	assert_false(c.features[0].enable);
+	assert_string_equal(cpuid_feature_name(c.features[2].feature), "sse2");
+	assert_true(c.features[2].enable);
+	assert_int_equal(parse(&c, &cmd, &e, "run", "--kernel", "k", "--serial", "none", NULL), 0);
+	assert_int_equal(c.serial, SERIAL_NONE);
+	assert_int_equal(parse(&c, &cmd, &e, "run", "--kernel", "k", "--memory", "1G", NULL), 0);
+	assert_int_equal(c.mem_size, 1ULL << 30);
+}
+
+static void test_help_version(void **st)
+{
+	struct vm_config c;
+	struct errbuf e;
+	enum cli_command cmd;
+
+	assert_int_equal(parse(&c, &cmd, &e, "--help", NULL), 0);
+	assert_int_equal(cmd, CLI_HELP);
+	assert_int_equal(parse(&c, &cmd, &e, "run", "--help", NULL), 0);
+	assert_int_equal(cmd, CLI_HELP);
+	assert_int_equal(parse(&c, &cmd, &e, "--version", NULL), 0);
+	assert_int_equal(cmd, CLI_VERSION);
+}
+
+/* Each bad command line fails with a message that names the culprit. */
+static void bad(const char *needle, ...)
+{
+	static char store[MAXARGS][256];
+	char *argv[MAXARGS];
+	int argc = 0;
+	va_list ap;
+	const char *a;
+	struct vm_config c;
+	struct errbuf e = {{0}};
+	enum cli_command cmd;
+
+	argv[argc] = strcpy(store[argc], "kvmini");
+	argc++;
+	va_start(ap, needle);
+	while ((a = va_arg(ap, const char *)) != NULL) {
+		argv[argc] = strcpy(store[argc], a);
+		argc++;
+	}
+	va_end(ap);
+	assert_int_equal(cli_parse(argc, argv, &cmd, &c, &e), -EINVAL);
+	if (!strstr(e.msg, needle))
+		fail_msg("message '%s' does not name '%s'", e.msg, needle);
+	assert_null(strchr(e.msg, '\n'));
+}
+
+static void test_bad_input(void **st)
+{
+	bad("no command", NULL);
+	bad("'frobnicate'", "frobnicate", NULL);
+	bad("no kernel", "run", NULL);
+	bad("--kernel", "run", "--kernel", "", NULL);
+	bad("--kernel needs a value", "run", "--kernel", NULL);
+	bad("'--bogus'", "run", "--kernel", "k", "--bogus", "1", NULL);
+	bad("'stray'", "run", "--kernel", "k", "stray", NULL);
+	bad("--memory '12X'", "run", "--kernel", "k", "--memory", "12X", NULL);
+	bad("--memory '0'", "run", "--kernel", "k", "--memory", "0", NULL);
+	bad("--memory '1K'", "run", "--kernel", "k", "--memory", "1K", NULL);
+	bad("--memory '-5M'", "run", "--kernel", "k", "--memory", "-5M", NULL);
+	bad("--memory '99999999999999999999'", "run", "--kernel", "k", "--memory",
+	    "99999999999999999999", NULL);
+	bad("--memory '2T'", "run", "--kernel", "k", "--memory", "2T", NULL);
+	bad("--memory '4097K'", "run", "--kernel", "k", "--memory", "4097K", NULL);
+	bad("--cpus '0'", "run", "--kernel", "k", "--cpus", "0", NULL);
+	bad("--cpus '256'", "run", "--kernel", "k", "--cpus", "256", NULL);
+	bad("--cpus 'two'", "run", "--kernel", "k", "--cpus", "two", NULL);
+	bad("--timeout '0'", "run", "--kernel", "k", "--timeout", "0", NULL);
+	bad("--timeout '1.5'", "run", "--kernel", "k", "--timeout", "1.5", NULL);
+	bad("unknown CPU feature 'warp'", "run", "--kernel", "k", "--cpu-features", "-warp", NULL);
+	bad("'cx16'", "run", "--kernel", "k", "--cpu-features", "cx16", NULL);
+	bad("empty", "run", "--kernel", "k", "--cpu-features", ",", NULL);
+	bad("--serial 'tcp:1'", "run", "--kernel", "k", "--serial", "tcp:1", NULL);
+	bad("--serial 'file='", "run", "--kernel", "k", "--serial", "file=", NULL);
+	bad("--reboot takes no value", "run", "--kernel", "k", "--reboot=yes", NULL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_defaults),
+	    cmocka_unit_test(test_all_options),
+	    cmocka_unit_test(test_help_version),
+	    cmocka_unit_test(test_bad_input),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

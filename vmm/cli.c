@@ -1,0 +1,190 @@
+// SPDX-License-Identifier: MIT
+/* Command line: `kvmini run OPTIONS`, `kvmini --help`, `kvmini --version`. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "vmm/config.h"
+#include "vmm/vm.h"
+
+const char cli_usage[] =
+    "usage: kvmini run --kernel ELF [options]\n"
+    "       kvmini --help | --version\n"
+    "\n"
+    "run options:\n"
+    "  --kernel PATH          PVH ELF kernel to boot (required)\n"
+    "  --initrd PATH          initrd, passed as PVH module 0\n"
+    "  --cmdline STRING       kernel command line\n"
+    "  --memory SIZE          guest RAM, K/M/G suffixes (default 128M)\n"
+    "  --cpus N               vCPUs (default 1)\n"
+    "  --cpu-features LIST    comma-separated -name (hide) / +name (require) CPUID features\n"
+    "  --serial MODE          stdio (default) | file=PATH | none\n"
+    "  --timeout SECONDS      stop the VM and exit 124 after SECONDS\n"
+    "  --reboot               a guest reset reboots the VM (default: exit 0)\n"
+    "\n"
+    "exit status: the guest's status (0..123) written to port 0xf4;\n"
+    "  124 timeout, 125 kvmini/host error or bad usage, 126 guest crash\n";
+
+struct cli_opt {
+	const char *name;
+	bool has_arg;
+};
+
+static const struct cli_opt cli_run_opts[] = {
+    {"kernel", true},	    {"initrd", true}, {"cmdline", true}, {"memory", true},  {"cpus", true},
+    {"cpu-features", true}, {"serial", true}, {"timeout", true}, {"reboot", false},
+};
+
+static int cli_parse_features(char *list, struct vm_config *cfg, struct errbuf *err)
+{
+	char *save = NULL;
+
+	/* strtok_r edits argv in place; kvmini owns its argv. */
+	for (char *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		bool enable;
+		int f;
+
+		if (tok[0] != '-' && tok[0] != '+')
+			return err_set(
+			    err, EINVAL,
+			    "--cpu-features: '%s' must start with '-' (hide) or '+' (require)",
+			    tok);
+		enable = tok[0] == '+';
+		f = cpuid_feature_lookup(tok + 1);
+		if (f < 0)
+			return err_set(err, EINVAL, "--cpu-features: unknown CPU feature '%s'",
+				       tok + 1);
+		if (cfg->nfeatures == CONFIG_MAX_FEATURE_EDITS)
+			return err_set(err, EINVAL, "--cpu-features: more than %d features",
+				       CONFIG_MAX_FEATURE_EDITS);
+		cfg->features[cfg->nfeatures++] = (struct feature_edit){f, enable};
+	}
+	if (cfg->nfeatures == 0)
+		return err_set(err, EINVAL, "--cpu-features: empty feature list");
+	return 0;
+}
+
+static int cli_set(struct vm_config *cfg, const char *name, char *val, struct errbuf *err)
+{
+	uint64_t n;
+
+	if (!strcmp(name, "kernel")) {
+		cfg->kernel = val;
+	} else if (!strcmp(name, "initrd")) {
+		cfg->initrd = val;
+	} else if (!strcmp(name, "cmdline")) {
+		cfg->cmdline = val;
+	} else if (!strcmp(name, "memory")) {
+		int r = parse_size(val, &n);
+
+		if (r == -ERANGE || (r == 0 && (n < CONFIG_MIN_MEM || n > CONFIG_MAX_MEM)))
+			return err_set(err, EINVAL, "--memory '%s': must be between 2M and 1T",
+				       val);
+		if (r < 0)
+			return err_set(err, EINVAL,
+				       "--memory '%s': not a size (use e.g. 128M, 1G, 65536K)",
+				       val);
+		if (n % 4096)
+			return err_set(err, EINVAL, "--memory '%s': must be a multiple of 4K", val);
+		cfg->mem_size = n;
+	} else if (!strcmp(name, "cpus")) {
+		if (parse_uint(val, 1, CONFIG_MAX_CPUS, &n) < 0)
+			return err_set(err, EINVAL, "--cpus '%s': must be a number from 1 to %d",
+				       val, CONFIG_MAX_CPUS);
+		cfg->ncpus = (unsigned)n;
+	} else if (!strcmp(name, "cpu-features")) {
+		return cli_parse_features(val, cfg, err);
+	} else if (!strcmp(name, "serial")) {
+		if (!strcmp(val, "stdio")) {
+			cfg->serial = SERIAL_STDIO;
+		} else if (!strcmp(val, "none")) {
+			cfg->serial = SERIAL_NONE;
+		} else if (!strncmp(val, "file=", 5) && val[5]) {
+			cfg->serial = SERIAL_FILE;
+			cfg->serial_path = val + 5;
+		} else {
+			return err_set(err, EINVAL,
+				       "--serial '%s': expected stdio, none or file=PATH", val);
+		}
+	} else if (!strcmp(name, "timeout")) {
+		if (parse_uint(val, 1, 1000000000, &n) < 0)
+			return err_set(
+			    err, EINVAL,
+			    "--timeout '%s': must be a whole number of seconds, at least 1", val);
+		cfg->timeout_ns = n * 1000000000ULL;
+	} else if (!strcmp(name, "reboot")) {
+		cfg->reboot = true;
+	}
+	return 0;
+}
+
+static int cli_parse_run(int argc, char **argv, enum cli_command *cmd, struct vm_config *cfg,
+			 struct errbuf *err)
+{
+	for (int i = 2; i < argc; i++) {
+		char *arg = argv[i], *val = NULL, *eq;
+		const struct cli_opt *opt = NULL;
+		size_t namelen;
+		int ret;
+
+		if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
+			*cmd = CLI_HELP;
+			return 0;
+		}
+		if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0')
+			return err_set(err, EINVAL,
+				       "unexpected argument '%s' (options start with --)", arg);
+		eq = strchr(arg, '=');
+		namelen = eq ? (size_t)(eq - arg - 2) : strlen(arg + 2);
+		for (size_t j = 0; j < ARRAY_SIZE(cli_run_opts); j++)
+			if (strlen(cli_run_opts[j].name) == namelen &&
+			    !strncmp(cli_run_opts[j].name, arg + 2, namelen))
+				opt = &cli_run_opts[j];
+		if (!opt)
+			return err_set(err, EINVAL, "unknown option '%.*s' (see kvmini --help)",
+				       (int)namelen + 2, arg);
+		if (opt->has_arg) {
+			if (eq)
+				val = eq + 1;
+			else if (i + 1 < argc)
+				val = argv[++i];
+			else
+				return err_set(err, EINVAL, "option --%s needs a value", opt->name);
+		} else if (eq) {
+			return err_set(err, EINVAL, "option --%s takes no value", opt->name);
+		}
+		ret = cli_set(cfg, opt->name, val, err);
+		if (ret < 0)
+			return ret;
+	}
+	if (!cfg->kernel)
+		return err_set(err, EINVAL, "no kernel given: use --kernel PATH");
+	if (cfg->kernel[0] == '\0')
+		return err_set(err, EINVAL, "--kernel: empty path");
+	return 0;
+}
+
+int cli_parse(int argc, char **argv, enum cli_command *cmd, struct vm_config *cfg,
+	      struct errbuf *err)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->mem_size = CONFIG_DEFAULT_MEM;
+	cfg->ncpus = 1;
+	cfg->serial = SERIAL_STDIO;
+
+	if (argc < 2)
+		return err_set(err, EINVAL, "no command given (try 'kvmini --help')");
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+		*cmd = CLI_HELP;
+		return 0;
+	}
+	if (!strcmp(argv[1], "--version")) {
+		*cmd = CLI_VERSION;
+		return 0;
+	}
+	if (!strcmp(argv[1], "run")) {
+		*cmd = CLI_RUN;
+		return cli_parse_run(argc, argv, cmd, cfg, err);
+	}
+	return err_set(err, EINVAL, "unknown command '%s' (try 'kvmini --help')", argv[1]);
+}

@@ -1,0 +1,245 @@
+// SPDX-License-Identifier: MIT
+/* vCPU threads: KVM_RUN loop, exit dispatch to the buses, kicks. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "vmm/layout.h"
+#include "vmm/vm.h"
+
+#define SIG_KICK SIGUSR1
+
+int vcpu_create(struct vm *vm, struct vcpu *vcpu, int id, struct errbuf *err)
+{
+	int mmap_size, ret;
+
+	memset(vcpu, 0, sizeof(*vcpu));
+	vcpu->vm = vm;
+	vcpu->id = id;
+	vcpu->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)id);
+	if (vcpu->fd < 0)
+		return err_set(err, errno, "KVM_CREATE_VCPU %d: %s", id, strerror(errno));
+	mmap_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	if (mmap_size < (int)sizeof(struct kvm_run)) {
+		ret = err_set(err, EINVAL, "KVM_GET_VCPU_MMAP_SIZE: %d", mmap_size);
+		goto fail_fd;
+	}
+	vcpu->run = mmap(NULL, (size_t)mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu->fd, 0);
+	if (vcpu->run == MAP_FAILED) {
+		vcpu->run = NULL;
+		ret = err_set(err, errno, "vcpu %d: mmap kvm_run: %s", id, strerror(errno));
+		goto fail_fd;
+	}
+	vcpu->run_size = (size_t)mmap_size;
+	ret = cpuid_setup_vcpu(vcpu, vm->cpuid, vm->cfg->ncpus, err);
+	if (ret < 0)
+		goto fail_run;
+	return 0;
+fail_run:
+	munmap(vcpu->run, vcpu->run_size);
+	vcpu->run = NULL;
+fail_fd:
+	close(vcpu->fd);
+	vcpu->fd = -1;
+	return ret;
+}
+
+void vcpu_destroy(struct vcpu *vcpu)
+{
+	if (vcpu->run)
+		munmap(vcpu->run, vcpu->run_size);
+	vcpu->run = NULL;
+	if (vcpu->fd >= 0)
+		close(vcpu->fd);
+	vcpu->fd = -1;
+}
+
+static void vcpu_flat_seg(struct kvm_segment *s, uint16_t sel, uint8_t type)
+{
+	*s = (struct kvm_segment){
+	    .base = 0,
+	    .limit = 0xffffffff,
+	    .selector = sel,
+	    .type = type,
+	    .present = 1,
+	    .dpl = 0,
+	    .db = 1,
+	    .s = 1,
+	    .l = 0,
+	    .g = 1,
+	};
+}
+
+int vcpu_set_boot_state(struct vcpu *vcpu, uint32_t entry, uint32_t start_info, struct errbuf *err)
+{
+	struct kvm_sregs sregs;
+	struct kvm_regs regs = {.rip = entry, .rbx = start_info, .rflags = 0x2};
+
+	if (ioctl(vcpu->fd, KVM_GET_SREGS, &sregs) < 0)
+		return err_set(err, errno, "KVM_GET_SREGS: %s", strerror(errno));
+	/* PVH: 32-bit protected mode, paging off, flat segments matching the
+	 * GDT the loader wrote at LAYOUT_GDT (0x08 code, 0x10 data). */
+	vcpu_flat_seg(&sregs.cs, 0x08, 0xb);
+	vcpu_flat_seg(&sregs.ds, 0x10, 0x3);
+	sregs.es = sregs.fs = sregs.gs = sregs.ss = sregs.ds;
+	sregs.tr = (struct kvm_segment){
+	    .base = 0, .limit = 0x67, .selector = 0x18, .type = 0xb, .present = 1, .s = 0};
+	sregs.ldt = (struct kvm_segment){.type = 0x2, .present = 1, .limit = 0xffff};
+	sregs.gdt.base = LAYOUT_GDT;
+	sregs.gdt.limit = 4 * 8 - 1;
+	sregs.idt.base = 0;
+	sregs.idt.limit = 0;
+	sregs.cr0 = 0x11; /* PE | ET */
+	sregs.cr3 = 0;
+	sregs.cr4 = 0;
+	sregs.efer = 0;
+	if (ioctl(vcpu->fd, KVM_SET_SREGS, &sregs) < 0)
+		return err_set(err, errno, "KVM_SET_SREGS: %s", strerror(errno));
+	if (ioctl(vcpu->fd, KVM_SET_REGS, &regs) < 0)
+		return err_set(err, errno, "KVM_SET_REGS: %s", strerror(errno));
+	return 0;
+}
+
+static void vcpu_kick_handler(int sig)
+{
+	(void)sig; /* only here to make KVM_RUN return EINTR */
+}
+
+void vcpu_kick(struct vcpu *vcpu)
+{
+	/* immediate_exit covers the window before the thread enters KVM_RUN;
+	 * the signal covers a thread already inside it. */
+	__atomic_store_n(&vcpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+	pthread_kill(vcpu->thread, SIG_KICK);
+}
+
+static void vcpu_handle_io(struct vcpu *vcpu)
+{
+	struct kvm_run *run = vcpu->run;
+	uint8_t *data = (uint8_t *)run + run->io.data_offset;
+	bool is_write = run->io.direction == KVM_EXIT_IO_OUT;
+
+	/* data_offset/size/count come from KVM, not the guest: the page is
+	 * sized for them. A string instruction repeats count times. */
+	for (uint32_t i = 0; i < run->io.count; i++, data += run->io.size) {
+		if (!bus_dispatch(&vcpu->vm->pio, run->io.port, data, run->io.size, is_write) &&
+		    !is_write)
+			memset(data, 0xff, run->io.size);
+	}
+}
+
+static void vcpu_handle_mmio(struct vcpu *vcpu)
+{
+	struct kvm_run *run = vcpu->run;
+	uint32_t len = run->mmio.len;
+
+	if (len == 0 || len > sizeof(run->mmio.data))
+		return;
+	if (!bus_dispatch(&vcpu->vm->mmio, run->mmio.phys_addr, run->mmio.data, len,
+			  run->mmio.is_write) &&
+	    !run->mmio.is_write)
+		memset(run->mmio.data, 0xff, len);
+}
+
+static const char *vcpu_internal_suberror(uint32_t s)
+{
+	switch (s) {
+	case KVM_INTERNAL_ERROR_EMULATION:
+		return "instruction emulation failed";
+	case KVM_INTERNAL_ERROR_SIMUL_EX:
+		return "exception while delivering an exception";
+	case KVM_INTERNAL_ERROR_DELIVERY_EV:
+		return "event delivery failed";
+	default:
+		return "internal error";
+	}
+}
+
+/* Returns false when the vCPU must stop running. */
+static bool vcpu_handle_exit(struct vcpu *vcpu)
+{
+	struct kvm_run *run = vcpu->run;
+	char reason[160];
+
+	switch (run->exit_reason) {
+	case KVM_EXIT_IO:
+		vcpu_handle_io(vcpu);
+		return true;
+	case KVM_EXIT_MMIO:
+		vcpu_handle_mmio(vcpu);
+		return true;
+	case KVM_EXIT_INTR:
+		return true;
+	case KVM_EXIT_SHUTDOWN:
+		crash_report(vcpu, "triple fault (KVM_EXIT_SHUTDOWN)");
+		break;
+	case KVM_EXIT_INTERNAL_ERROR:
+		snprintf(reason, sizeof(reason), "KVM internal error %u: %s",
+			 run->internal.suberror, vcpu_internal_suberror(run->internal.suberror));
+		crash_report(vcpu, reason);
+		break;
+	case KVM_EXIT_FAIL_ENTRY:
+		snprintf(reason, sizeof(reason),
+			 "VM entry failed (hardware_entry_failure_reason 0x%llx)",
+			 (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
+		crash_report(vcpu, reason);
+		break;
+	case KVM_EXIT_SYSTEM_EVENT:
+		if (run->system_event.type == KVM_SYSTEM_EVENT_RESET) {
+			vm_request_exit(vcpu->vm, VM_EXIT_RESET, 0);
+			return false;
+		}
+		if (run->system_event.type == KVM_SYSTEM_EVENT_SHUTDOWN) {
+			vm_request_exit(vcpu->vm, VM_EXIT_STATUS, 0);
+			return false;
+		}
+		snprintf(reason, sizeof(reason), "unhandled system event %u",
+			 run->system_event.type);
+		crash_report(vcpu, reason);
+		break;
+	default:
+		snprintf(reason, sizeof(reason), "unhandled KVM exit reason %u", run->exit_reason);
+		crash_report(vcpu, reason);
+		break;
+	}
+	vm_request_exit(vcpu->vm, VM_EXIT_STATUS, EXIT_CRASH);
+	return false;
+}
+
+void *vcpu_thread(void *arg)
+{
+	struct vcpu *vcpu = arg;
+	struct vm *vm = vcpu->vm;
+	struct sigaction sa = {.sa_handler = vcpu_kick_handler}; /* no SA_RESTART */
+	sigset_t set;
+	char name[16];
+
+	snprintf(name, sizeof(name), "vcpu%d", vcpu->id);
+	pthread_setname_np(pthread_self(), name);
+	sigaction(SIG_KICK, &sa, NULL);
+	sigemptyset(&set);
+	sigaddset(&set, SIG_KICK);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+
+	/* Pairs with the store in vm_stop(). */
+	while (!atomic_load(&vm->stopping)) {
+		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
+			/* EINTR: kicked; EAGAIN: an AP woken by SIPI (retry). */
+			if (errno == EINTR || errno == EAGAIN) {
+				__atomic_store_n(&vcpu->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+				continue;
+			}
+			fprintf(stderr, "kvmini: vcpu %d: KVM_RUN: %s\n", vcpu->id,
+				strerror(errno));
+			vm_request_exit(vm, VM_EXIT_STATUS, EXIT_HOST_ERROR);
+			break;
+		}
+		if (!vcpu_handle_exit(vcpu))
+			break;
+	}
+	return NULL;
+}

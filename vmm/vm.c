@@ -1,0 +1,382 @@
+// SPDX-License-Identifier: MIT
+/* VM lifecycle: KVM checks, memory, irqchip, PIT, vCPUs, devices, stop. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "vmm/layout.h"
+#include "vmm/loader.h"
+#include "vmm/vm.h"
+
+/* Below the LAPIC, inside the PCI hole: the TSS and identity-map pages
+ * that VMX-based KVM needs for real-mode emulation. */
+#define KVM_TSS_ADDR	   0xfffbd000ULL
+#define KVM_IDENT_MAP_ADDR 0xfffbc000ULL
+
+struct kvm_cap_need {
+	long cap;
+	const char *name;
+};
+
+static const struct kvm_cap_need kvm_caps_needed[] = {
+    {KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP"},
+    {KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY"},
+    {KVM_CAP_PIT2, "KVM_CAP_PIT2"},
+    {KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID"},
+    {KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT"},
+    {KVM_CAP_IRQ_ROUTING, "KVM_CAP_IRQ_ROUTING"},
+    {KVM_CAP_IRQFD, "KVM_CAP_IRQFD"},
+    {KVM_CAP_IOEVENTFD, "KVM_CAP_IOEVENTFD"},
+};
+
+static int vm_open_kvm(struct vm *vm, struct errbuf *err)
+{
+	int v;
+
+	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (vm->kvm_fd < 0) {
+		int e = errno;
+
+		if (e == ENOENT)
+			return err_set(
+			    err, e, "/dev/kvm does not exist: KVM is not available on this host");
+		if (e == EACCES || e == EPERM)
+			return err_set(err, e,
+				       "no permission to open /dev/kvm (add your user to its "
+				       "group, e.g. 'kvm')");
+		return err_set(err, e, "cannot open /dev/kvm: %s", strerror(e));
+	}
+	v = ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0);
+	if (v != KVM_API_VERSION)
+		return err_set(err, ENOTSUP, "/dev/kvm speaks API version %d, kvmini needs %d", v,
+			       KVM_API_VERSION);
+	for (size_t i = 0; i < ARRAY_SIZE(kvm_caps_needed); i++)
+		if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, kvm_caps_needed[i].cap) <= 0)
+			return err_set(err, ENOTSUP, "this host's KVM lacks %s, which kvmini needs",
+				       kvm_caps_needed[i].name);
+	return 0;
+}
+
+static int vm_check_cpus(struct vm *vm, unsigned ncpus, struct errbuf *err)
+{
+	int max = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
+
+	if (max <= 0)
+		max = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_NR_VCPUS);
+	if (max <= 0)
+		max = 4; /* KVM's documented minimum when the caps are absent */
+	if (ncpus > (unsigned)max)
+		return err_set(err, EINVAL, "--cpus %u: this host's KVM allows at most %d", ncpus,
+			       max);
+	return 0;
+}
+
+static int vm_get_supported_cpuid(struct vm *vm, struct errbuf *err)
+{
+	for (int n = 64; n <= 4096; n *= 2) {
+		struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + n * sizeof(c->entries[0]));
+
+		if (!c)
+			return err_set(err, ENOMEM, "out of memory");
+		c->nent = (uint32_t)n;
+		if (ioctl(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, c) == 0) {
+			vm->cpuid = c;
+			return 0;
+		}
+		free(c);
+		if (errno != E2BIG)
+			return err_set(err, errno, "KVM_GET_SUPPORTED_CPUID: %s", strerror(errno));
+	}
+	return err_set(err, E2BIG, "KVM_GET_SUPPORTED_CPUID: too many entries");
+}
+
+static int vm_setup_memory(struct vm *vm, struct errbuf *err)
+{
+	int ret = guest_mem_init(&vm->mem, vm->cfg->mem_size);
+
+	if (ret < 0)
+		return err_set(err, -ret, "cannot allocate %llu bytes of guest memory: %s",
+			       (unsigned long long)vm->cfg->mem_size, strerror(-ret));
+	for (int i = 0; i < vm->mem.nregions; i++) {
+		struct kvm_userspace_memory_region r = {
+		    .slot = (uint32_t)i,
+		    .guest_phys_addr = vm->mem.regions[i].gpa,
+		    .memory_size = vm->mem.regions[i].size,
+		    .userspace_addr = (uint64_t)(uintptr_t)vm->mem.regions[i].host,
+		};
+
+		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0)
+			return err_set(err, errno, "KVM_SET_USER_MEMORY_REGION: %s",
+				       strerror(errno));
+	}
+	return 0;
+}
+
+static void vm_exit_bh(void *opaque)
+{
+	/* Nothing to do: scheduling this BH woke the main loop, which checks
+	 * vm_exit_requested() after every aio_poll. */
+	(void)opaque;
+}
+
+int vm_create(struct vm *vm, const struct vm_config *cfg, struct aio_context *main_ctx,
+	      struct errbuf *err)
+{
+	struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
+	int ret;
+
+	memset(vm, 0, sizeof(*vm));
+	vm->cfg = cfg;
+	vm->kvm_fd = vm->vm_fd = -1;
+	vm->main_ctx = main_ctx;
+	pthread_mutex_init(&vm->exit_lock, NULL);
+	atomic_init(&vm->stopping, false);
+	bus_init(&vm->pio, "port I/O");
+	bus_init(&vm->mmio, "MMIO");
+
+	ret = vm_open_kvm(vm, err);
+	if (ret < 0)
+		goto fail;
+	ret = vm_check_cpus(vm, cfg->ncpus, err);
+	if (ret < 0)
+		goto fail;
+	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+	if (vm->vm_fd < 0) {
+		ret = err_set(err, errno, "KVM_CREATE_VM: %s", strerror(errno));
+		goto fail;
+	}
+	/* Only VMX needs these; elsewhere they may be absent, which is fine. */
+	if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_SET_TSS_ADDR) > 0 &&
+	    ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)KVM_TSS_ADDR) < 0) {
+		ret = err_set(err, errno, "KVM_SET_TSS_ADDR: %s", strerror(errno));
+		goto fail;
+	}
+	if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_SET_IDENTITY_MAP_ADDR) > 0) {
+		uint64_t a = KVM_IDENT_MAP_ADDR;
+
+		if (ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &a) < 0) {
+			ret = err_set(err, errno, "KVM_SET_IDENTITY_MAP_ADDR: %s", strerror(errno));
+			goto fail;
+		}
+	}
+	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) {
+		ret = err_set(err, errno, "KVM_CREATE_IRQCHIP: %s", strerror(errno));
+		goto fail;
+	}
+	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0) {
+		ret = err_set(err, errno, "KVM_CREATE_PIT2: %s", strerror(errno));
+		goto fail;
+	}
+	ret = vm_setup_memory(vm, err);
+	if (ret < 0)
+		goto fail;
+	ret = vm_get_supported_cpuid(vm, err);
+	if (ret < 0)
+		goto fail;
+	ret = cpuid_apply_features(vm->cpuid, cfg, err);
+	if (ret < 0)
+		goto fail;
+	vm->exit_bh = aio_bh_new(main_ctx, vm_exit_bh, vm);
+	if (!vm->exit_bh) {
+		ret = err_set(err, ENOMEM, "out of memory");
+		goto fail;
+	}
+	vm->vcpus = calloc(cfg->ncpus, sizeof(*vm->vcpus));
+	if (!vm->vcpus) {
+		ret = err_set(err, ENOMEM, "out of memory");
+		goto fail;
+	}
+	for (unsigned i = 0; i < cfg->ncpus; i++) {
+		ret = vcpu_create(vm, &vm->vcpus[i], (int)i, err);
+		if (ret < 0)
+			goto fail;
+		vm->ncpus++;
+	}
+	return 0;
+fail:
+	vm_destroy(vm);
+	return ret;
+}
+
+int vm_add_device(struct vm *vm, const struct device_ops *ops, const char *opts, struct errbuf *err)
+{
+	struct device *d;
+	int ret;
+
+	if (vm->ndevices == VM_MAX_DEVICES)
+		return err_set(err, ENOSPC, "%s: too many devices (at most %d)", ops->name,
+			       VM_MAX_DEVICES);
+	d = &vm->devices[vm->ndevices];
+	ret = ops->realize(vm, opts, &d->state, err);
+	if (ret < 0)
+		return ret;
+	d->ops = ops;
+	vm->ndevices++;
+	return 0;
+}
+
+static int vm_read_file(const char *what, const char *path, void **data, size_t *len,
+			struct errbuf *err)
+{
+	struct stat st;
+	void *p = NULL;
+	int fd, ret = 0;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return err_set(err, errno, "cannot open %s '%s': %s", what, path, strerror(errno));
+	if (fstat(fd, &st) < 0) {
+		ret = err_set(err, errno, "cannot stat %s '%s': %s", what, path, strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		ret = err_set(err, EINVAL, "%s '%s' is not a regular file", what, path);
+		goto out;
+	}
+	if (st.st_size == 0) {
+		ret = err_set(err, EINVAL, "%s '%s' is empty", what, path);
+		goto out;
+	}
+	/* A private read-only mapping: the loader copies out of it. */
+	p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	if (p == MAP_FAILED) {
+		ret = err_set(err, errno, "cannot read %s '%s': %s", what, path, strerror(errno));
+		goto out;
+	}
+	*data = p;
+	*len = (size_t)st.st_size;
+out:
+	close(fd);
+	return ret;
+}
+
+int boot_files_open(struct boot_files *bf, const struct vm_config *cfg, struct errbuf *err)
+{
+	int ret;
+
+	memset(bf, 0, sizeof(*bf));
+	ret = vm_read_file("kernel", cfg->kernel, &bf->kernel, &bf->kernel_len, err);
+	if (ret < 0)
+		return ret;
+	if (cfg->initrd) {
+		ret = vm_read_file("initrd", cfg->initrd, &bf->initrd, &bf->initrd_len, err);
+		if (ret < 0) {
+			boot_files_close(bf);
+			return ret;
+		}
+	}
+	return 0;
+}
+
+void boot_files_close(struct boot_files *bf)
+{
+	if (bf->initrd)
+		munmap(bf->initrd, bf->initrd_len);
+	if (bf->kernel)
+		munmap(bf->kernel, bf->kernel_len);
+	memset(bf, 0, sizeof(*bf));
+}
+
+int vm_load_kernel(struct vm *vm, const struct boot_files *bf, struct errbuf *err)
+{
+	const struct vm_config *cfg = vm->cfg;
+	struct pvh_image img;
+	uint64_t start_info;
+	int ret;
+
+	ret = pvh_load_elf(&vm->mem, bf->kernel, bf->kernel_len, &img, err);
+	if (ret < 0) {
+		/* Name the file: the loader's message names what is wrong in it. */
+		struct errbuf e = *err;
+
+		return err_set(err, -ret, "kernel '%s': %s", cfg->kernel, e.msg);
+	}
+	ret = pvh_setup_start_info(&vm->mem, cfg->cmdline ? cfg->cmdline : "", bf->initrd,
+				   bf->initrd_len, img.load_high, &start_info, err);
+	if (ret < 0)
+		return ret;
+	return vcpu_set_boot_state(&vm->vcpus[0], img.entry, (uint32_t)start_info, err);
+}
+
+int vm_start(struct vm *vm, struct errbuf *err)
+{
+	for (int i = 0; i < vm->ncpus; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+		int e = pthread_create(&v->thread, NULL, vcpu_thread, v);
+
+		if (e)
+			return err_set(err, e, "cannot start vCPU %d thread: %s", i, strerror(e));
+		v->thread_started = true;
+	}
+	return 0;
+}
+
+void vm_request_exit(struct vm *vm, enum vm_exit_kind kind, int status)
+{
+	pthread_mutex_lock(&vm->exit_lock);
+	if (vm->exit_kind == VM_EXIT_NONE) {
+		vm->exit_kind = kind;
+		vm->exit_status = status;
+	}
+	pthread_mutex_unlock(&vm->exit_lock);
+	aio_bh_schedule(vm->exit_bh);
+}
+
+bool vm_exit_requested(struct vm *vm)
+{
+	bool r;
+
+	pthread_mutex_lock(&vm->exit_lock);
+	r = vm->exit_kind != VM_EXIT_NONE;
+	pthread_mutex_unlock(&vm->exit_lock);
+	return r;
+}
+
+void vm_stop(struct vm *vm)
+{
+	/* Pairs with the load in the vCPU loop: once a thread sees it (or its
+	 * KVM_RUN returns through immediate_exit/signal) it leaves. */
+	atomic_store(&vm->stopping, true);
+	for (int i = 0; i < vm->ncpus; i++)
+		if (vm->vcpus[i].thread_started)
+			vcpu_kick(&vm->vcpus[i]);
+	for (int i = 0; i < vm->ncpus; i++) {
+		if (vm->vcpus[i].thread_started) {
+			pthread_join(vm->vcpus[i].thread, NULL);
+			vm->vcpus[i].thread_started = false;
+		}
+	}
+}
+
+void vm_destroy(struct vm *vm)
+{
+	for (int i = vm->ndevices - 1; i >= 0; i--)
+		if (vm->devices[i].ops->exit)
+			vm->devices[i].ops->exit(vm->devices[i].state);
+	vm->ndevices = 0;
+	for (int i = vm->ncpus - 1; i >= 0; i--)
+		vcpu_destroy(&vm->vcpus[i]);
+	vm->ncpus = 0;
+	free(vm->vcpus);
+	vm->vcpus = NULL;
+	if (vm->exit_bh)
+		aio_bh_delete(vm->exit_bh);
+	vm->exit_bh = NULL;
+	free(vm->cpuid);
+	vm->cpuid = NULL;
+	if (vm->vm_fd >= 0)
+		close(vm->vm_fd);
+	guest_mem_free(&vm->mem);
+	if (vm->kvm_fd >= 0)
+		close(vm->kvm_fd);
+	vm->vm_fd = vm->kvm_fd = -1;
+	bus_destroy(&vm->mmio);
+	bus_destroy(&vm->pio);
+	pthread_mutex_destroy(&vm->exit_lock);
+}

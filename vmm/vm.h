@@ -1,0 +1,146 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The VM: KVM handles, guest memory, buses, devices and vCPU threads.
+ *
+ * Threads: the main thread creates and destroys the VM and runs the main
+ * AioContext; each vCPU has its own thread running vcpu_thread(). vCPU
+ * threads ask the main thread to end the VM with vm_request_exit(), which
+ * is thread safe and schedules a BH on the main context.
+ */
+#ifndef KVMINI_VM_H
+#define KVMINI_VM_H
+
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "aio/aio.h"
+#include "vmm/bus.h"
+#include "vmm/config.h"
+#include "vmm/device.h"
+#include "vmm/memory.h"
+#include "vmm/util.h"
+
+/* kvmini's exit statuses (guest statuses are 0..123). */
+#define EXIT_GUEST_MAX	123
+#define EXIT_TIMEOUT	124
+#define EXIT_HOST_ERROR 125
+#define EXIT_CRASH	126
+
+#define VM_MAX_DEVICES 16
+
+/* Why the VM stopped running; the first reason recorded wins. */
+enum vm_exit_kind {
+	VM_EXIT_NONE = 0,
+	VM_EXIT_STATUS, /* guest status, timeout, crash or host error: see status */
+	VM_EXIT_RESET,	/* guest asked for a reset (i8042) */
+};
+
+struct vcpu {
+	struct vm *vm;
+	int id;
+	int fd;
+	struct kvm_run *run;
+	size_t run_size;
+	pthread_t thread;
+	bool thread_started;
+};
+
+struct vm {
+	const struct vm_config *cfg;
+	int kvm_fd;
+	int vm_fd;
+	struct guest_mem mem;
+	struct bus pio;
+	struct bus mmio;
+	struct kvm_cpuid2 *cpuid; /* supported CPUID, edited per cfg */
+	struct vcpu *vcpus;
+	int ncpus;
+	struct device devices[VM_MAX_DEVICES];
+	int ndevices;
+	struct aio_context *main_ctx;
+
+	/* Set once by the first vm_request_exit; read by the main thread
+	 * after the BH it schedules runs. exit_lock protects the pair. */
+	pthread_mutex_t exit_lock;
+	enum vm_exit_kind exit_kind;
+	int exit_status;
+	struct aio_bh *exit_bh;
+
+	/* vCPU threads leave their loop once this is set (see vm_kick_all). */
+	atomic_bool stopping;
+};
+
+/*
+ * Open /dev/kvm, check the API version and every capability kvmini needs,
+ * create the VM with its irqchip, PIT and memory, and the vCPUs with their
+ * CPUID. Main thread. On error -errno with a one-line message; everything
+ * created so far is released.
+ */
+int vm_create(struct vm *vm, const struct vm_config *cfg, struct aio_context *main_ctx,
+	      struct errbuf *err);
+
+/* Realize a device on the VM. Main thread, before vm_start. */
+int vm_add_device(struct vm *vm, const struct device_ops *ops, const char *opts,
+		  struct errbuf *err);
+
+/*
+ * The kernel and initrd files, mapped read-only once per run (a reboot
+ * loads them again from here). Main thread.
+ */
+struct boot_files {
+	void *kernel;
+	size_t kernel_len;
+	void *initrd;
+	size_t initrd_len;
+};
+int boot_files_open(struct boot_files *bf, const struct vm_config *cfg, struct errbuf *err);
+void boot_files_close(struct boot_files *bf);
+
+/* Load the kernel (and initrd) and set the boot vCPU's registers. Main thread. */
+int vm_load_kernel(struct vm *vm, const struct boot_files *bf, struct errbuf *err);
+
+/* Start one thread per vCPU. Main thread. */
+int vm_start(struct vm *vm, struct errbuf *err);
+
+/*
+ * Record why the VM ends (first caller wins) and wake the main thread.
+ * Any thread, including vCPU threads and signal-free contexts.
+ */
+void vm_request_exit(struct vm *vm, enum vm_exit_kind kind, int status);
+
+/* Has an exit been requested? Any thread. */
+bool vm_exit_requested(struct vm *vm);
+
+/*
+ * Make every vCPU thread leave KVM_RUN and its loop, then join them.
+ * Main thread.
+ */
+void vm_stop(struct vm *vm);
+
+/* Free everything (devices' exit ops first). Main thread, after vm_stop. */
+void vm_destroy(struct vm *vm);
+
+/* vCPU side (vcpu.c). */
+int vcpu_create(struct vm *vm, struct vcpu *vcpu, int id, struct errbuf *err);
+void vcpu_destroy(struct vcpu *vcpu);
+int vcpu_set_boot_state(struct vcpu *vcpu, uint32_t entry, uint32_t start_info, struct errbuf *err);
+void *vcpu_thread(void *arg);
+/* Kick @vcpu out of KVM_RUN (immediate_exit + signal). Any thread. */
+void vcpu_kick(struct vcpu *vcpu);
+
+/* CPUID (cpuid.c). */
+int cpuid_feature_lookup(const char *name);
+const char *cpuid_feature_name(int feature);
+/* Apply cfg's feature edits to @cpuid (the supported table). Main thread. */
+int cpuid_apply_features(struct kvm_cpuid2 *cpuid, const struct vm_config *cfg, struct errbuf *err);
+/* Set the per-vCPU topology fields (APIC ID, counts) and KVM_SET_CPUID2. */
+int cpuid_setup_vcpu(struct vcpu *vcpu, const struct kvm_cpuid2 *cpuid, int ncpus,
+		     struct errbuf *err);
+
+/* Crash report (crash.c): print why and where the guest died to stderr. vCPU thread. */
+void crash_report(struct vcpu *vcpu, const char *reason);
+
+#endif
