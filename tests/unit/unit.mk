@@ -1,1 +1,6 @@
 # Unit tests: add NAME to UNIT_TESTS and list NAME_SRCS (the code under test).
+
+UNIT_TESTS += test_disasm
+test_disasm_SRCS := vmm/disasm.c
+test_disasm_DEPS := vmm/disasm.h
+test_disasm_LIBS := $(ZYDIS_LIB)
