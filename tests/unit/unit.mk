@@ -4,3 +4,7 @@ UNIT_TESTS += test_disasm
 test_disasm_SRCS := vmm/disasm.c
 test_disasm_DEPS := vmm/disasm.h
 test_disasm_LIBS := $(ZYDIS_LIB)
+
+UNIT_TESTS += test_util
+test_util_SRCS := vmm/util.c
+test_util_DEPS := vmm/util.h
