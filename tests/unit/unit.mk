@@ -8,3 +8,7 @@ test_disasm_LIBS := $(ZYDIS_LIB)
 UNIT_TESTS += test_util
 test_util_SRCS := vmm/util.c
 test_util_DEPS := vmm/util.h
+
+UNIT_TESTS += test_memory
+test_memory_SRCS := vmm/memory.c
+test_memory_DEPS := vmm/memory.h vmm/layout.h
