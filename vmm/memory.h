@@ -28,22 +28,33 @@ struct guest_mem {
 	uint64_t ram_size; /* total bytes of RAM */
 };
 
+#define GUEST_MEM_MIN_RAM (2ULL << 20)
+#define GUEST_MEM_MAX_RAM (1ULL << 40) /* 1 TiB: anything larger is a typo */
+
 /*
- * Map @ram_size bytes of RAM (a multiple of 4 KiB, at least 2 MiB). Main
- * thread at startup. Returns 0 or -errno.
+ * Map @ram_size bytes of zeroed RAM (anonymous, MAP_NORESERVE: pages are
+ * only allocated when touched). Main thread at startup; registering the
+ * regions with KVM is the caller's job. Returns 0, or -EINVAL if @ram_size
+ * is below GUEST_MEM_MIN_RAM or not a multiple of 4 KiB, -ERANGE above
+ * GUEST_MEM_MAX_RAM, -ENOMEM (or mmap's errno) if the host refuses; on
+ * error *@m is left empty (nregions 0) and guest_mem_free() is harmless.
  */
 int guest_mem_init(struct guest_mem *m, uint64_t ram_size);
 
-/* Unmap. Main thread after every user of the memory has stopped. */
+/* Unmap and empty *@m; harmless on an empty or already freed guest_mem.
+ * Main thread after every user of the memory has stopped. */
 void guest_mem_free(struct guest_mem *m);
 
 /*
  * Host pointer for [gpa, gpa + len) if the whole range lies inside one RAM
- * region, else NULL (also on overflow and len == 0 past the end). Any thread.
+ * region, else NULL: ranges that cross from one region into the PCI hole or
+ * the other region, or wrap around 2^64, are NULL. len == 0 is treated as
+ * len == 1 (a pointer only if @gpa itself is RAM). Any thread.
  */
 void *guest_mem_ptr(const struct guest_mem *m, uint64_t gpa, uint64_t len);
 
-/* Copy to/from guest RAM; -EFAULT if the range is not all RAM. Any thread. */
+/* Copy to/from guest RAM; -EFAULT if guest_mem_ptr(m, gpa, len) would be
+ * NULL (nothing is copied then). Any thread. */
 int guest_mem_read(const struct guest_mem *m, uint64_t gpa, void *dst, uint64_t len);
 int guest_mem_write(const struct guest_mem *m, uint64_t gpa, const void *src, uint64_t len);
 

@@ -23,13 +23,22 @@ int err_set(struct errbuf *err, int errnum, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /*
- * Parse a size: decimal digits with an optional K/M/G/T suffix (binary
- * multiples, case-insensitive, optional trailing 'B' or 'iB').
- * Returns 0 and *out, or -EINVAL (syntax) / -ERANGE (overflow). Pure.
+ * Parse a size: decimal digits with an optional K/M/G/T/P/E suffix (binary
+ * multiples, case-insensitive, optionally followed by 'B' or 'iB'); a bare
+ * 'B' means bytes. So "512", "512B", "4k", "4KB", "4KiB", "2g" are valid;
+ * "", " 1", "1 ", "+1", "-1", "1.5G", "0x10", "1Ki", "1X" are -EINVAL.
+ * "0" is valid (callers enforce their own minimum).
+ * Returns 0 and *out, or -EINVAL (syntax) / -ERANGE (does not fit in 64
+ * bits, e.g. "16E"); *out is untouched on error. Pure.
  */
 int parse_size(const char *s, uint64_t *out);
 
-/* Parse a non-negative decimal integer in [min, max]. Pure. */
+/*
+ * Parse a non-negative decimal integer (digits only: no sign, space or
+ * prefix) in [min, max]. Returns 0 and *out, -EINVAL (syntax, or min > max)
+ * or -ERANGE (outside [min, max] or beyond 64 bits); *out is untouched on
+ * error. Pure.
+ */
 int parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 
 #endif

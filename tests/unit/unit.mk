@@ -1,4 +1,22 @@
 # Unit tests: add NAME to UNIT_TESTS and list NAME_SRCS (the code under test).
-UNIT_TESTS += test_bus test_cli
+
+UNIT_TESTS += test_bus
 test_bus_SRCS := vmm/bus.c vmm/util.c
+test_bus_DEPS := vmm/bus.h
+
+UNIT_TESTS += test_cli
 test_cli_SRCS := vmm/cli.c vmm/cpuid.c vmm/util.c
+test_cli_DEPS := vmm/config.h
+
+UNIT_TESTS += test_disasm
+test_disasm_SRCS := vmm/disasm.c
+test_disasm_DEPS := vmm/disasm.h
+test_disasm_LIBS := $(ZYDIS_LIB)
+
+UNIT_TESTS += test_util
+test_util_SRCS := vmm/util.c
+test_util_DEPS := vmm/util.h
+
+UNIT_TESTS += test_memory
+test_memory_SRCS := vmm/memory.c
+test_memory_DEPS := vmm/memory.h vmm/layout.h

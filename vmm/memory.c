@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: MIT */
+/* Guest RAM mappings and checked access; see vmm/memory.h. */
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "vmm/layout.h"
+#include "vmm/memory.h"
+
+static int map_region(struct guest_mem_region *r, uint64_t gpa, uint64_t size)
+{
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	if (p == MAP_FAILED)
+		return errno ? -errno : -ENOMEM;
+	r->gpa = gpa;
+	r->size = size;
+	r->host = p;
+	return 0;
+}
+
+int guest_mem_init(struct guest_mem *m, uint64_t ram_size)
+{
+	uint64_t low;
+	int r;
+
+	memset(m, 0, sizeof(*m));
+	if (ram_size < GUEST_MEM_MIN_RAM || ram_size % 4096)
+		return -EINVAL;
+	if (ram_size > GUEST_MEM_MAX_RAM)
+		return -ERANGE;
+
+	/* RAM that would overlap the 32-bit PCI hole moves above 4 GiB. */
+	low = ram_size < LAYOUT_MMIO32_START ? ram_size : LAYOUT_MMIO32_START;
+	r = map_region(&m->regions[0], 0, low);
+	if (r)
+		goto fail;
+	m->nregions = 1;
+	if (ram_size > low) {
+		r = map_region(&m->regions[1], LAYOUT_MMIO32_END, ram_size - low);
+		if (r)
+			goto fail_unmap;
+		m->nregions = 2;
+	}
+	m->ram_size = ram_size;
+	return 0;
+
+fail_unmap:
+	munmap(m->regions[0].host, m->regions[0].size);
+fail:
+	memset(m, 0, sizeof(*m));
+	return r;
+}
+
+void guest_mem_free(struct guest_mem *m)
+{
+	for (int i = 0; i < m->nregions; i++)
+		munmap(m->regions[i].host, m->regions[i].size);
+	memset(m, 0, sizeof(*m));
+}
+
+void *guest_mem_ptr(const struct guest_mem *m, uint64_t gpa, uint64_t len)
+{
+	if (len == 0)
+		len = 1;
+	for (int i = 0; i < m->nregions; i++) {
+		const struct guest_mem_region *r = &m->regions[i];
+		uint64_t off;
+
+		if (gpa < r->gpa)
+			continue;
+		off = gpa - r->gpa;
+		/* Written so that nothing can wrap: off < size, then len <= size - off. */
+		if (off >= r->size || len > r->size - off)
+			continue;
+		return r->host + off;
+	}
+	return NULL;
+}
+
+int guest_mem_read(const struct guest_mem *m, uint64_t gpa, void *dst, uint64_t len)
+{
+	const void *p = guest_mem_ptr(m, gpa, len);
+
+	if (!p)
+		return -EFAULT;
+	if (len)
+		memcpy(dst, p, len);
+	return 0;
+}
+
+int guest_mem_write(const struct guest_mem *m, uint64_t gpa, const void *src, uint64_t len)
+{
+	void *p = guest_mem_ptr(m, gpa, len);
+
+	if (!p)
+		return -EFAULT;
+	if (len)
+		memcpy(p, src, len);
+	return 0;
+}
