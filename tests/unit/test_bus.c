@@ -60,7 +60,8 @@ static void test_bad_ranges(void **st)
 	bus_init(&b, "mmio");
 	assert_int_equal(bus_register(&b, 0x1000, 0, record, NULL, "zero", &err), -EINVAL);
 	assert_int_equal(bus_register(&b, UINT64_MAX - 1, 4, record, NULL, "wrap", &err), -EINVAL);
-	assert_int_equal(bus_register(&b, UINT64_MAX - 3, 4, record, NULL, "top", &err), 0);
+	assert_int_equal(bus_register(&b, UINT64_MAX - 3, 4, record, NULL, "end", &err), -EINVAL);
+	assert_int_equal(bus_register(&b, UINT64_MAX - 4, 4, record, NULL, "top", &err), 0);
 	assert_int_equal(b.nranges, 1);
 	bus_destroy(&b);
 }
