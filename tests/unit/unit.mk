@@ -2,7 +2,7 @@
 
 UNIT_TESTS += test_disasm
 test_disasm_SRCS := vmm/disasm.c
-test_disasm_DEPS := vmm/disasm.h
+test_disasm_DEPS := vmm/disasm.h $(ZYDIS_LIB)
 test_disasm_LIBS := $(ZYDIS_LIB)
 
 UNIT_TESTS += test_util
