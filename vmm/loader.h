@@ -15,13 +15,89 @@
 #include "vmm/util.h"
 
 /*
+ * The Xen PVH boot ABI (xen/include/public/arch-x86/hvm/start_info.h and
+ * docs/misc/pvh.pandoc in Xen), written from the published layout.
+ */
+#define XEN_ELFNOTE_PHYS32_ENTRY     18
+#define XEN_HVM_START_MAGIC_VALUE    0x336ec578u
+#define XEN_HVM_MEMMAP_TYPE_RAM	     1
+#define XEN_HVM_MEMMAP_TYPE_RESERVED 2
+
+struct hvm_start_info {
+	uint32_t magic;		/* XEN_HVM_START_MAGIC_VALUE */
+	uint32_t version;	/* 1: the memmap fields are valid */
+	uint32_t flags;		/* SIF_*: kvmini sets none */
+	uint32_t nr_modules;	/* entries at modlist_paddr */
+	uint64_t modlist_paddr; /* struct hvm_modlist_entry[nr_modules] */
+	uint64_t cmdline_paddr; /* NUL-terminated */
+	uint64_t rsdp_paddr;	/* ACPI RSDP, 0: none */
+	uint64_t memmap_paddr;	/* struct hvm_memmap_table_entry[memmap_entries] */
+	uint32_t memmap_entries;
+	uint32_t reserved;
+};
+
+struct hvm_modlist_entry {
+	uint64_t paddr;
+	uint64_t size;
+	uint64_t cmdline_paddr; /* 0: none */
+	uint64_t reserved;
+};
+
+struct hvm_memmap_table_entry {
+	uint64_t addr;
+	uint64_t size;
+	uint32_t type; /* XEN_HVM_MEMMAP_TYPE_* (e820 types) */
+	uint32_t reserved;
+};
+
+_Static_assert(sizeof(struct hvm_start_info) == 56, "hvm_start_info layout");
+_Static_assert(sizeof(struct hvm_modlist_entry) == 32, "hvm_modlist_entry layout");
+_Static_assert(sizeof(struct hvm_memmap_table_entry) == 24, "hvm_memmap_table_entry layout");
+
+/*
+ * The GDT pvh_setup_start_info() writes at LAYOUT_GDT. The vCPU setup must
+ * load GDTR = {LAYOUT_GDT, PVH_GDT_LIMIT} and segment registers matching
+ * these descriptors (the PVH ABI requires the flat 32-bit state; the GDT
+ * makes it consistent, so a guest may reload selectors before its own GDT):
+ *   0x00  null
+ *   0x08  CS: base 0, limit 4 GiB (G=1), 32-bit (D=1), type 0xb execute/read accessed, DPL 0
+ *   0x10  DS/ES/SS (FS/GS): base 0, limit 4 GiB, 32-bit, type 0x3 read/write accessed, DPL 0
+ *   0x18  TR: base 0, limit 0x67, type 0xb busy 32-bit TSS (what the ABI asks of TR)
+ * Then: CR0 = PE only (ET may be set), CR4 = 0, EFER = 0, EFLAGS bit 1 only,
+ * EIP = pvh_image.entry, EBX = the start_info GPA.
+ */
+#define PVH_GDT_CS	0x08
+#define PVH_GDT_DS	0x10
+#define PVH_GDT_TR	0x18
+#define PVH_GDT_ENTRIES 4
+#define PVH_GDT_LIMIT	(PVH_GDT_ENTRIES * 8 - 1)
+extern const uint64_t pvh_gdt[PVH_GDT_ENTRIES];
+
+/*
  * Load an ELF (ELFCLASS64 or ELFCLASS32, x86) carrying a Xen PVH note
  * (XEN_ELFNOTE_PHYS32_ENTRY) from @image[0..len): copy its PT_LOAD segments
- * (zero-filling memsz beyond filesz) to their physical addresses and return
- * the 32-bit PVH entry point and the loaded range in *img.
- * Rejected: truncated or inconsistent headers, wrong class/machine/type,
- * no PVH note, segments outside RAM, overlapping each other, or overlapping
- * [LAYOUT_BOOT_START, LAYOUT_BOOT_END).
+ * (zero-filling memsz beyond filesz) to their physical addresses (p_paddr)
+ * and return the 32-bit PVH entry point and the loaded range in *img.
+ *
+ * Accepted: little-endian ELFCLASS64 with EM_X86_64, or ELFCLASS32 with EM_386
+ * or EM_X86_64; ET_EXEC; EI_VERSION and e_version 1; e_phentsize exactly the
+ * class's Elf_Phdr size; 1 <= e_phnum < PN_XNUM. PT_LOAD segments with
+ * memsz 0 are skipped; the others must have filesz <= memsz, file data inside
+ * the image, and [p_paddr, p_paddr + p_memsz) inside one RAM region (not
+ * across the PCI hole), not overlapping each other or
+ * [LAYOUT_BOOT_START, LAYOUT_BOOT_END). Other segment types are ignored.
+ *
+ * The PVH note is searched in every PT_NOTE segment; only if there is none
+ * there, in SHT_NOTE sections (then the section header table is validated
+ * too). Every note in those is parsed with bounds checks (4-byte padding, or
+ * 8 where the segment/section alignment is 8); a note header cut short is
+ * an error, zero bytes after the last note are not. The "Xen" note of type
+ * 18 must have a 4- or 8-byte descriptor holding an address below 4 GiB;
+ * several such notes must agree. The entry must lie in the file-backed part
+ * [p_paddr, p_paddr + p_filesz) of a loaded segment. e_entry is ignored.
+ *
+ * Everything is validated before anything is written to guest RAM.
+ * Errors: -ENOEXEC (not a loadable PVH ELF: every check above), -ENOMEM.
  */
 struct pvh_image {
 	uint32_t entry;	    /* XEN_ELFNOTE_PHYS32_ENTRY */
@@ -32,11 +108,31 @@ int pvh_load_elf(struct guest_mem *m, const void *image, size_t len, struct pvh_
 		 struct errbuf *err);
 
 /*
- * Write the boot structures: hvm_start_info (version 1) at LAYOUT_START_INFO,
- * an e820-style memory map of @m, the command line (rejected if longer than
- * LAYOUT_CMDLINE_MAX - 1), and, if @initrd_len > 0, the initrd copied to the
- * top of RAM below 4 GiB (page aligned, above @kernel_end, the image's load_high) as module 0.
- * Returns the start_info GPA in *start_info.
+ * Write the boot structures into [LAYOUT_BOOT_START, LAYOUT_BOOT_END) (first
+ * zeroed): the GDT above, hvm_start_info (version 1, flags 0, rsdp_paddr 0)
+ * at LAYOUT_START_INFO, the memory map at LAYOUT_MEMMAP, the command line at
+ * LAYOUT_CMDLINE (NULL means empty), and, if @initrd_len > 0, the initrd as
+ * module 0 (modlist at LAYOUT_MODLIST, no module command line). Returns the
+ * start_info GPA in *start_info.
+ *
+ * Memory map, in address order (low = RAM below LAYOUT_MMIO32_START):
+ *   [0, LAYOUT_LOWMEM_END)                    RAM (includes the boot area: the
+ *                                             guest owns it once it has read
+ *                                             start_info)
+ *   [LAYOUT_LOWMEM_END, LAYOUT_HIGHMEM)       reserved (legacy VGA/ROM area, by
+ *                                             PC convention; no device there)
+ *   [LAYOUT_HIGHMEM, end of low)              RAM
+ *   [LAYOUT_IOAPIC, +4 KiB)                   reserved
+ *   [LAYOUT_LAPIC, +4 KiB)                    reserved
+ *   [LAYOUT_MMIO32_END, + RAM above 4 GiB)    RAM, if any
+ * The rest of the PCI hole is left out of the map so that guests see it as
+ * free for PCI BARs.
+ *
+ * The initrd goes at the highest page-aligned address where it ends at or
+ * below the end of low RAM; it must start at or above max(@kernel_end,
+ * LAYOUT_HIGHMEM) (@kernel_end is pvh_image.load_high), else -E2BIG with
+ * "initrd of N bytes does not fit ...". A command line longer than
+ * LAYOUT_CMDLINE_MAX - 1 is -E2BIG. -EINVAL for a NULL @initrd with a length.
  */
 int pvh_setup_start_info(struct guest_mem *m, const char *cmdline, const void *initrd,
 			 size_t initrd_len, uint64_t kernel_end, uint64_t *start_info,

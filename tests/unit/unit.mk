@@ -10,7 +10,7 @@ test_cli_DEPS := vmm/config.h
 
 UNIT_TESTS += test_disasm
 test_disasm_SRCS := vmm/disasm.c
-test_disasm_DEPS := vmm/disasm.h
+test_disasm_DEPS := vmm/disasm.h $(ZYDIS_LIB)
 test_disasm_LIBS := $(ZYDIS_LIB)
 
 UNIT_TESTS += test_util
@@ -20,3 +20,7 @@ test_util_DEPS := vmm/util.h
 UNIT_TESTS += test_memory
 test_memory_SRCS := vmm/memory.c
 test_memory_DEPS := vmm/memory.h vmm/layout.h
+
+UNIT_TESTS += test_pvh
+test_pvh_SRCS := vmm/pvh.c vmm/memory.c vmm/util.c
+test_pvh_DEPS := vmm/loader.h vmm/memory.h vmm/util.h vmm/layout.h
