@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "vmm/layout.h"
+#include "vmm/loader.h"
 #include "vmm/vm.h"
 
 #define SIG_KICK SIGUSR1
@@ -83,14 +84,14 @@ int vcpu_set_boot_state(struct vcpu *vcpu, uint32_t entry, uint32_t start_info, 
 		return err_set(err, errno, "KVM_GET_SREGS: %s", strerror(errno));
 	/* PVH: 32-bit protected mode, paging off, flat segments matching the
 	 * GDT the loader wrote at LAYOUT_GDT (0x08 code, 0x10 data). */
-	vcpu_flat_seg(&sregs.cs, 0x08, 0xb);
-	vcpu_flat_seg(&sregs.ds, 0x10, 0x3);
+	vcpu_flat_seg(&sregs.cs, PVH_GDT_CS, 0xb);
+	vcpu_flat_seg(&sregs.ds, PVH_GDT_DS, 0x3);
 	sregs.es = sregs.fs = sregs.gs = sregs.ss = sregs.ds;
 	sregs.tr = (struct kvm_segment){
-	    .base = 0, .limit = 0x67, .selector = 0x18, .type = 0xb, .present = 1, .s = 0};
+	    .base = 0, .limit = 0x67, .selector = PVH_GDT_TR, .type = 0xb, .present = 1, .s = 0};
 	sregs.ldt = (struct kvm_segment){.type = 0x2, .present = 1, .limit = 0xffff};
 	sregs.gdt.base = LAYOUT_GDT;
-	sregs.gdt.limit = 4 * 8 - 1;
+	sregs.gdt.limit = PVH_GDT_LIMIT;
 	sregs.idt.base = 0;
 	sregs.idt.limit = 0;
 	sregs.cr0 = 0x11; /* PE | ET */
