@@ -188,67 +188,78 @@ static int ilog2_ceil(unsigned n)
 	return s;
 }
 
+/* Leaf 0xB level @level for a package of @ncpus single-thread cores. */
+static struct kvm_cpuid_entry2 cpuid_topology_level(uint32_t level, uint32_t apic_id, int shift,
+						    int ncpus)
+{
+	struct kvm_cpuid_entry2 e = {.function = 0xb,
+				     .index = level,
+				     .flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX,
+				     .edx = apic_id};
+
+	if (level == 0) { /* SMT: one thread per core */
+		e.eax = 0;
+		e.ebx = 1;
+		e.ecx = (1u << 8) | 0;
+	} else if (level == 1) { /* core: N per package */
+		e.eax = (uint32_t)shift;
+		e.ebx = (uint32_t)ncpus;
+		e.ecx = (2u << 8) | 1;
+	} else { /* invalid level ends the enumeration */
+		e.ecx = level;
+	}
+	return e;
+}
+
 int cpuid_setup_vcpu(struct vcpu *vcpu, const struct kvm_cpuid2 *cpuid, int ncpus,
 		     struct errbuf *err)
 {
-	size_t size = sizeof(*cpuid) + cpuid->nent * sizeof(cpuid->entries[0]);
-	struct kvm_cpuid2 *c = malloc(size);
+	/* The supported table may lack leaf 0xB's sub-leaves: rebuild that leaf. */
+	uint32_t max = cpuid->nent + 3;
+	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + max * sizeof(c->entries[0]));
+	uint32_t apic_id = (uint32_t)vcpu->id;
 	int shift = ilog2_ceil((unsigned)ncpus);
 	int ret = 0;
 
 	if (!c)
 		return err_set(err, ENOMEM, "vcpu %d: out of memory for CPUID", vcpu->id);
-	memcpy(c, cpuid, size);
+	for (uint32_t i = 0; i < cpuid->nent; i++) {
+		struct kvm_cpuid_entry2 e = cpuid->entries[i];
 
-	for (uint32_t i = 0; i < c->nent; i++) {
-		struct kvm_cpuid_entry2 *e = &c->entries[i];
-		uint32_t apic_id = (uint32_t)vcpu->id;
-
-		switch (e->function) {
+		switch (e.function) {
+		case 0:
+			if (e.eax < 0xb)
+				e.eax = 0xb;
+			break;
 		case 1:
 			/* EBX[31:24] initial APIC ID, EBX[23:16] logical count. */
-			e->ebx =
-			    (e->ebx & 0xffff) | (apic_id << 24) | ((uint32_t)(1u << shift) << 16);
+			e.ebx =
+			    (e.ebx & 0xffff) | (apic_id << 24) | ((uint32_t)(1u << shift) << 16);
 			if (ncpus > 1)
-				e->edx |= 1u << 28; /* HTT: the count field is valid */
+				e.edx |= 1u << 28; /* HTT: the count field is valid */
 			else
-				e->edx &= ~(1u << 28);
-			e->ecx |= 1u << 31; /* hypervisor */
+				e.edx &= ~(1u << 28);
+			e.ecx |= 1u << 31; /* hypervisor */
 			break;
 		case 4:
-			/* EAX[31:26] cores per package - 1; EAX[25:14] threads sharing
-			 * this cache - 1: caches are per core here. */
-			if ((e->eax & 0x1f) == 0)
-				break;
-			e->eax &= 0x3fff;
-			e->eax |= (uint32_t)((1u << shift) - 1) << 26;
+			/* EAX[31:26] cores per package - 1 (cache leaves only). */
+			if ((e.eax & 0x1f) != 0)
+				e.eax = (e.eax & 0x3fff) | ((uint32_t)((1u << shift) - 1) << 26);
 			break;
 		case 0xb:
 		case 0x1f:
-			/* Level 0: SMT (1 thread/core); level 1: core (N per package). */
-			e->edx = apic_id;
-			if (e->index == 0) {
-				e->eax = 0;
-				e->ebx = 1;
-				e->ecx = (1u << 8) | 0;
-			} else if (e->index == 1) {
-				e->eax = (uint32_t)shift;
-				e->ebx = (uint32_t)ncpus;
-				e->ecx = (2u << 8) | 1;
-			} else {
-				e->eax = 0;
-				e->ebx = 0;
-				e->ecx = e->index;
-			}
-			break;
+			continue; /* rebuilt below */
 		case 0x80000008:
 			/* ECX[15:12] APIC ID size, ECX[7:0] threads per package - 1. */
-			e->ecx = ((uint32_t)shift << 12) | (uint32_t)(ncpus - 1);
+			e.ecx = ((uint32_t)shift << 12) | (uint32_t)(ncpus - 1);
 			break;
 		default:
 			break;
 		}
+		c->entries[c->nent++] = e;
 	}
+	for (uint32_t level = 0; level < 3; level++)
+		c->entries[c->nent++] = cpuid_topology_level(level, apic_id, shift, ncpus);
 	if (ioctl(vcpu->fd, KVM_SET_CPUID2, c) < 0)
 		ret = err_set(err, errno, "vcpu %d: KVM_SET_CPUID2: %s", vcpu->id, strerror(errno));
 	free(c);
