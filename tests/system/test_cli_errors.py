@@ -1,6 +1,7 @@
 """Bad input on the command line: exit 125 and one line naming what was wrong."""
 import os
 import shutil
+import struct
 import subprocess
 
 import pytest
@@ -92,17 +93,34 @@ def test_not_an_elf(tmp_path):
 
 
 @needs_kvm
-def test_elf_without_pvh_note():
-    # /bin/true is a real ELF, but has no Xen PVH entry note.
+def test_elf_without_pvh_note(tmp_path):
+    # A valid static x86-64 executable with no Xen PVH entry note.
+    src = tmp_path / "nonote.S"
+    src.write_text(".globl _start\n_start: hlt\n")
+    elf = tmp_path / "nonote.elf"
+    subprocess.run(["gcc", "-nostdlib", "-static", "-no-pie", "-Wl,-Ttext=0x200000",
+                    "-Wl,--build-id=none", "-o", str(elf), str(src)], check=True)
+    assert_one_line_error(run_kvmini("run", "--kernel", str(elf)), str(elf), "PVH")
+
+
+@needs_kvm
+def test_pie_elf_rejected():
     true = shutil.which("true")
-    p = run_kvmini("run", "--kernel", true)
-    assert_one_line_error(p, "PVH")
+    assert_one_line_error(run_kvmini("run", "--kernel", true), true, "ET_EXEC")
 
 
 @needs_kvm
 def test_truncated_elf(tmp_path):
     data = open(guest("hello"), "rb").read()
-    for cut in (16, 63, 200, len(data) // 2):
+    # Inside the ELF header, the program headers, and the last loaded byte.
+    phoff, = struct.unpack_from("<Q", data, 32)
+    phentsize, phnum = struct.unpack_from("<HH", data, 54)
+    ends = []
+    for i in range(phnum):
+        ptype, _, off, _, _, filesz = struct.unpack_from("<IIQQQQ", data, phoff + i * phentsize)
+        if ptype == 1 and filesz:
+            ends.append(off + filesz)
+    for cut in (16, 63, phoff + phentsize, max(ends) - 1):
         k = tmp_path / f"cut{cut}.elf"
         k.write_bytes(data[:cut])
         assert_one_line_error(run_kvmini("run", "--kernel", str(k)), str(k))
