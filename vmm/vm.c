@@ -151,6 +151,12 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct aio_context *ma
 		ret = err_set(err, errno, "KVM_CREATE_VM: %s", strerror(errno));
 		goto fail;
 	}
+	/* Memory slots first: the first slot change after the irqchip and PIT
+	 * exist waits for KVM's pending SRCU grace periods (5-12 ms here); before
+	 * them it takes microseconds. */
+	ret = vm_setup_memory(vm, err);
+	if (ret < 0)
+		goto fail;
 	/* Only VMX needs these; elsewhere they may be absent, which is fine. */
 	if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_SET_TSS_ADDR) > 0 &&
 	    ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)KVM_TSS_ADDR) < 0) {
@@ -173,9 +179,6 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct aio_context *ma
 		ret = err_set(err, errno, "KVM_CREATE_PIT2: %s", strerror(errno));
 		goto fail;
 	}
-	ret = vm_setup_memory(vm, err);
-	if (ret < 0)
-		goto fail;
 	ret = vm_get_supported_cpuid(vm, err);
 	if (ret < 0)
 		goto fail;
