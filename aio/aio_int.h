@@ -82,8 +82,8 @@ struct aio_context {
 	 * Shared with other threads: every field here is atomic. Kept on one
 	 * cache line because a scheduling thread touches all three.
 	 */
-	_Alignas(64) _Atomic(struct aio_bh *)
-	    bh_list;		/* LIFO; any thread pushes [E2], owner takes [P1] */
+	/* LIFO of pending BHs; any thread pushes [E2], the owner takes it [P1]. */
+	_Alignas(64) _Atomic(struct aio_bh *) bh_list;
 	atomic_uint notify_me;	/* owner writes [W1]; any thread reads [N2]: owner may be asleep */
 	atomic_bool notified;	/* any thread sets [N1]; owner clears [A1] */
 	atomic_bool long_sleep; /* owner writes [L1]; idle schedulers read [I1] */
