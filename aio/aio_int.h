@@ -129,6 +129,27 @@ void aio_timers_cleanup(struct aio_context *ctx);
  */
 int aio_thread_start(pthread_t *tid, void *(*fn)(void *), void *arg, const char *name);
 
+/*
+ * Unit tests (built with -DUNIT_TEST) may install a hook that runs at
+ * AIO_PREEMPT_POINT()s placed between the steps of the wakeup protocol, to
+ * stretch the windows in which another thread can interleave, as if this
+ * thread were preempted there. Set it before starting threads; the hook
+ * must be thread-safe. In kvmini proper the points compile to nothing.
+ */
+#ifdef UNIT_TEST
+extern void (*aio_test_preempt_hook)(void);
+#define AIO_PREEMPT_POINT()                                                                        \
+	do {                                                                                       \
+		if (aio_test_preempt_hook) {                                                       \
+			aio_test_preempt_hook();                                                   \
+		}                                                                                  \
+	} while (0)
+#else
+#define AIO_PREEMPT_POINT()                                                                        \
+	do {                                                                                       \
+	} while (0)
+#endif
+
 /* Shortest of two timeouts in ns, where -1 means none. */
 static inline int64_t aio_min_timeout(int64_t a, int64_t b)
 {

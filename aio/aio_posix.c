@@ -217,6 +217,7 @@ static int64_t aio_compute_timeout(struct aio_context *ctx)
 	if (atomic_load_explicit(&ctx->notified, memory_order_seq_cst)) {
 		return 0;
 	}
+	AIO_PREEMPT_POINT();
 	timeout = aio_bh_timeout(ctx, &head);
 	if (timeout == 0) {
 		return 0;
@@ -231,6 +232,7 @@ static int64_t aio_compute_timeout(struct aio_context *ctx)
 		 * the list is ours), so an unchanged head means nothing new.
 		 */
 		atomic_store_explicit(&ctx->long_sleep, true, memory_order_seq_cst);
+		AIO_PREEMPT_POINT();
 		if (atomic_load_explicit(&ctx->bh_list, memory_order_seq_cst) != head) {
 			timeout = aio_min_timeout(timeout, aio_bh_timeout(ctx, &head));
 		}
@@ -283,7 +285,9 @@ bool aio_poll(struct aio_context *ctx, bool blocking)
 		 * or we see its notified/BH in aio_compute_timeout.
 		 */
 		atomic_store_explicit(&ctx->notify_me, me + 1, memory_order_seq_cst);
+		AIO_PREEMPT_POINT();
 		timeout = aio_compute_timeout(ctx);
+		AIO_PREEMPT_POINT();
 	}
 
 	/* Nothing to sleep on and no fd to look at: skip the syscall. */
@@ -299,7 +303,9 @@ bool aio_poll(struct aio_context *ctx, bool blocking)
 		 */
 		atomic_store_explicit(&ctx->long_sleep, false, memory_order_relaxed);
 		atomic_store_explicit(&ctx->notify_me, me, memory_order_relaxed);
+		AIO_PREEMPT_POINT();
 		aio_notify_accept(ctx); /* [A1] */
+		AIO_PREEMPT_POINT();
 	}
 
 	for (i = 0; i < n; i++) {

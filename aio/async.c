@@ -22,6 +22,10 @@
 
 #include "aio/aio_int.h"
 
+#ifdef UNIT_TEST
+void (*aio_test_preempt_hook)(void);
+#endif
+
 int aio_context_new(struct aio_context **out)
 {
 	struct aio_context *ctx;
@@ -151,6 +155,7 @@ void aio_notify(struct aio_context *ctx)
 	 * [P1] sees what we published.
 	 */
 	atomic_store_explicit(&ctx->notified, true, memory_order_seq_cst);
+	AIO_PREEMPT_POINT();
 
 	/*
 	 * [N2] seq_cst load, after [N1] in the single total order. Pairs with
@@ -230,6 +235,7 @@ static struct aio_context *aio_bh_enqueue(struct aio_bh *bh, unsigned new_flags)
 	if (old & BH_PENDING) {
 		return ctx; /* already on a list; the flags are all it needs */
 	}
+	AIO_PREEMPT_POINT();
 
 	head = atomic_load_explicit(&ctx->bh_list, memory_order_relaxed);
 	do {

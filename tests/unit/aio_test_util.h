@@ -40,6 +40,23 @@ static inline void aio_test_init(unsigned hang_seconds)
 	alarm(hang_seconds);
 }
 
+/* cmocka fixtures: a fresh context per test, which must free without leaks. */
+static inline int aio_test_setup_ctx(void **state)
+{
+	struct aio_context *ctx;
+
+	if (aio_context_new(&ctx)) {
+		return -1;
+	}
+	*state = ctx;
+	return 0;
+}
+
+static inline int aio_test_teardown_ctx(void **state)
+{
+	return aio_context_free(*state) == 0 ? 0 : -1;
+}
+
 static inline void sleep_ns(int64_t ns)
 {
 	struct timespec ts = {.tv_sec = ns / 1000000000LL, .tv_nsec = ns % 1000000000LL};

@@ -36,23 +36,6 @@ static void count_cb(void *opaque)
 	atomic_fetch_add(&c->n, 1);
 }
 
-static int setup_ctx(void **state)
-{
-	struct aio_context *ctx;
-
-	if (aio_context_new(&ctx)) {
-		return -1;
-	}
-	*state = ctx;
-	return 0;
-}
-
-static int teardown_ctx(void **state)
-{
-	/* Every test must leave no scheduled BH behind. */
-	return aio_context_free(*state) == 0 ? 0 : -1;
-}
-
 static void test_bh_schedule(void **state)
 {
 	struct aio_context *ctx = *state;
@@ -510,23 +493,31 @@ static void test_leak_check_clean(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(test_bh_schedule, setup_ctx, teardown_ctx),
-	    cmocka_unit_test_setup_teardown(test_bh_order, setup_ctx, teardown_ctx),
-	    cmocka_unit_test_setup_teardown(test_bh_cancel, setup_ctx, teardown_ctx),
-	    cmocka_unit_test_setup_teardown(test_bh_delete_from_callback, setup_ctx, teardown_ctx),
-	    cmocka_unit_test_setup_teardown(test_bh_delete_scheduled, setup_ctx, teardown_ctx),
-	    cmocka_unit_test_setup_teardown(test_bh_reschedule_from_callback, setup_ctx,
-					    teardown_ctx),
-	    cmocka_unit_test_setup_teardown(test_bh_oneshot, setup_ctx, teardown_ctx),
-	    cmocka_unit_test_setup_teardown(test_bh_idle, setup_ctx, teardown_ctx),
-	    cmocka_unit_test_setup_teardown(test_bh_idle_from_other_thread, setup_ctx,
-					    teardown_ctx),
-	    cmocka_unit_test_setup_teardown(test_bh_schedule_from_other_thread, setup_ctx,
-					    teardown_ctx),
-	    cmocka_unit_test_setup_teardown(test_notify, setup_ctx, teardown_ctx),
-	    cmocka_unit_test_setup_teardown(test_nested_poll, setup_ctx, teardown_ctx),
-	    cmocka_unit_test_setup_teardown(test_nested_poll_woken_by_thread, setup_ctx,
-					    teardown_ctx),
+	    cmocka_unit_test_setup_teardown(test_bh_schedule, aio_test_setup_ctx,
+					    aio_test_teardown_ctx),
+	    cmocka_unit_test_setup_teardown(test_bh_order, aio_test_setup_ctx,
+					    aio_test_teardown_ctx),
+	    cmocka_unit_test_setup_teardown(test_bh_cancel, aio_test_setup_ctx,
+					    aio_test_teardown_ctx),
+	    cmocka_unit_test_setup_teardown(test_bh_delete_from_callback, aio_test_setup_ctx,
+					    aio_test_teardown_ctx),
+	    cmocka_unit_test_setup_teardown(test_bh_delete_scheduled, aio_test_setup_ctx,
+					    aio_test_teardown_ctx),
+	    cmocka_unit_test_setup_teardown(test_bh_reschedule_from_callback, aio_test_setup_ctx,
+					    aio_test_teardown_ctx),
+	    cmocka_unit_test_setup_teardown(test_bh_oneshot, aio_test_setup_ctx,
+					    aio_test_teardown_ctx),
+	    cmocka_unit_test_setup_teardown(test_bh_idle, aio_test_setup_ctx,
+					    aio_test_teardown_ctx),
+	    cmocka_unit_test_setup_teardown(test_bh_idle_from_other_thread, aio_test_setup_ctx,
+					    aio_test_teardown_ctx),
+	    cmocka_unit_test_setup_teardown(test_bh_schedule_from_other_thread, aio_test_setup_ctx,
+					    aio_test_teardown_ctx),
+	    cmocka_unit_test_setup_teardown(test_notify, aio_test_setup_ctx, aio_test_teardown_ctx),
+	    cmocka_unit_test_setup_teardown(test_nested_poll, aio_test_setup_ctx,
+					    aio_test_teardown_ctx),
+	    cmocka_unit_test_setup_teardown(test_nested_poll_woken_by_thread, aio_test_setup_ctx,
+					    aio_test_teardown_ctx),
 	    cmocka_unit_test(test_leak_check),
 	    cmocka_unit_test(test_leak_check_clean),
 	};

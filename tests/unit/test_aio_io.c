@@ -16,22 +16,6 @@
 #include "aio/aio.h"
 #include "tests/unit/aio_test_util.h"
 
-static int setup_ctx(void **state)
-{
-	struct aio_context *ctx;
-
-	if (aio_context_new(&ctx)) {
-		return -1;
-	}
-	*state = ctx;
-	return 0;
-}
-
-static int teardown_ctx(void **state)
-{
-	return aio_context_free(*state) == 0 ? 0 : -1;
-}
-
 static void make_pipe(int fds[2])
 {
 	assert_int_equal(pipe2(fds, O_NONBLOCK | O_CLOEXEC), 0);
@@ -421,18 +405,26 @@ static void test_timer_free_from_callback(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(test_fd_read, setup_ctx, teardown_ctx),
-	    cmocka_unit_test_setup_teardown(test_fd_write, setup_ctx, teardown_ctx),
-	    cmocka_unit_test_setup_teardown(test_fd_remove_from_callback, setup_ctx, teardown_ctx),
-	    cmocka_unit_test_setup_teardown(test_fd_nested_poll_dispatches_once, setup_ctx,
-					    teardown_ctx),
-	    cmocka_unit_test_setup_teardown(test_fd_wakes_blocking_poll, setup_ctx, teardown_ctx),
-	    cmocka_unit_test_setup_teardown(test_fd_errors, setup_ctx, teardown_ctx),
-	    cmocka_unit_test_setup_teardown(test_timer_order, setup_ctx, teardown_ctx),
-	    cmocka_unit_test_setup_teardown(test_timer_del_and_mod, setup_ctx, teardown_ctx),
-	    cmocka_unit_test_setup_teardown(test_timer_rearm_from_callback, setup_ctx,
-					    teardown_ctx),
-	    cmocka_unit_test_setup_teardown(test_timer_free_from_callback, setup_ctx, teardown_ctx),
+	    cmocka_unit_test_setup_teardown(test_fd_read, aio_test_setup_ctx,
+					    aio_test_teardown_ctx),
+	    cmocka_unit_test_setup_teardown(test_fd_write, aio_test_setup_ctx,
+					    aio_test_teardown_ctx),
+	    cmocka_unit_test_setup_teardown(test_fd_remove_from_callback, aio_test_setup_ctx,
+					    aio_test_teardown_ctx),
+	    cmocka_unit_test_setup_teardown(test_fd_nested_poll_dispatches_once, aio_test_setup_ctx,
+					    aio_test_teardown_ctx),
+	    cmocka_unit_test_setup_teardown(test_fd_wakes_blocking_poll, aio_test_setup_ctx,
+					    aio_test_teardown_ctx),
+	    cmocka_unit_test_setup_teardown(test_fd_errors, aio_test_setup_ctx,
+					    aio_test_teardown_ctx),
+	    cmocka_unit_test_setup_teardown(test_timer_order, aio_test_setup_ctx,
+					    aio_test_teardown_ctx),
+	    cmocka_unit_test_setup_teardown(test_timer_del_and_mod, aio_test_setup_ctx,
+					    aio_test_teardown_ctx),
+	    cmocka_unit_test_setup_teardown(test_timer_rearm_from_callback, aio_test_setup_ctx,
+					    aio_test_teardown_ctx),
+	    cmocka_unit_test_setup_teardown(test_timer_free_from_callback, aio_test_setup_ctx,
+					    aio_test_teardown_ctx),
 	};
 
 	aio_test_init(60);
