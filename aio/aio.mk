@@ -20,6 +20,8 @@ $(AIO_TSAN_BINS): $(BUILD)/tsan/%: tests/unit/%.c $(AIO_LIB_SRCS) $(AIO_HDRS)
 	@mkdir -p $(dir $@)
 	$(TSAN_CC) $(TSAN_CFLAGS) -o $@ $< $(AIO_LIB_SRCS) $(TEST_LIBS)
 
+# About 5 s here (build included), so `make test` runs it.
+EXTRA_TESTS  += test-tsan
 .PHONY: test-tsan
 test-tsan: $(AIO_TSAN_BINS)
 	@set -e; for t in $(AIO_TSAN_BINS); do echo "== tsan: $$t"; \
