@@ -62,6 +62,27 @@ struct thread_pool {
 	struct pool_worker *exited;		     /* lock: to be joined */
 };
 
+/*
+ * Any thread, pool->lock held. Queues @req's completion. The BH is
+ * scheduled only when the done list goes from empty to non-empty: a
+ * non-empty list means a schedule was already made (under this lock) and
+ * the BH run that takes the list (under this lock too) has not yet done
+ * so, so it will see req. This way every completion BH run finds work.
+ */
+static void pool_complete_locked(struct thread_pool *pool, struct thread_pool_req *req, int ret)
+{
+	bool was_empty = !pool->done;
+
+	req->ret = ret;
+	req->state = REQ_DONE;
+	req->next = NULL;
+	*pool->done_tail = req;
+	pool->done_tail = &req->next;
+	if (was_empty) {
+		aio_bh_schedule(pool->done_bh); /* lock-free: fine under the lock */
+	}
+}
+
 /* Worker thread, pool->lock held, pool not stopping: park for joining. */
 static void pool_worker_idle_exit(struct thread_pool *pool, struct pool_worker *self)
 {
@@ -121,17 +142,7 @@ static void *pool_worker_run(void *opaque)
 		int ret = req->fn(req->arg);
 
 		pthread_mutex_lock(&pool->lock);
-		req->ret = ret;
-		req->state = REQ_DONE;
-		req->next = NULL;
-		*pool->done_tail = req;
-		pool->done_tail = &req->next;
-		/*
-		 * Lock-free, fine under the lock. If the BH is already
-		 * pending for an earlier completion, that run picks req up
-		 * too and this run finds an empty list.
-		 */
-		aio_bh_schedule(pool->done_bh);
+		pool_complete_locked(pool, req, ret);
 	}
 out:
 	pool->nr_threads--;
@@ -326,13 +337,8 @@ bool thread_pool_cancel(struct thread_pool_req *req)
 		pool->queue_tail = pp;
 	}
 	pool->nr_queued--;
-	req->state = REQ_DONE;
-	req->ret = -ECANCELED;
-	req->next = NULL;
-	*pool->done_tail = req;
-	pool->done_tail = &req->next;
+	pool_complete_locked(pool, req, -ECANCELED);
 	pthread_mutex_unlock(&pool->lock);
-	aio_bh_schedule(pool->done_bh);
 	return true;
 }
 
@@ -352,11 +358,7 @@ void thread_pool_free(struct thread_pool *pool)
 	pthread_mutex_lock(&pool->lock);
 	while ((req = pool->queue)) {
 		pool->queue = req->next;
-		req->state = REQ_DONE;
-		req->ret = -ECANCELED;
-		req->next = NULL;
-		*pool->done_tail = req;
-		pool->done_tail = &req->next;
+		pool_complete_locked(pool, req, -ECANCELED);
 	}
 	pool->queue_tail = &pool->queue;
 	pool->nr_queued = 0;
