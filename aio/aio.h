@@ -31,7 +31,12 @@ int aio_context_new(struct aio_context **out);
  */
 int aio_context_free(struct aio_context *ctx);
 
-/* Wake the owner's aio_poll. Any thread; async-signal-safe. */
+/*
+ * Wake the owner's aio_poll. Any thread; async-signal-safe. The current
+ * blocking aio_poll returns, or if none is sleeping, the next one does not
+ * sleep. It carries no data: pass data with a BH, or keep the flag you
+ * check after aio_poll returns in an atomic.
+ */
 void aio_notify(struct aio_context *ctx);
 
 /*
@@ -42,8 +47,16 @@ void aio_notify(struct aio_context *ctx);
  *   and runs at the latest within 10 ms.
  * aio_bh_cancel: any thread; the callback will not run for this schedule
  *   (a callback already running is not waited for).
- * aio_bh_delete: owner thread, also from inside the BH's own callback.
+ * aio_bh_delete: owner thread, also from inside the BH's own callback; no
+ *   thread may schedule the BH afterwards (or concurrently).
  * aio_bh_schedule_oneshot: any thread; a BH that deletes itself after running.
+ * Callbacks run in the owner's aio_poll, in the order the BHs were scheduled
+ * (first schedule since they last ran). A BH scheduled again while its
+ * callback runs runs again. aio_bh_new returns NULL without memory;
+ * aio_bh_schedule_oneshot returns 0 or -ENOMEM.
+ * Idle BHs do not count as progress for aio_poll's return value. An idle
+ * schedule from another thread only wakes a poll that would otherwise sleep
+ * longer than 10 ms.
  */
 struct aio_bh *aio_bh_new_named(struct aio_context *ctx, aio_bh_fn *cb, void *opaque,
 				const char *name);
@@ -54,12 +67,16 @@ void aio_bh_cancel(struct aio_bh *bh);
 void aio_bh_delete(struct aio_bh *bh);
 int aio_bh_schedule_oneshot_named(struct aio_context *ctx, aio_bh_fn *cb, void *opaque,
 				  const char *name);
-#define aio_bh_schedule_oneshot(ctx, cb, opaque)                                            \
+#define aio_bh_schedule_oneshot(ctx, cb, opaque)                                                   \
 	aio_bh_schedule_oneshot_named((ctx), (cb), (opaque), #cb)
 
 /*
  * fd handlers: owner thread (or before the owner starts polling).
- * Passing NULL for both callbacks removes the handler.
+ * Passing NULL for both callbacks removes the handler (also from inside a
+ * callback). Level-triggered: io_read runs while the fd is readable or hung
+ * up / in error, io_write while it is writable or hung up / in error.
+ * Remove the handler before closing the fd. Returns 0 or a negative errno
+ * (-EPERM for fds epoll cannot watch, such as regular files).
  */
 int aio_set_fd_handler(struct aio_context *ctx, int fd, aio_fd_fn *io_read, aio_fd_fn *io_write,
 		       void *opaque);
@@ -71,8 +88,9 @@ int aio_set_fd_handler(struct aio_context *ctx, int fd, aio_fd_fn *io_read, aio_
 int64_t aio_clock_ns(void);
 struct aio_timer *aio_timer_new(struct aio_context *ctx, aio_timer_fn *cb, void *opaque);
 void aio_timer_mod(struct aio_timer *t, int64_t expire_ns); /* absolute aio_clock_ns() time */
-void aio_timer_del(struct aio_timer *t);                    /* disarm */
-void aio_timer_free(struct aio_timer *t);                   /* disarm and free */
+void aio_timer_del(struct aio_timer *t);		    /* disarm */
+void aio_timer_free(struct aio_timer *t);		    /* disarm and free */
+bool aio_timer_pending(struct aio_timer *t);		    /* armed, not yet run */
 
 /*
  * Run ready BHs, fd handlers and expired timers once; with @blocking, sleep
@@ -88,6 +106,16 @@ bool aio_poll(struct aio_context *ctx, bool blocking);
  *   returns true if the work had not started (it will never run, and the
  *   completion runs with ret = -ECANCELED), false if it already started
  *   (the completion will run normally).
+ * thread_pool_new: any thread; -EINVAL if max_threads < 1, or -ENOMEM.
+ * Workers start lazily (when work waits and no worker is idle) up to
+ * max_threads, and exit after being idle for 10 s (thread_pool_set_idle_ns).
+ * thread_pool_submit returns NULL if the request cannot be queued (no
+ * memory, no worker thread could be started, pool being freed). The
+ * request is owned by the pool and freed after @done returns; cancel only
+ * before that. @done runs in a BH of @ctx, in completion order.
+ * thread_pool_free: owner; cancels queued work, waits for running work, and
+ *   runs every outstanding completion before returning; not from a
+ *   completion callback.
  */
 struct thread_pool;
 typedef int thread_pool_work_fn(void *arg);
@@ -98,10 +126,16 @@ void thread_pool_free(struct thread_pool *pool); /* owner; waits for running wor
 struct thread_pool_req *thread_pool_submit(struct thread_pool *pool, thread_pool_work_fn *fn,
 					   void *arg, thread_pool_done_fn *done, void *opaque);
 bool thread_pool_cancel(struct thread_pool_req *req);
+void thread_pool_set_idle_ns(struct thread_pool *pool, int64_t idle_ns); /* owner */
+int thread_pool_nr_threads(struct thread_pool *pool); /* any thread; a snapshot */
 
 /*
  * Iothreads: a thread that polls its own context until iothread_destroy,
  * which stops it through an eventfd (no pthread_cancel) and joins it.
+ * iothread_new: any thread; @name (15 chars shown) names the thread.
+ * iothread_destroy: any thread but the iothread; then frees the context,
+ *   so BHs, fd handlers and timers put there must be gone first.
+ * Iothreads and pool workers run with all signals blocked.
  */
 struct iothread;
 int iothread_new(const char *name, struct iothread **out);

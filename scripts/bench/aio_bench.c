@@ -1,0 +1,339 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * aio benchmark: cross-thread bottom-half latency and throughput, beside
+ * the floor they are built on (a bare eventfd write waking a thread that
+ * sleeps in epoll_wait), all measured in the same run.
+ *
+ *   latency:    a producer takes a timestamp and schedules a BH on a
+ *               context whose owner sleeps in aio_poll(blocking); the
+ *               callback takes the second timestamp. The producer waits
+ *               for an ack and a short gap, so the owner is asleep again
+ *               before each sample. One and two producers.
+ *   throughput: producers schedule one-shot BHs back to back; BHs run
+ *               per second from the first schedule to the last callback.
+ *
+ * Usage: aio_bench [SAMPLES [ONESHOTS]]   (defaults 2000 and 200000)
+ * A benchmark, not a test: nothing here is asserted.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "aio/aio.h"
+
+#define GAP_NS 50000 /* lets the woken side go back to sleep */
+
+static void die(const char *what)
+{
+	fprintf(stderr, "aio_bench: %s: %s\n", what, strerror(errno));
+	exit(1);
+}
+
+static void sleep_ns(int64_t ns)
+{
+	struct timespec ts = {.tv_sec = ns / 1000000000LL, .tv_nsec = ns % 1000000000LL};
+
+	while (nanosleep(&ts, &ts) && errno == EINTR) {
+	}
+}
+
+static void efd_write(int fd)
+{
+	uint64_t one = 1;
+
+	if (write(fd, &one, sizeof(one)) != sizeof(one)) {
+		die("eventfd write");
+	}
+}
+
+static void efd_read(int fd)
+{
+	uint64_t v;
+
+	while (read(fd, &v, sizeof(v)) != sizeof(v)) {
+		if (errno != EINTR) {
+			die("eventfd read");
+		}
+	}
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+struct stats {
+	double median_us, p99_us;
+};
+
+static struct stats summarize(int64_t *v, int n)
+{
+	struct stats s;
+
+	qsort(v, n, sizeof(*v), cmp_i64);
+	s.median_us = v[n / 2] / 1000.0;
+	s.p99_us = v[(int64_t)n * 99 / 100] / 1000.0;
+	return s;
+}
+
+/* Floor: eventfd write -> wakeup from epoll_wait. */
+
+struct floor_run {
+	int efd;   /* the waiter sleeps on it */
+	int ackfd; /* the sender waits on it */
+	int n;
+	_Atomic int64_t t0;
+	int64_t *samples;
+};
+
+static void *floor_waiter(void *opaque)
+{
+	struct floor_run *f = opaque;
+	struct epoll_event ev = {.events = EPOLLIN}, out;
+	int epfd = epoll_create1(EPOLL_CLOEXEC);
+	int i;
+
+	if (epfd < 0 || epoll_ctl(epfd, EPOLL_CTL_ADD, f->efd, &ev)) {
+		die("epoll");
+	}
+	for (i = 0; i < f->n; i++) {
+		while (epoll_wait(epfd, &out, 1, -1) != 1) {
+		}
+		f->samples[i] = aio_clock_ns() - atomic_load(&f->t0);
+		efd_read(f->efd);
+		efd_write(f->ackfd);
+	}
+	close(epfd);
+	return NULL;
+}
+
+static struct stats bench_floor(int n)
+{
+	struct floor_run f = {.n = n};
+	pthread_t t;
+	int i;
+
+	f.samples = calloc(n, sizeof(*f.samples));
+	f.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	f.ackfd = eventfd(0, EFD_CLOEXEC);
+	if (!f.samples || f.efd < 0 || f.ackfd < 0 || pthread_create(&t, NULL, floor_waiter, &f)) {
+		die("floor setup");
+	}
+	for (i = 0; i < n; i++) {
+		sleep_ns(GAP_NS);
+		atomic_store(&f.t0, aio_clock_ns());
+		efd_write(f.efd);
+		efd_read(f.ackfd);
+	}
+	pthread_join(t, NULL);
+	close(f.efd);
+	close(f.ackfd);
+	struct stats s = summarize(f.samples, n);
+	free(f.samples);
+	return s;
+}
+
+/* The context's owner: polls until told to stop. */
+
+struct owner {
+	struct aio_context *ctx;
+	pthread_t tid;
+	atomic_bool stop;
+};
+
+static void *owner_run(void *opaque)
+{
+	struct owner *o = opaque;
+
+	while (!atomic_load(&o->stop)) {
+		aio_poll(o->ctx, true);
+	}
+	return NULL;
+}
+
+static void owner_start(struct owner *o)
+{
+	atomic_init(&o->stop, false);
+	if (aio_context_new(&o->ctx) || pthread_create(&o->tid, NULL, owner_run, o)) {
+		die("owner setup");
+	}
+}
+
+/* After this, the calling thread owns o->ctx (and must free it). */
+static void owner_join(struct owner *o)
+{
+	atomic_store(&o->stop, true);
+	aio_notify(o->ctx);
+	pthread_join(o->tid, NULL);
+}
+
+/* BH latency. */
+
+struct lat_producer {
+	struct aio_bh *bh;
+	int ackfd;
+	int n, i;
+	int64_t t0; /* written before each schedule, read by the callback */
+	int64_t *samples;
+	pthread_t tid;
+};
+
+static void lat_cb(void *opaque)
+{
+	struct lat_producer *p = opaque;
+
+	p->samples[p->i++] = aio_clock_ns() - p->t0;
+	efd_write(p->ackfd);
+}
+
+static void *lat_thread(void *opaque)
+{
+	struct lat_producer *p = opaque;
+	int i;
+
+	for (i = 0; i < p->n; i++) {
+		sleep_ns(GAP_NS);
+		p->t0 = aio_clock_ns();
+		aio_bh_schedule(p->bh);
+		efd_read(p->ackfd);
+	}
+	return NULL;
+}
+
+static struct stats bench_bh_latency(int producers, int n)
+{
+	struct lat_producer p[2] = {{0}};
+	struct owner o;
+	int64_t *all = calloc((size_t)producers * n, sizeof(*all));
+	int i;
+
+	owner_start(&o);
+	for (i = 0; i < producers; i++) {
+		p[i].n = n;
+		p[i].samples = all + (size_t)i * n;
+		p[i].ackfd = eventfd(0, EFD_CLOEXEC);
+		p[i].bh = aio_bh_new(o.ctx, lat_cb, &p[i]);
+		if (!all || p[i].ackfd < 0 || !p[i].bh ||
+		    pthread_create(&p[i].tid, NULL, lat_thread, &p[i])) {
+			die("latency setup");
+		}
+	}
+	for (i = 0; i < producers; i++) {
+		pthread_join(p[i].tid, NULL);
+		close(p[i].ackfd);
+	}
+	owner_join(&o); /* deleting BHs is for the owner: that is us now */
+	for (i = 0; i < producers; i++) {
+		aio_bh_delete(p[i].bh);
+	}
+	aio_context_free(o.ctx);
+	struct stats s = summarize(all, producers * n);
+	free(all);
+	return s;
+}
+
+/* One-shot BH throughput. */
+
+struct tput {
+	struct aio_context *ctx;
+	int per_producer;
+	atomic_int ran;
+	_Atomic int64_t last_ns;
+	atomic_bool go;
+};
+
+static void tput_cb(void *opaque)
+{
+	struct tput *t = opaque;
+
+	atomic_store_explicit(&t->last_ns, aio_clock_ns(), memory_order_relaxed);
+	atomic_fetch_add_explicit(&t->ran, 1, memory_order_release);
+}
+
+static void *tput_thread(void *opaque)
+{
+	struct tput *t = opaque;
+	int i;
+
+	while (!atomic_load(&t->go)) {
+	}
+	for (i = 0; i < t->per_producer; i++) {
+		if (aio_bh_schedule_oneshot(t->ctx, tput_cb, t)) {
+			die("aio_bh_schedule_oneshot");
+		}
+	}
+	return NULL;
+}
+
+static double bench_throughput(int producers, int per_producer)
+{
+	struct tput t = {.per_producer = per_producer};
+	struct owner o;
+	pthread_t tid[2];
+	int64_t start;
+	int i;
+
+	owner_start(&o);
+	t.ctx = o.ctx;
+	atomic_init(&t.ran, 0);
+	atomic_init(&t.go, false);
+	for (i = 0; i < producers; i++) {
+		if (pthread_create(&tid[i], NULL, tput_thread, &t)) {
+			die("throughput setup");
+		}
+	}
+	sleep_ns(1000000);
+	start = aio_clock_ns();
+	atomic_store(&t.go, true);
+	for (i = 0; i < producers; i++) {
+		pthread_join(tid[i], NULL);
+	}
+	while (atomic_load_explicit(&t.ran, memory_order_acquire) < producers * per_producer) {
+		sleep_ns(100000);
+	}
+	owner_join(&o);
+	aio_context_free(o.ctx);
+	return producers * per_producer / ((atomic_load(&t.last_ns) - start) / 1e9);
+}
+
+int main(int argc, char **argv)
+{
+	int n = argc > 1 ? atoi(argv[1]) : 2000;
+	int oneshots = argc > 2 ? atoi(argv[2]) : 200000;
+	struct stats fl, b1, b2;
+	double t1, t2;
+
+	if (n < 100 || oneshots < 1000) {
+		fprintf(stderr, "usage: aio_bench [SAMPLES>=100 [ONESHOTS>=1000]]\n");
+		return 2;
+	}
+	fl = bench_floor(n);
+	b1 = bench_bh_latency(1, n);
+	b2 = bench_bh_latency(2, n);
+	t1 = bench_throughput(1, oneshots);
+	t2 = bench_throughput(2, oneshots);
+
+	printf("cross-thread wakeup, sleeping target, %d samples per producer (us)\n", n);
+	printf("%-44s %9s %9s %9s\n", "path", "median", "p99", "x floor");
+	printf("%-44s %9.1f %9.1f %9s\n", "floor: eventfd write -> epoll_wait wakeup", fl.median_us,
+	       fl.p99_us, "1.00");
+	printf("%-44s %9.1f %9.1f %9.2f\n", "aio_bh_schedule -> callback, 1 producer", b1.median_us,
+	       b1.p99_us, b1.median_us / fl.median_us);
+	printf("%-44s %9.1f %9.1f %9.2f\n", "aio_bh_schedule -> callback, 2 producers",
+	       b2.median_us, b2.p99_us, b2.median_us / fl.median_us);
+	printf("\none-shot BH throughput, %d BHs per producer, owner in aio_poll\n", oneshots);
+	printf("%-44s %12s\n", "producers", "BHs/s");
+	printf("%-44s %12.0f\n", "1", t1);
+	printf("%-44s %12.0f\n", "2", t2);
+	return 0;
+}
