@@ -9,6 +9,8 @@
 # Subsystems add to the variables below from their own fragment
 # (aio/aio.mk, guest/guest.mk, tests/unit/unit.mk), so each owns its rules.
 
+.DEFAULT_GOAL := all
+
 BUILD     ?= build
 MUSLCC    ?= musl-gcc
 HOSTCC    ?= gcc
