@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Running code at CPL3.
+ *
+ * On our hosts (KVM on PVM) CPL0 code is emulated at 1-3 M instructions/s
+ * while CPL3 code runs natively, about 2000x faster: put compute at CPL3.
+ * CPL3 here is for speed, not protection: user code sees the same identity
+ * map (all pages are user-accessible), runs with IOPL 3 and interrupts off,
+ * and may call any guest/lib function (printf, guest_exit, ...). Port I/O
+ * that the host refuses at CPL3 is performed by the #GP handler (trap.h).
+ * See docs/guest-abi.md for the measurements behind this.
+ */
+#ifndef GUEST_USER_H
+#define GUEST_USER_H
+
+typedef long (*user_fn)(void *arg);
+
+/*
+ * Run @fn(@arg) at CPL3 on this CPU's user stack (USTACK_SIZE bytes) and
+ * return what it returns. Call at CPL0 only, on any CPU after cpu_init; not
+ * reentrant (no user_call from inside @fn). If @fn faults, the fault is
+ * reported and the guest exits 121 like any unhandled exception.
+ */
+long user_call(user_fn fn, void *arg);
+
+#endif
