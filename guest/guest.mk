@@ -1,9 +1,12 @@
 # Guests: guest/lib (the runtime) and one directory per guest program,
 # guest/NAME/*.c, linked into $(BUILD)/guest/NAME.elf. Appends to GUEST_ELFS.
 #
-# Built with the host gcc, freestanding. guest/lib itself is compiled
-# without SSE (-mgeneral-regs-only) so its trap handlers never clobber the
-# SSE state of the code they interrupt; guest programs may use SSE.
+# Built with the host gcc, freestanding, and without SSE/x87 code
+# (-mgeneral-regs-only): on our hosts CPL0 code runs in KVM's instruction
+# emulator, which lacks most SSE instructions (even ldmxcsr), and trap
+# handlers must not clobber the SSE state of the code they interrupt.
+# SSE is enabled in CR0/CR4, so code that only ever runs at CPL3 (through
+# user_call) may use it: put it in files named *_cpl3.c, compiled with SSE.
 
 # This fragment defines explicit rules and is included before `all` is
 # defined: keep `all` the default goal.
@@ -19,13 +22,14 @@ GUEST_LDFLAGS := -nostdlib -static -no-pie -Wl,-T,guest/lib/guest.ld -Wl,--build
 
 GUEST_LIB_SRCS := $(wildcard guest/lib/*.c guest/lib/*.S)
 GUEST_LIB_OBJS := $(patsubst guest/%,$(BUILD)/guest/obj/%.o,$(GUEST_LIB_SRCS))
-$(GUEST_LIB_OBJS): GUEST_XFLAGS := -mgeneral-regs-only
+GUEST_FPFLAGS := -mgeneral-regs-only
+$(BUILD)/guest/obj/%_cpl3.c.o: GUEST_FPFLAGS :=
 
 GUEST_ELFS += $(foreach g,$(GUEST_NAMES),$(BUILD)/guest/$(g).elf)
 
 $(BUILD)/guest/obj/%.c.o: guest/%.c
 	@mkdir -p $(dir $@)
-	$(GUEST_CC) $(GUEST_CFLAGS) $(GUEST_XFLAGS) -MMD -MP -c -o $@ $<
+	$(GUEST_CC) $(GUEST_CFLAGS) $(GUEST_FPFLAGS) -MMD -MP -c -o $@ $<
 
 $(BUILD)/guest/obj/%.S.o: guest/%.S
 	@mkdir -p $(dir $@)

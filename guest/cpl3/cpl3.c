@@ -1,0 +1,45 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Runs its compute at CPL3 and talks from there:
+ *  1. user_call(compute): rounds=N (default 100000000) steps of xorshift64
+ *     and a small floating-point check (work_cpl3.c, compiled with SSE),
+ *     printing from CPL3 through the #GP port-I/O path;
+ *  2. back at CPL0, checks the result came back through user_call;
+ *  3. user_call(leave): exits from CPL3 with status = result % 100, so a
+ *     test can recompute the status from N.
+ * Status 120 if something about the CPL3 round trip is wrong.
+ */
+#include "cpl3.h"
+
+static long compute(void *arg)
+{
+	struct cpl3_work *w = arg;
+
+	if (cpl() != 3)
+		return -1;
+	printf("cpl3: running at CPL%u: %lu rounds of xorshift64\n", cpl(), w->rounds);
+	w->result = cpl3_xorshift(w->rounds);
+	printf("cpl3: result 0x%016lx\n", w->result);
+	printf("cpl3: sse %s\n", cpl3_sse_check() ? "ok" : "FAILED");
+	return 7;
+}
+
+static long leave(void *arg)
+{
+	printf("cpl3: exiting with status %lu from CPL%u\n", (unsigned long)arg, cpl());
+	guest_exit((unsigned long)arg);
+}
+
+int main(void)
+{
+	struct cpl3_work w = {.rounds = 100000000};
+	uint64_t v;
+
+	if (!cmdline_get_u64("rounds", &v))
+		w.rounds = v;
+	ASSERT_EQ(user_call(compute, &w), 7);
+	ASSERT_EQ(cpl(), 0);
+	printf("cpl3: back at CPL0\n");
+	user_call(leave, (void *)(w.result % 100));
+	PANIC("cpl3: guest_exit returned");
+}
