@@ -8,9 +8,10 @@
  * (numbers or '*'); precision limits %s. No floating point. '\n' is sent
  * as is (no CR is added).
  *
- * Output functions may be called from any CPU at CPL0 or CPL3 (at CPL3 the
- * port accesses go through the #GP handler, see trap.h). printf and puts
- * hold a spinlock for the whole call, so concurrent lines do not mix.
+ * Output functions may be called from any CPU at CPL0 or CPL3. At CPL3 the
+ * formatting runs at CPL3 and each flush of output goes to CPL0 with one
+ * kernel_call (user.h). printf and puts hold a spinlock for the whole call,
+ * so concurrent lines do not mix.
  */
 #ifndef GUEST_CONSOLE_H
 #define GUEST_CONSOLE_H

@@ -108,3 +108,15 @@ user_resume:
 	pop %rbx
 	pop %rbp
 	ret
+
+/*
+ * long kernel_call_trap(long (*fn)(void *), void *arg): from CPL3, run
+ * fn(arg) at CPL0. The ud2 raises #UD; trap_dispatch recognises this RIP,
+ * calls fn(arg) on the trap stack, puts the result in %rax and resumes
+ * after the ud2.
+ */
+	.globl kernel_call_trap, kernel_call_ud2
+kernel_call_trap:
+kernel_call_ud2:
+	ud2
+	ret

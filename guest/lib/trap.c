@@ -27,9 +27,11 @@ static trap_handler_fn handlers[256];
 
 const struct idt_ptr trap_idt_ptr = {sizeof(idt) - 1, (uint64_t)idt};
 
-extern const char trap_stubs[];		 /* trap.S: 256 stubs, 16 bytes each */
-extern const char user_return[];	 /* trap.S: the ud2 ending a user_call */
-_Noreturn void user_resume(long result); /* trap.S */
+extern const char trap_stubs[];		      /* trap.S: 256 stubs, 16 bytes each */
+extern const char user_return[];	      /* trap.S: the ud2 ending a user_call */
+_Noreturn void user_resume(long result);      /* trap.S */
+extern const char kernel_call_ud2[];	      /* trap.S: the ud2 of kernel_call_trap */
+long kernel_call_trap(user_fn fn, void *arg); /* trap.S */
 
 static const char *const names[32] = {
     "#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "CSO", "#TS",
@@ -61,6 +63,18 @@ void trap_set_handler(unsigned int vector, trap_handler_fn fn)
 	handlers[vector] = fn;
 	__atomic_thread_fence(__ATOMIC_SEQ_CST); /* handler visible before the gate */
 	gate_set(vector);
+}
+
+static uint64_t user_pio_count;
+
+uint64_t trap_user_pio_count(void)
+{
+	return __atomic_load_n(&user_pio_count, __ATOMIC_RELAXED);
+}
+
+long kernel_call(user_fn fn, void *arg)
+{
+	return cpl() == 0 ? fn(arg) : kernel_call_trap(fn, arg);
 }
 
 static bool from_user(const struct trap_frame *f)
@@ -200,10 +214,17 @@ void trap_dispatch(struct trap_frame *f)
 		return;
 	}
 	if (from_user(f)) {
-		if (f->vector == 13 && emulate_user_pio(f))
+		if (f->vector == 13 && emulate_user_pio(f)) {
+			__atomic_add_fetch(&user_pio_count, 1, __ATOMIC_RELAXED);
 			return;
+		}
 		if (f->vector == 6 && f->rip == (uint64_t)user_return)
 			user_resume(f->rax);
+		if (f->vector == 6 && f->rip == (uint64_t)kernel_call_ud2) {
+			f->rax = ((user_fn)f->rdi)((void *)f->rsi);
+			f->rip += 2;
+			return;
+		}
 	}
 	trap_fatal(f);
 }

@@ -9,6 +9,7 @@
  *    the port access at CPL0 and resumes after the instruction (our hosts
  *    raise #GP for CPL3 port I/O to most ports even with IOPL 3);
  *  - #UD at user_return from CPL3: the end of a user_call (user.h);
+ *  - #UD at kernel_call_trap from CPL3: a kernel_call (user.h);
  *  - anything else unhandled: print vector name and number, CPU, CPL, RIP,
  *    error code (and CR2 for #PF) and registers, then exit with
  *    GUEST_EXIT_EXCEPTION (121).
@@ -47,6 +48,9 @@ struct idt_ptr {
 	uint64_t base;
 } __attribute__((packed));
 extern const struct idt_ptr trap_idt_ptr;
+
+/* Number of CPL3 port accesses the #GP handler has performed (all CPUs). */
+uint64_t trap_user_pio_count(void);
 
 /* Print @f as an unhandled trap and exit 121. Exported for handlers that
  * decide a trap is fatal after all. */

@@ -23,4 +23,14 @@ typedef long (*user_fn)(void *arg);
  */
 long user_call(user_fn fn, void *arg);
 
+/*
+ * Run @fn(@arg) at CPL0 and return its result: the way back for CPL3 code
+ * that needs privileged work done in one go (the console uses it so that a
+ * whole printf costs one trap instead of one #GP per port access). From
+ * CPL3 it costs one #UD trap (`int n` and `syscall` are no use on our
+ * hosts); from CPL0 it is a plain call. @fn runs with interrupts off, on the
+ * trap stack (TRAPSTACK_SIZE) when called from CPL3, and must not use SSE.
+ */
+long kernel_call(user_fn fn, void *arg);
+
 #endif
