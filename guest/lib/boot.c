@@ -112,21 +112,30 @@ static bool is_space(char c)
 	return c == ' ' || c == '\t' || c == '\n';
 }
 
+/* The next word at or after *p (length *len, 0 at the end); *p moves past it. */
+static const char *next_word(const char **p, size_t *len)
+{
+	const char *w;
+
+	while (is_space(**p))
+		(*p)++;
+	w = *p;
+	while (**p && !is_space(**p))
+		(*p)++;
+	*len = *p - w;
+	return w;
+}
+
 int cmdline_get(const char *key, const char **val, size_t *len)
 {
-	size_t klen = strlen(key);
-	const char *p = cmdline;
+	size_t klen = strlen(key), n;
+	const char *p = cmdline, *w;
 	int found = -ENOENT;
 
-	while (*p) {
-		while (is_space(*p))
-			p++;
-		const char *w = p;
-		while (*p && !is_space(*p))
-			p++;
-		if ((size_t)(p - w) > klen && !strncmp(w, key, klen) && w[klen] == '=') {
+	for (w = next_word(&p, &n); n; w = next_word(&p, &n)) {
+		if (n > klen && !strncmp(w, key, klen) && w[klen] == '=') {
 			*val = w + klen + 1;
-			*len = p - *val;
+			*len = n - klen - 1;
 			found = 0; /* keep going: the last one wins */
 		}
 	}
@@ -135,19 +144,12 @@ int cmdline_get(const char *key, const char **val, size_t *len)
 
 bool cmdline_has(const char *key)
 {
-	size_t klen = strlen(key);
-	const char *p = cmdline;
+	size_t klen = strlen(key), n;
+	const char *p = cmdline, *w;
 
-	while (*p) {
-		while (is_space(*p))
-			p++;
-		const char *w = p;
-		while (*p && !is_space(*p))
-			p++;
-		if ((size_t)(p - w) >= klen && !strncmp(w, key, klen) &&
-		    (w + klen == p || w[klen] == '='))
+	for (w = next_word(&p, &n); n; w = next_word(&p, &n))
+		if (n >= klen && !strncmp(w, key, klen) && (n == klen || w[klen] == '='))
 			return true;
-	}
 	return false;
 }
 

@@ -33,7 +33,21 @@
 #define CR0_BOOT 0x80010023 /* PG | WP | NE | MP | PE; EM clear so SSE works */
 #define CR4_BOOT 0x00000620 /* OSXMMEXCPT | OSFXSR | PAE */
 
-#ifndef __ASSEMBLER__
+#ifdef __ASSEMBLER__
+/* clang-format off */
+/* First thing in long mode (BSP and APs): flat kernel data segments, and
+ * null FS/GS selectors (cpu_init then sets the GS base by MSR). */
+.macro load_kernel_segments
+	mov $SEL_KDATA, %eax
+	mov %eax, %ds
+	mov %eax, %es
+	mov %eax, %ss
+	xor %eax, %eax
+	mov %eax, %fs
+	mov %eax, %gs
+.endm
+/* clang-format on */
+#else
 #include <stdint.h>
 
 struct tss64 {

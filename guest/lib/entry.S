@@ -49,13 +49,7 @@ pvh_start32:
 
 	.code64
 long_entry:
-	mov $SEL_KDATA, %eax
-	mov %eax, %ds
-	mov %eax, %es
-	mov %eax, %ss
-	xor %eax, %eax
-	mov %eax, %fs
-	mov %eax, %gs			/* before cpu_init writes the GS base MSR */
+	load_kernel_segments
 	mov $boot_stack_top, %rsp
 	xor %ebp, %ebp
 	cld

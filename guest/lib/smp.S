@@ -41,13 +41,7 @@ smp_trampoline_end:
 	.text
 	.code64
 ap_long_entry:
-	mov $SEL_KDATA, %eax
-	mov %eax, %ds
-	mov %eax, %es
-	mov %eax, %ss
-	xor %eax, %eax
-	mov %eax, %fs
-	mov %eax, %gs
+	load_kernel_segments
 	mov $1, %eax
 	lock xadd %eax, smp_next_index(%rip)
 	cmp $GUEST_MAX_CPUS, %eax

@@ -88,22 +88,12 @@ static bool mapped(uint64_t addr, uint64_t len)
 	return addr < GUEST_MAPPED_END && len <= GUEST_MAPPED_END - addr;
 }
 
-static void port_in(uint16_t port, unsigned int size, struct trap_frame *f)
+static uint32_t port_read(uint16_t port, unsigned int size)
 {
-	switch (size) {
-	case 1:
-		f->rax = (f->rax & ~0xffull) | inb(port);
-		break;
-	case 2:
-		f->rax = (f->rax & ~0xffffull) | inw(port);
-		break;
-	default:
-		f->rax = inl(port); /* a 32-bit write zero-extends, as the CPU would */
-		break;
-	}
+	return size == 1 ? inb(port) : size == 2 ? inw(port) : inl(port);
 }
 
-static void port_out(uint16_t port, unsigned int size, uint64_t v)
+static void port_write(uint16_t port, unsigned int size, uint32_t v)
 {
 	if (size == 1)
 		outb(port, v);
@@ -113,7 +103,21 @@ static void port_out(uint16_t port, unsigned int size, uint64_t v)
 		outl(port, v);
 }
 
-/* ins/outs for user code, forwards only (DF = 0), with or without rep. */
+static void port_in(uint16_t port, unsigned int size, struct trap_frame *f)
+{
+	uint32_t v = port_read(port, size);
+
+	if (size == 4)
+		f->rax = v; /* a write to eax zero-extends into rax */
+	else
+		f->rax = (f->rax & ~(size == 1 ? 0xffull : 0xffffull)) | v;
+}
+
+/*
+ * ins/outs for user code, forwards only (DF = 0), with or without rep: one
+ * access per element (on the hosts that send us here, `rep` exits per
+ * element anyway).
+ */
 static bool port_string(uint8_t op, unsigned int size, bool rep, struct trap_frame *f)
 {
 	uint64_t count = rep ? f->rcx : 1;
@@ -125,26 +129,17 @@ static bool port_string(uint8_t op, unsigned int size, bool rep, struct trap_fra
 		return false;
 	if (count > GUEST_MAPPED_END / size || !mapped(*addr, count * size))
 		return false;
-	if (out) {
-		const void *s = (const void *)*addr;
-		unsigned long n = count;
-		if (size == 1)
-			__asm__ volatile("rep outsb" : "+S"(s), "+c"(n) : "d"(port) : "memory");
-		else if (size == 2)
-			__asm__ volatile("rep outsw" : "+S"(s), "+c"(n) : "d"(port) : "memory");
-		else
-			__asm__ volatile("rep outsl" : "+S"(s), "+c"(n) : "d"(port) : "memory");
-	} else {
-		void *d = (void *)*addr;
-		unsigned long n = count;
-		if (size == 1)
-			__asm__ volatile("rep insb" : "+D"(d), "+c"(n) : "d"(port) : "memory");
-		else if (size == 2)
-			__asm__ volatile("rep insw" : "+D"(d), "+c"(n) : "d"(port) : "memory");
-		else
-			__asm__ volatile("rep insl" : "+D"(d), "+c"(n) : "d"(port) : "memory");
+	for (uint64_t i = 0; i < count; i++) {
+		uint32_t v = 0;
+		if (out) {
+			memcpy(&v, (const void *)*addr, size);
+			port_write(port, size, v);
+		} else {
+			v = port_read(port, size);
+			memcpy((void *)*addr, &v, size);
+		}
+		*addr += size;
 	}
-	*addr += count * size;
 	if (rep)
 		f->rcx = 0;
 	return true;
@@ -182,7 +177,7 @@ static bool emulate_user_pio(struct trap_frame *f)
 		break;
 	case 0xe6: /* out imm8, al/ax/eax */
 	case 0xe7:
-		port_out(*p++, size, f->rax);
+		port_write(*p++, size, f->rax);
 		break;
 	case 0xec: /* in al/ax/eax, dx */
 	case 0xed:
@@ -190,7 +185,7 @@ static bool emulate_user_pio(struct trap_frame *f)
 		break;
 	case 0xee: /* out dx, al/ax/eax */
 	case 0xef:
-		port_out(f->rdx, size, f->rax);
+		port_write(f->rdx, size, f->rax);
 		break;
 	case 0x6c: /* ins */
 	case 0x6d:
