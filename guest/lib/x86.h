@@ -55,6 +55,12 @@ static inline void outsb(uint16_t port, const void *buf, unsigned long n)
 	__asm__ volatile("rep outsb" : "+S"(buf), "+c"(n) : "d"(port) : "memory");
 }
 
+/* Read @n bytes from @port into @buf with one `rep insb`. */
+static inline void insb(uint16_t port, void *buf, unsigned long n)
+{
+	__asm__ volatile("rep insb" : "+D"(buf), "+c"(n) : "d"(port) : "memory");
+}
+
 static inline uint64_t rdmsr(uint32_t msr)
 {
 	uint32_t lo, hi;
