@@ -165,9 +165,9 @@ static void report(const struct bench *b, uint64_t khz)
 {
 	printf("bench: %-32s %10lu ops %12lu ticks", b->name, b->n, b->ticks);
 	if (khz) {
-		/* tenths of ns per op; ticks * 1e7 stays below 2^64 up to 1.8e12 ticks */
-		uint64_t t = b->ticks * 10000000 / khz / b->n;
-		printf(" %10lu.%lu ns/op", t / 10, t % 10);
+		/* hundredths of ns per op; ticks * 1e8 fits 64 bits up to 1.8e11 ticks */
+		uint64_t t = b->ticks * 100000000 / khz / b->n;
+		printf(" %10lu.%02lu ns/op", t / 100, t % 100);
 	}
 	printf("\n");
 }
