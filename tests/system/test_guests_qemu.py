@@ -8,6 +8,7 @@ Run with: /usr/bin/python3 -m pytest tests/system/test_guests_qemu.py
 """
 import os
 import re
+import select
 import shutil
 import subprocess
 from pathlib import Path
@@ -39,8 +40,7 @@ def qemu_status(guest_status):
     return (guest_status << 1) | 1
 
 
-def run_qemu(guest, append="", cpus=None):
-    """Boot build/guest/GUEST.elf; return (qemu exit status, console output)."""
+def qemu_cmd(guest, append="", cpus=None):
     elf = GUEST_DIR / f"{guest}.elf"
     if not elf.exists():
         pytest.fail(f"{elf} is missing: run `make guests` first")
@@ -57,6 +57,12 @@ def run_qemu(guest, append="", cpus=None):
     ]
     if cpus:
         cmd += ["-smp", f"{cpus},sockets=1,cores={cpus}"]
+    return cmd
+
+
+def run_qemu(guest, append="", cpus=None):
+    """Boot build/guest/GUEST.elf; return (qemu exit status, console output)."""
+    cmd = qemu_cmd(guest, append, cpus)
     try:
         p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, timeout=TIMEOUT)
@@ -92,6 +98,24 @@ def test_exit_bad_status_panics(append, why):
     assert why in out, out
     assert re.search(r"PANIC at guest/exit/exit\.c:\d+:", out), out
     assert status == qemu_status(GUEST_PANIC), out
+
+
+@pytest.mark.parametrize("append,line", [("hang", "exit: halting forever"),
+                                         ("hang=spin", "exit: spinning at CPL3 forever")])
+def test_exit_hang_does_not_exit(append, line):
+    p = subprocess.Popen(qemu_cmd("exit", append + " status=3"), stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        if not select.select([p.stdout], [], [], TIMEOUT)[0]:
+            pytest.fail(f"no output from exit.elf {append} within {TIMEOUT} s")
+        out = p.stdout.readline().decode(errors="replace")
+        assert line in out, out
+        # The guest printed its last line; it must not exit on its own.
+        with pytest.raises(subprocess.TimeoutExpired):
+            p.wait(timeout=1)
+    finally:
+        p.kill()
+        p.wait()
 
 
 def check_smp(out, n):
