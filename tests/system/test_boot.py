@@ -64,6 +64,7 @@ def test_triple_fault_crash_report():
     assert "triple fault" in err
     assert "rip=" in err and "cr3=" in err
     assert "=> " in err  # the instruction at RIP, disassembled
+    assert "ud2" in err.split("=> ", 1)[1].splitlines()[0]
 
 
 def test_serial_file(tmp_path):
