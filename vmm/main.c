@@ -76,7 +76,7 @@ static int main_run_vm(struct main_state *ms, const struct boot_files *bf, int *
 	struct vm vm;
 	int ret, kind;
 
-	ret = vm_create(&vm, cfg, ms->ctx, err);
+	ret = vm_create(&vm, cfg, ms->ctx, incoming, err);
 	if (ret < 0)
 		return ret;
 	ret = main_add_devices(&vm, err);

@@ -25,6 +25,7 @@
 #define SNAP_FORMAT	  1
 #define SNAP_MAX_SECTIONS 64
 #define SNAP_MAX_MSRS	  128
+#define SNAP_MAX_CPUID	  128
 #define SNAP_PAGE	  4096ULL
 #define SNAP_DEV_MAX	  (64 * 1024)
 
@@ -77,8 +78,10 @@ struct snap_vcpu {
 	struct kvm_vcpu_events events;
 	struct kvm_debugregs debugregs;
 	uint32_t nmsrs;
-	uint32_t reserved;
+	uint32_t ncpuid;
 	struct snap_msr msrs[SNAP_MAX_MSRS];
+	/* The CPUID the guest saw: a restored guest must see the same. */
+	struct kvm_cpuid_entry2 cpuid[SNAP_MAX_CPUID];
 };
 
 /* "irqchip" v1, "pit" v1, "clock" v1. */
@@ -197,11 +200,21 @@ static int snap_save_vcpu(struct vm *vm, struct vcpu *v, struct snap_vcpu *sv, s
 	    {KVM_GET_DEBUGREGS, offsetof(struct snap_vcpu, debugregs), "KVM_GET_DEBUGREGS"},
 	};
 
+	struct {
+		struct kvm_cpuid2 hdr;
+		struct kvm_cpuid_entry2 e[SNAP_MAX_CPUID];
+	} cpuid = {.hdr.nent = SNAP_MAX_CPUID};
+
 	memset(sv, 0, sizeof(*sv));
 	for (size_t i = 0; i < ARRAY_SIZE(gets); i++)
 		if (ioctl(v->fd, gets[i].req, (uint8_t *)sv + gets[i].off) < 0)
 			return err_set(err, errno, "snapshot: vCPU %d: %s: %s", v->id, gets[i].name,
 				       strerror(errno));
+	if (ioctl(v->fd, KVM_GET_CPUID2, &cpuid) < 0)
+		return err_set(err, errno, "snapshot: vCPU %d: KVM_GET_CPUID2: %s", v->id,
+			       strerror(errno));
+	sv->ncpuid = cpuid.hdr.nent;
+	memcpy(sv->cpuid, cpuid.e, sv->ncpuid * sizeof(cpuid.e[0]));
 	return snap_get_msrs(vm, v, sv, err);
 }
 
@@ -632,6 +645,20 @@ static int snap_restore_vcpu(struct vm *vm, struct vcpu *v, struct snap_vcpu *sv
 	if (sv->nmsrs > SNAP_MAX_MSRS)
 		return err_set(err, EINVAL, "snapshot: vCPU %d has %u MSRs (at most %d)", v->id,
 			       sv->nmsrs, SNAP_MAX_MSRS);
+	if (sv->ncpuid == 0 || sv->ncpuid > SNAP_MAX_CPUID)
+		return err_set(err, EINVAL, "snapshot: vCPU %d has %u CPUID entries (1..%d)", v->id,
+			       sv->ncpuid, SNAP_MAX_CPUID);
+	{
+		struct {
+			struct kvm_cpuid2 hdr;
+			struct kvm_cpuid_entry2 e[SNAP_MAX_CPUID];
+		} cpuid = {.hdr.nent = sv->ncpuid};
+
+		memcpy(cpuid.e, sv->cpuid, sv->ncpuid * sizeof(cpuid.e[0]));
+		if (ioctl(v->fd, KVM_SET_CPUID2, &cpuid) < 0)
+			return err_set(err, errno, "snapshot: vCPU %d: KVM refused the saved CPUID: %s",
+				       v->id, strerror(errno));
+	}
 	for (size_t i = 0; i < ARRAY_SIZE(sets); i++) {
 		if (sets[i].req == KVM_SET_LAPIC) {
 			msrs.hdr.nmsrs = sv->nmsrs;

@@ -36,9 +36,11 @@ int vcpu_create(struct vm *vm, struct vcpu *vcpu, int id, struct errbuf *err)
 		goto fail_fd;
 	}
 	vcpu->run_size = (size_t)mmap_size;
-	ret = cpuid_setup_vcpu(vcpu, vm->cpuid, vm->cfg->ncpus, err);
-	if (ret < 0)
-		goto fail_run;
+	if (vm->cpuid) { /* else restored from a snapshot */
+		ret = cpuid_setup_vcpu(vcpu, vm->cpuid, vm->cfg->ncpus, err);
+		if (ret < 0)
+			goto fail_run;
+	}
 	return 0;
 fail_run:
 	munmap(vcpu->run, vcpu->run_size);
@@ -218,8 +220,15 @@ void vcpu_park(struct vcpu *vcpu)
 	/* KVM completes an exit's pending port/MMIO read on the next KVM_RUN:
 	 * with immediate_exit set it does just that and returns EINTR, so the
 	 * vCPU state is at an instruction boundary while parked. */
-	__atomic_store_n(&vcpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
-	ioctl(vcpu->fd, KVM_RUN, 0);
+	/* Completing one access may start another (each step of a `rep outsb`
+	 * exits again): handle those until KVM says it is done. */
+	for (int i = 0; i < 1 << 16; i++) {
+		__atomic_store_n(&vcpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0)
+			break; /* EINTR: nothing left pending */
+		if (!vcpu_handle_exit(vcpu))
+			break;
+	}
 	__atomic_store_n(&vcpu->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
 
 	pthread_mutex_lock(&vm->park_lock);

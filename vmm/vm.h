@@ -111,7 +111,8 @@ struct vm {
 	pthread_cond_t park_cond;
 	int nparked;  /* vCPU threads parked */
 	int nrunning; /* vCPU threads inside their loop */
-	bool started; /* vm_start ran: vCPU threads exist */
+	bool started;   /* vm_start ran: vCPU threads exist */
+	bool restoring; /* created for snapshot_restore */
 
 	enum vm_run_state run_state;		 /* main thread */
 	struct vm_block *blocks[VM_MAX_DEVICES]; /* main thread */
@@ -126,7 +127,13 @@ struct vm {
  * created so far is released.
  */
 int vm_create(struct vm *vm, const struct vm_config *cfg, struct aio_context *main_ctx,
-	      struct errbuf *err);
+	      bool restoring, struct errbuf *err);
+
+/* Created to be restored from a snapshot (its CPUID comes from there)? */
+static inline bool vm_restoring(const struct vm *vm)
+{
+	return vm->restoring;
+}
 
 /* Realize a device on the VM. Main thread, before vm_start. */
 int vm_add_device(struct vm *vm, const struct device_ops *ops, const char *opts,
