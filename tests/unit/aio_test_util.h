@@ -15,12 +15,38 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "aio/aio.h"
+
+/*
+ * Installed at the AIO_PREEMPT_POINT()s of the notify protocol (owner and
+ * schedulers): now and then yield or spin a little, as if preempted there,
+ * so that other threads land in every gap of the protocol far more often
+ * than the real, nanosecond-wide windows would allow.
+ */
+static inline void aio_test_preempt(void)
+{
+	static __thread unsigned seed;
+	unsigned r;
+
+	if (!seed) {
+		seed = (unsigned)(uintptr_t)&seed | 1;
+	}
+	r = rand_r(&seed) % 8;
+	if (r == 0) {
+		sched_yield();
+	} else if (r == 1) {
+		int64_t end = aio_clock_ns() + 3000;
+
+		while (aio_clock_ns() < end) {
+		}
+	}
+}
 
 /* A hung test (a lost wakeup in a blocking aio_poll) must fail, not stall CI. */
 static void aio_test_alarm(int sig)
