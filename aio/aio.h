@@ -2,9 +2,11 @@
 /*
  * aio: kvmini's event loop, modelled on QEMU's util/async.c and aio-posix.c.
  *
- * An AioContext is owned by one thread (the one that calls aio_poll on it).
+ * An AioContext is owned by one thread (the one that calls aio_poll on it);
+ * another thread can hold it for a while with aio_context_acquire.
  * Bottom halves (BHs) may be scheduled from any thread; they run in the
  * owner's aio_poll. fd handlers and timers belong to the owner thread.
+ * Coroutines (below) belong to a context and run only in its holder.
  *
  * Errors are negative errno values.
  */
@@ -28,7 +30,8 @@ int aio_context_new(struct aio_context **out);
 
 /*
  * Destroy a context. Owner thread, not inside aio_poll. Reports (stderr) every
- * BH that is still scheduled by name, and returns the number of such leaks.
+ * BH and coroutine that is still scheduled by name, and returns the number
+ * of such leaks (a leaked coroutine that never ran may then be deleted).
  */
 int aio_context_free(struct aio_context *ctx);
 
@@ -179,7 +182,10 @@ struct aio_context *aio_get_current_context(void);
  * only ever runs in the thread that holds that context at the time. It may
  * resume in a different thread than the one it yielded in (an iothread,
  * then the main thread holding the iothread's context): do not keep the
- * address of a thread-local variable (errno included) across a yield.
+ * address of a thread-local variable (errno included) or the result of
+ * pthread_self() (declared const, so the compiler may reuse it) across a
+ * yield. BH callbacks and fd handlers must not yield, and a coroutine must
+ * not yield while it holds a context with aio_context_acquire.
  *
  * coroutine_new: any thread. Returns 0, or -ENOMEM (with a one-line message
  *   on stderr naming the coroutine) if no stack can be had. @fn(@opaque)
@@ -233,8 +239,8 @@ unsigned long coroutine_error_count(void);
  *   with both callers' names, and the second schedule is dropped, so the
  *   coroutine still runs once (docs/aio.md says why we do not abort).
  * aio_co_enter: any thread. If the caller holds @ctx: enter @co now, or if
- *   the caller is itself a coroutine, right after the caller yields or
- *   returns. Otherwise schedule @co in @ctx.
+ *   the caller is itself a coroutine of @ctx, right after the caller yields
+ *   or returns. Otherwise schedule @co in @ctx.
  * aio_co_wake: any thread; aio_co_enter in the context @co last ran in.
  */
 void aio_co_schedule_from(struct aio_context *ctx, struct coroutine *co, const char *caller);

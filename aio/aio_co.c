@@ -158,6 +158,15 @@ void aio_co_enter_from(struct aio_context *ctx, struct coroutine *co, const char
 		coroutine_enter_loop(ctx, co, false, caller);
 		return;
 	}
+	if (atomic_load_explicit(&self->ctx, memory_order_relaxed) != ctx) {
+		/*
+		 * A coroutine of another context polls @ctx (nested aio_poll):
+		 * deferring to it would enter @co when it yields, in its own
+		 * context. The BH of @ctx enters @co in @ctx instead.
+		 */
+		aio_co_schedule_from(ctx, co, caller);
+		return;
+	}
 	if (self == co) {
 		coroutine_report("coroutine '%s' woken by itself in '%s': ignored", co->name,
 				 caller);

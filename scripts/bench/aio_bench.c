@@ -11,6 +11,14 @@
  *               before each sample. One and two producers.
  *   throughput: producers schedule one-shot BHs back to back; BHs run
  *               per second from the first schedule to the last callback.
+ *   coroutines: the same latency measurement with aio_co_wake waking a
+ *               coroutine that yielded in the sleeping owner's context
+ *               (the timestamp is taken when the coroutine runs again);
+ *               and single-thread costs in ns per operation (median and
+ *               p99 over batches): create + enter + return from the pool
+ *               and with a new stack (mmap), an enter + yield round trip,
+ *               and, for scale, a one-shot BH scheduled and run by
+ *               aio_poll in the same thread.
  *
  * Usage: aio_bench [SAMPLES [ONESHOTS]]   (defaults 2000 and 200000)
  * A benchmark, not a test: nothing here is asserted.
@@ -18,6 +26,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -306,11 +315,174 @@ static double bench_throughput(int producers, int per_producer)
 	return producers * per_producer / ((atomic_load(&t.last_ns) - start) / 1e9);
 }
 
+/* Coroutine wake-to-run latency: like bench_bh_latency, through aio_co_wake. */
+
+struct co_lat {
+	struct coroutine *co;
+	int ackfd;
+	int n, i;
+	int64_t t0; /* written before each wake, read by the coroutine */
+	int64_t *samples;
+	bool stop;
+	atomic_bool returned;
+	pthread_t tid;
+};
+
+static void co_lat_fn(void *opaque)
+{
+	struct co_lat *l = opaque;
+
+	efd_write(l->ackfd); /* ready: about to yield */
+	for (;;) {
+		coroutine_yield();
+		if (l->stop) {
+			break;
+		}
+		l->samples[l->i++] = aio_clock_ns() - l->t0;
+		efd_write(l->ackfd);
+	}
+	atomic_store(&l->returned, true);
+}
+
+static void *co_lat_thread(void *opaque)
+{
+	struct co_lat *l = opaque;
+	int i;
+
+	efd_read(l->ackfd);
+	for (i = 0; i < l->n; i++) {
+		sleep_ns(GAP_NS);
+		l->t0 = aio_clock_ns();
+		aio_co_wake(l->co);
+		efd_read(l->ackfd);
+	}
+	l->stop = true;
+	aio_co_wake(l->co);
+	return NULL;
+}
+
+static struct stats bench_co_latency(int producers, int n)
+{
+	struct co_lat l[2] = {{0}};
+	struct owner o;
+	int64_t *all = calloc((size_t)producers * n, sizeof(*all));
+	int i;
+
+	owner_start(&o);
+	for (i = 0; i < producers; i++) {
+		l[i].n = n;
+		l[i].samples = all + (size_t)i * n;
+		l[i].ackfd = eventfd(0, EFD_CLOEXEC);
+		atomic_init(&l[i].returned, false);
+		if (!all || l[i].ackfd < 0 || coroutine_new(co_lat_fn, &l[i], &l[i].co)) {
+			die("coroutine latency setup");
+		}
+		aio_co_schedule(o.ctx, l[i].co); /* first entered by the owner */
+		if (pthread_create(&l[i].tid, NULL, co_lat_thread, &l[i])) {
+			die("coroutine latency setup");
+		}
+	}
+	for (i = 0; i < producers; i++) {
+		pthread_join(l[i].tid, NULL);
+		while (!atomic_load(&l[i].returned)) {
+			sleep_ns(100000);
+		}
+		close(l[i].ackfd);
+	}
+	owner_join(&o);
+	aio_context_free(o.ctx);
+	struct stats s = summarize(all, producers * n);
+	free(all);
+	return s;
+}
+
+/* Single-thread costs: ns per operation over batches. */
+
+#define COST_BATCHES 200
+
+static void noop_co(void *opaque)
+{
+	(void)opaque;
+}
+
+static void noop_bh(void *opaque)
+{
+	(void)opaque;
+}
+
+static void yield_forever(void *opaque)
+{
+	bool *stop = opaque;
+
+	while (!*stop) {
+		coroutine_yield();
+	}
+}
+
+enum cost_kind { COST_BH, COST_CO_POOLED, COST_CO_NEW_STACK, COST_CO_YIELD };
+
+static struct stats bench_cost(enum cost_kind kind, int per_batch)
+{
+	int64_t v[COST_BATCHES];
+	struct aio_context *ctx;
+	struct coroutine *co, *yielder = NULL;
+	bool stop = false;
+	int b, k;
+
+	if (aio_context_new(&ctx)) {
+		die("aio_context_new");
+	}
+	if (kind == COST_CO_YIELD) {
+		if (coroutine_new(yield_forever, &stop, &yielder)) {
+			die("coroutine_new");
+		}
+	}
+	for (b = 0; b < COST_BATCHES; b++) {
+		int64_t t = aio_clock_ns();
+
+		for (k = 0; k < per_batch; k++) {
+			switch (kind) {
+			case COST_BH:
+				if (aio_bh_schedule_oneshot(ctx, noop_bh, NULL)) {
+					die("aio_bh_schedule_oneshot");
+				}
+				aio_poll(ctx, false);
+				break;
+			case COST_CO_POOLED:
+				if (coroutine_new(noop_co, NULL, &co)) {
+					die("coroutine_new");
+				}
+				coroutine_enter(co);
+				break;
+			case COST_CO_NEW_STACK:
+				/* Not the pooled size: every create maps a stack. */
+				if (coroutine_new_sized(noop_co, NULL, COROUTINE_STACK_SIZE + 4096,
+							&co)) {
+					die("coroutine_new_sized");
+				}
+				coroutine_enter(co);
+				break;
+			case COST_CO_YIELD:
+				coroutine_enter(yielder);
+				break;
+			}
+		}
+		/* x1000: keep a tenth of a nanosecond through the integer stats. */
+		v[b] = (aio_clock_ns() - t) * 1000 / per_batch;
+	}
+	if (yielder) {
+		stop = true;
+		coroutine_enter(yielder);
+	}
+	aio_context_free(ctx);
+	return summarize(v, COST_BATCHES); /* "us" of x1000 values: ns */
+}
+
 int main(int argc, char **argv)
 {
 	int n = argc > 1 ? atoi(argv[1]) : 2000;
 	int oneshots = argc > 2 ? atoi(argv[2]) : 200000;
-	struct stats fl, b1, b2;
+	struct stats fl, b1, b2, c1, c2, cost_bh, cost_pooled, cost_new, cost_yield;
 	double t1, t2;
 
 	if (n < 100 || oneshots < 1000) {
@@ -320,8 +492,14 @@ int main(int argc, char **argv)
 	fl = bench_floor(n);
 	b1 = bench_bh_latency(1, n);
 	b2 = bench_bh_latency(2, n);
+	c1 = bench_co_latency(1, n);
+	c2 = bench_co_latency(2, n);
 	t1 = bench_throughput(1, oneshots);
 	t2 = bench_throughput(2, oneshots);
+	cost_bh = bench_cost(COST_BH, 1000);
+	cost_pooled = bench_cost(COST_CO_POOLED, 1000);
+	cost_new = bench_cost(COST_CO_NEW_STACK, 50);
+	cost_yield = bench_cost(COST_CO_YIELD, 1000);
 
 	printf("cross-thread wakeup, sleeping target, %d samples per producer (us)\n", n);
 	printf("%-44s %9s %9s %9s\n", "path", "median", "p99", "x floor");
@@ -331,9 +509,24 @@ int main(int argc, char **argv)
 	       b1.p99_us, b1.median_us / fl.median_us);
 	printf("%-44s %9.1f %9.1f %9.2f\n", "aio_bh_schedule -> callback, 2 producers",
 	       b2.median_us, b2.p99_us, b2.median_us / fl.median_us);
+	printf("%-44s %9.1f %9.1f %9.2f\n", "aio_co_wake -> coroutine runs, 1 producer",
+	       c1.median_us, c1.p99_us, c1.median_us / fl.median_us);
+	printf("%-44s %9.1f %9.1f %9.2f\n", "aio_co_wake -> coroutine runs, 2 producers",
+	       c2.median_us, c2.p99_us, c2.median_us / fl.median_us);
 	printf("\none-shot BH throughput, %d BHs per producer, owner in aio_poll\n", oneshots);
 	printf("%-44s %12s\n", "producers", "BHs/s");
 	printf("%-44s %12.0f\n", "1", t1);
 	printf("%-44s %12.0f\n", "2", t2);
+	printf("\nsingle-thread costs, ns per operation (median and p99 of %d batches)\n",
+	       COST_BATCHES);
+	printf("%-44s %9s %9s\n", "operation", "median", "p99");
+	printf("%-44s %9.1f %9.1f\n", "one-shot BH: schedule + aio_poll runs it", cost_bh.median_us,
+	       cost_bh.p99_us);
+	printf("%-44s %9.1f %9.1f\n", "coroutine: create + enter + return (pool)",
+	       cost_pooled.median_us, cost_pooled.p99_us);
+	printf("%-44s %9.1f %9.1f\n", "coroutine: create + enter + return (mmap)",
+	       cost_new.median_us, cost_new.p99_us);
+	printf("%-44s %9.1f %9.1f\n", "coroutine: enter + yield round trip", cost_yield.median_us,
+	       cost_yield.p99_us);
 	return 0;
 }

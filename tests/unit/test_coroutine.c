@@ -746,6 +746,62 @@ static void test_co_enter_deferred(void **state)
 	assert_int_equal(coroutine_error_count(), d.errors_before + 1);
 }
 
+/*
+ * A coroutine of one context polls another (nested aio_poll), and a BH
+ * there wakes a coroutine of that other context. Deferring the wakeup to
+ * the running coroutine would enter it, later, in the wrong context.
+ */
+struct cross_poll {
+	struct aio_context *x, *y;
+	struct coroutine *a, *b;
+	struct aio_context *b_ctx_seen, *b_own_ctx;
+	struct coroutine *b_self;
+	int b_runs;
+};
+
+static void cross_b(void *opaque)
+{
+	struct cross_poll *c = opaque;
+
+	c->b_runs++;
+	c->b_ctx_seen = aio_get_current_context();
+	c->b_own_ctx = coroutine_get_context(coroutine_self());
+}
+
+static void cross_bh(void *opaque)
+{
+	struct cross_poll *c = opaque;
+
+	aio_co_enter(c->y, c->b); /* we are in y, inside a coroutine of x */
+}
+
+static void cross_a(void *opaque)
+{
+	struct cross_poll *c = opaque;
+
+	assert_int_equal(aio_bh_schedule_oneshot(c->y, cross_bh, c), 0);
+	while (aio_poll(c->y, false)) {
+	}
+	assert_ptr_equal(aio_get_current_context(), c->x);
+}
+
+static void test_co_enter_from_nested_poll(void **state)
+{
+	struct cross_poll c = {.x = *state};
+
+	assert_int_equal(aio_context_new(&c.y), 0);
+	assert_int_equal(coroutine_new(cross_a, &c, &c.a), 0);
+	assert_int_equal(coroutine_new(cross_b, &c, &c.b), 0);
+	aio_co_schedule(c.x, c.a);
+	assert_true(aio_poll(c.x, false));
+	while (aio_poll(c.y, false)) { /* in case it was left scheduled in y */
+	}
+	assert_int_equal(c.b_runs, 1);
+	assert_ptr_equal(c.b_ctx_seen, c.y);
+	assert_ptr_equal(c.b_own_ctx, c.y);
+	assert_int_equal(aio_context_free(c.y), 0);
+}
+
 /* aio_co_wake: enters at once where the coroutine's context is held, else schedules. */
 
 struct waiter {
@@ -1106,6 +1162,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_co_double_schedule, aio_test_setup_ctx,
 					    aio_test_teardown_ctx),
 	    cmocka_unit_test_setup_teardown(test_co_enter_deferred, aio_test_setup_ctx,
+					    aio_test_teardown_ctx),
+	    cmocka_unit_test_setup_teardown(test_co_enter_from_nested_poll, aio_test_setup_ctx,
 					    aio_test_teardown_ctx),
 	    cmocka_unit_test_setup_teardown(test_co_wake, aio_test_setup_ctx,
 					    aio_test_teardown_ctx),
