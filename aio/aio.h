@@ -157,8 +157,9 @@ void iothread_destroy(struct iothread *it);
  *   it: the holder's blocking aio_poll is woken, and its next aio_poll
  *   waits until aio_context_release. Recursive. While a thread holds @ctx
  *   it may call aio_poll on it (also blocking), and aio_co_enter/wake
- *   enter @ctx's coroutines directly. Never across a coroutine_yield, and
- *   never two contexts in opposite orders on two threads (deadlock).
+ *   enter @ctx's coroutines directly. Never across a coroutine_yield,
+ *   never two contexts in opposite orders on two threads (deadlock), and
+ *   not around iothread_destroy of the iothread that polls @ctx.
  * aio_context_release: the acquiring thread.
  * aio_context_held: any thread; true if the calling thread holds @ctx.
  * aio_get_current_context: any thread; the context the calling thread is

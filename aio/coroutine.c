@@ -426,6 +426,12 @@ void coroutine_delete(struct coroutine *co)
 	if (!co) {
 		return;
 	}
+	if (!atomic_load_explicit(&co->live, memory_order_relaxed)) {
+		coroutine_report("coroutine_delete: coroutine %p was deleted or returned already: "
+				 "not deleted again",
+				 (void *)co);
+		return;
+	}
 	if (co->started || atomic_load_explicit(&co->scheduled, memory_order_acquire)) {
 		coroutine_report("coroutine_delete: coroutine '%s' was %s: not deleted", co->name,
 				 co->started ? "entered already" : "scheduled");

@@ -186,14 +186,21 @@ static void owner_join(struct owner *o)
 	pthread_join(o->tid, NULL);
 }
 
-/* BH latency. */
+/*
+ * Wakeup latency: a BH scheduled (aio_bh_schedule), or a coroutine that
+ * yielded in the owner's context woken (aio_co_wake). The callback, or the
+ * coroutine when it runs again, takes the second timestamp and acks.
+ */
 
 struct lat_producer {
-	struct aio_bh *bh;
+	struct aio_bh *bh;    /* BH mode */
+	struct coroutine *co; /* coroutine mode */
 	int ackfd;
 	int n, i;
-	int64_t t0; /* written before each schedule, read by the callback */
+	int64_t t0; /* written before each wakeup, read by the woken side */
 	int64_t *samples;
+	bool stop;	      /* coroutine mode: return at the next wakeup */
+	atomic_bool returned; /* coroutine mode */
 	pthread_t tid;
 };
 
@@ -205,21 +212,52 @@ static void lat_cb(void *opaque)
 	efd_write(p->ackfd);
 }
 
+static void lat_co(void *opaque)
+{
+	struct lat_producer *p = opaque;
+
+	efd_write(p->ackfd); /* ready: about to yield */
+	for (;;) {
+		coroutine_yield();
+		if (p->stop) {
+			break;
+		}
+		lat_cb(p);
+	}
+	atomic_store(&p->returned, true);
+}
+
+static void lat_wake(struct lat_producer *p)
+{
+	if (p->co) {
+		aio_co_wake(p->co);
+	} else {
+		aio_bh_schedule(p->bh);
+	}
+}
+
 static void *lat_thread(void *opaque)
 {
 	struct lat_producer *p = opaque;
 	int i;
 
+	if (p->co) {
+		efd_read(p->ackfd); /* first entered by the owner */
+	}
 	for (i = 0; i < p->n; i++) {
 		sleep_ns(GAP_NS);
 		p->t0 = aio_clock_ns();
-		aio_bh_schedule(p->bh);
+		lat_wake(p);
 		efd_read(p->ackfd);
+	}
+	if (p->co) {
+		p->stop = true;
+		aio_co_wake(p->co);
 	}
 	return NULL;
 }
 
-static struct stats bench_bh_latency(int producers, int n)
+static struct stats bench_latency(int producers, int n, bool coroutine)
 {
 	struct lat_producer p[2] = {{0}};
 	struct owner o;
@@ -231,14 +269,25 @@ static struct stats bench_bh_latency(int producers, int n)
 		p[i].n = n;
 		p[i].samples = all + (size_t)i * n;
 		p[i].ackfd = eventfd(0, EFD_CLOEXEC);
-		p[i].bh = aio_bh_new(o.ctx, lat_cb, &p[i]);
-		if (!all || p[i].ackfd < 0 || !p[i].bh ||
+		atomic_init(&p[i].returned, false);
+		if (coroutine) {
+			if (coroutine_new(lat_co, &p[i], &p[i].co)) {
+				die("latency setup");
+			}
+			aio_co_schedule(o.ctx, p[i].co);
+		} else {
+			p[i].bh = aio_bh_new(o.ctx, lat_cb, &p[i]);
+		}
+		if (!all || p[i].ackfd < 0 || !(p[i].bh || p[i].co) ||
 		    pthread_create(&p[i].tid, NULL, lat_thread, &p[i])) {
 			die("latency setup");
 		}
 	}
 	for (i = 0; i < producers; i++) {
 		pthread_join(p[i].tid, NULL);
+		while (p[i].co && !atomic_load(&p[i].returned)) {
+			sleep_ns(100000); /* its last wakeup must run before the owner stops */
+		}
 		close(p[i].ackfd);
 	}
 	owner_join(&o); /* deleting BHs is for the owner: that is us now */
@@ -313,87 +362,6 @@ static double bench_throughput(int producers, int per_producer)
 	owner_join(&o);
 	aio_context_free(o.ctx);
 	return producers * per_producer / ((atomic_load(&t.last_ns) - start) / 1e9);
-}
-
-/* Coroutine wake-to-run latency: like bench_bh_latency, through aio_co_wake. */
-
-struct co_lat {
-	struct coroutine *co;
-	int ackfd;
-	int n, i;
-	int64_t t0; /* written before each wake, read by the coroutine */
-	int64_t *samples;
-	bool stop;
-	atomic_bool returned;
-	pthread_t tid;
-};
-
-static void co_lat_fn(void *opaque)
-{
-	struct co_lat *l = opaque;
-
-	efd_write(l->ackfd); /* ready: about to yield */
-	for (;;) {
-		coroutine_yield();
-		if (l->stop) {
-			break;
-		}
-		l->samples[l->i++] = aio_clock_ns() - l->t0;
-		efd_write(l->ackfd);
-	}
-	atomic_store(&l->returned, true);
-}
-
-static void *co_lat_thread(void *opaque)
-{
-	struct co_lat *l = opaque;
-	int i;
-
-	efd_read(l->ackfd);
-	for (i = 0; i < l->n; i++) {
-		sleep_ns(GAP_NS);
-		l->t0 = aio_clock_ns();
-		aio_co_wake(l->co);
-		efd_read(l->ackfd);
-	}
-	l->stop = true;
-	aio_co_wake(l->co);
-	return NULL;
-}
-
-static struct stats bench_co_latency(int producers, int n)
-{
-	struct co_lat l[2] = {{0}};
-	struct owner o;
-	int64_t *all = calloc((size_t)producers * n, sizeof(*all));
-	int i;
-
-	owner_start(&o);
-	for (i = 0; i < producers; i++) {
-		l[i].n = n;
-		l[i].samples = all + (size_t)i * n;
-		l[i].ackfd = eventfd(0, EFD_CLOEXEC);
-		atomic_init(&l[i].returned, false);
-		if (!all || l[i].ackfd < 0 || coroutine_new(co_lat_fn, &l[i], &l[i].co)) {
-			die("coroutine latency setup");
-		}
-		aio_co_schedule(o.ctx, l[i].co); /* first entered by the owner */
-		if (pthread_create(&l[i].tid, NULL, co_lat_thread, &l[i])) {
-			die("coroutine latency setup");
-		}
-	}
-	for (i = 0; i < producers; i++) {
-		pthread_join(l[i].tid, NULL);
-		while (!atomic_load(&l[i].returned)) {
-			sleep_ns(100000);
-		}
-		close(l[i].ackfd);
-	}
-	owner_join(&o);
-	aio_context_free(o.ctx);
-	struct stats s = summarize(all, producers * n);
-	free(all);
-	return s;
 }
 
 /* Single-thread costs: ns per operation over batches. */
@@ -490,10 +458,10 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	fl = bench_floor(n);
-	b1 = bench_bh_latency(1, n);
-	b2 = bench_bh_latency(2, n);
-	c1 = bench_co_latency(1, n);
-	c2 = bench_co_latency(2, n);
+	b1 = bench_latency(1, n, false);
+	b2 = bench_latency(2, n, false);
+	c1 = bench_latency(1, n, true);
+	c2 = bench_latency(2, n, true);
 	t1 = bench_throughput(1, oneshots);
 	t2 = bench_throughput(2, oneshots);
 	cost_bh = bench_cost(COST_BH, 1000);

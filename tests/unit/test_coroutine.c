@@ -357,7 +357,8 @@ static void add_ten(void *opaque)
 
 static void test_co_pool_reuse(void **state)
 {
-	struct coroutine *first, *co;
+	struct coroutine *first, *co, *other;
+	unsigned long errors;
 	void *stack;
 	int runs = 0, tens = 0, i;
 
@@ -380,20 +381,26 @@ static void test_co_pool_reuse(void **state)
 	assert_int_equal(runs, 501);
 	assert_int_equal(tens, 5000);
 
-	/* Never entered: coroutine_delete recycles it too. */
+	/* Never entered: coroutine_delete recycles it too (once). */
+	errors = coroutine_error_count();
 	assert_int_equal(coroutine_new(count_fn, &runs, &co), 0);
 	coroutine_delete(co);
+	coroutine_delete(co); /* reported, not put in the pool twice */
+	assert_int_equal(coroutine_error_count(), errors + 1);
 	assert_int_equal(coroutine_new(count_fn, &runs, &co), 0);
 	assert_ptr_equal(co, first);
+	assert_int_equal(coroutine_new(count_fn, &runs, &other), 0);
+	assert_ptr_not_equal(other, first); /* the pool held it once only */
 	coroutine_enter(co);
-	assert_int_equal(runs, 502);
+	coroutine_enter(other);
+	assert_int_equal(runs, 503);
 
 	/* A non-default stack size is not pooled. */
 	assert_int_equal(coroutine_new_sized(count_fn, &runs, 64 * 1024, &co), 0);
 	assert_int_equal(co->stack_size, 64 * 1024);
 	assert_ptr_not_equal(co, first);
 	coroutine_enter(co);
-	assert_int_equal(runs, 503);
+	assert_int_equal(runs, 504);
 }
 
 /* Many coroutines alive at once, each suspended on its own stack. */
