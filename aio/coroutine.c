@@ -54,6 +54,18 @@
 #include <sanitizer/common_interface_defs.h>
 #endif
 
+/*
+ * co_main and co_switch_out stay on a coroutine's stack across its last
+ * switch, when its ASan fake stack is destroyed, and run again when the
+ * coroutine is recycled: their locals must live on the real stack, so
+ * ASan does not instrument them (nor may they be inlined into code it does).
+ */
+#ifdef CO_ASAN
+#define CO_REAL_STACK_FRAME __attribute__((noinline, no_sanitize_address))
+#else
+#define CO_REAL_STACK_FRAME
+#endif
+
 #define CO_MIN_STACK	   (16 * 1024)
 #define CO_POOL_LOCAL_MAX  64  /* per thread */
 #define CO_POOL_GLOBAL_MAX 256 /* process-wide, for threads that create more than they end */
@@ -503,7 +515,7 @@ static void co_switch_in(struct coroutine *from, struct coroutine *to)
  * enter loop resumes @self, possibly in another thread. @ending: @self's
  * fn has returned (its sanitizer fake stack can go).
  */
-static void co_switch_out(struct coroutine *self, bool ending)
+static CO_REAL_STACK_FRAME void co_switch_out(struct coroutine *self, bool ending)
 {
 	struct coroutine *to = self->caller;
 
@@ -524,7 +536,7 @@ static void co_switch_out(struct coroutine *self, bool ending)
 	(void)ending;
 }
 
-static void co_main(struct coroutine *self)
+static CO_REAL_STACK_FRAME void co_main(struct coroutine *self)
 {
 #ifdef CO_ASAN
 	__sanitizer_finish_switch_fiber(NULL, &self->asan_caller_lo, &self->asan_caller_size);

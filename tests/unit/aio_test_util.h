@@ -48,6 +48,24 @@ static inline void aio_test_preempt(void)
 	}
 }
 
+/*
+ * AIO_TEST_ASAN_FAKE_STACKS: in an ASan build, define
+ * __asan_default_options so that locals live on ASan's fake stacks
+ * (detect_stack_use_after_return). The coroutine tests use it: fake stacks
+ * are what the fake-stack half of the fiber annotations is for. Use once,
+ * at file scope of a test program.
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#define AIO_TEST_ASAN_FAKE_STACKS                                                                  \
+	const char *__asan_default_options(void);                                                  \
+	const char *__asan_default_options(void)                                                   \
+	{                                                                                          \
+		return "detect_stack_use_after_return=1";                                          \
+	}
+#else
+#define AIO_TEST_ASAN_FAKE_STACKS
+#endif
+
 /* A hung test (a lost wakeup in a blocking aio_poll) must fail, not stall CI. */
 static void aio_test_alarm(int sig)
 {

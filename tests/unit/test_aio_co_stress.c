@@ -32,6 +32,8 @@
 #include "aio/aio_int.h" /* aio_test_preempt_hook */
 #include "tests/unit/aio_test_util.h"
 
+AIO_TEST_ASAN_FAKE_STACKS
+
 #define NR_CO	 8
 #define STALL_NS (20 * 1000000000LL) /* no progress for this long: lost */
 

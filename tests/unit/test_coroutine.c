@@ -20,6 +20,8 @@
 #include "aio/aio_int.h" /* struct coroutine: stack bounds for the guard-page test */
 #include "tests/unit/aio_test_util.h"
 
+AIO_TEST_ASAN_FAKE_STACKS
+
 /* Captures what the code under test prints on stderr. */
 struct capture {
 	int saved_fd;
