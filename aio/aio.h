@@ -188,8 +188,9 @@ struct aio_context *aio_get_current_context(void);
  * yield. BH callbacks and fd handlers must not yield, and a coroutine must
  * not yield while it holds a context with aio_context_acquire.
  *
- * coroutine_new: any thread. Returns 0, or -ENOMEM (with a one-line message
- *   on stderr naming the coroutine) if no stack can be had. @fn(@opaque)
+ * coroutine_new: any thread. Returns 0, -EINVAL without @fn, or -ENOMEM
+ *   (with a one-line message on stderr naming the coroutine) if no stack
+ *   can be had. @fn(@opaque)
  *   runs at the first enter; the coroutine is freed when @fn returns.
  * coroutine_new_sized: the same with a stack of @stack_size bytes (rounded
  *   up to pages, at least 16 KiB); only default-size stacks are pooled.
