@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "vmm/legacy.h"
+#include "vmm/pci.h"
 #include "vmm/vm.h"
 
 #ifndef KVMINI_VERSION
@@ -54,7 +55,8 @@ static int main_run_vm(struct main_state *ms, const struct vm_config *cfg,
 		       const struct boot_files *bf, struct aio_context *ctx, int *status,
 		       struct errbuf *err)
 {
-	static const struct device_ops *const legacy[] = {&serial_ops, &debug_exit_ops, &i8042_ops};
+	static const struct device_ops *const legacy[] = {&serial_ops, &debug_exit_ops, &i8042_ops,
+							  &pci_host_ops};
 	struct vm vm;
 	int ret, kind;
 

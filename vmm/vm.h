@@ -29,7 +29,7 @@
 #define EXIT_HOST_ERROR 125
 #define EXIT_CRASH	126
 
-#define VM_MAX_DEVICES 16
+#define VM_MAX_DEVICES 48
 
 /* Why the VM stopped running; the first reason recorded wins. */
 enum vm_exit_kind {
@@ -37,6 +37,8 @@ enum vm_exit_kind {
 	VM_EXIT_STATUS, /* guest status, timeout, crash or host error: see status */
 	VM_EXIT_RESET,	/* guest asked for a reset (i8042) */
 };
+
+struct pci_host;
 
 struct vcpu {
 	struct vm *vm;
@@ -60,6 +62,7 @@ struct vm {
 	int ncpus;
 	struct device devices[VM_MAX_DEVICES];
 	int ndevices;
+	struct pci_host *pci; /* set by pci_host_ops' realize (vmm/pci.h) */
 	struct aio_context *main_ctx;
 
 	/* Set once by the first vm_request_exit; read by the main thread

@@ -24,3 +24,11 @@ test_memory_DEPS := vmm/memory.h vmm/layout.h
 UNIT_TESTS += test_pvh
 test_pvh_SRCS := vmm/pvh.c vmm/memory.c vmm/util.c
 test_pvh_DEPS := vmm/loader.h vmm/memory.h vmm/util.h vmm/layout.h
+
+UNIT_TESTS += test_pci
+test_pci_SRCS := vmm/pci.c vmm/msix.c vmm/bus.c vmm/util.c
+test_pci_DEPS := vmm/pci.h vmm/msix.h vmm/bus.h vmm/layout.h
+
+UNIT_TESTS += test_msix
+test_msix_SRCS := vmm/msix.c vmm/pci.c vmm/bus.c vmm/util.c
+test_msix_DEPS := vmm/pci.h vmm/msix.h vmm/bus.h
