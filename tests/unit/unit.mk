@@ -32,3 +32,7 @@ test_pci_DEPS := vmm/pci.h vmm/msix.h vmm/bus.h vmm/layout.h
 UNIT_TESTS += test_msix
 test_msix_SRCS := vmm/msix.c vmm/pci.c vmm/bus.c vmm/util.c
 test_msix_DEPS := vmm/pci.h vmm/msix.h vmm/bus.h
+
+UNIT_TESTS += test_virtqueue
+test_virtqueue_SRCS := devices/virtio/virtqueue.c vmm/memory.c
+test_virtqueue_DEPS := devices/virtio/virtio.h vmm/memory.h
