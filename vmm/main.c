@@ -11,6 +11,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "devices/virtio/virtio.h"
 #include "vmm/legacy.h"
 #include "vmm/pci.h"
 #include "vmm/vm.h"
@@ -65,6 +66,12 @@ static int main_run_vm(struct main_state *ms, const struct vm_config *cfg,
 		return ret;
 	for (size_t i = 0; i < ARRAY_SIZE(legacy); i++) {
 		ret = vm_add_device(&vm, legacy[i], NULL, err);
+		if (ret < 0)
+			goto out;
+	}
+	/* PCI devices after the host bridge, in command-line order (slots 1, 2, ...). */
+	for (unsigned i = 0; i < cfg->ndisks; i++) {
+		ret = vm_add_device(&vm, &virtio_blk_ops, cfg->disks[i], err);
 		if (ret < 0)
 			goto out;
 	}

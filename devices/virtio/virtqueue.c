@@ -359,44 +359,40 @@ bool vq_should_notify(struct virtqueue *vq)
 	return vq_need_event(ld16(vq->avail_p + AVAIL_RING + 2 * (size_t)vq->s.size), now, old);
 }
 
-size_t iov_to_buf(const struct iovec *iov, unsigned n, size_t off, void *buf, size_t len)
+/* Copy between [off, off + len) of an iovec array and @buf, either way. */
+static size_t iov_copy(const struct iovec *iov, unsigned n, size_t off, void *buf, size_t len,
+		       bool into_iov)
 {
 	size_t done = 0;
 
 	for (unsigned i = 0; i < n && done < len; i++) {
+		uint8_t *p;
 		size_t l;
 
 		if (off >= iov[i].iov_len) {
 			off -= iov[i].iov_len;
 			continue;
 		}
+		p = (uint8_t *)iov[i].iov_base + off;
 		l = iov[i].iov_len - off;
 		if (l > len - done)
 			l = len - done;
-		memcpy((uint8_t *)buf + done, (const uint8_t *)iov[i].iov_base + off, l);
+		if (into_iov)
+			memcpy(p, (uint8_t *)buf + done, l);
+		else
+			memcpy((uint8_t *)buf + done, p, l);
 		done += l;
 		off = 0;
 	}
 	return done;
 }
 
+size_t iov_to_buf(const struct iovec *iov, unsigned n, size_t off, void *buf, size_t len)
+{
+	return iov_copy(iov, n, off, buf, len, false);
+}
+
 size_t iov_from_buf(const struct iovec *iov, unsigned n, size_t off, const void *buf, size_t len)
 {
-	size_t done = 0;
-
-	for (unsigned i = 0; i < n && done < len; i++) {
-		size_t l;
-
-		if (off >= iov[i].iov_len) {
-			off -= iov[i].iov_len;
-			continue;
-		}
-		l = iov[i].iov_len - off;
-		if (l > len - done)
-			l = len - done;
-		memcpy((uint8_t *)iov[i].iov_base + off, (const uint8_t *)buf + done, l);
-		done += l;
-		off = 0;
-	}
-	return done;
+	return iov_copy(iov, n, off, (void *)buf, len, true);
 }
