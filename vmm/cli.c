@@ -22,7 +22,7 @@ const char cli_usage[] =
     "  --serial MODE          stdio (default) | file=PATH | none\n"
     "  --timeout SECONDS      stop the VM and exit 124 after SECONDS\n"
     "  --reboot               a guest reset reboots the VM (default: exit 0)\n"
-    "  --disk path=FILE[,readonly=on][,serial=STR]\n"
+    "  --disk path=FILE[,readonly=on][,serial=STR][,aio=auto|threads|io_uring]\n"
     "                         a virtio-blk disk backed by a raw image (repeatable;\n"
     "                         size must be a multiple of 512 bytes)\n"
     "\n"
@@ -55,7 +55,7 @@ static int disk_set_bool(const char *spec, const char *key, const char *val, boo
 
 int disk_config_parse(const char *spec, struct disk_config *dc, struct errbuf *err)
 {
-	bool seen_path = false, seen_ro = false, seen_serial = false;
+	bool seen_path = false, seen_ro = false, seen_serial = false, seen_aio = false;
 	const char *p = spec;
 
 	memset(dc, 0, sizeof(*dc));
@@ -71,7 +71,7 @@ int disk_config_parse(const char *spec, struct disk_config *dc, struct errbuf *e
 			return err_set(
 			    err, EINVAL,
 			    "--disk '%s': '%.*s' is not key=value (keys: path, readonly, "
-			    "serial)",
+			    "serial, aio)",
 			    spec, (int)len, p);
 		klen = (size_t)(eq - p);
 		vlen = len - klen - 1;
@@ -109,10 +109,26 @@ int disk_config_parse(const char *spec, struct disk_config *dc, struct errbuf *e
 					    err, EINVAL,
 					    "--disk '%s': serial must be printable ASCII", spec);
 			memcpy(dc->serial, val, vlen + 1);
+		} else if (klen == 3 && !strncmp(p, "aio", 3)) {
+			if (seen_aio)
+				return err_set(err, EINVAL, "--disk '%s': aio given twice", spec);
+			seen_aio = true;
+			if (!strcmp(val, "auto"))
+				dc->aio = DISK_AIO_AUTO;
+			else if (!strcmp(val, "threads"))
+				dc->aio = DISK_AIO_THREADS;
+			else if (!strcmp(val, "io_uring"))
+				dc->aio = DISK_AIO_IO_URING;
+			else
+				return err_set(
+				    err, EINVAL,
+				    "--disk '%s': aio must be auto, threads or io_uring, "
+				    "not '%s'",
+				    spec, val);
 		} else {
 			return err_set(err, EINVAL,
 				       "--disk '%s': unknown option '%.*s' (keys: path, readonly, "
-				       "serial)",
+				       "serial, aio)",
 				       spec, (int)klen, p);
 		}
 		if (!end)

@@ -42,18 +42,26 @@ struct vm_config {
 	unsigned ndisks;
 };
 
-/* One --disk, parsed: path=FILE[,readonly=on|off][,serial=STR]. */
+/* How a disk does its I/O (see docs/devices.md). */
+enum disk_aio {
+	DISK_AIO_AUTO = 0, /* io_uring for reads if the host allows it, else threads */
+	DISK_AIO_THREADS,  /* every request on the thread pool */
+	DISK_AIO_IO_URING, /* like auto, but an error if io_uring is unavailable */
+};
+
+/* One --disk, parsed: path=FILE[,readonly=on|off][,serial=STR][,aio=MODE]. */
 struct disk_config {
 	char path[DISK_PATH_MAX];
 	char serial[DISK_SERIAL_MAX + 1]; /* "" if not given */
 	bool readonly;
+	enum disk_aio aio;
 };
 
 /*
  * Parse a --disk option string into *@dc. Pure; any thread. Returns 0, or
  * -EINVAL with a one-line message naming the option and what is wrong
  * (unknown or repeated key, missing path, bad on/off, serial longer than
- * 20 characters or not printable ASCII).
+ * 20 characters or not printable ASCII, aio not auto/threads/io_uring).
  */
 int disk_config_parse(const char *spec, struct disk_config *dc, struct errbuf *err);
 

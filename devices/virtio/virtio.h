@@ -324,6 +324,40 @@ static inline bool virtio_has_feature(const struct virtio_dev *vdev, unsigned bi
 }
 
 /* ------------------------------------------------------------------ */
+/* io_uring through raw syscalls (uring.c). One thread uses a ring. */
+
+struct io_uring_sqe;
+struct io_uring_cqe;
+
+struct uring {
+	int fd;	 /* the ring */
+	int efd; /* eventfd the kernel signals on completions (watch it for reading) */
+	void *sq_ring, *cq_ring;
+	struct io_uring_sqe *sqes;
+	size_t sq_len, cq_len, sqes_len;
+	uint32_t *sq_head, *sq_tail, *sq_array, *cq_head, *cq_tail;
+	uint32_t sq_mask, cq_mask, sq_entries;
+	uint32_t sq_local_tail; /* queued SQEs not yet published */
+	struct io_uring_cqe *cqes;
+};
+
+/* Set up a ring of @entries (power of two) with a completion eventfd.
+ * Any thread. -errno if the host refuses io_uring (ENOSYS, EPERM, ...). */
+int uring_init(struct uring *u, unsigned entries);
+/* Unmap and close; harmless on a zeroed or failed ring. No I/O in flight. */
+void uring_exit(struct uring *u);
+/* Queue a readv/writev of @iov (kept alive by the caller until completion);
+ * false if the submission queue is full. */
+bool uring_prep_rw(struct uring *u, bool write, int fd, const struct iovec *iov, unsigned n,
+		   uint64_t off, uint64_t user_data);
+/* Hand queued entries to the kernel; returns how many it took or -errno. */
+int uring_submit(struct uring *u);
+/* Drain the eventfd and every completion, calling @cb for each (which may
+ * queue and submit more). Returns the number reaped. */
+unsigned uring_reap(struct uring *u, void (*cb)(void *opaque, uint64_t user_data, int32_t res),
+		    void *opaque);
+
+/* ------------------------------------------------------------------ */
 /* virtio-blk (virtio_blk.c) */
 
 struct device_ops;

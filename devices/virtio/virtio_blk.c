@@ -1,14 +1,21 @@
 // SPDX-License-Identifier: MIT
 /*
- * virtio-blk over a raw image: `--disk path=FILE[,readonly=on][,serial=STR]`.
+ * virtio-blk over a raw image: `--disk path=FILE[,readonly=on][,serial=STR]
+ * [,aio=auto|threads|io_uring]`.
  *
  * Each disk has its own iothread. Its AioContext receives the queue's
- * doorbell (a KVM ioeventfd), pops requests and hands each to the AioContext's
- * thread pool, whose workers do the blocking preadv/pwritev/fdatasync/
- * fallocate straight into guest RAM; completions come back as BHs on the
- * iothread, which write the status byte, return the chain and (after a
- * batch) raise the queue's MSI-X vector. The vCPU thread only pays for the
- * doorbell write, which KVM absorbs.
+ * doorbell (a KVM ioeventfd) and pops requests. Reads go to an io_uring
+ * (one io_uring_enter per batch; page-cache hits complete inside it) and
+ * everything else to the AioContext's thread pool, whose workers do the
+ * blocking pwritev/fdatasync/fallocate; with aio=threads (or where the
+ * host refuses io_uring) reads use the pool too. All I/O goes straight
+ * to/from guest RAM. Completions come back on the iothread (ring eventfd or
+ * pool BH), which writes the status byte, returns the chain and (after a
+ * batch) raises the queue's MSI-X vector. The vCPU thread only pays for the
+ * doorbell write, which KVM absorbs. Why this split: docs/devices.md
+ * (measured: io_uring reads cost 3-5x less host CPU per request than the
+ * pool's two thread hand-offs, while buffered writes gain nothing, as
+ * io_uring punts them to its own workers and serialises them per file).
  *
  * Requests in flight at exit complete before the file is fdatasync'd and
  * closed. See docs/devices.md.
@@ -33,6 +40,7 @@
 
 #define SECTOR		  512ULL
 #define BLK_POOL_THREADS  16
+#define BLK_URING_ENTRIES VIRTIO_BLK_QUEUE_SIZE
 #define BLK_CONFIG_LEN	  offsetof(struct virtio_blk_config, max_secure_erase_sectors)
 #define BLK_CLASS_STORAGE 0x010000 /* mass storage, SCSI: what QEMU reports */
 #define BLK_REQ_HDR	  sizeof(struct virtio_blk_outhdr)
@@ -48,6 +56,8 @@ struct virtio_blk {
 	struct aio_context *ctx;
 	struct thread_pool *pool;
 	struct aio_bh *notify_bh; /* one interrupt decision per batch of completions */
+	bool use_uring;		  /* reads through @uring (iothread only after realize) */
+	struct uring uring;
 };
 
 /* A request in flight: the chain, the parsed request, its disk. */
@@ -55,6 +65,9 @@ struct blk_inflight {
 	struct virtio_blk *blk;
 	struct vq_elem *elem;
 	struct blk_req *req;
+	uint64_t off;	  /* io_uring reads: file offset of what is left */
+	uint64_t left;	  /* ... and how many bytes */
+	unsigned iov_pos; /* first iovec of what is left */
 };
 
 /* ---- request parsing and execution (pure / worker side) ---- */
@@ -222,6 +235,13 @@ static uint8_t blk_discard_write_zeroes(const struct blk_disk *d, struct blk_req
 	return blk_write_zeroes_slow(d->fd, off, len) < 0 ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK;
 }
 
+/* Can this read be done at all? (Sector multiple, inside the disk, and
+ * written = len + status must fit the used ring's 32-bit length.) */
+static bool blk_read_ok(const struct blk_disk *d, const struct blk_req *r)
+{
+	return !(r->len % SECTOR) && r->len < UINT32_MAX && blk_in_range(d, r->sector, r->len);
+}
+
 void blk_req_execute(const struct blk_disk *d, struct blk_req *r)
 {
 	uint8_t st = VIRTIO_BLK_S_OK;
@@ -229,8 +249,7 @@ void blk_req_execute(const struct blk_disk *d, struct blk_req *r)
 
 	switch (r->type) {
 	case VIRTIO_BLK_T_IN:
-		/* written (len + status) must fit the used ring's 32-bit length. */
-		if (r->len % SECTOR || r->len >= UINT32_MAX || !blk_in_range(d, r->sector, r->len))
+		if (!blk_read_ok(d, r))
 			st = VIRTIO_BLK_S_IOERR;
 		else if (blk_rw_full(d->fd, r->iov, r->niov, r->sector * SECTOR, false) < 0)
 			st = VIRTIO_BLK_S_IOERR;
@@ -300,13 +319,95 @@ static void blk_notify_bh(void *opaque)
 	virtio_notify(&blk->vdev, 0);
 }
 
+/* Queue what is left of an io_uring read; false if the ring is full. */
+static bool blk_uring_queue(struct blk_inflight *f)
+{
+	struct blk_req *r = f->req;
+
+	return uring_prep_rw(&f->blk->uring, false, f->blk->disk.fd, r->iov + f->iov_pos,
+			     r->niov - f->iov_pos, f->off, (uint64_t)(uintptr_t)f);
+}
+
+static void blk_uring_submit(struct virtio_blk *blk)
+{
+	int r = uring_submit(&blk->uring);
+
+	/* Entries the kernel did not take stay queued; the next submit (next
+	 * doorbell or completion) retries them. */
+	if (r < 0 && r != -EAGAIN && r != -EBUSY && r != -EINTR)
+		fprintf(stderr, "kvmini: %s: io_uring_enter: %s\n", blk->name, strerror(-r));
+}
+
+/* One io_uring completion (iothread). Short reads continue where they stopped. */
+static void blk_uring_done(void *opaque, uint64_t user_data, int32_t res)
+{
+	struct blk_inflight *f = (struct blk_inflight *)(uintptr_t)user_data;
+	struct blk_req *r = f->req;
+	uint64_t got = res > 0 ? (uint64_t)res : 0;
+
+	(void)opaque;
+	if (res < 0 || (res == 0 && f->left)) {
+		blk_complete(f, VIRTIO_BLK_S_IOERR); /* host error, or the file shrank */
+		return;
+	}
+	if (got < f->left) {
+		f->off += got;
+		f->left -= got;
+		while (got >= r->iov[f->iov_pos].iov_len) {
+			got -= r->iov[f->iov_pos].iov_len;
+			f->iov_pos++;
+		}
+		r->iov[f->iov_pos].iov_base = (uint8_t *)r->iov[f->iov_pos].iov_base + got;
+		r->iov[f->iov_pos].iov_len -= got;
+		if (!blk_uring_queue(f))
+			blk_complete(f, VIRTIO_BLK_S_IOERR);
+		return;
+	}
+	r->written += (uint32_t)r->len;
+	blk_complete(f, VIRTIO_BLK_S_OK);
+}
+
+static void blk_uring_ready(void *opaque)
+{
+	struct virtio_blk *blk = opaque;
+
+	uring_reap(&blk->uring, blk_uring_done, blk);
+	blk_uring_submit(blk); /* continuations of short reads */
+}
+
+/* Start @f: reads on the ring when there is one, the rest on the pool. */
+static void blk_start(struct virtio_blk *blk, struct blk_inflight *f)
+{
+	struct blk_req *r = f->req;
+
+	if (blk->use_uring && r->type == VIRTIO_BLK_T_IN) {
+		if (!blk_read_ok(&blk->disk, r)) {
+			blk_complete(f, VIRTIO_BLK_S_IOERR);
+			return;
+		}
+		f->off = r->sector * SECTOR;
+		f->left = r->len;
+		f->iov_pos = 0;
+		if (!f->left) {
+			blk_complete(f, VIRTIO_BLK_S_OK);
+			return;
+		}
+		if (blk_uring_queue(f))
+			return;
+		/* Ring full (cannot happen with one queue of at most as many
+		 * entries; kept safe): the pool does it instead. */
+	}
+	if (!thread_pool_submit(blk->pool, blk_work, f, blk_done, f))
+		blk_complete(f, VIRTIO_BLK_S_IOERR);
+}
+
 static void blk_queue_notify(struct virtio_dev *vdev, unsigned q)
 {
 	struct virtio_blk *blk = vdev->opaque;
 	struct vq_elem *elem;
 
 	while (virtio_pop(vdev, q, &elem) > 0) {
-		struct blk_inflight *f = malloc(sizeof(*f));
+		struct blk_inflight *f = calloc(1, sizeof(*f));
 		const char *why = "out of host memory";
 
 		if (f)
@@ -319,11 +420,11 @@ static void blk_queue_notify(struct virtio_dev *vdev, unsigned q)
 		}
 		f->blk = blk;
 		f->elem = elem;
-		if (!thread_pool_submit(blk->pool, blk_work, f, blk_done, f)) {
-			f->req->written = 1;
-			blk_complete(f, VIRTIO_BLK_S_IOERR);
-		}
+		blk_start(blk, f);
 	}
+	/* One system call for the whole batch of reads. */
+	if (blk->use_uring)
+		blk_uring_submit(blk);
 }
 
 static const struct virtio_dev_ops blk_virtio_ops = {
@@ -392,13 +493,18 @@ static void blk_ctx_setup(void *opaque)
 	struct virtio_blk *blk = opaque;
 
 	blk->notify_bh = aio_bh_new(blk->ctx, blk_notify_bh, blk);
+	if (blk->use_uring &&
+	    aio_set_fd_handler(blk->ctx, blk->uring.efd, blk_uring_ready, NULL, blk) < 0)
+		blk->use_uring = false;
 }
 
 static void blk_ctx_teardown(void *opaque)
 {
 	struct virtio_blk *blk = opaque;
 
-	/* Owner thread: the pool's completions run here. */
+	/* Owner thread: the pool's and the ring's completions run here. */
+	if (blk->uring.efd >= 0)
+		aio_set_fd_handler(blk->ctx, blk->uring.efd, NULL, NULL, NULL);
 	if (blk->pool)
 		thread_pool_free(blk->pool);
 	blk->pool = NULL;
@@ -435,6 +541,7 @@ static void blk_stop_iothread(struct virtio_blk *blk)
 static void blk_free(struct virtio_blk *blk)
 {
 	blk_stop_iothread(blk);
+	uring_exit(&blk->uring); /* idle: every read was reaped before the stop */
 	if (blk->disk.fd >= 0) {
 		/* Nothing written is lost: flush before close. */
 		if (!blk->disk.readonly && fdatasync(blk->disk.fd) < 0)
@@ -463,6 +570,7 @@ static int virtio_blk_realize(struct vm *vm, const char *opts, void **state, str
 		return err_set(err, ENOMEM, "out of memory");
 	}
 	blk->disk.fd = -1;
+	blk->uring.fd = blk->uring.efd = -1;
 	blk->vm = vm;
 	snprintf(blk->name, sizeof(blk->name), "virtio-blk%d", index);
 	ret = disk_config_parse(opts ? opts : "", dc, err);
@@ -472,6 +580,17 @@ static int virtio_blk_realize(struct vm *vm, const char *opts, void **state, str
 	ret = blk_open(blk, dc, err);
 	if (ret < 0)
 		goto fail;
+	if (dc->aio != DISK_AIO_THREADS) {
+		ret = uring_init(&blk->uring, BLK_URING_ENTRIES);
+		if (ret == 0) {
+			blk->use_uring = true;
+		} else if (dc->aio == DISK_AIO_IO_URING) {
+			err_set(err, -ret,
+				"disk '%s': aio=io_uring: this host refuses io_uring: %s", dc->path,
+				strerror(-ret));
+			goto fail;
+		}
+	}
 
 	ret = iothread_new(blk->name, &blk->iothread);
 	if (ret < 0) {

@@ -35,6 +35,7 @@ def image(tmp_path, name="d.img", size=1 << 20):
         ("path=a,cache=none", ["unknown option 'cache'"]),
         ("path=a,serial=123456789012345678901", ["serial is longer than 20"]),
         ("path=a,path=b", ["path given twice"]),
+        ("path=a,aio=native", ["aio must be auto, threads or io_uring"]),
     ],
 )
 def test_bad_disk_options(spec, needles):
@@ -97,5 +98,11 @@ def test_disks_attach_and_vm_runs(tmp_path):
     # The same read-only image may back two disks (shared lock).
     p = run_guest("hello", "--disk", f"path={b},readonly=on", "--disk", f"path={b},readonly=on")
     assert p.returncode == 0, p.stderr
+    # Both I/O back ends attach (io_uring only where the host allows it).
+    p = run_guest("hello", "--disk", f"path={a},aio=threads", "--disk", f"path={b},aio=auto")
+    assert p.returncode == 0, p.stderr
+    p = run_guest("hello", "--disk", f"path={a},aio=io_uring")
+    if p.returncode != 0:
+        assert_one_line_error(p, "io_uring")
     # Nothing was written to an image the guest never touched.
     assert os.path.getsize(a) == 1 << 20 and os.path.getsize(b) == 512

@@ -176,6 +176,13 @@ static void test_disks(void **st)
 	assert_false(dc.readonly);
 	assert_int_equal(disk_config_parse("serial=12345678901234567890,path=p", &dc, &e), 0);
 	assert_string_equal(dc.serial, "12345678901234567890");
+	assert_int_equal(dc.aio, DISK_AIO_AUTO);
+	assert_int_equal(disk_config_parse("path=p,aio=threads", &dc, &e), 0);
+	assert_int_equal(dc.aio, DISK_AIO_THREADS);
+	assert_int_equal(disk_config_parse("aio=io_uring,path=p", &dc, &e), 0);
+	assert_int_equal(dc.aio, DISK_AIO_IO_URING);
+	assert_int_equal(disk_config_parse("aio=auto,path=p", &dc, &e), 0);
+	assert_int_equal(dc.aio, DISK_AIO_AUTO);
 }
 
 static void test_bad_disks(void **st)
@@ -194,6 +201,9 @@ static void test_bad_disks(void **st)
 	bad("serial is longer than 20", "run", "--kernel", "k", "--disk",
 	    "path=a,serial=123456789012345678901", NULL);
 	bad("printable", "run", "--kernel", "k", "--disk", "path=a,serial=\x01", NULL);
+	bad("aio must be auto, threads or io_uring, not 'native'", "run", "--kernel", "k", "--disk",
+	    "path=a,aio=native", NULL);
+	bad("aio given twice", "run", "--kernel", "k", "--disk", "path=a,aio=auto,aio=auto", NULL);
 	bad("trailing comma", "run", "--kernel", "k", "--disk", "path=a,", NULL);
 	bad("empty option", "run", "--kernel", "k", "--disk", ",,path=a", NULL);
 	bad("at most 16 disks", "run", "--kernel", "k", "--disk", "path=1", "--disk", "path=2",
