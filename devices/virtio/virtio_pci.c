@@ -27,6 +27,7 @@
 
 #define PCI_VENDOR_ID_REDHAT_QUMRANET 0x1af4
 #define VIRTIO_PCI_DEVICE_ID_BASE     0x1040
+#define VIRTIO_MAX_ERROR_REPORTS      8
 
 /* ---- helpers ---- */
 
@@ -110,7 +111,11 @@ void virtio_set_needs_reset(struct virtio_dev *vdev, const char *fmt, ...)
 	vdev->status |= VIRTIO_STATUS_NEEDS_RESET;
 	vdev->isr |= VIRTIO_ISR_CONFIG;
 	vdev->config_generation++;
-	fprintf(stderr, "kvmini: %s: %s; the device needs a reset\n", vdev->name, why);
+	/* A guest can break and reset a device in a loop: keep stderr sane. */
+	if (vdev->errors <= VIRTIO_MAX_ERROR_REPORTS)
+		fprintf(stderr, "kvmini: %s: %s; the device needs a reset%s\n", vdev->name, why,
+			vdev->errors == VIRTIO_MAX_ERROR_REPORTS ? " (further reports suppressed)"
+								 : "");
 	/* A config-change interrupt tells the driver to look at the status. */
 	virtio_send_config_irq(vdev, vdev->config_vector);
 }
