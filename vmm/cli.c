@@ -35,8 +35,9 @@ struct cli_opt {
 };
 
 static const struct cli_opt cli_run_opts[] = {
-    {"kernel", true},	    {"initrd", true}, {"cmdline", true}, {"memory", true},  {"cpus", true},
-    {"cpu-features", true}, {"serial", true}, {"timeout", true}, {"reboot", false}, {"disk", true},
+    {"kernel", true},	    {"initrd", true},  {"cmdline", true}, {"memory", true},  {"cpus", true},
+    {"cpu-features", true}, {"serial", true},  {"timeout", true}, {"reboot", false}, {"qmp", true},
+    {"incoming", true},	    {"paused", false}, {"disk", true},
 };
 
 static int disk_set_bool(const char *spec, const char *key, const char *val, bool *out,
@@ -234,6 +235,16 @@ static int cli_set(struct vm_config *cfg, const char *name, char *val, struct er
 		if (cfg->ndisks == CONFIG_MAX_DISKS)
 			return err_set(err, EINVAL, "--disk: at most %d disks", CONFIG_MAX_DISKS);
 		cfg->disks[cfg->ndisks++] = val;
+	} else if (!strcmp(name, "qmp")) {
+		if (!val[0])
+			return err_set(err, EINVAL, "--qmp: empty path");
+		cfg->qmp_path = val;
+	} else if (!strcmp(name, "incoming")) {
+		if (strncmp(val, "file:", 5) != 0 || !val[5])
+			return err_set(err, EINVAL, "--incoming '%s': expected file:PATH", val);
+		cfg->incoming_path = val + 5;
+	} else if (!strcmp(name, "paused")) {
+		cfg->paused = true;
 	}
 	return 0;
 }
@@ -277,6 +288,8 @@ static int cli_parse_run(int argc, char **argv, enum cli_command *cmd, struct vm
 		if (ret < 0)
 			return ret;
 	}
+	if (cfg->incoming_path && !cfg->kernel)
+		return 0; /* a kernel is only needed to reboot a restored VM */
 	if (!cfg->kernel)
 		return err_set(err, EINVAL, "no kernel given: use --kernel PATH");
 	if (cfg->kernel[0] == '\0')
@@ -300,6 +313,23 @@ int cli_parse(int argc, char **argv, enum cli_command *cmd, struct vm_config *cf
 	}
 	if (!strcmp(argv[1], "--version")) {
 		*cmd = CLI_VERSION;
+		return 0;
+	}
+	if (!strcmp(argv[1], "snapshot")) {
+		int i = 3;
+
+		if (argc < 3 || strcmp(argv[2], "inspect") != 0)
+			return err_set(err, EINVAL,
+				       "usage: kvmini snapshot inspect [--verify] FILE");
+		if (i < argc && !strcmp(argv[i], "--verify")) {
+			cfg->inspect_verify = true;
+			i++;
+		}
+		if (i != argc - 1)
+			return err_set(err, EINVAL,
+				       "usage: kvmini snapshot inspect [--verify] FILE");
+		cfg->inspect_path = argv[i];
+		*cmd = CLI_SNAPSHOT_INSPECT;
 		return 0;
 	}
 	if (!strcmp(argv[1], "run")) {

@@ -8,6 +8,8 @@
 
 #include "vmm/util.h"
 
+#define KVMINI_VERSION "0.1"
+
 #define CONFIG_MAX_CPUS		 255 /* xAPIC IDs fit in 8 bits */
 #define CONFIG_MAX_FEATURE_EDITS 64
 #define CONFIG_DEFAULT_MEM	 (128ULL << 20)
@@ -36,6 +38,11 @@ struct vm_config {
 	const char *serial_path;
 	uint64_t timeout_ns; /* 0: none */
 	bool reboot;
+	const char *qmp_path;	   /* --qmp PATH */
+	const char *incoming_path; /* --incoming file:PATH */
+	bool paused;		   /* --paused: do not start the vCPUs */
+	const char *inspect_path;  /* snapshot inspect FILE */
+	bool inspect_verify;
 	/* --disk option strings as given (validated by disk_config_parse);
 	 * each becomes a virtio-blk device, in this order. */
 	const char *disks[CONFIG_MAX_DISKS];
@@ -65,7 +72,7 @@ struct disk_config {
  */
 int disk_config_parse(const char *spec, struct disk_config *dc, struct errbuf *err);
 
-enum cli_command { CLI_RUN, CLI_HELP, CLI_VERSION };
+enum cli_command { CLI_RUN, CLI_HELP, CLI_VERSION, CLI_SNAPSHOT_INSPECT };
 
 /*
  * Parse argv (argv[0] is the program). Pure except that it keeps pointers

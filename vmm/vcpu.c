@@ -211,6 +211,37 @@ static bool vcpu_handle_exit(struct vcpu *vcpu)
 	return false;
 }
 
+void vcpu_park(struct vcpu *vcpu)
+{
+	struct vm *vm = vcpu->vm;
+
+	/* KVM completes an exit's pending port/MMIO read on the next KVM_RUN:
+	 * with immediate_exit set it does just that and returns EINTR, so the
+	 * vCPU state is at an instruction boundary while parked. */
+	__atomic_store_n(&vcpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+	ioctl(vcpu->fd, KVM_RUN, 0);
+	__atomic_store_n(&vcpu->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+
+	pthread_mutex_lock(&vm->park_lock);
+	vm->nparked++;
+	pthread_cond_broadcast(&vm->park_cond);
+	while (atomic_load(&vm->pause_req) && !atomic_load(&vm->stopping))
+		pthread_cond_wait(&vm->park_cond, &vm->park_lock);
+	vm->nparked--;
+	pthread_mutex_unlock(&vm->park_lock);
+}
+
+/* The thread leaves its loop: a pause no longer waits for it. */
+static void vcpu_thread_done(struct vcpu *vcpu)
+{
+	struct vm *vm = vcpu->vm;
+
+	pthread_mutex_lock(&vm->park_lock);
+	vm->nrunning--;
+	pthread_cond_broadcast(&vm->park_cond);
+	pthread_mutex_unlock(&vm->park_lock);
+}
+
 void *vcpu_thread(void *arg)
 {
 	struct vcpu *vcpu = arg;
@@ -228,6 +259,11 @@ void *vcpu_thread(void *arg)
 
 	/* Pairs with the store in vm_stop(). */
 	while (!atomic_load(&vm->stopping)) {
+		/* Pairs with the store in vm_pause(). */
+		if (atomic_load(&vm->pause_req)) {
+			vcpu_park(vcpu);
+			continue;
+		}
 		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
 			/* EINTR: kicked; EAGAIN: an AP woken by SIPI (retry). */
 			if (errno == EINTR || errno == EAGAIN) {
@@ -242,5 +278,6 @@ void *vcpu_thread(void *arg)
 		if (!vcpu_handle_exit(vcpu))
 			break;
 	}
+	vcpu_thread_done(vcpu);
 	return NULL;
 }

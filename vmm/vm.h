@@ -35,10 +35,37 @@
 enum vm_exit_kind {
 	VM_EXIT_NONE = 0,
 	VM_EXIT_STATUS, /* guest status, timeout, crash or host error: see status */
-	VM_EXIT_RESET,	/* guest asked for a reset (i8042) */
+	VM_EXIT_RESET,	/* reset: status is VM_RESET_GUEST or VM_RESET_HOST */
+	VM_EXIT_QUIT,	/* QMP quit: exit 0 */
 };
 
 struct pci_host;
+#define VM_RESET_GUEST 0 /* i8042: reboots only with --reboot */
+#define VM_RESET_HOST  1 /* QMP system_reset: always reboots */
+
+/*
+ * A block device as query-block reports it; owned by its device, listed
+ * in vm->blocks while the device exists. io_status: "ok", "failed" or
+ * "nospace" (written by the main thread).
+ */
+struct vm_block {
+	char id[32];
+	const char *path;
+	bool readonly;
+	const char *io_status;
+};
+
+/* What query-status reports. Written by the main thread only. */
+enum vm_run_state {
+	VM_RUN_PRELAUNCH, /* created, not started */
+	VM_RUN_RUNNING,
+	VM_RUN_PAUSED,	    /* stop, or restored with --paused */
+	VM_RUN_POSTMIGRATE, /* paused after a completed migrate */
+	VM_RUN_IO_ERROR,    /* paused by werror/rerror=stop */
+	VM_RUN_SHUTDOWN,
+};
+
+struct qmp_server;
 
 struct vcpu {
 	struct vm *vm;
@@ -72,8 +99,26 @@ struct vm {
 	int exit_status;
 	struct aio_bh *exit_bh;
 
-	/* vCPU threads leave their loop once this is set (see vm_kick_all). */
+	/* vCPU threads leave their loop once this is set (see vm_stop). */
 	atomic_bool stopping;
+
+	/*
+	 * Pause protocol (vm_pause / vm_resume, main thread): pause_req is set,
+	 * every vCPU is kicked, and each parks in vcpu_park() after completing
+	 * its pending I/O. park_lock protects nparked and nrunning; park_cond
+	 * signals both directions.
+	 */
+	atomic_bool pause_req;
+	pthread_mutex_t park_lock;
+	pthread_cond_t park_cond;
+	int nparked;  /* vCPU threads parked */
+	int nrunning; /* vCPU threads inside their loop */
+	bool started; /* vm_start ran: vCPU threads exist */
+
+	enum vm_run_state run_state;		 /* main thread */
+	struct vm_block *blocks[VM_MAX_DEVICES]; /* main thread */
+	int nblocks;
+	struct qmp_server *qmp; /* NULL without --qmp; main thread */
 };
 
 /*
@@ -123,6 +168,23 @@ bool vm_exit_requested(struct vm *vm);
  */
 void vm_stop(struct vm *vm);
 
+/*
+ * Stop every vCPU at an instruction boundary (pending port/MMIO accesses
+ * completed) and return once all are parked: their state can then be read
+ * or written. Resume lets them run again. Main thread; idempotent.
+ */
+void vm_pause(struct vm *vm);
+void vm_resume(struct vm *vm);
+
+/* Is the VM paused (or never started)? Main thread. */
+bool vm_is_paused(struct vm *vm);
+
+/* Resume a paused VM (QMP cont): run state back to running. Main thread. */
+int vm_cont(struct vm *vm, struct errbuf *err);
+
+/* query-block's return value, a JSON array, into @buf. Main thread. */
+void vm_query_block_json(struct vm *vm, char *buf, size_t size);
+
 /* Free everything (devices' exit ops first). Main thread, after vm_stop. */
 void vm_destroy(struct vm *vm);
 
@@ -131,6 +193,8 @@ int vcpu_create(struct vm *vm, struct vcpu *vcpu, int id, struct errbuf *err);
 void vcpu_destroy(struct vcpu *vcpu);
 int vcpu_set_boot_state(struct vcpu *vcpu, uint32_t entry, uint32_t start_info, struct errbuf *err);
 void *vcpu_thread(void *arg);
+/* Park the calling vCPU thread while a pause is requested. vCPU thread. */
+void vcpu_park(struct vcpu *vcpu);
 /* Kick @vcpu out of KVM_RUN (immediate_exit + signal). Any thread. */
 void vcpu_kick(struct vcpu *vcpu);
 
