@@ -560,6 +560,57 @@ bool pci_bar_access(struct pci_device *d, int bar, uint64_t off, void *data, uin
 	return false;
 }
 
+#define PCI_HOST_SNAP_VERSION 1
+
+struct pci_host_snap {
+	uint32_t version;
+	uint32_t latch;
+	uint8_t bridge_config[PCI_CFG_SIZE];
+};
+
+int pci_host_save(struct pci_host *h, void *buf, size_t len)
+{
+	struct pci_host_snap s = {.version = PCI_HOST_SNAP_VERSION};
+
+	if (len < sizeof(s))
+		return -ENOSPC;
+	pthread_mutex_lock(&h->lock);
+	s.latch = h->addr_latch;
+	memcpy(s.bridge_config, h->bridge.config, sizeof(s.bridge_config));
+	pthread_mutex_unlock(&h->lock);
+	memcpy(buf, &s, sizeof(s));
+	return (int)sizeof(s);
+}
+
+int pci_host_load(struct pci_host *h, const void *buf, size_t len, struct errbuf *err)
+{
+	struct pci_host_snap s;
+
+	if (len != sizeof(s))
+		return err_set(err, EINVAL, "pci-host: state is %zu bytes, expected %zu", len,
+			       sizeof(s));
+	memcpy(&s, buf, sizeof(s));
+	if (s.version != PCI_HOST_SNAP_VERSION)
+		return err_set(err, EINVAL, "pci-host: state version %u, expected %u", s.version,
+			       PCI_HOST_SNAP_VERSION);
+	if (s.latch & 3)
+		return err_set(err, EINVAL, "pci-host: address latch 0x%08x has reserved bits set",
+			       s.latch);
+	/* A snapshot is trusted no more than the guest: it may only carry
+	 * what the guest could have written. */
+	for (unsigned i = 0; i < PCI_CFG_SIZE; i++)
+		if ((s.bridge_config[i] ^ h->bridge.config[i]) & ~h->bridge.wmask[i])
+			return err_set(err, EINVAL,
+				       "pci-host: read-only config byte 0x%02x is 0x%02x, expected "
+				       "0x%02x",
+				       i, s.bridge_config[i], h->bridge.config[i]);
+	pthread_mutex_lock(&h->lock);
+	h->addr_latch = s.latch;
+	memcpy(h->bridge.config, s.bridge_config, sizeof(s.bridge_config));
+	pthread_mutex_unlock(&h->lock);
+	return 0;
+}
+
 /* The host bridge as a kvmini device: owns vm->pci. */
 struct pci_host_dev {
 	struct vm *vm;
@@ -602,8 +653,20 @@ static void pci_host_exit(void *state)
 	free(hd);
 }
 
+static int pci_host_dev_save(void *state, void *buf, size_t len)
+{
+	return pci_host_save(&((struct pci_host_dev *)state)->host, buf, len);
+}
+
+static int pci_host_dev_load(void *state, const void *buf, size_t len, struct errbuf *err)
+{
+	return pci_host_load(&((struct pci_host_dev *)state)->host, buf, len, err);
+}
+
 const struct device_ops pci_host_ops = {
     .name = "pci-host",
     .realize = pci_host_realize,
+    .save = pci_host_dev_save,
+    .load = pci_host_dev_load,
     .exit = pci_host_exit,
 };

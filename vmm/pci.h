@@ -151,6 +151,17 @@ void pci_host_destroy(struct pci_host *h);
 extern const struct device_ops pci_host_ops;
 
 /*
+ * Snapshot of what belongs to the host bridge: the 0xcf8 latch and the
+ * bridge's own config space (each PCI device saves its own). save returns
+ * the bytes used or -ENOSPC; load refuses (-EINVAL, message) a wrong size
+ * or version, reserved latch bits, or any read-only config bit that
+ * differs from this kvmini's, and applies only guest-writable bits. Main
+ * thread, vCPUs stopped.
+ */
+int pci_host_save(struct pci_host *h, void *buf, size_t len);
+int pci_host_load(struct pci_host *h, const void *buf, size_t len, struct errbuf *err);
+
+/*
  * Add a device in the next free slot. The header is filled from @info
  * (which must outlive the device); @opaque is passed to the hooks. Main
  * thread at realize. -ENOSPC (message) when all 31 slots are taken.

@@ -58,6 +58,7 @@ struct virtio_blk {
 	struct aio_bh *notify_bh; /* one interrupt decision per batch of completions */
 	bool use_uring;		  /* reads through @uring (iothread only after realize) */
 	struct uring uring;
+	struct vm_block block; /* what query-block reports; in vm->blocks while realized */
 };
 
 /* A request in flight: the chain, the parsed request, its disk. */
@@ -628,6 +629,11 @@ static int virtio_blk_realize(struct vm *vm, const char *opts, void **state, str
 	ret = virtio_pci_init(&blk->vdev, vm, &p, err);
 	if (ret < 0)
 		goto fail;
+	snprintf(blk->block.id, sizeof(blk->block.id), "%s", blk->name);
+	blk->block.path = blk->path;
+	blk->block.readonly = dc->readonly;
+	blk->block.io_status = "ok";
+	vm->blocks[vm->nblocks++] = &blk->block;
 	free(dc);
 	*state = blk;
 	return 0;
@@ -640,6 +646,16 @@ fail:
 static void virtio_blk_exit(void *state)
 {
 	struct virtio_blk *blk = state;
+	struct vm *vm = blk->vm;
+
+	for (int i = 0; i < vm->nblocks; i++) {
+		if (vm->blocks[i] != &blk->block)
+			continue;
+		memmove(&vm->blocks[i], &vm->blocks[i + 1],
+			(size_t)(vm->nblocks - i - 1) * sizeof(vm->blocks[0]));
+		vm->nblocks--;
+		break;
+	}
 
 	/* Every request the guest had in flight completes (on the iothread)
 	 * before the pool, the iothread and the file go away. */
@@ -650,8 +666,22 @@ static void virtio_blk_exit(void *state)
 	blk_free(blk);
 }
 
+/*
+ * Snapshots of a VM with disks are refused until the device state (PCI
+ * config, MSI-X, queues and in-flight requests) is saved: a restore without
+ * it would hand the guest a device that forgot everything.
+ */
+static int virtio_blk_save(void *state, void *buf, size_t len)
+{
+	(void)state;
+	(void)buf;
+	(void)len;
+	return -ENOTSUP;
+}
+
 const struct device_ops virtio_blk_ops = {
     .name = "virtio-blk",
     .realize = virtio_blk_realize,
+    .save = virtio_blk_save,
     .exit = virtio_blk_exit,
 };

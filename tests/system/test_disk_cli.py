@@ -106,3 +106,33 @@ def test_disks_attach_and_vm_runs(tmp_path):
         assert_one_line_error(p, "io_uring")
     # Nothing was written to an image the guest never touched.
     assert os.path.getsize(a) == 1 << 20 and os.path.getsize(b) == 512
+
+
+@needs_kvm
+def test_query_block_and_snapshot_refused(tmp_path):
+    from qmpclient import QMP
+
+    a, b = image(tmp_path, "a.img"), image(tmp_path, "b.img")
+    sock = str(tmp_path / "qmp.sock")
+    p = subprocess.Popen([KVMINI, "run", "--kernel", guest("exit"), "--cmdline", "hang",
+                          "--qmp", sock, "--timeout", "60", "--disk", f"path={a}",
+                          "--disk", f"path={b},readonly=on"],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        q = QMP(sock)
+        blocks = q.cmd("query-block")["return"]
+        assert [(x["device"], x["inserted"]["file"], x["inserted"]["ro"]) for x in blocks] == \
+            [("virtio-blk0", a, False), ("virtio-blk1", b, True)]
+        assert all(x["io-status"] == "ok" for x in blocks)
+        # Disk state is not in snapshots yet: migrate says so and the VM goes on.
+        r = q.cmd("migrate", {"uri": f"file:{tmp_path / 'snap'}"})
+        assert "error" in r and "virtio-blk" in r["error"]["desc"], r
+        q.cmd("cont")
+        assert q.cmd("query-status")["return"]["running"] is True
+        q.cmd("quit")
+        assert p.wait(timeout=30) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+        p.communicate()

@@ -560,6 +560,42 @@ static void test_config_hooks_and_bar_access(void **st)
 	env_free(e);
 }
 
+static void test_host_snapshot(void **st)
+{
+	struct env *e = env_new(), *f = env_new();
+	struct errbuf err;
+	uint8_t buf[512], bad[512];
+	int n;
+
+	assert_int_equal(pci_host_save(&e->h, buf, 8), -ENOSPC);
+	cfg_write(e, 0, PCI_COMMAND, PCI_COMMAND_MEMORY, 2);
+	cfg_write(e, 0, PCI_INTERRUPT_LINE, 0x0b, 1);
+	cfg_read(e, 0, PCI_VENDOR_ID, 4); /* leaves the latch on 00.0 reg 0 */
+	n = pci_host_save(&e->h, buf, sizeof(buf));
+	assert_true(n > 0);
+	/* Into a fresh host: same latch, same writable bytes. */
+	assert_int_equal(pci_host_load(&f->h, buf, (size_t)n, &err), 0);
+	assert_int_equal(f->h.addr_latch, e->h.addr_latch);
+	assert_int_equal(cfg_read(f, 0, PCI_COMMAND, 2), PCI_COMMAND_MEMORY);
+	assert_int_equal(cfg_read(f, 0, PCI_INTERRUPT_LINE, 1), 0x0b);
+	/* Hostile files: wrong size, version, latch bits, a read-only byte. */
+	assert_int_equal(pci_host_load(&f->h, buf, (size_t)n - 1, &err), -EINVAL);
+	memcpy(bad, buf, (size_t)n);
+	bad[0] = 9;
+	assert_int_equal(pci_host_load(&f->h, bad, (size_t)n, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "version"));
+	memcpy(bad, buf, (size_t)n);
+	bad[4] |= 1;
+	assert_int_equal(pci_host_load(&f->h, bad, (size_t)n, &err), -EINVAL);
+	memcpy(bad, buf, (size_t)n);
+	bad[8 + PCI_VENDOR_ID] ^= 0xff;
+	assert_int_equal(pci_host_load(&f->h, bad, (size_t)n, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "read-only config byte 0x00"));
+	assert_int_equal(cfg_read(f, 0, PCI_VENDOR_ID, 2), PCI_HOST_VENDOR);
+	env_free(f);
+	env_free(e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -576,6 +612,7 @@ int main(void)
 	    cmocka_unit_test(test_io_bar_mapping),
 	    cmocka_unit_test(test_capability_list),
 	    cmocka_unit_test(test_config_hooks_and_bar_access),
+	    cmocka_unit_test(test_host_snapshot),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
