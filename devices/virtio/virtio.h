@@ -214,7 +214,8 @@ struct virtio_kick {
 	struct virtio_dev *vdev;
 	unsigned q;
 	int fd;
-	bool ioeventfd; /* attached to notify_addr + q * MULT right now */
+	bool ioeventfd;		/* attached to notify_addr + q * MULT right now */
+	uint32_t ioeventfd_len; /* ... matching writes of this width (0: any) */
 };
 
 struct virtio_dev {

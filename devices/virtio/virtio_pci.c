@@ -458,19 +458,30 @@ static void virtio_notify_map(void *opaque, uint64_t addr)
 
 	for (unsigned q = 0; q < vdev->nqueues; q++) {
 		struct virtio_kick *k = &vdev->kicks[q];
+		uint64_t a = addr + q * VIRTIO_PCI_NOTIFY_MULT;
 
 		if (k->ioeventfd)
 			kvm->ioeventfd(vdev->host->kvm_opaque,
-				       vdev->notify_addr + q * VIRTIO_PCI_NOTIFY_MULT, 2, k->fd,
-				       false, false);
+				       vdev->notify_addr + q * VIRTIO_PCI_NOTIFY_MULT,
+				       k->ioeventfd_len, k->fd, false, false);
 		k->ioeventfd = false;
-		/* A 16-bit write (the spec's width) is absorbed by KVM; if the
-		 * ioeventfd cannot be attached, the region's exit path does
-		 * the same job, only slower. */
-		if (addr != PCI_BAR_UNMAPPED &&
-		    kvm->ioeventfd(vdev->host->kvm_opaque, addr + q * VIRTIO_PCI_NOTIFY_MULT, 2,
-				   k->fd, false, true) == 0)
-			k->ioeventfd = true;
+		if (addr == PCI_BAR_UNMAPPED)
+			continue;
+		/*
+		 * Length 0 (any width, KVM_CAP_IOEVENTFD_ANY_LENGTH) also puts
+		 * the doorbell on KVM's fast MMIO path, which needs no
+		 * instruction decoding; else a 16-bit write (the spec's
+		 * width) is absorbed. If neither can be attached, the region's
+		 * exit path does the same job, only slower.
+		 */
+		for (uint32_t len = 0; len <= 2; len += 2) {
+			if (kvm->ioeventfd(vdev->host->kvm_opaque, a, len, k->fd, false, true) ==
+			    0) {
+				k->ioeventfd = true;
+				k->ioeventfd_len = len;
+				break;
+			}
+		}
 	}
 	vdev->notify_addr = addr;
 }
