@@ -11,7 +11,9 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "devices/virtio/virtio.h"
 #include "vmm/legacy.h"
+#include "vmm/pci.h"
 #include "vmm/qmp.h"
 #include "vmm/snapshot.h"
 #include "vmm/vm.h"
@@ -48,13 +50,24 @@ static void main_timeout(void *opaque)
 		vm_request_exit(ms->vm, VM_EXIT_STATUS, EXIT_TIMEOUT);
 }
 
-/* The legacy devices, in the order a snapshot records them. */
+/*
+ * The devices, in the order a snapshot records them: the legacy ones, the
+ * PCI host bridge, then the PCI devices in command-line order (each --disk
+ * in slots 1, 2, ...).
+ */
 static int main_add_devices(struct vm *vm, struct errbuf *err)
 {
-	static const struct device_ops *const legacy[] = {&serial_ops, &debug_exit_ops, &i8042_ops};
+	static const struct device_ops *const legacy[] = {&serial_ops, &debug_exit_ops, &i8042_ops,
+							  &pci_host_ops};
 
 	for (size_t i = 0; i < ARRAY_SIZE(legacy); i++) {
 		int ret = vm_add_device(vm, legacy[i], NULL, err);
+
+		if (ret < 0)
+			return ret;
+	}
+	for (unsigned i = 0; i < vm->cfg->ndisks; i++) {
+		int ret = vm_add_device(vm, &virtio_blk_ops, vm->cfg->disks[i], err);
 
 		if (ret < 0)
 			return ret;

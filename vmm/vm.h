@@ -29,7 +29,7 @@
 #define EXIT_HOST_ERROR 125
 #define EXIT_CRASH	126
 
-#define VM_MAX_DEVICES 16
+#define VM_MAX_DEVICES 48
 
 /* Why the VM stopped running; the first reason recorded wins. */
 enum vm_exit_kind {
@@ -39,6 +39,7 @@ enum vm_exit_kind {
 	VM_EXIT_QUIT,	/* QMP quit: exit 0 */
 };
 
+struct pci_host;
 #define VM_RESET_GUEST 0 /* i8042: reboots only with --reboot */
 #define VM_RESET_HOST  1 /* QMP system_reset: always reboots */
 
@@ -88,6 +89,7 @@ struct vm {
 	int ncpus;
 	struct device devices[VM_MAX_DEVICES];
 	int ndevices;
+	struct pci_host *pci; /* set by pci_host_ops' realize (vmm/pci.h) */
 	struct aio_context *main_ctx;
 
 	/* Set once by the first vm_request_exit; read by the main thread
