@@ -505,3 +505,63 @@ void msix_reset(struct msix *m)
 	}
 	pthread_mutex_unlock(&m->lock);
 }
+
+void msix_save(struct msix *m, struct msix_entry *table, uint64_t *pending)
+{
+	memset(pending, 0, msix_pba_size(m->nvec));
+	pthread_mutex_lock(&m->lock);
+	for (unsigned i = 0; i < m->nvec; i++) {
+		table[i] = m->table[i];
+		msix_collect(m, i);
+		if (m->v[i].pending)
+			pending[i / 64] |= 1ULL << (i % 64);
+	}
+	pthread_mutex_unlock(&m->lock);
+}
+
+int msix_check(const struct msix *m, const struct msix_entry *table, const uint64_t *pending,
+	       struct errbuf *err)
+{
+	const char *name = m->pdev->info->name;
+
+	for (unsigned i = 0; i < m->nvec; i++) {
+		if (table[i].addr_lo & 3)
+			return err_set(err, EINVAL,
+				       "%s: MSI-X entry %u: address 0x%08x is not dword aligned",
+				       name, i, table[i].addr_lo);
+		if (table[i].ctrl & ~PCI_MSIX_ENTRY_CTRL_MASKBIT)
+			return err_set(
+			    err, EINVAL,
+			    "%s: MSI-X entry %u: vector control 0x%08x has reserved bits", name, i,
+			    table[i].ctrl);
+	}
+	for (unsigned i = m->nvec; i < msix_pba_size(m->nvec) * 8; i++)
+		if (pending[i / 64] & (1ULL << (i % 64)))
+			return err_set(err, EINVAL, "%s: MSI-X pending bit %u past the last vector",
+				       name, i);
+	return 0;
+}
+
+void msix_load(struct msix *m, const struct msix_entry *table, const uint64_t *pending)
+{
+	uint16_t ctl = pci_config_get16(m->pdev, m->cap + PCI_MSIX_FLAGS);
+	uint64_t n;
+
+	pthread_mutex_lock(&m->lock);
+	/* Start from nothing delivered or routed, then sync to the new state. */
+	for (unsigned i = 0; i < m->nvec; i++) {
+		if (m->v[i].irqfd &&
+		    m->router->ops->irqfd(m->router->opaque, m->v[i].efd, m->v[i].gsi, false) < 0)
+			msix_report(m, "irqfd detach", -EIO);
+		m->v[i].irqfd = false;
+		m->v[i].routed = false;
+		while (read(m->v[i].efd, &n, sizeof(n)) == sizeof(n))
+			;
+		m->table[i] = table[i];
+		m->v[i].pending = pending[i / 64] & (1ULL << (i % 64));
+	}
+	m->enabled = ctl & PCI_MSIX_FLAGS_ENABLE;
+	m->fmask = ctl & PCI_MSIX_FLAGS_MASKALL;
+	msix_sync(m, 0, m->nvec);
+	pthread_mutex_unlock(&m->lock);
+}

@@ -164,4 +164,21 @@ void msix_pba_io(void *opaque, uint64_t off, void *data, uint32_t len, bool is_w
  * Main thread or config hook. */
 void msix_reset(struct msix *m);
 
+/*
+ * Snapshot: the table (@nvec entries) and the pending bits
+ * (msix_pba_size(nvec) bytes, bit i = vector i). msix_save: vCPUs stopped
+ * (messages a device raised while a vector was masked become its pending
+ * bit). msix_check refuses (-EINVAL, message) an entry with address bits
+ * 1:0 or vector-control bits 31:1 set, or a pending bit past the last
+ * vector; pure. msix_load applies a checked table after the function's
+ * config space (whose message control word holds enable and function mask)
+ * was loaded: KVM routes are set and irqfds attached for deliverable
+ * vectors, and their pending messages are delivered. Main thread, vCPUs
+ * stopped.
+ */
+void msix_save(struct msix *m, struct msix_entry *table, uint64_t *pending);
+int msix_check(const struct msix *m, const struct msix_entry *table, const uint64_t *pending,
+	       struct errbuf *err);
+void msix_load(struct msix *m, const struct msix_entry *table, const uint64_t *pending);
+
 #endif

@@ -560,6 +560,66 @@ bool pci_bar_access(struct pci_device *d, int bar, uint64_t off, void *data, uin
 	return false;
 }
 
+void pci_device_save_config(struct pci_device *d, uint8_t *config)
+{
+	pthread_mutex_lock(&d->host->lock);
+	memcpy(config, d->config, PCI_CFG_SIZE);
+	pthread_mutex_unlock(&d->host->lock);
+}
+
+/*
+ * Bring every device's BARs in line with its config space: unmap all that
+ * move first, then map, so two BARs that traded places both land. Config
+ * lock held.
+ */
+static void pci_host_remap_all(struct pci_host *h)
+{
+	for (unsigned s = 0; s < PCI_SLOTS; s++) {
+		struct pci_device *d = h->slots[s];
+
+		for (int i = 0; d && i < PCI_BARS; i++) {
+			struct pci_bar *b = &d->bars[i];
+
+			if (b->type != PCI_BAR_NONE && b->type != PCI_BAR_MEM64_HI &&
+			    b->mapped != pci_bar_target(d, i))
+				pci_bar_unmap(d, b);
+		}
+	}
+	for (unsigned s = 0; s < PCI_SLOTS; s++)
+		if (h->slots[s])
+			pci_update_mappings(h->slots[s]);
+}
+
+int pci_device_load_config(struct pci_device *d, const uint8_t *config, struct errbuf *err)
+{
+	struct pci_host *h = d->host;
+	int ret = 0;
+
+	pthread_mutex_lock(&h->lock);
+	for (unsigned i = 0; i < PCI_CFG_SIZE; i++) {
+		uint8_t ro = (uint8_t)(~d->wmask[i] & ~d->w1cmask[i]);
+
+		if ((config[i] ^ d->config[i]) & ro) {
+			ret = err_set(err, EINVAL,
+				      "%s: read-only config byte 0x%02x is 0x%02x, expected 0x%02x",
+				      d->info->name, i, config[i], d->config[i]);
+			goto out;
+		}
+		if (config[i] & d->w1cmask[i] & ~d->config[i]) {
+			ret = err_set(err, EINVAL,
+				      "%s: config byte 0x%02x has status bits 0x%02x set that the "
+				      "guest cannot set",
+				      d->info->name, i, config[i] & d->w1cmask[i] & ~d->config[i]);
+			goto out;
+		}
+	}
+	memcpy(d->config, config, PCI_CFG_SIZE);
+	pci_host_remap_all(h);
+out:
+	pthread_mutex_unlock(&h->lock);
+	return ret;
+}
+
 #define PCI_HOST_SNAP_VERSION 1
 
 struct pci_host_snap {

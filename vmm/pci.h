@@ -162,6 +162,22 @@ int pci_host_save(struct pci_host *h, void *buf, size_t len);
 int pci_host_load(struct pci_host *h, const void *buf, size_t len, struct errbuf *err);
 
 /*
+ * A function's configuration space in a snapshot (each PCI device saves its
+ * own). pci_device_save_config copies the 256 bytes. pci_device_load_config
+ * refuses (-EINVAL, a message naming the byte) any bit the guest could not
+ * have written: one outside the writable mask that differs from this
+ * kvmini's, or a write-1-to-clear bit that is set (kvmini never sets
+ * them). Then it applies the bytes and puts every BAR on the host where
+ * config space now says (region map hooks run, so ioeventfds follow; all
+ * devices are re-mapped, so BARs the guest swapped between two devices end
+ * up right once both are loaded). Device hooks are not called: a device
+ * reloads what it derives from config space itself (msix_load). Main
+ * thread, vCPUs stopped.
+ */
+void pci_device_save_config(struct pci_device *d, uint8_t *config);
+int pci_device_load_config(struct pci_device *d, const uint8_t *config, struct errbuf *err);
+
+/*
  * Add a device in the next free slot. The header is filled from @info
  * (which must outlive the device); @opaque is passed to the hooks. Main
  * thread at realize. -ENOSPC (message) when all 31 slots are taken.

@@ -74,7 +74,25 @@ struct virtqueue {
 	/* Host views of the areas, set by vq_enable (guest RAM never moves). */
 	uint8_t *desc_p, *avail_p, *used_p;
 	struct iovec *scratch; /* VQ_MAX_IOV entries for vq_pop */
-	char why[160];	       /* what was wrong with the last bad chain */
+	/* Pop order of the in-flight heads (a snapshot keeps it): popped_at[h]
+	 * is the value of pops when head h was popped. */
+	uint64_t pops;
+	uint64_t *popped_at; /* max_size entries */
+	char why[160];	     /* what was wrong with the last bad chain */
+};
+
+/*
+ * A queue as a snapshot keeps it: plain fixed-width fields (little-endian,
+ * as on x86), the in-flight heads in the order they were popped. What a
+ * restore must not trust is checked by vq_snap_check.
+ */
+struct vq_snap {
+	uint64_t desc, avail, used;
+	uint16_t size, vector, enabled, last_avail_idx;
+	uint16_t used_idx, signalled_used, signalled_used_valid, inuse;
+	uint8_t notify_suppressed;
+	uint8_t reserved[7];		/* zero */
+	uint16_t inflight[VQ_MAX_SIZE]; /* inuse heads, pop order; zero after them */
 };
 
 /*
@@ -116,6 +134,35 @@ void vq_push(struct virtqueue *vq, const struct vq_elem *elem, uint32_t len);
 
 /* Forget @elem without returning it (device reset or broken). */
 void vq_discard(struct virtqueue *vq, const struct vq_elem *elem);
+
+/* The in-flight heads in the order they were popped; returns how many
+ * (s.inuse). @heads has room for max_size. */
+unsigned vq_inflight_heads(const struct virtqueue *vq, uint16_t *heads);
+
+/*
+ * Read the chain of in-flight head @head again (a restored queue): the same
+ * checks as vq_pop, nothing in the queue's state changes. Returns 1 and
+ * *out, -EIO with vq->why for a malformed chain, -ENOMEM.
+ */
+int vq_reload(struct virtqueue *vq, uint16_t head, struct vq_elem **out);
+
+/* Fill @s from @vq (reserved bytes and unused heads zeroed). */
+void vq_save(const struct virtqueue *vq, struct vq_snap *s);
+
+/*
+ * Is @s a queue this device could be in? Checks every field against
+ * @max_size and guest RAM @mem: size a power of two <= max, flags 0 or 1,
+ * a disabled queue in its reset state, an enabled one with rings aligned
+ * and inside RAM, in-flight heads < size, unique, exactly inuse of them,
+ * and (@balanced: the device is not in NEEDS_RESET, so nothing was
+ * discarded) last_avail_idx - used_idx == inuse. Returns 0, or -EINVAL
+ * with a reason in @why. The vector is the transport's to check. Pure.
+ */
+int vq_snap_check(const struct vq_snap *s, uint16_t max_size, const struct guest_mem *mem,
+		  bool balanced, char *why, size_t why_len);
+
+/* Make @vq what @s (checked) says, with the negotiated ring features. */
+void vq_load(struct virtqueue *vq, const struct vq_snap *s, bool event_idx, bool indirect);
 
 /* Is the available ring empty (as far as the driver has published)? */
 bool vq_avail_empty(struct virtqueue *vq);
