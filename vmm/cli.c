@@ -23,6 +23,7 @@ const char cli_usage[] =
     "  --timeout SECONDS      stop the VM and exit 124 after SECONDS\n"
     "  --reboot               a guest reset reboots the VM (default: exit 0)\n"
     "  --disk path=FILE[,readonly=on][,serial=STR][,aio=auto|threads|io_uring]\n"
+    "         [,werror=report|stop|ignore|enospc][,rerror=report|stop|ignore]\n"
     "                         a virtio-blk disk backed by a raw image (repeatable;\n"
     "                         size must be a multiple of 512 bytes)\n"
     "\n"
@@ -54,9 +55,47 @@ static int disk_set_bool(const char *spec, const char *key, const char *val, boo
 	return err_set(err, EINVAL, "--disk '%s': %s must be on or off, not '%s'", spec, key, val);
 }
 
+enum disk_error_action disk_error_action(enum disk_error_policy p, int error)
+{
+	switch (p) {
+	case DISK_ERROR_IGNORE:
+		return DISK_ACTION_IGNORE;
+	case DISK_ERROR_STOP:
+		return DISK_ACTION_STOP;
+	case DISK_ERROR_ENOSPC:
+		return error == ENOSPC ? DISK_ACTION_STOP : DISK_ACTION_REPORT;
+	case DISK_ERROR_REPORT:
+		break;
+	}
+	return DISK_ACTION_REPORT;
+}
+
+static int disk_set_policy(const char *spec, const char *key, const char *val, bool enospc_ok,
+			   enum disk_error_policy *out, struct errbuf *err)
+{
+	static const struct {
+		const char *name;
+		enum disk_error_policy p;
+	} names[] = {{"report", DISK_ERROR_REPORT},
+		     {"ignore", DISK_ERROR_IGNORE},
+		     {"stop", DISK_ERROR_STOP},
+		     {"enospc", DISK_ERROR_ENOSPC}};
+
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+		if (strcmp(val, names[i].name) != 0 ||
+		    (names[i].p == DISK_ERROR_ENOSPC && !enospc_ok))
+			continue;
+		*out = names[i].p;
+		return 0;
+	}
+	return err_set(err, EINVAL, "--disk '%s': %s must be stop, report, ignore%s, not '%s'",
+		       spec, key, enospc_ok ? " or enospc" : "", val);
+}
+
 int disk_config_parse(const char *spec, struct disk_config *dc, struct errbuf *err)
 {
 	bool seen_path = false, seen_ro = false, seen_serial = false, seen_aio = false;
+	bool seen_werror = false, seen_rerror = false;
 	const char *p = spec;
 
 	memset(dc, 0, sizeof(*dc));
@@ -72,7 +111,7 @@ int disk_config_parse(const char *spec, struct disk_config *dc, struct errbuf *e
 			return err_set(
 			    err, EINVAL,
 			    "--disk '%s': '%.*s' is not key=value (keys: path, readonly, "
-			    "serial, aio)",
+			    "serial, aio, werror, rerror)",
 			    spec, (int)len, p);
 		klen = (size_t)(eq - p);
 		vlen = len - klen - 1;
@@ -126,10 +165,22 @@ int disk_config_parse(const char *spec, struct disk_config *dc, struct errbuf *e
 				    "--disk '%s': aio must be auto, threads or io_uring, "
 				    "not '%s'",
 				    spec, val);
+		} else if ((klen == 6 && !strncmp(p, "werror", 6)) ||
+			   (klen == 6 && !strncmp(p, "rerror", 6))) {
+			bool w = *p == 'w';
+			bool *seen = w ? &seen_werror : &seen_rerror;
+
+			if (*seen)
+				return err_set(err, EINVAL, "--disk '%s': %s given twice", spec,
+					       w ? "werror" : "rerror");
+			*seen = true;
+			if (disk_set_policy(spec, w ? "werror" : "rerror", val, w,
+					    w ? &dc->werror : &dc->rerror, err) < 0)
+				return -EINVAL;
 		} else {
 			return err_set(err, EINVAL,
 				       "--disk '%s': unknown option '%.*s' (keys: path, readonly, "
-				       "serial, aio)",
+				       "serial, aio, werror, rerror)",
 				       spec, (int)klen, p);
 		}
 		if (!end)
@@ -290,7 +341,8 @@ static int cli_parse_run(int argc, char **argv, enum cli_command *cmd, struct vm
 	}
 	if (cfg->incoming_path && cfg->nfeatures)
 		return err_set(err, EINVAL,
-			       "--cpu-features does not apply to --incoming: the snapshot holds the guest's CPUID");
+			       "--cpu-features does not apply to --incoming: the snapshot holds "
+			       "the guest's CPUID");
 	if (cfg->incoming_path && !cfg->kernel)
 		return 0; /* a kernel is only needed to reboot a restored VM */
 	if (!cfg->kernel)

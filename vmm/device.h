@@ -3,6 +3,12 @@
  * Device model. A device is one file with one const struct device_ops.
  * realize is required; the rest are optional. All ops are called from the
  * main thread while no vCPU runs, except where a device says otherwise.
+ *
+ * Pausing (vm_pause / vm_resume): once every vCPU is parked, each device's
+ * pause op runs in device order; resume ops run in reverse order before
+ * the vCPUs run again. save is called only on a paused device, load on a
+ * freshly realized one that snapshot_restore paused first; what load
+ * brings back (in-flight requests, say) runs at the next resume.
  */
 #ifndef KVMINI_DEVICE_H
 #define KVMINI_DEVICE_H
@@ -24,8 +30,20 @@ struct device_ops {
 	void (*reset)(void *state);
 	/* Serialize into @buf (at most @len bytes); returns bytes used or -errno. */
 	int (*save)(void *state, void *buf, size_t len);
-	/* Validate and load what save wrote; -errno and @err on bad input. */
+	/* Validate and load what save wrote; -errno and @err on bad input.
+	 * On error the VM is destroyed without running: exit must cope. */
 	int (*load)(void *state, const void *buf, size_t len, struct errbuf *err);
+	/*
+	 * Quiesce: take no new work from the guest, let host work already
+	 * started finish, and hold (neither complete nor lose) whatever the
+	 * guest has in flight; return once the device touches neither guest
+	 * memory nor interrupts, so its state and guest RAM can be saved.
+	 * Devices without it have nothing that runs while vCPUs are parked.
+	 */
+	void (*pause)(void *state);
+	/* Undo pause: finish or restart what was held, each request exactly
+	 * once, and take new work again. */
+	void (*resume)(void *state);
 	/* Flush and free everything realize created. */
 	void (*exit)(void *state);
 };

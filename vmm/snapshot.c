@@ -283,6 +283,8 @@ int snapshot_save(struct vm *vm, const char *path, struct snapshot_stats *stats,
 	int ret;
 
 	memset(stats, 0, sizeof(*stats));
+	if (!vm->devices_paused)
+		return err_set(err, EINVAL, "snapshot: the VM is not paused");
 	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid()) >= sizeof(tmp))
 		return err_set(err, ENAMETOOLONG, "snapshot: path too long");
 	w = calloc(1, sizeof(*w));
@@ -656,8 +658,9 @@ static int snap_restore_vcpu(struct vm *vm, struct vcpu *v, struct snap_vcpu *sv
 
 		memcpy(cpuid.e, sv->cpuid, sv->ncpuid * sizeof(cpuid.e[0]));
 		if (ioctl(v->fd, KVM_SET_CPUID2, &cpuid) < 0)
-			return err_set(err, errno, "snapshot: vCPU %d: KVM refused the saved CPUID: %s",
-				       v->id, strerror(errno));
+			return err_set(err, errno,
+				       "snapshot: vCPU %d: KVM refused the saved CPUID: %s", v->id,
+				       strerror(errno));
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(sets); i++) {
 		if (sets[i].req == KVM_SET_LAPIC) {
@@ -699,6 +702,8 @@ int snapshot_restore(struct vm *vm, const char *path, struct errbuf *err)
 	ret = snap_open(path, r, err);
 	if (ret < 0)
 		goto out_free;
+	/* Devices load paused: what they bring back runs at vm_resume. */
+	vm_pause(vm);
 	/* Read and check everything small before touching the VM. */
 	ret = snap_read(r, "machine", 1, &m, sizeof(m), true, err);
 	if (ret < 0)
