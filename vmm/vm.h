@@ -116,6 +116,10 @@ struct vm {
 	bool started;	     /* vm_start ran: vCPU threads exist */
 	bool restoring;	     /* created for snapshot_restore */
 	bool devices_paused; /* devices' pause ops ran, resume ops not yet (main) */
+	/* RAM mapped from a snapshot file (-1 if anonymous) and where each
+	 * region starts in it; read by the next snapshot_save. */
+	int ram_src_fd;
+	uint64_t ram_src_off[GUEST_MEM_MAX_REGIONS];
 
 	enum vm_run_state run_state;		 /* main thread */
 	struct vm_block *blocks[VM_MAX_DEVICES]; /* main thread */
