@@ -1,0 +1,188 @@
+// SPDX-License-Identifier: MIT
+/*
+ * One of each virtio-blk request, checked: GET_ID, IN, OUT (read back),
+ * FLUSH, WRITE_ZEROES (read back zeroes), DISCARD, a read past the end, a
+ * data length that is not a multiple of 512, an unknown request type.
+ *
+ * Command line: disk=N (default 0), ro (the disk is expected read-only:
+ * every write must fail with IOERR and change nothing), scratch=SECTOR
+ * (where writes go; default: the last 64 KiB of the disk), plus the driver
+ * options of vblk_opts_from_cmdline (irq, qsize=, segs=, noindirect,
+ * noevent_idx). Prints one line per check:
+ *   blkops: CHECK status=S expect=E ok|FAIL [detail]
+ * and `blkops: id "STRING"`. Exits 0 if every check passed, 1 if one failed,
+ * 2 if the disk could not be set up.
+ */
+#include "guest.h"
+#include "virtio_blk.h"
+
+#define SCRATCH_BYTES 65536
+
+static struct vblk disk;
+static uint8_t *buf, *ref;
+static int failures;
+static bool ro;
+
+static const char *status_name(int s)
+{
+	switch (s) {
+	case VIRTIO_BLK_S_OK:
+		return "OK";
+	case VIRTIO_BLK_S_IOERR:
+		return "IOERR";
+	case VIRTIO_BLK_S_UNSUPP:
+		return "UNSUPP";
+	case -ETIMEDOUT:
+		return "TIMEOUT";
+	case -EIO:
+		return "NEEDS_RESET";
+	default:
+		return "?";
+	}
+}
+
+/* Record one check: @got against @want (or either of @want and @alt). */
+static bool check(const char *what, int got, int want, int alt, const char *detail)
+{
+	bool ok = got == want || got == alt;
+
+	if (!ok)
+		failures++;
+	printf("blkops: %s status=%s expect=%s%s%s %s%s%s\n", what, status_name(got),
+	       status_name(want), alt != want ? "|" : "", alt != want ? status_name(alt) : "",
+	       ok ? "ok" : "FAIL", detail ? " " : "", detail ? detail : "");
+	return ok;
+}
+
+static void fill(uint8_t *p, size_t n, uint64_t seed)
+{
+	for (size_t i = 0; i < n; i += 8) {
+		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+		memcpy(p + i, &seed, 8);
+	}
+}
+
+static bool all_zero(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i])
+			return false;
+	return true;
+}
+
+static int req(uint32_t type, uint64_t sector, void *data, uint32_t len, uint32_t flags)
+{
+	struct vblk_req r = {
+	    .type = type, .sector = sector, .buf = data, .len = len, .flags = flags};
+
+	return vblk_do(&disk, &r);
+}
+
+static long run(void *arg)
+{
+	struct vblk *b = &disk;
+	uint64_t scratch =
+	    b->capacity > SCRATCH_BYTES / 512 ? b->capacity - SCRATCH_BYTES / 512 : 0;
+	uint32_t nsec = SCRATCH_BYTES / 512;
+	char id[VIRTIO_BLK_ID_BYTES + 1];
+	int s;
+
+	cmdline_get_u64("scratch", &scratch);
+	if (ro && !vblk_has(b, VIRTIO_BLK_F_RO)) {
+		printf("blkops: ro expected but the device does not offer VIRTIO_BLK_F_RO FAIL\n");
+		failures++;
+	}
+
+	s = vblk_get_id(b, id);
+	check("get_id", s, VIRTIO_BLK_S_OK, VIRTIO_BLK_S_OK, NULL);
+	printf("blkops: id \"%s\"\n", id);
+
+	s = req(VIRTIO_BLK_T_IN, scratch, ref, SCRATCH_BYTES, 0);
+	check("read", s, VIRTIO_BLK_S_OK, VIRTIO_BLK_S_OK, NULL);
+
+	fill(buf, SCRATCH_BYTES, scratch + 1);
+	s = req(VIRTIO_BLK_T_OUT, scratch, buf, SCRATCH_BYTES, 0);
+	if (ro) {
+		check("write", s, VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_IOERR, "(read-only disk)");
+		memcpy(buf, ref, SCRATCH_BYTES); /* what the disk must still hold */
+	} else {
+		check("write", s, VIRTIO_BLK_S_OK, VIRTIO_BLK_S_OK, NULL);
+	}
+	uint8_t *back = mem_alloc(SCRATCH_BYTES, 4096);
+	s = req(VIRTIO_BLK_T_IN, scratch, back, SCRATCH_BYTES, 0);
+	bool same = back && !memcmp(back, buf, SCRATCH_BYTES);
+	check("readback", same ? s : -1, VIRTIO_BLK_S_OK, VIRTIO_BLK_S_OK,
+	      same ? "data matches" : "data differs");
+
+	s = vblk_flush(b);
+	if (vblk_has(b, VIRTIO_BLK_F_FLUSH))
+		check("flush", s, VIRTIO_BLK_S_OK, VIRTIO_BLK_S_OK, NULL);
+	else
+		check("flush", s, VIRTIO_BLK_S_OK, VIRTIO_BLK_S_UNSUPP, "(FLUSH not offered)");
+
+	if (vblk_has(b, VIRTIO_BLK_F_WRITE_ZEROES)) {
+		s = req(VIRTIO_BLK_T_WRITE_ZEROES, scratch, NULL, nsec / 2, 0);
+		int s2 = req(VIRTIO_BLK_T_WRITE_ZEROES, scratch + nsec / 2, NULL, nsec / 2,
+			     VIRTIO_BLK_WZ_UNMAP);
+		int want = ro ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK;
+		check("write_zeroes", s, want, want, NULL);
+		check("write_zeroes_unmap", s2, want, want, NULL);
+		s = req(VIRTIO_BLK_T_IN, scratch, back, SCRATCH_BYTES, 0);
+		bool ok = ro ? !memcmp(back, ref, SCRATCH_BYTES) : all_zero(back, SCRATCH_BYTES);
+		check("zeroes_readback", ok ? s : -1, VIRTIO_BLK_S_OK, VIRTIO_BLK_S_OK,
+		      ok ? (ro ? "unchanged" : "zeroes") : "wrong data");
+	} else {
+		printf("blkops: write_zeroes skipped (not offered)\n");
+	}
+
+	if (vblk_has(b, VIRTIO_BLK_F_DISCARD)) {
+		s = req(VIRTIO_BLK_T_DISCARD, scratch, NULL, nsec, 0);
+		if (ro) {
+			/* Discard is advisory: a read-only disk may fail it or ignore it
+			 * (QEMU 7.2 answers OK), but must not change the data. */
+			check("discard", s, VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK,
+			      "(read-only disk)");
+			s = req(VIRTIO_BLK_T_IN, scratch, back, SCRATCH_BYTES, 0);
+			bool ok = !memcmp(back, ref, SCRATCH_BYTES);
+			check("discard_readback", ok ? s : -1, VIRTIO_BLK_S_OK, VIRTIO_BLK_S_OK,
+			      ok ? "unchanged" : "data changed");
+		} else {
+			check("discard", s, VIRTIO_BLK_S_OK, VIRTIO_BLK_S_OK, NULL);
+		}
+	} else {
+		printf("blkops: discard skipped (not offered)\n");
+	}
+
+	s = req(VIRTIO_BLK_T_IN, b->capacity, back, 512, 0);
+	check("read_past_end", s, VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_IOERR, NULL);
+	s = req(VIRTIO_BLK_T_IN, b->capacity - 1, back, 1024, 0);
+	check("read_across_end", s, VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_IOERR, NULL);
+	s = req(VIRTIO_BLK_T_IN, 0, back, 100, 0);
+	check("read_len_100", s, VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_IOERR, NULL);
+	s = req(0x55, 0, NULL, 0, 0);
+	check("unknown_type", s, VIRTIO_BLK_S_UNSUPP, VIRTIO_BLK_S_UNSUPP, NULL);
+
+	if (b->queue_vector >= 0)
+		printf("blkops: irq waits %lu, queue interrupts %lu, config interrupts %lu\n",
+		       b->irq_waits, irq_count(b->queue_vector), irq_count(b->vd.config_vector));
+	printf("blkops: %d failures\n", failures);
+	return failures ? 1 : 0;
+}
+
+int main(void)
+{
+	uint64_t n = 0;
+
+	cmdline_get_u64("disk", &n);
+	ro = cmdline_has("ro");
+	if (vblk_open(&disk, n, "blkops"))
+		return 2;
+	buf = mem_alloc(SCRATCH_BYTES, 4096);
+	ref = mem_alloc(SCRATCH_BYTES, 4096);
+	if (!buf || !ref) {
+		printf("blkops: out of memory\n");
+		return 2;
+	}
+	tsc_khz(); /* measured at CPL0 (an MSR write), cached for CPL3 */
+	return user_call(run, NULL);
+}
