@@ -162,7 +162,7 @@ static long run(void *arg)
 	s = req(0x55, 0, NULL, 0, 0);
 	check("unknown_type", s, VIRTIO_BLK_S_UNSUPP, VIRTIO_BLK_S_UNSUPP, NULL);
 
-	if (b->queue_vector >= 0)
+	if (b->opts.irq)
 		printf("blkops: irq waits %lu, queue interrupts %lu, config interrupts %lu\n",
 		       b->irq_waits, irq_count(b->queue_vector), irq_count(b->vd.config_vector));
 	printf("blkops: %d failures\n", failures);

@@ -110,9 +110,10 @@ int vblk_restart(struct vblk *b)
 		segs = VBLK_MAX_SEGS;
 	if (b->seg_max && segs > b->seg_max)
 		segs = b->seg_max;
+	if (b->opts.irq && b->queue_vector < 0)
+		return -ENODEV; /* no MSI-X, and no INTx support: polling only */
 	r = virtio_queue_setup(v, &b->vq, 0, qsize,
-			       b->queue_vector >= 0 ? MSIX_QUEUE_ENTRY : VIRTIO_NO_VECTOR,
-			       segs + 2);
+			       b->opts.irq ? MSIX_QUEUE_ENTRY : VIRTIO_NO_VECTOR, segs + 2);
 	if (r)
 		return r;
 	/* Without indirect tables a chain (header, data, status) uses ring slots. */
@@ -135,19 +136,16 @@ int vblk_init(struct vblk *b, struct pci_dev *d, const struct vblk_opts *o)
 	if (r)
 		return r;
 	if (b->vd.have_msix) {
-		/* Config changes (NEEDS_RESET) are counted; queue interrupts only wake waits. */
+		/* Config changes (NEEDS_RESET) are counted; queue interrupts only
+		 * wake waits. The queue vector is routed even when polling, so a
+		 * restart may switch modes (opts.irq). */
 		r = virtio_msix_vector(&b->vd, MSIX_CONFIG_ENTRY, NULL, NULL);
 		if (r < 0)
 			return r;
 		b->vd.config_vector = r;
-		if (b->opts.irq) {
-			r = virtio_msix_vector(&b->vd, MSIX_QUEUE_ENTRY, NULL, NULL);
-			if (r < 0)
-				return r;
+		r = virtio_msix_vector(&b->vd, MSIX_QUEUE_ENTRY, NULL, NULL);
+		if (r >= 0)
 			b->queue_vector = r;
-		}
-	} else if (b->opts.irq) {
-		return -ENODEV; /* no INTx support: MSI-X or polling */
 	}
 	return vblk_restart(b);
 }
@@ -251,7 +249,7 @@ struct vblk_req *vblk_wait(struct vblk *b, uint64_t timeout_tsc)
 			}
 			next = now + check;
 		}
-		if (b->queue_vector >= 0) {
+		if (b->opts.irq) {
 			/* Ask for an interrupt, then sleep unless one is already due. */
 			if (!virtq_enable_irq(&b->vq)) {
 				b->irq_waits++;
@@ -320,5 +318,5 @@ void vblk_print(const struct vblk *b, const char *name)
 	       vblk_has(b, VIRTIO_BLK_F_FLUSH) ? " flush" : "",
 	       vblk_has(b, VIRTIO_BLK_F_DISCARD) ? " discard" : "",
 	       vblk_has(b, VIRTIO_BLK_F_WRITE_ZEROES) ? " write_zeroes" : "",
-	       b->queue_vector >= 0 ? "irq" : "poll");
+	       b->opts.irq ? "irq" : "poll");
 }

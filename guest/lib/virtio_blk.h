@@ -101,7 +101,8 @@ struct vblk {
 	uint32_t max_discard_sectors, max_discard_seg;
 	uint32_t max_wz_sectors, max_wz_seg;
 	uint16_t max_segs;  /* data descriptors per request we use */
-	int queue_vector;   /* IDT vector of queue interrupts, -1 when polling */
+	int queue_vector;   /* IDT vector of queue interrupts (MSI-X entry 1), -1 if none;
+			       used while opts.irq is set (vblk_restart applies it) */
 	int error;	    /* last vblk_wait failure: -ETIMEDOUT, -EIO (NEEDS_RESET) */
 	uint64_t irq_waits; /* statistics */
 	struct virtq_buf scratch[VBLK_MAX_SEGS + 2];
@@ -130,8 +131,9 @@ int vblk_init(struct vblk *b, struct pci_dev *d, const struct vblk_opts *o);
 
 /*
  * Reset the device and bring it up again: features, configuration, queue 0
- * (same memory), DRIVER_OK. Requests in flight are forgotten. Any CPL
- * (MMIO only). Returns 0 or -errno.
+ * (same memory), DRIVER_OK, with b->opts as they are now (a caller may
+ * change opts.irq, queue_size, no_indirect... in between). Requests in
+ * flight are forgotten. Any CPL (MMIO only). Returns 0 or -errno.
  */
 int vblk_restart(struct vblk *b);
 
