@@ -13,7 +13,11 @@
  *   avail_jump       avail->idx moved on by more than the queue size
  *   oob_addr         a buffer at 1 TiB, where there is no guest memory
  *   overflow         a buffer whose address + length wraps past 2^64
- *   toolong          a chain longer than the queue size (indirect table)
+ *   toolong          a chain of max(queue size + 1, 1025) buffers (indirect
+ *                    table): longer than the queue, and than any device takes
+ *   indirect_over_qsize  an indirect table of queue size + 1 entries: the spec
+ *                    forbids it (2.7.5.3.1), but Linux drivers do it and QEMU
+ *                    and kvmini accept up to 1024 entries (allow= it there)
  *   indirect_len     an indirect table length that is not a multiple of 16
  *   indirect_zero    an indirect table of length 0
  *   indirect_oob     an indirect table at 1 TiB
@@ -45,6 +49,8 @@
 #define FAR_ADDR	   0x10000000000ull /* 1 TiB: beyond any guest RAM or MMIO we use */
 #define TAIL_SECTORS	   64
 #define CONFIG_IRQ_WAIT_MS 200
+/* Longer than any device takes (QEMU and kvmini: 1024 buffers per chain) */
+#define LONG_CHAIN 1025
 
 static struct vblk disk;
 static uint8_t *ref, *data, *back;
@@ -132,16 +138,30 @@ static void c_overflow(void)
 	virtq_publish_raw(&disk.vq, 0, &disk);
 }
 
-static void c_toolong(void)
+/* An indirect read of @n entries: header, n - 2 sectors, status. */
+static void long_table(unsigned int n)
 {
-	unsigned int n = disk.vq.size + 1; /* header + size - 1 sectors + status */
-
 	t(tab, 0, ADDR(&hdr_in), sizeof(hdr_in), R | N, 1);
 	for (unsigned int i = 1; i + 1 < n; i++)
 		t(tab, i, ADDR(data) + (i - 1) % (DATA_BYTES / 512) * 512, 512, W | N, i + 1);
 	t(tab, n - 1, ADDR(&status_byte), 1, W, 0);
 	d(0, ADDR(tab), n * sizeof(*tab), I, 0);
 	virtq_publish_raw(&disk.vq, 0, &disk);
+}
+
+static unsigned int toolong_entries(void)
+{
+	return disk.vq.size + 1 > LONG_CHAIN ? disk.vq.size + 1 : LONG_CHAIN;
+}
+
+static void c_toolong(void)
+{
+	long_table(toolong_entries());
+}
+
+static void c_indirect_over_qsize(void)
+{
+	long_table(disk.vq.size + 1);
 }
 
 static void c_indirect_len(void)
@@ -215,6 +235,7 @@ static const struct evil_case cases[] = {
     {"oob_addr", c_oob_addr, false},
     {"overflow", c_overflow, false},
     {"toolong", c_toolong, true},
+    {"indirect_over_qsize", c_indirect_over_qsize, true},
     {"indirect_len", c_indirect_len, true},
     {"indirect_zero", c_indirect_zero, true},
     {"indirect_oob", c_indirect_oob, true},
@@ -344,7 +365,7 @@ int main(void)
 	ref = mem_alloc(REF_BYTES, 4096);
 	back = mem_alloc(REF_BYTES, 4096);
 	data = mem_alloc(DATA_BYTES, 4096);
-	tab = mem_alloc((disk.vq.size + 2) * sizeof(*tab), 4096);
+	tab = mem_alloc((toolong_entries() + 1) * sizeof(*tab), 4096);
 	tab2 = mem_alloc(4096, 4096);
 	if (!ref || !back || !data || !tab || !tab2) {
 		printf("blkevil: out of memory\n");

@@ -199,16 +199,16 @@ def test_blkevil(machine, image):
         else:
             assert c["result"] == "pass", f"{name}\n{out}"
             assert c["needs_reset"] and c["config_irq"] >= 1, f"{name}\n{out}"
-    assert "blkevil: 14 passed, 0 failed" in out, out
+    assert "blkevil: 15 passed, 0 failed" in out, out
     assert status == qemu_status(0), out
 
 
 def test_blkevil_strict_fails_under_qemu(image):
     # Without the allow list the QEMU differences are failures: the check bites.
-    status, out = run_qemu("blkevil", "cases=loop,toolong", [Disk(str(image))])
+    status, out = run_qemu("blkevil", "cases=loop,indirect_next", [Disk(str(image))])
     cases = parse_evil(out)
     assert cases["loop"]["result"] == "pass", out
-    assert cases["toolong"]["result"] == "FAIL", out
+    assert cases["indirect_next"]["result"] == "FAIL", out
     assert status == qemu_status(1), out
 
 
