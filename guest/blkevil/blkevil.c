@@ -33,7 +33,8 @@
  * device that completes the request, or ignores it, still passes as long as
  * it recovers: for QEMU, whose behaviour differs in places), need_irq (also
  * require the config-change interrupt), wait_ms=N (how long to wait for a
- * reaction, default 2000), disk=N, and the driver options.
+ * reaction, default 2000), disk=N, other=M (after each case, while disk N
+ * is broken, read disk M: it must keep working), and the driver options.
  *
  * Output, one line per case:
  *   blkevil: case=NAME needs_reset=0|1 config_irq=N completed=0|1
@@ -52,15 +53,16 @@
 /* Longer than any device takes (QEMU and kvmini: 1024 buffers per chain) */
 #define LONG_CHAIN 1025
 
-static struct vblk disk;
-static uint8_t *ref, *data, *back;
+static struct vblk disk, other;
+static bool have_other;
+static uint8_t *ref, *data, *back, *other_ref;
 static struct virtq_desc *tab, *tab2; /* indirect tables of our own */
 static struct virtio_blk_outhdr hdr_in, hdr_out;
 static volatile uint8_t status_byte;
 static uint64_t wait_ms = 2000;
 
 struct outcome {
-	bool needs_reset, completed, recovered;
+	bool needs_reset, completed, recovered, other_ok;
 	uint64_t config_irqs;
 	uint8_t status;
 };
@@ -311,6 +313,11 @@ static struct outcome run_case(const struct evil_case *c)
 	o.config_irqs = irq_count(disk.vd.config_vector) - irq0;
 	o.completed = virtq_get(&disk.vq, NULL) != NULL;
 	o.status = status_byte;
+	if (have_other) {
+		/* While this device is broken, the other one must work. */
+		int e = vblk_read(&other, 0, back, REF_BYTES);
+		o.other_ok = e == VIRTIO_BLK_S_OK && !memcmp(back, other_ref, REF_BYTES);
+	}
 	o.recovered = recover();
 	return o;
 }
@@ -333,7 +340,9 @@ static long run(void *arg)
 		struct outcome o = run_case(c);
 		bool allowed = listed("allow", c->name, false);
 		const char *result;
-		if (o.needs_reset && (!need_irq || o.config_irqs) && o.recovered)
+		if (have_other && !o.other_ok)
+			result = "FAIL";
+		else if (o.needs_reset && (!need_irq || o.config_irqs) && o.recovered)
 			result = "pass";
 		else if (allowed && o.recovered)
 			result = "pass-allowed";
@@ -343,6 +352,8 @@ static long run(void *arg)
 			failed++;
 		else
 			passed++;
+		if (have_other)
+			printf("blkevil:   other disk: read %s\n", o.other_ok ? "ok" : "FAILED");
 		printf("blkevil: case=%s needs_reset=%d config_irq=%lu completed=%d status=%u "
 		       "recovered=%d result=%s\n",
 		       c->name, o.needs_reset, o.config_irqs, o.completed, o.status, o.recovered,
@@ -378,6 +389,15 @@ int main(void)
 	hdr_in = (struct virtio_blk_outhdr){.type = VIRTIO_BLK_T_IN, .sector = 0};
 	hdr_out = (struct virtio_blk_outhdr){.type = VIRTIO_BLK_T_OUT,
 					     .sector = disk.capacity - TAIL_SECTORS};
+	if (!cmdline_get_u64("other", &v)) {
+		other_ref = mem_alloc(REF_BYTES, 4096);
+		if (!other_ref || vblk_open(&other, v, "blkevil-other") ||
+		    vblk_read(&other, 0, other_ref, REF_BYTES) != VIRTIO_BLK_S_OK) {
+			printf("blkevil: setting up the other disk %lu failed\n", v);
+			return 3;
+		}
+		have_other = true;
+	}
 	if (vblk_read(&disk, 0, ref, REF_BYTES) != VIRTIO_BLK_S_OK) {
 		printf("blkevil: reading the reference sectors failed\n");
 		return 3;
