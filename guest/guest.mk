@@ -43,3 +43,9 @@ endef
 $(foreach g,$(GUEST_NAMES),$(eval $(call guest_rule,$(g))))
 
 -include $(patsubst %.o,%.d,$(GUEST_LIB_OBJS) $(foreach g,$(GUEST_NAMES),$($(g)_GUEST_OBJS)))
+
+# Host unit test of guest/lib's split-virtqueue driver against a model device.
+UNIT_TESTS += test_guest_virtq
+test_guest_virtq_SRCS := guest/lib/virtq.c
+test_guest_virtq_DEPS := guest/lib/virtio.h guest/lib/x86.h
+test_guest_virtq_CFLAGS := -Iguest/lib

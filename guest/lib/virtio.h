@@ -21,6 +21,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "irq.h"
 #include "pci.h"
 
 #define VIRTIO_PCI_VENDOR 0x1af4
