@@ -59,12 +59,13 @@ deps:
 deps-if-missing:
 	@scripts/deps.sh --if-missing
 
-$(MUSL_INC)/.stamp:
+$(MUSL_INC)/.stamp: Makefile
 	@mkdir -p $(MUSL_INC)
 	ln -sfn /usr/include/linux $(MUSL_INC)/linux
 	ln -sfn /usr/include/asm-generic $(MUSL_INC)/asm-generic
 	ln -sfn /usr/include/x86_64-linux-gnu/asm $(MUSL_INC)/asm
 	ln -sfn /usr/include/Zycore $(MUSL_INC)/Zycore
+	ln -sfn /usr/include/jsmn.h $(MUSL_INC)/jsmn.h
 	@touch $@
 
 $(ZYDIS_LIB): scripts/build-zydis.sh | $(MUSL_INC)/.stamp

@@ -2,9 +2,11 @@
 /*
  * aio: kvmini's event loop, modelled on QEMU's util/async.c and aio-posix.c.
  *
- * An AioContext is owned by one thread (the one that calls aio_poll on it).
+ * An AioContext is owned by one thread (the one that calls aio_poll on it);
+ * another thread can hold it for a while with aio_context_acquire.
  * Bottom halves (BHs) may be scheduled from any thread; they run in the
  * owner's aio_poll. fd handlers and timers belong to the owner thread.
+ * Coroutines (below) belong to a context and run only in its holder.
  *
  * Errors are negative errno values.
  */
@@ -12,6 +14,7 @@
 #define KVMINI_AIO_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct aio_context;
@@ -27,7 +30,8 @@ int aio_context_new(struct aio_context **out);
 
 /*
  * Destroy a context. Owner thread, not inside aio_poll. Reports (stderr) every
- * BH that is still scheduled by name, and returns the number of such leaks.
+ * BH and coroutine that is still scheduled by name, and returns the number
+ * of such leaks (a leaked coroutine that never ran may then be deleted).
  */
 int aio_context_free(struct aio_context *ctx);
 
@@ -141,5 +145,111 @@ struct iothread;
 int iothread_new(const char *name, struct iothread **out);
 struct aio_context *iothread_get_aio_context(struct iothread *it);
 void iothread_destroy(struct iothread *it);
+
+/*
+ * Holding a context. At any moment at most one thread holds a context: the
+ * one inside aio_poll on it, or one that called aio_context_acquire. Only
+ * the holder runs the context's callbacks and coroutines; the "owner
+ * thread" rules above mean "the thread that holds it" (or any thread while
+ * nobody polls it yet).
+ * aio_context_acquire: any thread; lets a thread that does not normally
+ *   poll @ctx (for example the main thread and an iothread's context) hold
+ *   it: the holder's blocking aio_poll is woken, and its next aio_poll
+ *   waits until aio_context_release. Recursive. While a thread holds @ctx
+ *   it may call aio_poll on it (also blocking), and aio_co_enter/wake
+ *   enter @ctx's coroutines directly. Never across a coroutine_yield,
+ *   never two contexts in opposite orders on two threads (deadlock), and
+ *   not around iothread_destroy of the iothread that polls @ctx.
+ * aio_context_release: the acquiring thread.
+ * aio_context_held: any thread; true if the calling thread holds @ctx.
+ * aio_get_current_context: any thread; the context the calling thread is
+ *   in (the innermost aio_poll or acquire), or NULL. Inside a coroutine it
+ *   is the coroutine's own context.
+ */
+void aio_context_acquire(struct aio_context *ctx);
+void aio_context_release(struct aio_context *ctx);
+bool aio_context_held(struct aio_context *ctx);
+struct aio_context *aio_get_current_context(void);
+
+/*
+ * Coroutines: stackful, x86_64, our own stack switch (musl has no
+ * makecontext). A coroutine runs on its own mmap'd stack (COROUTINE_STACK_SIZE
+ * plus a PROT_NONE guard page below it) until it calls coroutine_yield or
+ * returns; then whoever entered it continues. A coroutine that returns is
+ * recycled into a pool (per thread, then process-wide), so creating one is
+ * usually a few dozen nanoseconds.
+ *
+ * A coroutine belongs to the AioContext it was last entered in, and it
+ * only ever runs in the thread that holds that context at the time. It may
+ * resume in a different thread than the one it yielded in (an iothread,
+ * then the main thread holding the iothread's context): do not keep the
+ * address of a thread-local variable (errno included) or the result of
+ * pthread_self() (declared const, so the compiler may reuse it) across a
+ * yield. BH callbacks and fd handlers must not yield, and a coroutine must
+ * not yield while it holds a context with aio_context_acquire.
+ *
+ * coroutine_new: any thread. Returns 0, -EINVAL without @fn, or -ENOMEM
+ *   (with a one-line message on stderr naming the coroutine) if no stack
+ *   can be had. @fn(@opaque)
+ *   runs at the first enter; the coroutine is freed when @fn returns.
+ * coroutine_new_sized: the same with a stack of @stack_size bytes (rounded
+ *   up to pages, at least 16 KiB); only default-size stacks are pooled.
+ * coroutine_delete: for a coroutine that was never entered (error paths).
+ * coroutine_enter: enter @co now in this thread, in the current context
+ *   (nested when called from a coroutine: the caller continues when @co
+ *   yields or returns). A coroutine that belongs to another context is not
+ *   moved: it is reported and scheduled in its own context instead.
+ * coroutine_yield: from a coroutine only; returns when it is entered again.
+ * coroutine_self: the running coroutine, or NULL outside coroutines.
+ * coroutine_get_context: the context @co last ran in (NULL before its
+ *   first enter or when entered outside any context); any thread.
+ * coroutine_name: the entry function's name given to coroutine_new.
+ * coroutine_pool_drain: any thread; frees this thread's pooled coroutines
+ *   and the process-wide pool (tests, memory pressure).
+ * coroutine_error_count: any thread; how many misuse reports (double
+ *   schedule, enter of a scheduled or running coroutine, ...) were printed.
+ */
+#define COROUTINE_STACK_SIZE (256 * 1024)
+struct coroutine;
+typedef void coroutine_fn(void *opaque);
+int coroutine_new_named(coroutine_fn *fn, void *opaque, const char *name, struct coroutine **out);
+#define coroutine_new(fn, opaque, out) coroutine_new_named((fn), (opaque), #fn, (out))
+int coroutine_new_sized_named(coroutine_fn *fn, void *opaque, size_t stack_size, const char *name,
+			      struct coroutine **out);
+#define coroutine_new_sized(fn, opaque, size, out)                                                 \
+	coroutine_new_sized_named((fn), (opaque), (size), #fn, (out))
+void coroutine_delete(struct coroutine *co);
+void coroutine_enter_from(struct coroutine *co, const char *caller);
+#define coroutine_enter(co) coroutine_enter_from((co), __func__)
+void coroutine_yield(void);
+struct coroutine *coroutine_self(void);
+struct aio_context *coroutine_get_context(struct coroutine *co);
+const char *coroutine_name(struct coroutine *co);
+void coroutine_pool_drain(void);
+unsigned long coroutine_error_count(void);
+
+/*
+ * Coroutines and contexts. The macros pass the caller's function name,
+ * which a misuse report prints (e.g. who scheduled a coroutine first).
+ * aio_co_schedule: any thread, lock-free. @co is entered in @ctx by @ctx's
+ *   holder, from one BH per context, in the order coroutines were
+ *   scheduled. @co must have yielded, or be the caller itself
+ *   (aio_co_schedule(ctx, coroutine_self()) then coroutine_yield(): the
+ *   schedule takes effect once it has yielded, so this also moves a
+ *   coroutine to another context safely). Scheduling a coroutine that is
+ *   already scheduled (or queued by aio_co_enter) is a bug: it is reported
+ *   with both callers' names, and the second schedule is dropped, so the
+ *   coroutine still runs once (docs/aio.md says why we do not abort).
+ * aio_co_enter: any thread. If the caller holds @ctx: enter @co now, or if
+ *   the caller is itself a coroutine of @ctx, right after the caller yields
+ *   or returns. Otherwise schedule @co in @ctx.
+ * aio_co_wake: any thread; aio_co_enter in the context @co last ran in.
+ */
+void aio_co_schedule_from(struct aio_context *ctx, struct coroutine *co, const char *caller);
+#define aio_co_schedule(ctx, co) aio_co_schedule_from((ctx), (co), __func__)
+void aio_co_enter_from(struct aio_context *ctx, struct coroutine *co, const char *caller);
+#define aio_co_enter(ctx, co) aio_co_enter_from((ctx), (co), __func__)
+void aio_co_wake_from(struct coroutine *co, const char *caller);
+#define aio_co_wake(co) aio_co_wake_from((co), __func__)
 
 #endif

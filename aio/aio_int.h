@@ -92,6 +92,31 @@ struct aio_context {
 	_Alignas(64) int epoll_fd;
 	int event_fd; /* the notifier: written by aio_notify, read by the owner */
 
+	/*
+	 * Holding (aio_context_acquire, aio_poll). hold_lock is held by the
+	 * holder for as long as it holds the context, including while it
+	 * sleeps in epoll; an acquirer counts itself in `acquirers` and
+	 * kicks the sleeper with aio_notify. An aio_poll that starts while
+	 * acquirers wait gives way on hold_cond (see aio_context_hold).
+	 */
+	pthread_mutex_t hold_lock;
+	pthread_cond_t hold_cond;	  /* acquirers dropped to 0; hold_lock */
+	atomic_uint acquirers;		  /* any thread RMW; read under hold_lock */
+	_Atomic(void *) holder;		  /* holder's thread token, written by the holder */
+	unsigned acquire_depth;		  /* holder only: aio_context_acquire nesting */
+	bool acquire_locked;		  /* holder only: the outermost acquire took hold_lock */
+	struct aio_context *acquire_prev; /* holder only: current context before acquire */
+
+	/*
+	 * Scheduled coroutines: a lock-free LIFO like bh_list. Any thread
+	 * pushes (release CAS, aio_co_push); co_bh takes the whole list
+	 * (acquire exchange) and enters them oldest first.
+	 */
+	_Alignas(64) _Atomic(struct coroutine *) co_list;
+	struct aio_bh *co_bh; /* immutable */
+	/* Taken from co_list, not yet entered, oldest first (holder only). */
+	struct coroutine *co_run, **co_run_tail;
+
 	/* Every persistent BH, so that aio_context_free can name leaks. */
 	pthread_mutex_t bh_all_lock;
 	struct aio_bh *bh_all; /* bh_all_lock */
@@ -106,6 +131,73 @@ struct aio_context {
 	struct aio_timer timers;  /* sentinel: armed timers */
 	struct aio_timer expired; /* sentinel: due timers being run */
 };
+
+/*
+ * A coroutine (coroutine.c), with the fields aio_co.c needs. Thread rules:
+ * "running thread" is the thread that runs the coroutine or entered it
+ * (the two alternate on one thread while it runs).
+ */
+struct coroutine {
+	void *sp;		  /* saved stack pointer while switched out */
+	struct coroutine *caller; /* running: whom to switch back to */
+	coroutine_fn *fn;	  /* set by coroutine_new; read by the coroutine */
+	void *opaque;		  /* ditto */
+	const char *name;	  /* ditto; for reports */
+	atomic_bool live;	  /* created and not yet recycled (misuse checks) */
+	atomic_bool running;	  /* CAS by the enterer; cleared once switched out */
+	bool terminated;	  /* set by the coroutine before its last switch */
+	bool started;		  /* entered at least once since coroutine_new */
+	bool thread_leader;	  /* the per-thread stand-in for the thread's stack */
+	/* The context it runs in: written by the enterer, read by wakers. */
+	_Atomic(struct aio_context *) ctx;
+	/*
+	 * Who scheduled it (a function name) while it waits on a co_list or
+	 * a wake queue. Set by CAS from NULL (the winner owns sched_next);
+	 * cleared (release) by the enter loop after it read sched_next.
+	 */
+	_Atomic(const char *) scheduled;
+	struct coroutine *sched_next; /* on ctx->co_list */
+	/* aio_co_schedule(ctx, self): pushed by the enterer after the yield. */
+	struct aio_context *resched_ctx;
+	/* Coroutines to enter after this one yields (aio_co_enter inside it). */
+	struct coroutine *wake_head, **wake_tail;
+	struct coroutine *wake_next; /* on a wake queue or an enter loop's queue */
+
+	/* Stack: immutable while allocated. */
+	void *map; /* mmap'd region: guard page + stack */
+	size_t map_size;
+	void *stack_lo;	   /* lowest usable address */
+	size_t stack_size; /* usable bytes */
+	struct coroutine *pool_next;
+
+	/* Sanitizers (only in -fsanitize=thread / address builds). */
+	void *tsan_fiber;	    /* created at the first enter */
+	void *tsan_caller;	    /* fiber of the enterer, for the way back */
+	const void *asan_caller_lo; /* stack of the enterer, for the way back */
+	size_t asan_caller_size;
+};
+
+/* coroutine.c. */
+/*
+ * The enter loop: runs @co, then what it queued, in the calling thread and
+ * in @ctx (which the calling thread holds, or NULL). @queued: @co was
+ * handed over with `scheduled` set (by the co BH or a wake queue).
+ */
+void coroutine_enter_loop(struct aio_context *ctx, struct coroutine *co, bool queued,
+			  const char *caller);
+/* Print a one-line misuse report and count it. Any thread. */
+void coroutine_report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* aio_co.c. */
+int aio_co_init(struct aio_context *ctx);    /* from aio_context_new */
+int aio_co_cleanup(struct aio_context *ctx); /* from aio_context_free; returns leaks */
+void aio_co_push(struct aio_context *ctx, struct coroutine *co); /* any thread */
+
+/* async.c: the current context of this thread (aio_poll, acquire). */
+struct aio_context *aio_set_current_context(struct aio_context *ctx); /* returns the old one */
+/* Start holding @ctx in aio_poll; returns true if the lock was taken. */
+bool aio_context_hold(struct aio_context *ctx);
+void aio_context_unhold(struct aio_context *ctx, bool locked);
 
 /* async.c, owner thread only. */
 bool aio_bh_poll(struct aio_context *ctx);

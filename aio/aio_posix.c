@@ -266,7 +266,10 @@ static bool aio_dispatch_handler(struct aio_handler *h)
 	return progress;
 }
 
-/* Owner thread; nests. */
+/*
+ * The holder (or a thread that becomes it: aio_context_hold waits while
+ * another thread holds the context); nests.
+ */
 bool aio_poll(struct aio_context *ctx, bool blocking)
 {
 	struct epoll_event evs[AIO_MAX_EVENTS];
@@ -274,6 +277,8 @@ bool aio_poll(struct aio_context *ctx, bool blocking)
 	int64_t timeout = 0;
 	unsigned me = 0;
 	int i, n = 0;
+	bool locked = aio_context_hold(ctx);
+	struct aio_context *prev_ctx = aio_set_current_context(ctx);
 
 	ctx->depth++;
 	if (blocking) {
@@ -331,5 +336,7 @@ bool aio_poll(struct aio_context *ctx, bool blocking)
 	if (--ctx->depth == 0 && ctx->handlers_deleted) {
 		free_deleted_handlers(ctx);
 	}
+	aio_set_current_context(prev_ctx);
+	aio_context_unhold(ctx, locked);
 	return progress;
 }

@@ -41,18 +41,38 @@ int aio_context_new(struct aio_context **out)
 	atomic_init(&ctx->notified, false);
 	atomic_init(&ctx->long_sleep, false);
 	ctx->slices_tail = &ctx->slices;
+	atomic_init(&ctx->acquirers, 0);
+	atomic_init(&ctx->holder, NULL);
 	ret = -pthread_mutex_init(&ctx->bh_all_lock, NULL);
 	if (ret) {
 		goto err_free;
 	}
+	ret = -pthread_mutex_init(&ctx->hold_lock, NULL);
+	if (ret) {
+		goto err_mutex;
+	}
+	ret = -pthread_cond_init(&ctx->hold_cond, NULL);
+	if (ret) {
+		goto err_hold_lock;
+	}
 	aio_timers_init(ctx);
 	ret = aio_posix_init(ctx);
 	if (ret) {
-		goto err_mutex;
+		goto err_hold_cond;
+	}
+	ret = aio_co_init(ctx);
+	if (ret) {
+		goto err_posix;
 	}
 	*out = ctx;
 	return 0;
 
+err_posix:
+	aio_posix_cleanup(ctx);
+err_hold_cond:
+	pthread_cond_destroy(&ctx->hold_cond);
+err_hold_lock:
+	pthread_mutex_destroy(&ctx->hold_lock);
 err_mutex:
 	pthread_mutex_destroy(&ctx->bh_all_lock);
 err_free:
@@ -92,10 +112,11 @@ int aio_context_free(struct aio_context *ctx)
 		return 0;
 	}
 	/* A slice on the list means some aio_poll frame is still running. */
-	if (ctx->depth || ctx->slices) {
-		fprintf(stderr, "aio: aio_context_free called inside aio_poll\n");
+	if (ctx->depth || ctx->slices || atomic_load(&ctx->holder)) {
+		fprintf(stderr, "aio: aio_context_free called inside aio_poll or while held\n");
 		abort();
 	}
+	leaks += aio_co_cleanup(ctx); /* deletes co_bh: freed below */
 
 	/* [P1'] like [P1] in aio_bh_poll: acquire pairs with [E2]. */
 	bh = atomic_exchange_explicit(&ctx->bh_list, NULL, memory_order_seq_cst);
@@ -134,9 +155,146 @@ int aio_context_free(struct aio_context *ctx)
 
 	aio_timers_cleanup(ctx);
 	aio_posix_cleanup(ctx);
+	pthread_cond_destroy(&ctx->hold_cond);
+	pthread_mutex_destroy(&ctx->hold_lock);
 	pthread_mutex_destroy(&ctx->bh_all_lock);
 	free(ctx);
 	return leaks;
+}
+
+/*
+ * The calling thread's identity and current context. Not inlined and
+ * opaque to the optimizer: a coroutine that resumes in another thread
+ * calls them again instead of reusing an address from the old thread.
+ */
+static __thread char aio_tls_token;
+static __thread struct aio_context *aio_tls_current;
+
+static __attribute__((noinline)) void *aio_thread_token(void)
+{
+	void *p = &aio_tls_token;
+
+	__asm__ volatile("" : "+r"(p));
+	return p;
+}
+
+static __attribute__((noinline)) struct aio_context **aio_current_slot(void)
+{
+	struct aio_context **p = &aio_tls_current;
+
+	__asm__ volatile("" : "+r"(p));
+	return p;
+}
+
+/* Any thread. */
+struct aio_context *aio_get_current_context(void)
+{
+	return *aio_current_slot();
+}
+
+/* Calling thread only. Returns the previous current context. */
+struct aio_context *aio_set_current_context(struct aio_context *ctx)
+{
+	struct aio_context **slot = aio_current_slot();
+	struct aio_context *old = *slot;
+
+	*slot = ctx;
+	return old;
+}
+
+/*
+ * Any thread. Only the holder stores its own token in ctx->holder and it
+ * clears it before letting go, so another thread never reads its own
+ * token there: relaxed is enough.
+ */
+bool aio_context_held(struct aio_context *ctx)
+{
+	return atomic_load_explicit(&ctx->holder, memory_order_relaxed) == aio_thread_token();
+}
+
+/*
+ * aio_poll's entry. Returns false if this thread already holds @ctx
+ * (nested poll, or polling an acquired context). Otherwise takes
+ * hold_lock, first letting waiting acquirers in: an acquirer has kicked
+ * our previous poll (aio_notify) and waits for hold_lock, which
+ * pthread_cond_wait hands over.
+ */
+bool aio_context_hold(struct aio_context *ctx)
+{
+	if (aio_context_held(ctx)) {
+		return false;
+	}
+	pthread_mutex_lock(&ctx->hold_lock);
+	/*
+	 * Acquire: an acquirer's increment (seq_cst RMW in
+	 * aio_context_acquire) may be missed here only if its aio_notify is
+	 * still to come, and that ends the poll we are about to start. The
+	 * decrement happens under hold_lock, which orders it.
+	 */
+	while (atomic_load_explicit(&ctx->acquirers, memory_order_acquire)) {
+		pthread_cond_wait(&ctx->hold_cond, &ctx->hold_lock);
+	}
+	atomic_store_explicit(&ctx->holder, aio_thread_token(), memory_order_relaxed);
+	return true;
+}
+
+void aio_context_unhold(struct aio_context *ctx, bool locked)
+{
+	if (!locked) {
+		return;
+	}
+	if (ctx->acquire_depth) {
+		fprintf(stderr, "aio: aio_poll returned with its context still acquired "
+				"(missing aio_context_release)\n");
+		abort();
+	}
+	atomic_store_explicit(&ctx->holder, NULL, memory_order_relaxed);
+	pthread_mutex_unlock(&ctx->hold_lock);
+}
+
+/* Any thread; see aio.h. */
+void aio_context_acquire(struct aio_context *ctx)
+{
+	if (aio_context_held(ctx)) {
+		if (ctx->acquire_depth++ == 0) {
+			ctx->acquire_locked = false; /* the aio_poll that holds it unlocks */
+			ctx->acquire_prev = aio_set_current_context(ctx);
+		}
+		return;
+	}
+	/*
+	 * Count ourselves, then kick a holder asleep in aio_poll: its poll
+	 * returns, and its next one waits in aio_context_hold until the
+	 * count drops to zero. seq_cst: ordered before the notify [N1].
+	 */
+	atomic_fetch_add_explicit(&ctx->acquirers, 1, memory_order_seq_cst);
+	aio_notify(ctx);
+	pthread_mutex_lock(&ctx->hold_lock);
+	atomic_store_explicit(&ctx->holder, aio_thread_token(), memory_order_relaxed);
+	ctx->acquire_depth = 1;
+	ctx->acquire_locked = true;
+	ctx->acquire_prev = aio_set_current_context(ctx);
+}
+
+/* The thread that acquired @ctx. */
+void aio_context_release(struct aio_context *ctx)
+{
+	if (!aio_context_held(ctx) || !ctx->acquire_depth) {
+		fprintf(stderr, "aio: aio_context_release by a thread that did not acquire it\n");
+		abort();
+	}
+	if (--ctx->acquire_depth) {
+		return;
+	}
+	aio_set_current_context(ctx->acquire_prev);
+	if (ctx->acquire_locked) {
+		atomic_store_explicit(&ctx->holder, NULL, memory_order_relaxed);
+		/* Under hold_lock, so a poller waiting in aio_context_hold cannot miss it. */
+		if (atomic_fetch_sub_explicit(&ctx->acquirers, 1, memory_order_seq_cst) == 1) {
+			pthread_cond_broadcast(&ctx->hold_cond);
+		}
+		pthread_mutex_unlock(&ctx->hold_lock);
+	}
 }
 
 /*

@@ -12,7 +12,8 @@
 # defined: keep `all` the default goal.
 .DEFAULT_GOAL := all
 
-GUEST_NAMES  := hello demo exit fault triple smp cpl3 bench reset emulfail cpuid echo pcilist blkops blkcopy blkbench blkevil
+GUEST_NAMES  := hello demo exit fault triple smp cpl3 bench reset emulfail cpuid echo snap-counter \
+                pcilist blkops blkcopy blkbench blkevil
 GUEST_CC     ?= gcc
 GUEST_CFLAGS := -std=gnu11 -O2 -g -ffreestanding -fno-pic -fno-pie -mno-red-zone \
                 -fno-stack-protector -mcmodel=small -fno-asynchronous-unwind-tables \

@@ -11,17 +11,21 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "devices/virtio/virtio.h"
 #include "vmm/legacy.h"
+#include "vmm/pci.h"
+#include "vmm/qmp.h"
+#include "vmm/snapshot.h"
 #include "vmm/vm.h"
 
-#ifndef KVMINI_VERSION
-#define KVMINI_VERSION "0.1"
-#endif
-
 struct main_state {
-	struct vm *vm;
+	const struct vm_config *cfg;
+	struct aio_context *ctx;
+	struct qmp_server *qmp;
+	struct vm *vm; /* the VM of this boot, or NULL between boots */
 	int sig_fd;
 	int signo; /* signal that stopped us, or 0 */
+	bool booted_once;
 };
 
 /* Main thread: SIGINT/SIGTERM/SIGHUP arrive through a signalfd. */
@@ -47,45 +51,95 @@ static void main_timeout(void *opaque)
 }
 
 /*
- * Boot the VM once and run until it ends. Returns the exit kind and sets
+ * The devices, in the order a snapshot records them: the legacy ones, the
+ * PCI host bridge, then the PCI devices in command-line order (each --disk
+ * in slots 1, 2, ...).
+ */
+static int main_add_devices(struct vm *vm, struct errbuf *err)
+{
+	static const struct device_ops *const legacy[] = {&serial_ops, &debug_exit_ops, &i8042_ops,
+							  &pci_host_ops};
+
+	for (size_t i = 0; i < ARRAY_SIZE(legacy); i++) {
+		int ret = vm_add_device(vm, legacy[i], NULL, err);
+
+		if (ret < 0)
+			return ret;
+	}
+	for (unsigned i = 0; i < vm->cfg->ndisks; i++) {
+		int ret = vm_add_device(vm, &virtio_blk_ops, vm->cfg->disks[i], err);
+
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
+/*
+ * Boot the VM once (from the kernel, or from the snapshot on the first boot
+ * with --incoming) and run until it ends. Returns the exit kind and sets
  * *status; a host error before the guest runs is -errno with @err set.
  */
-static int main_run_vm(struct main_state *ms, const struct vm_config *cfg,
-		       const struct boot_files *bf, struct aio_context *ctx, int *status,
+static int main_run_vm(struct main_state *ms, const struct boot_files *bf, int *status,
 		       struct errbuf *err)
 {
-	static const struct device_ops *const legacy[] = {&serial_ops, &debug_exit_ops, &i8042_ops};
+	const struct vm_config *cfg = ms->cfg;
+	bool first_boot = !ms->booted_once;
+	bool incoming = cfg->incoming_path && first_boot;
 	struct vm vm;
 	int ret, kind;
 
-	ret = vm_create(&vm, cfg, ctx, err);
+	ret = vm_create(&vm, cfg, ms->ctx, incoming, err);
 	if (ret < 0)
 		return ret;
-	for (size_t i = 0; i < ARRAY_SIZE(legacy); i++) {
-		ret = vm_add_device(&vm, legacy[i], NULL, err);
-		if (ret < 0)
-			goto out;
-	}
-	ret = vm_load_kernel(&vm, bf, err);
+	ret = main_add_devices(&vm, err);
 	if (ret < 0)
 		goto out;
+	if (incoming)
+		ret = snapshot_restore(&vm, cfg->incoming_path, err);
+	else
+		ret = vm_load_kernel(&vm, bf, err);
+	if (ret < 0)
+		goto out;
+	ms->booted_once = true;
 	ms->vm = &vm;
+	vm.qmp = ms->qmp;
+	qmp_server_set_vm(ms->qmp, &vm);
 	if (ms->signo) /* a signal that arrived during a reboot */
 		vm_request_exit(&vm, VM_EXIT_STATUS, 128 + ms->signo);
+	/* --paused applies to the first boot only, as QEMU's -S. */
+	if (cfg->paused && first_boot) {
+		atomic_store(&vm.pause_req, true);
+		vm.run_state = VM_RUN_PAUSED;
+	} else {
+		vm.run_state = VM_RUN_RUNNING;
+	}
 	ret = vm_start(&vm, err);
 	if (ret < 0) {
 		vm_stop(&vm);
 		goto out;
 	}
 	while (!vm_exit_requested(&vm))
-		aio_poll(ctx, true);
+		aio_poll(ms->ctx, true);
 	vm_stop(&vm);
 	pthread_mutex_lock(&vm.exit_lock);
 	kind = vm.exit_kind;
 	*status = vm.exit_status;
 	pthread_mutex_unlock(&vm.exit_lock);
+	vm.run_state = VM_RUN_SHUTDOWN;
+	if (kind != VM_EXIT_RESET)
+		qmp_event(ms->qmp, "SHUTDOWN",
+			  kind == VM_EXIT_QUIT
+			      ? "{\"guest\": false, \"reason\": \"host-qmp-quit\"}"
+			      : "{\"guest\": true, \"reason\": \"guest-shutdown\"}");
+	else
+		qmp_event(ms->qmp, "RESET",
+			  *status == VM_RESET_HOST
+			      ? "{\"guest\": false, \"reason\": \"host-qmp-system-reset\"}"
+			      : "{\"guest\": true, \"reason\": \"guest-reset\"}");
 	ret = kind;
 out:
+	qmp_server_set_vm(ms->qmp, NULL);
 	ms->vm = NULL;
 	vm_destroy(&vm);
 	return ret;
@@ -93,16 +147,15 @@ out:
 
 static int main_run(const struct vm_config *cfg)
 {
-	struct main_state ms = {.sig_fd = -1};
-	struct aio_context *ctx = NULL;
+	struct main_state ms = {.cfg = cfg, .sig_fd = -1};
 	struct aio_timer *timer = NULL;
 	struct errbuf err = {{0}};
-	struct boot_files bf;
+	struct boot_files bf = {0};
 	sigset_t set;
 	int ret, status = EXIT_HOST_ERROR;
 
 	/* Bad files are reported before KVM is even opened. */
-	if (boot_files_open(&bf, cfg, &err) < 0) {
+	if (cfg->kernel && boot_files_open(&bf, cfg, &err) < 0) {
 		fprintf(stderr, "kvmini: %s\n", err.msg);
 		return EXIT_HOST_ERROR;
 	}
@@ -117,19 +170,24 @@ static int main_run(const struct vm_config *cfg)
 	signal(SIGPIPE, SIG_IGN);
 	sigdelset(&set, SIGUSR1);
 
-	ret = aio_context_new(&ctx);
+	ret = aio_context_new(&ms.ctx);
 	if (ret < 0) {
 		fprintf(stderr, "kvmini: cannot create the event loop: %s\n", strerror(-ret));
 		boot_files_close(&bf);
 		return EXIT_HOST_ERROR;
 	}
 	ms.sig_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-	if (ms.sig_fd < 0 || aio_set_fd_handler(ctx, ms.sig_fd, main_signal_ready, NULL, &ms) < 0) {
+	if (ms.sig_fd < 0 ||
+	    aio_set_fd_handler(ms.ctx, ms.sig_fd, main_signal_ready, NULL, &ms) < 0) {
 		fprintf(stderr, "kvmini: cannot watch signals: %s\n", strerror(errno));
 		goto out;
 	}
+	if (cfg->qmp_path && qmp_server_new(ms.ctx, cfg->qmp_path, &ms.qmp, &err) < 0) {
+		fprintf(stderr, "kvmini: %s\n", err.msg);
+		goto out;
+	}
 	if (cfg->timeout_ns) {
-		timer = aio_timer_new(ctx, main_timeout, &ms);
+		timer = aio_timer_new(ms.ctx, main_timeout, &ms);
 		if (!timer) {
 			fprintf(stderr, "kvmini: out of memory\n");
 			goto out;
@@ -138,16 +196,24 @@ static int main_run(const struct vm_config *cfg)
 		aio_timer_mod(timer, aio_clock_ns() + (int64_t)cfg->timeout_ns);
 	}
 	for (;;) {
-		ret = main_run_vm(&ms, cfg, &bf, ctx, &status, &err);
+		ret = main_run_vm(&ms, &bf, &status, &err);
 		if (ret < 0) {
 			fprintf(stderr, "kvmini: %s\n", err.msg);
 			status = EXIT_HOST_ERROR;
 			break;
 		}
-		if (ret != VM_EXIT_RESET || !cfg->reboot)
+		if (ret != VM_EXIT_RESET)
 			break;
+		if (!cfg->reboot && status != VM_RESET_HOST)
+			break;
+		if (!cfg->kernel) {
+			fprintf(
+			    stderr,
+			    "kvmini: the restored VM was reset; give --kernel to let it reboot\n");
+			break;
+		}
 	}
-	if (ret == VM_EXIT_RESET)
+	if (ret == VM_EXIT_RESET || ret == VM_EXIT_QUIT)
 		status = 0;
 	if (status == EXIT_TIMEOUT)
 		fprintf(stderr, "kvmini: timeout: stopped the VM after %llu s\n",
@@ -157,11 +223,12 @@ static int main_run(const struct vm_config *cfg)
 out:
 	if (timer)
 		aio_timer_free(timer);
+	qmp_server_free(ms.qmp);
 	if (ms.sig_fd >= 0) {
-		aio_set_fd_handler(ctx, ms.sig_fd, NULL, NULL, NULL);
+		aio_set_fd_handler(ms.ctx, ms.sig_fd, NULL, NULL, NULL);
 		close(ms.sig_fd);
 	}
-	aio_context_free(ctx);
+	aio_context_free(ms.ctx);
 	boot_files_close(&bf);
 	return status;
 }
@@ -182,6 +249,13 @@ int main(int argc, char **argv)
 		return 0;
 	case CLI_VERSION:
 		printf("kvmini %s\n", KVMINI_VERSION);
+		return 0;
+	case CLI_SNAPSHOT_INSPECT:
+		if (snapshot_inspect(cfg.inspect_path, stdout, cfg.inspect_verify, &err) < 0) {
+			fflush(stdout);
+			fprintf(stderr, "kvmini: %s\n", err.msg);
+			return EXIT_HOST_ERROR;
+		}
 		return 0;
 	case CLI_RUN:
 		break;

@@ -318,9 +318,77 @@ static void serial_reset(void *state)
 	pthread_mutex_unlock(&s->lock);
 }
 
+/* Saved state, version 1: the registers and the receive FIFO. */
+struct serial_saved {
+	uint32_t version;
+	uint8_t dll, dlm, ier, fcr, lcr, mcr, scr;
+	uint8_t thre_pending;
+	uint32_t rx_count;
+	uint8_t rx[SERIAL_FIFO];
+};
+
+static int serial_save(void *state, void *buf, size_t len)
+{
+	struct serial *s = state;
+	struct serial_saved v = {.version = 1};
+
+	if (len < sizeof(v))
+		return -ENOSPC;
+	pthread_mutex_lock(&s->lock);
+	v.dll = s->dll;
+	v.dlm = s->dlm;
+	v.ier = s->ier;
+	v.fcr = s->fcr;
+	v.lcr = s->lcr;
+	v.mcr = s->mcr;
+	v.scr = s->scr;
+	v.thre_pending = s->thre_pending;
+	v.rx_count = s->rx_count;
+	for (unsigned i = 0; i < s->rx_count; i++)
+		v.rx[i] = s->rx[(s->rx_head + i) % SERIAL_FIFO];
+	pthread_mutex_unlock(&s->lock);
+	memcpy(buf, &v, sizeof(v));
+	return (int)sizeof(v);
+}
+
+static int serial_load(void *state, const void *buf, size_t len, struct errbuf *err)
+{
+	struct serial *s = state;
+	struct serial_saved v;
+
+	if (len != sizeof(v))
+		return err_set(err, EINVAL, "snapshot: serial state has %zu bytes, expected %zu",
+			       len, sizeof(v));
+	memcpy(&v, buf, sizeof(v));
+	if (v.version != 1)
+		return err_set(err, EINVAL, "snapshot: serial state version %u, kvmini reads 1",
+			       v.version);
+	if (v.rx_count > SERIAL_FIFO || v.thre_pending > 1 || v.ier > 0x0f || v.mcr > 0x1f)
+		return err_set(err, EINVAL, "snapshot: serial state is invalid");
+	pthread_mutex_lock(&s->lock);
+	s->dll = v.dll;
+	s->dlm = v.dlm;
+	s->ier = v.ier;
+	s->fcr = v.fcr;
+	s->lcr = v.lcr;
+	s->mcr = v.mcr;
+	s->scr = v.scr;
+	s->thre_pending = v.thre_pending;
+	s->rx_head = 0;
+	s->rx_count = v.rx_count;
+	memcpy(s->rx, v.rx, sizeof(s->rx));
+	/* The irqchip was restored with the line as it was. */
+	s->irq_level =
+	    ((s->ier & IER_RDI) && s->rx_count) || ((s->ier & IER_THRI) && s->thre_pending);
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
 const struct device_ops serial_ops = {
     .name = "serial",
     .realize = serial_realize,
     .reset = serial_reset,
+    .save = serial_save,
+    .load = serial_load,
     .exit = serial_exit,
 };

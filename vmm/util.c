@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Error messages and number parsing; see vmm/util.h. */
 #include <errno.h>
+#include <string.h>
 #include <stdarg.h>
 #include <stdio.h>
 
@@ -98,4 +99,50 @@ int parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 		return -ERANGE;
 	*out = v;
 	return 0;
+}
+
+/* Slice-by-8 tables, built on first use (idempotent: racing builders
+ * write the same values). */
+static uint32_t crc32_tab[8][256];
+static int crc32_ready;
+
+static void crc32_init(void)
+{
+	for (uint32_t i = 0; i < 256; i++) {
+		uint32_t c = i;
+
+		for (int k = 0; k < 8; k++)
+			c = (c & 1) ? 0xedb88320u ^ (c >> 1) : c >> 1;
+		crc32_tab[0][i] = c;
+	}
+	for (uint32_t i = 0; i < 256; i++)
+		for (int t = 1; t < 8; t++)
+			crc32_tab[t][i] =
+			    (crc32_tab[t - 1][i] >> 8) ^ crc32_tab[0][crc32_tab[t - 1][i] & 0xff];
+	__atomic_store_n(&crc32_ready, 1, __ATOMIC_RELEASE); /* pairs with the acquire below */
+}
+
+uint32_t crc32_update(uint32_t crc, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+
+	if (!__atomic_load_n(&crc32_ready, __ATOMIC_ACQUIRE))
+		crc32_init();
+	crc = ~crc;
+	while (len >= 8) {
+		uint32_t lo, hi;
+
+		memcpy(&lo, p, 4);
+		memcpy(&hi, p + 4, 4);
+		lo ^= crc;
+		crc = crc32_tab[7][lo & 0xff] ^ crc32_tab[6][(lo >> 8) & 0xff] ^
+		      crc32_tab[5][(lo >> 16) & 0xff] ^ crc32_tab[4][lo >> 24] ^
+		      crc32_tab[3][hi & 0xff] ^ crc32_tab[2][(hi >> 8) & 0xff] ^
+		      crc32_tab[1][(hi >> 16) & 0xff] ^ crc32_tab[0][hi >> 24];
+		p += 8;
+		len -= 8;
+	}
+	while (len--)
+		crc = crc32_tab[0][(crc ^ *p++) & 0xff] ^ (crc >> 8);
+	return ~crc;
 }

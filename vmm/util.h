@@ -41,4 +41,8 @@ int parse_size(const char *s, uint64_t *out);
  */
 int parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 
+/* CRC-32 (IEEE 802.3, as zlib): crc32_update(0, buf, len) starts a new
+ * sum; pass the previous result to continue it. Pure. */
+uint32_t crc32_update(uint32_t crc, const void *buf, size_t len);
+
 #endif

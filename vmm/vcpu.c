@@ -36,9 +36,11 @@ int vcpu_create(struct vm *vm, struct vcpu *vcpu, int id, struct errbuf *err)
 		goto fail_fd;
 	}
 	vcpu->run_size = (size_t)mmap_size;
-	ret = cpuid_setup_vcpu(vcpu, vm->cpuid, vm->cfg->ncpus, err);
-	if (ret < 0)
-		goto fail_run;
+	if (vm->cpuid) { /* else restored from a snapshot */
+		ret = cpuid_setup_vcpu(vcpu, vm->cpuid, vm->cfg->ncpus, err);
+		if (ret < 0)
+			goto fail_run;
+	}
 	return 0;
 fail_run:
 	munmap(vcpu->run, vcpu->run_size);
@@ -211,6 +213,44 @@ static bool vcpu_handle_exit(struct vcpu *vcpu)
 	return false;
 }
 
+void vcpu_park(struct vcpu *vcpu)
+{
+	struct vm *vm = vcpu->vm;
+
+	/* KVM completes an exit's pending port/MMIO read on the next KVM_RUN:
+	 * with immediate_exit set it does just that and returns EINTR, so the
+	 * vCPU state is at an instruction boundary while parked. */
+	/* Completing one access may start another (each step of a `rep outsb`
+	 * exits again): handle those until KVM says it is done. */
+	for (int i = 0; i < 1 << 16; i++) {
+		__atomic_store_n(&vcpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0)
+			break; /* EINTR: nothing left pending */
+		if (!vcpu_handle_exit(vcpu))
+			break;
+	}
+	__atomic_store_n(&vcpu->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+
+	pthread_mutex_lock(&vm->park_lock);
+	vm->nparked++;
+	pthread_cond_broadcast(&vm->park_cond);
+	while (atomic_load(&vm->pause_req) && !atomic_load(&vm->stopping))
+		pthread_cond_wait(&vm->park_cond, &vm->park_lock);
+	vm->nparked--;
+	pthread_mutex_unlock(&vm->park_lock);
+}
+
+/* The thread leaves its loop: a pause no longer waits for it. */
+static void vcpu_thread_done(struct vcpu *vcpu)
+{
+	struct vm *vm = vcpu->vm;
+
+	pthread_mutex_lock(&vm->park_lock);
+	vm->nrunning--;
+	pthread_cond_broadcast(&vm->park_cond);
+	pthread_mutex_unlock(&vm->park_lock);
+}
+
 void *vcpu_thread(void *arg)
 {
 	struct vcpu *vcpu = arg;
@@ -228,6 +268,11 @@ void *vcpu_thread(void *arg)
 
 	/* Pairs with the store in vm_stop(). */
 	while (!atomic_load(&vm->stopping)) {
+		/* Pairs with the store in vm_pause(). */
+		if (atomic_load(&vm->pause_req)) {
+			vcpu_park(vcpu);
+			continue;
+		}
 		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
 			/* EINTR: kicked; EAGAIN: an AP woken by SIPI (retry). */
 			if (errno == EINTR || errno == EAGAIN) {
@@ -242,5 +287,6 @@ void *vcpu_thread(void *arg)
 		if (!vcpu_handle_exit(vcpu))
 			break;
 	}
+	vcpu_thread_done(vcpu);
 	return NULL;
 }

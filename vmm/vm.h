@@ -29,14 +29,43 @@
 #define EXIT_HOST_ERROR 125
 #define EXIT_CRASH	126
 
-#define VM_MAX_DEVICES 16
+#define VM_MAX_DEVICES 48
 
 /* Why the VM stopped running; the first reason recorded wins. */
 enum vm_exit_kind {
 	VM_EXIT_NONE = 0,
 	VM_EXIT_STATUS, /* guest status, timeout, crash or host error: see status */
-	VM_EXIT_RESET,	/* guest asked for a reset (i8042) */
+	VM_EXIT_RESET,	/* reset: status is VM_RESET_GUEST or VM_RESET_HOST */
+	VM_EXIT_QUIT,	/* QMP quit: exit 0 */
 };
+
+struct pci_host;
+#define VM_RESET_GUEST 0 /* i8042: reboots only with --reboot */
+#define VM_RESET_HOST  1 /* QMP system_reset: always reboots */
+
+/*
+ * A block device as query-block reports it; owned by its device, listed
+ * in vm->blocks while the device exists. io_status: "ok", "failed" or
+ * "nospace" (written by the main thread).
+ */
+struct vm_block {
+	char id[32];
+	const char *path;
+	bool readonly;
+	const char *io_status;
+};
+
+/* What query-status reports. Written by the main thread only. */
+enum vm_run_state {
+	VM_RUN_PRELAUNCH, /* created, not started */
+	VM_RUN_RUNNING,
+	VM_RUN_PAUSED,	    /* stop, or restored with --paused */
+	VM_RUN_POSTMIGRATE, /* paused after a completed migrate */
+	VM_RUN_IO_ERROR,    /* paused by werror/rerror=stop */
+	VM_RUN_SHUTDOWN,
+};
+
+struct qmp_server;
 
 struct vcpu {
 	struct vm *vm;
@@ -60,6 +89,7 @@ struct vm {
 	int ncpus;
 	struct device devices[VM_MAX_DEVICES];
 	int ndevices;
+	struct pci_host *pci; /* set by pci_host_ops' realize (vmm/pci.h) */
 	struct aio_context *main_ctx;
 
 	/* Set once by the first vm_request_exit; read by the main thread
@@ -69,8 +99,27 @@ struct vm {
 	int exit_status;
 	struct aio_bh *exit_bh;
 
-	/* vCPU threads leave their loop once this is set (see vm_kick_all). */
+	/* vCPU threads leave their loop once this is set (see vm_stop). */
 	atomic_bool stopping;
+
+	/*
+	 * Pause protocol (vm_pause / vm_resume, main thread): pause_req is set,
+	 * every vCPU is kicked, and each parks in vcpu_park() after completing
+	 * its pending I/O. park_lock protects nparked and nrunning; park_cond
+	 * signals both directions.
+	 */
+	atomic_bool pause_req;
+	pthread_mutex_t park_lock;
+	pthread_cond_t park_cond;
+	int nparked;  /* vCPU threads parked */
+	int nrunning; /* vCPU threads inside their loop */
+	bool started;   /* vm_start ran: vCPU threads exist */
+	bool restoring; /* created for snapshot_restore */
+
+	enum vm_run_state run_state;		 /* main thread */
+	struct vm_block *blocks[VM_MAX_DEVICES]; /* main thread */
+	int nblocks;
+	struct qmp_server *qmp; /* NULL without --qmp; main thread */
 };
 
 /*
@@ -80,7 +129,13 @@ struct vm {
  * created so far is released.
  */
 int vm_create(struct vm *vm, const struct vm_config *cfg, struct aio_context *main_ctx,
-	      struct errbuf *err);
+	      bool restoring, struct errbuf *err);
+
+/* Created to be restored from a snapshot (its CPUID comes from there)? */
+static inline bool vm_restoring(const struct vm *vm)
+{
+	return vm->restoring;
+}
 
 /* Realize a device on the VM. Main thread, before vm_start. */
 int vm_add_device(struct vm *vm, const struct device_ops *ops, const char *opts,
@@ -120,6 +175,23 @@ bool vm_exit_requested(struct vm *vm);
  */
 void vm_stop(struct vm *vm);
 
+/*
+ * Stop every vCPU at an instruction boundary (pending port/MMIO accesses
+ * completed) and return once all are parked: their state can then be read
+ * or written. Resume lets them run again. Main thread; idempotent.
+ */
+void vm_pause(struct vm *vm);
+void vm_resume(struct vm *vm);
+
+/* Is the VM paused (or never started)? Main thread. */
+bool vm_is_paused(struct vm *vm);
+
+/* Resume a paused VM (QMP cont): run state back to running. Main thread. */
+int vm_cont(struct vm *vm, struct errbuf *err);
+
+/* query-block's return value, a JSON array, into @buf. Main thread. */
+void vm_query_block_json(struct vm *vm, char *buf, size_t size);
+
 /* Free everything (devices' exit ops first). Main thread, after vm_stop. */
 void vm_destroy(struct vm *vm);
 
@@ -128,6 +200,8 @@ int vcpu_create(struct vm *vm, struct vcpu *vcpu, int id, struct errbuf *err);
 void vcpu_destroy(struct vcpu *vcpu);
 int vcpu_set_boot_state(struct vcpu *vcpu, uint32_t entry, uint32_t start_info, struct errbuf *err);
 void *vcpu_thread(void *arg);
+/* Park the calling vCPU thread while a pause is requested. vCPU thread. */
+void vcpu_park(struct vcpu *vcpu);
 /* Kick @vcpu out of KVM_RUN (immediate_exit + signal). Any thread. */
 void vcpu_kick(struct vcpu *vcpu);
 

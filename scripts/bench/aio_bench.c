@@ -11,6 +11,14 @@
  *               before each sample. One and two producers.
  *   throughput: producers schedule one-shot BHs back to back; BHs run
  *               per second from the first schedule to the last callback.
+ *   coroutines: the same latency measurement with aio_co_wake waking a
+ *               coroutine that yielded in the sleeping owner's context
+ *               (the timestamp is taken when the coroutine runs again);
+ *               and single-thread costs in ns per operation (median and
+ *               p99 over batches): create + enter + return from the pool
+ *               and with a new stack (mmap), an enter + yield round trip,
+ *               and, for scale, a one-shot BH scheduled and run by
+ *               aio_poll in the same thread.
  *
  * Usage: aio_bench [SAMPLES [ONESHOTS]]   (defaults 2000 and 200000)
  * A benchmark, not a test: nothing here is asserted.
@@ -18,6 +26,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -177,14 +186,21 @@ static void owner_join(struct owner *o)
 	pthread_join(o->tid, NULL);
 }
 
-/* BH latency. */
+/*
+ * Wakeup latency: a BH scheduled (aio_bh_schedule), or a coroutine that
+ * yielded in the owner's context woken (aio_co_wake). The callback, or the
+ * coroutine when it runs again, takes the second timestamp and acks.
+ */
 
 struct lat_producer {
-	struct aio_bh *bh;
+	struct aio_bh *bh;    /* BH mode */
+	struct coroutine *co; /* coroutine mode */
 	int ackfd;
 	int n, i;
-	int64_t t0; /* written before each schedule, read by the callback */
+	int64_t t0; /* written before each wakeup, read by the woken side */
 	int64_t *samples;
+	bool stop;	      /* coroutine mode: return at the next wakeup */
+	atomic_bool returned; /* coroutine mode */
 	pthread_t tid;
 };
 
@@ -196,21 +212,52 @@ static void lat_cb(void *opaque)
 	efd_write(p->ackfd);
 }
 
+static void lat_co(void *opaque)
+{
+	struct lat_producer *p = opaque;
+
+	efd_write(p->ackfd); /* ready: about to yield */
+	for (;;) {
+		coroutine_yield();
+		if (p->stop) {
+			break;
+		}
+		lat_cb(p);
+	}
+	atomic_store(&p->returned, true);
+}
+
+static void lat_wake(struct lat_producer *p)
+{
+	if (p->co) {
+		aio_co_wake(p->co);
+	} else {
+		aio_bh_schedule(p->bh);
+	}
+}
+
 static void *lat_thread(void *opaque)
 {
 	struct lat_producer *p = opaque;
 	int i;
 
+	if (p->co) {
+		efd_read(p->ackfd); /* first entered by the owner */
+	}
 	for (i = 0; i < p->n; i++) {
 		sleep_ns(GAP_NS);
 		p->t0 = aio_clock_ns();
-		aio_bh_schedule(p->bh);
+		lat_wake(p);
 		efd_read(p->ackfd);
+	}
+	if (p->co) {
+		p->stop = true;
+		aio_co_wake(p->co);
 	}
 	return NULL;
 }
 
-static struct stats bench_bh_latency(int producers, int n)
+static struct stats bench_latency(int producers, int n, bool coroutine)
 {
 	struct lat_producer p[2] = {{0}};
 	struct owner o;
@@ -222,14 +269,25 @@ static struct stats bench_bh_latency(int producers, int n)
 		p[i].n = n;
 		p[i].samples = all + (size_t)i * n;
 		p[i].ackfd = eventfd(0, EFD_CLOEXEC);
-		p[i].bh = aio_bh_new(o.ctx, lat_cb, &p[i]);
-		if (!all || p[i].ackfd < 0 || !p[i].bh ||
+		atomic_init(&p[i].returned, false);
+		if (coroutine) {
+			if (coroutine_new(lat_co, &p[i], &p[i].co)) {
+				die("latency setup");
+			}
+			aio_co_schedule(o.ctx, p[i].co);
+		} else {
+			p[i].bh = aio_bh_new(o.ctx, lat_cb, &p[i]);
+		}
+		if (!all || p[i].ackfd < 0 || !(p[i].bh || p[i].co) ||
 		    pthread_create(&p[i].tid, NULL, lat_thread, &p[i])) {
 			die("latency setup");
 		}
 	}
 	for (i = 0; i < producers; i++) {
 		pthread_join(p[i].tid, NULL);
+		while (p[i].co && !atomic_load(&p[i].returned)) {
+			sleep_ns(100000); /* its last wakeup must run before the owner stops */
+		}
 		close(p[i].ackfd);
 	}
 	owner_join(&o); /* deleting BHs is for the owner: that is us now */
@@ -306,11 +364,93 @@ static double bench_throughput(int producers, int per_producer)
 	return producers * per_producer / ((atomic_load(&t.last_ns) - start) / 1e9);
 }
 
+/* Single-thread costs: ns per operation over batches. */
+
+#define COST_BATCHES 200
+
+static void noop_co(void *opaque)
+{
+	(void)opaque;
+}
+
+static void noop_bh(void *opaque)
+{
+	(void)opaque;
+}
+
+static void yield_forever(void *opaque)
+{
+	bool *stop = opaque;
+
+	while (!*stop) {
+		coroutine_yield();
+	}
+}
+
+enum cost_kind { COST_BH, COST_CO_POOLED, COST_CO_NEW_STACK, COST_CO_YIELD };
+
+static struct stats bench_cost(enum cost_kind kind, int per_batch)
+{
+	int64_t v[COST_BATCHES];
+	struct aio_context *ctx;
+	struct coroutine *co, *yielder = NULL;
+	bool stop = false;
+	int b, k;
+
+	if (aio_context_new(&ctx)) {
+		die("aio_context_new");
+	}
+	if (kind == COST_CO_YIELD) {
+		if (coroutine_new(yield_forever, &stop, &yielder)) {
+			die("coroutine_new");
+		}
+	}
+	for (b = 0; b < COST_BATCHES; b++) {
+		int64_t t = aio_clock_ns();
+
+		for (k = 0; k < per_batch; k++) {
+			switch (kind) {
+			case COST_BH:
+				if (aio_bh_schedule_oneshot(ctx, noop_bh, NULL)) {
+					die("aio_bh_schedule_oneshot");
+				}
+				aio_poll(ctx, false);
+				break;
+			case COST_CO_POOLED:
+				if (coroutine_new(noop_co, NULL, &co)) {
+					die("coroutine_new");
+				}
+				coroutine_enter(co);
+				break;
+			case COST_CO_NEW_STACK:
+				/* Not the pooled size: every create maps a stack. */
+				if (coroutine_new_sized(noop_co, NULL, COROUTINE_STACK_SIZE + 4096,
+							&co)) {
+					die("coroutine_new_sized");
+				}
+				coroutine_enter(co);
+				break;
+			case COST_CO_YIELD:
+				coroutine_enter(yielder);
+				break;
+			}
+		}
+		/* x1000: keep a tenth of a nanosecond through the integer stats. */
+		v[b] = (aio_clock_ns() - t) * 1000 / per_batch;
+	}
+	if (yielder) {
+		stop = true;
+		coroutine_enter(yielder);
+	}
+	aio_context_free(ctx);
+	return summarize(v, COST_BATCHES); /* "us" of x1000 values: ns */
+}
+
 int main(int argc, char **argv)
 {
 	int n = argc > 1 ? atoi(argv[1]) : 2000;
 	int oneshots = argc > 2 ? atoi(argv[2]) : 200000;
-	struct stats fl, b1, b2;
+	struct stats fl, b1, b2, c1, c2, cost_bh, cost_pooled, cost_new, cost_yield;
 	double t1, t2;
 
 	if (n < 100 || oneshots < 1000) {
@@ -318,10 +458,16 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	fl = bench_floor(n);
-	b1 = bench_bh_latency(1, n);
-	b2 = bench_bh_latency(2, n);
+	b1 = bench_latency(1, n, false);
+	b2 = bench_latency(2, n, false);
+	c1 = bench_latency(1, n, true);
+	c2 = bench_latency(2, n, true);
 	t1 = bench_throughput(1, oneshots);
 	t2 = bench_throughput(2, oneshots);
+	cost_bh = bench_cost(COST_BH, 1000);
+	cost_pooled = bench_cost(COST_CO_POOLED, 1000);
+	cost_new = bench_cost(COST_CO_NEW_STACK, 50);
+	cost_yield = bench_cost(COST_CO_YIELD, 1000);
 
 	printf("cross-thread wakeup, sleeping target, %d samples per producer (us)\n", n);
 	printf("%-44s %9s %9s %9s\n", "path", "median", "p99", "x floor");
@@ -331,9 +477,24 @@ int main(int argc, char **argv)
 	       b1.p99_us, b1.median_us / fl.median_us);
 	printf("%-44s %9.1f %9.1f %9.2f\n", "aio_bh_schedule -> callback, 2 producers",
 	       b2.median_us, b2.p99_us, b2.median_us / fl.median_us);
+	printf("%-44s %9.1f %9.1f %9.2f\n", "aio_co_wake -> coroutine runs, 1 producer",
+	       c1.median_us, c1.p99_us, c1.median_us / fl.median_us);
+	printf("%-44s %9.1f %9.1f %9.2f\n", "aio_co_wake -> coroutine runs, 2 producers",
+	       c2.median_us, c2.p99_us, c2.median_us / fl.median_us);
 	printf("\none-shot BH throughput, %d BHs per producer, owner in aio_poll\n", oneshots);
 	printf("%-44s %12s\n", "producers", "BHs/s");
 	printf("%-44s %12.0f\n", "1", t1);
 	printf("%-44s %12.0f\n", "2", t2);
+	printf("\nsingle-thread costs, ns per operation (median and p99 of %d batches)\n",
+	       COST_BATCHES);
+	printf("%-44s %9s %9s\n", "operation", "median", "p99");
+	printf("%-44s %9.1f %9.1f\n", "one-shot BH: schedule + aio_poll runs it", cost_bh.median_us,
+	       cost_bh.p99_us);
+	printf("%-44s %9.1f %9.1f\n", "coroutine: create + enter + return (pool)",
+	       cost_pooled.median_us, cost_pooled.p99_us);
+	printf("%-44s %9.1f %9.1f\n", "coroutine: create + enter + return (mmap)",
+	       cost_new.median_us, cost_new.p99_us);
+	printf("%-44s %9.1f %9.1f\n", "coroutine: enter + yield round trip", cost_yield.median_us,
+	       cost_yield.p99_us);
 	return 0;
 }

@@ -41,5 +41,15 @@ def run_kvmini(*args, timeout=60, stdin=subprocess.DEVNULL, **kw):
     )
 
 
+def assert_one_line_error(p, *needles):
+    """kvmini refused to run: exit 125 and one "kvmini: ..." line naming the problem."""
+    assert p.returncode == EXIT_HOST_ERROR, (p.returncode, p.stderr)
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1, p.stderr
+    assert lines[0].startswith("kvmini: "), lines[0]
+    for n in needles:
+        assert n in lines[0], (n, lines[0])
+
+
 def run_guest(name, *args, timeout=60, **kw):
     return run_kvmini("run", "--kernel", guest(name), *args, timeout=timeout, **kw)

@@ -64,6 +64,7 @@ def test_triple_fault_crash_report():
     assert "triple fault" in err
     assert "rip=" in err and "cr3=" in err
     assert "=> " in err  # the instruction at RIP, disassembled
+    assert "ud2" in err.split("=> ", 1)[1].splitlines()[0]
 
 
 def test_serial_file(tmp_path):
@@ -210,3 +211,32 @@ def test_output_is_unbuffered():
     proc.send_signal(signal.SIGINT)
     proc.communicate(timeout=30)
     assert proc.returncode == 128 + signal.SIGINT
+
+
+def test_terminal_stdin_raw_and_restored():
+    import pty
+    import termios
+    master, slave = pty.openpty()
+    before = termios.tcgetattr(slave)
+    proc = subprocess.Popen([KVMINI, "run", "--kernel", guest("echo"), "--timeout", "30"],
+                            stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        assert proc.stdout.readline().strip() == "echo: ready"
+        # Raw mode: no line discipline, so Enter arrives as '\r' at once and the
+        # terminal does not echo what we type.
+        os.write(master, b"typed\r")
+        out, err = proc.communicate(timeout=30)
+        after = termios.tcgetattr(slave)
+        os.set_blocking(master, False)
+        try:
+            echoed = os.read(master, 100)
+        except BlockingIOError:
+            echoed = b""
+        assert echoed == b"", f"the terminal echoed {echoed!r}: not in raw mode"
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert proc.returncode == 0, err
+    assert "echo: typed" in out
+    assert after == before, "kvmini left the terminal's settings changed"

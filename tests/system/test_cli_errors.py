@@ -6,16 +6,7 @@ import subprocess
 
 import pytest
 
-from conftest import (EXIT_HOST_ERROR, KVMINI, guest, needs_kvm, run_kvmini)
-
-
-def assert_one_line_error(p, *needles):
-    assert p.returncode == EXIT_HOST_ERROR, (p.returncode, p.stderr)
-    lines = p.stderr.strip().splitlines()
-    assert len(lines) == 1, p.stderr
-    assert lines[0].startswith("kvmini: "), lines[0]
-    for n in needles:
-        assert n in lines[0], (n, lines[0])
+from conftest import (KVMINI, assert_one_line_error, guest, needs_kvm, run_kvmini)
 
 
 @pytest.mark.parametrize(

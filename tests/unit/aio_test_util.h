@@ -15,12 +15,56 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "aio/aio.h"
+
+/*
+ * Installed at the AIO_PREEMPT_POINT()s of the notify protocol (owner and
+ * schedulers): now and then yield or spin a little, as if preempted there,
+ * so that other threads land in every gap of the protocol far more often
+ * than the real, nanosecond-wide windows would allow.
+ */
+static inline void aio_test_preempt(void)
+{
+	static __thread unsigned seed;
+	unsigned r;
+
+	if (!seed) {
+		seed = (unsigned)(uintptr_t)&seed | 1;
+	}
+	r = rand_r(&seed) % 8;
+	if (r == 0) {
+		sched_yield();
+	} else if (r == 1) {
+		int64_t end = aio_clock_ns() + 3000;
+
+		while (aio_clock_ns() < end) {
+		}
+	}
+}
+
+/*
+ * AIO_TEST_ASAN_FAKE_STACKS: in an ASan build, define
+ * __asan_default_options so that locals live on ASan's fake stacks
+ * (detect_stack_use_after_return). The coroutine tests use it: fake stacks
+ * are what the fake-stack half of the fiber annotations is for. Use once,
+ * at file scope of a test program.
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#define AIO_TEST_ASAN_FAKE_STACKS                                                                  \
+	const char *__asan_default_options(void);                                                  \
+	const char *__asan_default_options(void)                                                   \
+	{                                                                                          \
+		return "detect_stack_use_after_return=1";                                          \
+	}
+#else
+#define AIO_TEST_ASAN_FAKE_STACKS
+#endif
 
 /* A hung test (a lost wakeup in a blocking aio_poll) must fail, not stall CI. */
 static void aio_test_alarm(int sig)

@@ -68,31 +68,6 @@ struct stress {
 	atomic_int shared_runs;
 };
 
-/*
- * Installed at the AIO_PREEMPT_POINT()s of the notify protocol (owner and
- * schedulers): now and then yield or spin a little, as if preempted there,
- * so that other threads land in every gap of the protocol far more often
- * than the real, nanosecond-wide windows would allow.
- */
-static void preempt_hook(void)
-{
-	static __thread unsigned seed;
-	unsigned r;
-
-	if (!seed) {
-		seed = (unsigned)(uintptr_t)&seed | 1;
-	}
-	r = rand_r(&seed) % 8;
-	if (r == 0) {
-		sched_yield();
-	} else if (r == 1) {
-		int64_t end = aio_clock_ns() + 3000;
-
-		while (aio_clock_ns() < end) {
-		}
-	}
-}
-
 /* Vary the interleaving: sometimes schedule while the owner is asleep. */
 static void jitter(struct producer *p)
 {
@@ -136,7 +111,7 @@ static void *pingpong_thread(void *opaque)
 static void owner_loop(struct stress *s, atomic_int *count, int target)
 {
 	while (atomic_load(count) < target && !atomic_load(&s->wd.fired)) {
-		preempt_hook(); /* between checking for work and sleeping */
+		aio_test_preempt(); /* between checking for work and sleeping */
 		aio_poll(s->ctx, true);
 	}
 	if (atomic_load(&s->wd.fired)) {
@@ -366,7 +341,7 @@ static void test_stress_bare_notify(void **state)
 	while (acked < total && !atomic_load(&s.wd.fired)) {
 		bool progress;
 
-		preempt_hook(); /* between checking for work and sleeping */
+		aio_test_preempt(); /* between checking for work and sleeping */
 		progress = aio_poll(s.ctx, true);
 
 		/* A notify is not progress (the watchdog's fd handler is). */
@@ -397,6 +372,6 @@ int main(void)
 	};
 
 	aio_test_init(120);
-	aio_test_preempt_hook = preempt_hook;
+	aio_test_preempt_hook = aio_test_preempt;
 	return cmocka_run_group_tests_name("aio_stress", tests, NULL, NULL);
 }

@@ -11,7 +11,7 @@
 #include "vmm/config.h"
 #include "vmm/vm.h"
 
-#define MAXARGS 32
+#define MAXARGS 48
 
 static int parse(struct vm_config *cfg, enum cli_command *cmd, struct errbuf *err, ...)
 {
@@ -150,13 +150,75 @@ static void test_bad_input(void **st)
 	bad("--reboot takes no value", "run", "--kernel", "k", "--reboot=yes", NULL);
 }
 
+static void test_disks(void **st)
+{
+	struct vm_config c;
+	struct errbuf e;
+	enum cli_command cmd;
+	struct disk_config dc;
+
+	assert_int_equal(parse(&c, &cmd, &e, "run", "--kernel", "k", NULL), 0);
+	assert_int_equal(c.ndisks, 0);
+	assert_int_equal(parse(&c, &cmd, &e, "run", "--kernel", "k", "--disk", "path=a.img",
+			       "--disk=serial=SN 01,readonly=on,path=/x/b=c.img", NULL),
+			 0);
+	assert_int_equal(c.ndisks, 2);
+	assert_string_equal(c.disks[0], "path=a.img");
+	assert_int_equal(disk_config_parse(c.disks[0], &dc, &e), 0);
+	assert_string_equal(dc.path, "a.img");
+	assert_false(dc.readonly);
+	assert_string_equal(dc.serial, "");
+	assert_int_equal(disk_config_parse(c.disks[1], &dc, &e), 0);
+	assert_string_equal(dc.path, "/x/b=c.img");
+	assert_true(dc.readonly);
+	assert_string_equal(dc.serial, "SN 01");
+	assert_int_equal(disk_config_parse("path=a,readonly=off", &dc, &e), 0);
+	assert_false(dc.readonly);
+	assert_int_equal(disk_config_parse("serial=12345678901234567890,path=p", &dc, &e), 0);
+	assert_string_equal(dc.serial, "12345678901234567890");
+	assert_int_equal(dc.aio, DISK_AIO_AUTO);
+	assert_int_equal(disk_config_parse("path=p,aio=threads", &dc, &e), 0);
+	assert_int_equal(dc.aio, DISK_AIO_THREADS);
+	assert_int_equal(disk_config_parse("aio=io_uring,path=p", &dc, &e), 0);
+	assert_int_equal(dc.aio, DISK_AIO_IO_URING);
+	assert_int_equal(disk_config_parse("aio=auto,path=p", &dc, &e), 0);
+	assert_int_equal(dc.aio, DISK_AIO_AUTO);
+}
+
+static void test_bad_disks(void **st)
+{
+	bad("--disk needs a value", "run", "--kernel", "k", "--disk", NULL);
+	bad("--disk '': no path", "run", "--kernel", "k", "--disk", "", NULL);
+	bad("'a.img' is not key=value", "run", "--kernel", "k", "--disk", "a.img", NULL);
+	bad("empty path", "run", "--kernel", "k", "--disk", "path=", NULL);
+	bad("no path= given", "run", "--kernel", "k", "--disk", "readonly=on", NULL);
+	bad("path given twice", "run", "--kernel", "k", "--disk", "path=a,path=b", NULL);
+	bad("readonly given twice", "run", "--kernel", "k", "--disk",
+	    "path=a,readonly=on,readonly=on", NULL);
+	bad("readonly must be on or off, not 'yes'", "run", "--kernel", "k", "--disk",
+	    "path=a,readonly=yes", NULL);
+	bad("unknown option 'cache'", "run", "--kernel", "k", "--disk", "path=a,cache=none", NULL);
+	bad("serial is longer than 20", "run", "--kernel", "k", "--disk",
+	    "path=a,serial=123456789012345678901", NULL);
+	bad("printable", "run", "--kernel", "k", "--disk", "path=a,serial=\x01", NULL);
+	bad("aio must be auto, threads or io_uring, not 'native'", "run", "--kernel", "k", "--disk",
+	    "path=a,aio=native", NULL);
+	bad("aio given twice", "run", "--kernel", "k", "--disk", "path=a,aio=auto,aio=auto", NULL);
+	bad("trailing comma", "run", "--kernel", "k", "--disk", "path=a,", NULL);
+	bad("empty option", "run", "--kernel", "k", "--disk", ",,path=a", NULL);
+	bad("at most 16 disks", "run", "--kernel", "k", "--disk", "path=1", "--disk", "path=2",
+	    "--disk", "path=3", "--disk", "path=4", "--disk", "path=5", "--disk", "path=6",
+	    "--disk", "path=7", "--disk", "path=8", "--disk", "path=9", "--disk", "path=10",
+	    "--disk", "path=11", "--disk", "path=12", "--disk", "path=13", "--disk", "path=14",
+	    "--disk", "path=15", "--disk", "path=16", "--disk", "path=17", NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_defaults),
-	    cmocka_unit_test(test_all_options),
-	    cmocka_unit_test(test_help_version),
-	    cmocka_unit_test(test_bad_input),
+	    cmocka_unit_test(test_defaults),	 cmocka_unit_test(test_disks),
+	    cmocka_unit_test(test_bad_disks),	 cmocka_unit_test(test_all_options),
+	    cmocka_unit_test(test_help_version), cmocka_unit_test(test_bad_input),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -24,3 +24,21 @@ test_memory_DEPS := vmm/memory.h vmm/layout.h
 UNIT_TESTS += test_pvh
 test_pvh_SRCS := vmm/pvh.c vmm/memory.c vmm/util.c
 test_pvh_DEPS := vmm/loader.h vmm/memory.h vmm/util.h vmm/layout.h
+
+UNIT_TESTS += test_pci
+test_pci_SRCS := vmm/pci.c vmm/msix.c vmm/bus.c vmm/util.c
+test_pci_DEPS := vmm/pci.h vmm/msix.h vmm/bus.h vmm/layout.h
+
+UNIT_TESTS += test_msix
+test_msix_SRCS := vmm/msix.c vmm/pci.c vmm/bus.c vmm/util.c
+test_msix_DEPS := vmm/pci.h vmm/msix.h vmm/bus.h
+
+UNIT_TESTS += test_virtqueue
+test_virtqueue_SRCS := devices/virtio/virtqueue.c vmm/memory.c
+test_virtqueue_DEPS := devices/virtio/virtio.h vmm/memory.h
+
+UNIT_TESTS += test_virtio_blk
+test_virtio_blk_SRCS := devices/virtio/virtio_blk.c devices/virtio/virtio_pci.c devices/virtio/uring.c \
+	devices/virtio/virtqueue.c vmm/pci.c vmm/msix.c vmm/bus.c vmm/memory.c vmm/util.c \
+	vmm/cli.c vmm/cpuid.c $(AIO_LIB_SRCS)
+test_virtio_blk_DEPS := devices/virtio/virtio.h vmm/pci.h vmm/msix.h vmm/config.h aio/aio.h

@@ -1,0 +1,411 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * virtio: split virtqueues and the modern (1.x) virtio-pci transport.
+ *
+ * The guest is hostile. Everything read from a ring is read once into
+ * kvmini's memory, checked, and only then used; every guest address goes
+ * through guest_mem_ptr(). A malformed chain (loop, chain longer than the
+ * queue, address outside RAM or wrapping, bad indirect table, readable
+ * buffer after a writable one, head index out of range or already in use,
+ * available index running ahead by more than the queue size) puts the
+ * device into NEEDS_RESET and raises a configuration-change interrupt: the
+ * driver must reset it. kvmini and other devices go on.
+ *
+ * Threads and locking (virtio_pci.c): a device has one lock, vdev->lock.
+ * vCPU threads take it for register accesses (common/ISR/device config,
+ * notify fallback); the device's AioContext thread takes it around ring
+ * accesses (virtio_pop / virtio_push / virtio_notify). Queue notifications
+ * (ioeventfds) are handled on that AioContext: an iothread's, or the main
+ * one. Lock order: PCI config lock -> vdev->lock -> MSI-X lock.
+ */
+#ifndef KVMINI_VIRTIO_H
+#define KVMINI_VIRTIO_H
+
+#include <linux/virtio_config.h>
+#include <linux/virtio_pci.h>
+#include <linux/virtio_ring.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "aio/aio.h"
+#include "vmm/memory.h"
+#include "vmm/msix.h"
+#include "vmm/pci.h"
+#include "vmm/util.h"
+
+struct vm;
+
+/* ------------------------------------------------------------------ */
+/* Split virtqueue (virtqueue.c). Pure: guest memory only, no locking. */
+
+#define VQ_MAX_SIZE	1024 /* largest queue a device offers */
+#define VQ_MAX_INDIRECT 1024 /* entries in one indirect table */
+#define VQ_MAX_IOV	1024 /* buffers in one chain (IOV_MAX for preadv) */
+
+/*
+ * Everything a queue is, as plain data: what a snapshot saves and a
+ * restore validates. inflight has one bit per head index popped and not
+ * yet pushed or discarded; inuse counts them.
+ */
+struct vq_state {
+	uint64_t desc;	 /* guest addresses of the three areas */
+	uint64_t avail;	 /* "driver area" */
+	uint64_t used;	 /* "device area" */
+	uint16_t size;	 /* negotiated, a power of two <= max_size */
+	uint16_t vector; /* MSI-X vector or VIRTIO_MSI_NO_VECTOR */
+	uint16_t enabled;
+	uint16_t last_avail_idx; /* next avail ring entry to pop */
+	uint16_t used_idx;	 /* next used ring entry; published to used->idx */
+	uint16_t signalled_used; /* used_idx when the last interrupt was decided */
+	uint16_t signalled_used_valid;
+	uint16_t inuse;
+	uint64_t inflight[VQ_MAX_SIZE / 64];
+};
+
+struct virtqueue {
+	struct vq_state s;
+	uint16_t max_size;
+	bool event_idx;		/* VIRTIO_RING_F_EVENT_IDX negotiated */
+	bool indirect;		/* VIRTIO_RING_F_INDIRECT_DESC negotiated */
+	bool notify_suppressed; /* we asked the driver not to notify */
+	const struct guest_mem *mem;
+	/* Host views of the areas, set by vq_enable (guest RAM never moves). */
+	uint8_t *desc_p, *avail_p, *used_p;
+	struct iovec *scratch; /* VQ_MAX_IOV entries for vq_pop */
+	char why[160];	       /* what was wrong with the last bad chain */
+};
+
+/*
+ * One popped chain: out[] are device-readable buffers, in[] device-writable
+ * ones, all pointing into guest RAM. Allocated by vq_pop, freed by the
+ * caller (virtio_push does it).
+ */
+struct vq_elem {
+	uint16_t head;
+	uint16_t queue;
+	unsigned out_num, in_num;
+	uint64_t out_len, in_len;
+	struct iovec *out, *in;
+	struct iovec iov[];
+};
+
+/* Set up an empty, disabled queue; -ENOMEM. Main thread. */
+int vq_init(struct virtqueue *vq, const struct guest_mem *mem, uint16_t max_size);
+void vq_free(struct virtqueue *vq);
+/* Back to the reset state: disabled, size = max_size, no vector. */
+void vq_reset(struct virtqueue *vq);
+
+/*
+ * Check the areas the driver configured (alignment, inside RAM for
+ * @s.size entries) and enable the queue with the negotiated ring features.
+ * -EINVAL with vq->why set if they are unusable.
+ */
+int vq_enable(struct virtqueue *vq, bool event_idx, bool indirect);
+
+/*
+ * Pop the next available chain. Returns 1 and *out, 0 if the ring is
+ * empty, -EIO with vq->why for a malformed chain or index (the queue must
+ * not be used again before a reset), -ENOMEM.
+ */
+int vq_pop(struct virtqueue *vq, struct vq_elem **out);
+
+/* Return @elem to the driver with @len bytes written (clamped to in_len). */
+void vq_push(struct virtqueue *vq, const struct vq_elem *elem, uint32_t len);
+
+/* Forget @elem without returning it (device reset or broken). */
+void vq_discard(struct virtqueue *vq, const struct vq_elem *elem);
+
+/* Is the available ring empty (as far as the driver has published)? */
+bool vq_avail_empty(struct virtqueue *vq);
+
+/*
+ * Ask the driver to notify us (enable) or not: EVENT_IDX writes avail_event,
+ * otherwise the used ring's NO_NOTIFY flag. Enabling is followed by a full
+ * barrier, so a caller that re-checks vq_avail_empty() afterwards cannot
+ * miss a buffer the driver added without notifying.
+ */
+void vq_set_notification(struct virtqueue *vq, bool enable);
+
+/*
+ * Should the driver get an interrupt for what was pushed since the last
+ * call? Follows EVENT_IDX (used_event) or the avail ring's NO_INTERRUPT
+ * flag, and records the used index as signalled.
+ */
+bool vq_should_notify(struct virtqueue *vq);
+
+/* The EVENT_IDX test: has the index crossed @event moving from @old to @new? */
+static inline bool vq_need_event(uint16_t event, uint16_t new_idx, uint16_t old)
+{
+	return (uint16_t)(new_idx - event - 1) < (uint16_t)(new_idx - old);
+}
+
+/* Copy up to @len bytes out of / into an iovec array at byte @off; returns
+ * the bytes copied. */
+size_t iov_to_buf(const struct iovec *iov, unsigned n, size_t off, void *buf, size_t len);
+size_t iov_from_buf(const struct iovec *iov, unsigned n, size_t off, const void *buf, size_t len);
+
+/* ------------------------------------------------------------------ */
+/* virtio-pci transport (virtio_pci.c). */
+
+/* BAR 0: the virtio structures; BAR 1: MSI-X table and PBA. */
+#define VIRTIO_PCI_BAR		  0
+#define VIRTIO_PCI_BAR_SIZE	  0x4000
+#define VIRTIO_PCI_COMMON_OFF	  0x0000
+#define VIRTIO_PCI_COMMON_LEN	  0x38 /* struct virtio_pci_common_cfg */
+#define VIRTIO_PCI_ISR_OFF	  0x1000
+#define VIRTIO_PCI_DEVICE_OFF	  0x2000
+#define VIRTIO_PCI_NOTIFY_OFF	  0x3000
+#define VIRTIO_PCI_NOTIFY_MULT	  4 /* each queue has its own doorbell */
+#define VIRTIO_PCI_REGION_LEN	  0x1000
+#define VIRTIO_PCI_MSIX_BAR	  1
+#define VIRTIO_PCI_MSIX_BAR_SIZE  0x1000
+#define VIRTIO_PCI_MSIX_TABLE_OFF 0x000
+#define VIRTIO_PCI_MSIX_PBA_OFF	  0x800
+#define VIRTIO_PCI_MAX_QUEUES	  64 /* MSI-X table (1 + queues) fits before the PBA */
+#define VIRTIO_PCI_MAX_CONFIG	  VIRTIO_PCI_REGION_LEN
+
+/* ISR bits (used with MSI-X too, for drivers that poll the ISR). */
+#define VIRTIO_ISR_QUEUE  0x1
+#define VIRTIO_ISR_CONFIG 0x2
+
+/* Status bit 0x40, spelled as the spec names it. */
+#define VIRTIO_STATUS_NEEDS_RESET VIRTIO_CONFIG_S_NEEDS_RESET
+
+/* Ring features the transport always offers; VERSION_1 is required. */
+#define VIRTIO_TRANSPORT_FEATURES                                                                  \
+	((1ULL << VIRTIO_F_VERSION_1) | (1ULL << VIRTIO_RING_F_INDIRECT_DESC) |                    \
+	 (1ULL << VIRTIO_RING_F_EVENT_IDX))
+
+struct virtio_dev;
+
+struct virtio_dev_ops {
+	/*
+	 * Queue @q may have new buffers: drain it with virtio_pop. Runs on the
+	 * device's AioContext thread with no lock held. Required.
+	 */
+	void (*queue_notify)(struct virtio_dev *vdev, unsigned q);
+	/* Device-specific part of a reset; every popped element has been
+	 * pushed or discarded by then. vdev->lock held, vCPU thread. */
+	void (*reset)(struct virtio_dev *vdev);
+	/* The driver wrote device config bytes (already stored in
+	 * vdev->config); absent: the config is read-only. Lock held. */
+	void (*config_write)(struct virtio_dev *vdev, uint32_t off, uint32_t len);
+};
+
+struct virtio_dev_params {
+	const char *name;    /* e.g. "virtio-blk0", for messages; copied */
+	uint16_t device_id;  /* virtio device ID (VIRTIO_ID_*) */
+	uint32_t pci_class;  /* base << 16 | sub << 8 | prog-if */
+	uint64_t features;   /* device-specific bits; the transport adds its own */
+	unsigned nqueues;    /* 1..VIRTIO_PCI_MAX_QUEUES */
+	uint16_t queue_size; /* maximum (and initial) size of each queue, power of two */
+	const void *config;  /* initial device config; copied */
+	uint32_t config_len;
+	struct aio_context *ctx; /* where queue notifications run */
+	const struct virtio_dev_ops *ops;
+	void *opaque;
+};
+
+/* One queue's doorbell: an eventfd that KVM (ioeventfd) or the notify
+ * region's fallback writes, read on vdev->ctx. */
+struct virtio_kick {
+	struct virtio_dev *vdev;
+	unsigned q;
+	int fd;
+	bool ioeventfd;		/* attached to notify_addr + q * MULT right now */
+	uint32_t ioeventfd_len; /* ... matching writes of this width (0: any) */
+};
+
+struct virtio_dev {
+	char name[32];
+	const struct virtio_dev_ops *ops;
+	void *opaque;
+	struct vm *vm;
+	struct pci_host *host;
+	struct pci_device_info pci_info;
+	struct pci_device *pdev;
+	struct msix msix;
+	struct aio_context *ctx;      /* queue notifications run here */
+	struct aio_context *main_ctx; /* the main thread's (realize/exit run there) */
+	uint16_t device_id;
+	unsigned nqueues;
+	struct virtio_kick *kicks;
+	bool handlers_on; /* kick fd handlers registered on ctx */
+
+	pthread_mutex_t lock; /* everything below */
+	pthread_cond_t idle;  /* signalled when the last in-use element is returned */
+	uint64_t host_features;
+	uint64_t guest_features;
+	uint32_t dfselect, gfselect;
+	uint8_t status;
+	uint8_t isr;
+	uint8_t config_generation;
+	uint16_t queue_select;
+	uint16_t config_vector;
+	bool broken;	/* NEEDS_RESET: no ring is touched until reset */
+	bool quiescing; /* reset or exit in progress: no new pops */
+	struct virtqueue *vqs;
+	uint8_t *config;
+	uint32_t config_len;
+	uint64_t notify_addr; /* where the notify region is mapped, or PCI_BAR_UNMAPPED */
+	unsigned pci_cfg_cap; /* offset of VIRTIO_PCI_CAP_PCI_CFG */
+	unsigned errors;      /* NEEDS_RESET events, for tests and messages */
+};
+
+/*
+ * Create the PCI function, its BARs, capabilities, MSI-X (1 + nqueues
+ * vectors), queues and doorbells for a virtio device described by @p.
+ * Main thread at realize, before vCPUs run; @p->ctx must be polled by its
+ * owner (iothread or main loop). -errno and @err; nothing left behind.
+ */
+int virtio_pci_init(struct virtio_dev *vdev, struct vm *vm, const struct virtio_dev_params *p,
+		    struct errbuf *err);
+/* Same against a bare PCI host and guest memory (unit tests). */
+int virtio_pci_init_host(struct virtio_dev *vdev, struct pci_host *host,
+			 const struct guest_mem *mem, struct aio_context *main_ctx,
+			 const struct virtio_dev_params *p, struct errbuf *err);
+
+/*
+ * Stop taking new work and wait until every popped element was pushed or
+ * discarded, then remove the doorbell handlers from ctx. Main thread at
+ * exit (vCPUs stopped); ctx must still be polled.
+ */
+void virtio_pci_stop(struct virtio_dev *vdev);
+
+/* Take the function off the bus and free everything. Main thread, after
+ * virtio_pci_stop and after the device stopped using ctx. */
+void virtio_pci_exit(struct virtio_dev *vdev);
+
+/*
+ * Pop the next chain of queue @q for processing: 1 and *elem, or 0 when
+ * the queue is empty, not running (no DRIVER_OK, broken, resetting), or
+ * malformed (the device then is in NEEDS_RESET). Handles notification
+ * suppression: while a device pops, the driver is asked not to notify;
+ * when the queue runs dry, notifications are re-enabled and the ring
+ * re-checked. ctx thread.
+ */
+int virtio_pop(struct virtio_dev *vdev, unsigned q, struct vq_elem **elem);
+
+/*
+ * Return @elem with @len bytes written, then free it. If the device was
+ * reset or broke meanwhile the element is discarded instead. Any thread
+ * (normally ctx). Call virtio_notify after a batch.
+ */
+void virtio_push(struct virtio_dev *vdev, unsigned q, struct vq_elem *elem, uint32_t len);
+
+/* Interrupt the driver for queue @q if it wants one now. Any thread. */
+void virtio_notify(struct virtio_dev *vdev, unsigned q);
+
+/* Configuration change: bump the generation and interrupt. Any thread. */
+void virtio_config_changed(struct virtio_dev *vdev);
+
+/*
+ * The device found the driver broke the rules: set NEEDS_RESET, stop
+ * using the rings, print one line, interrupt the config vector.
+ * virtio_set_needs_reset: lock held; virtio_error: takes the lock.
+ */
+void virtio_set_needs_reset(struct virtio_dev *vdev, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void virtio_error(struct virtio_dev *vdev, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/*
+ * Run @fn(@arg) on @ctx's owner thread and wait for it; runs it directly
+ * when @ctx is @self_ctx (the caller's own context). Main thread.
+ */
+int virtio_ctx_call(struct aio_context *ctx, struct aio_context *self_ctx, void (*fn)(void *),
+		    void *arg);
+
+/* Has the driver accepted feature @bit? Lock held or after FEATURES_OK. */
+static inline bool virtio_has_feature(const struct virtio_dev *vdev, unsigned bit)
+{
+	return vdev->guest_features & (1ULL << bit);
+}
+
+/* ------------------------------------------------------------------ */
+/* io_uring through raw syscalls (uring.c). One thread uses a ring. */
+
+struct io_uring_sqe;
+struct io_uring_cqe;
+
+struct uring {
+	int fd;	 /* the ring */
+	int efd; /* eventfd the kernel signals on completions (watch it for reading) */
+	void *sq_ring, *cq_ring;
+	struct io_uring_sqe *sqes;
+	size_t sq_len, cq_len, sqes_len;
+	uint32_t *sq_head, *sq_tail, *sq_array, *cq_head, *cq_tail;
+	uint32_t sq_mask, cq_mask, sq_entries;
+	uint32_t sq_local_tail; /* queued SQEs not yet published */
+	struct io_uring_cqe *cqes;
+};
+
+/* Set up a ring of @entries (power of two) with a completion eventfd.
+ * Any thread. -errno if the host refuses io_uring (ENOSYS, EPERM, ...). */
+int uring_init(struct uring *u, unsigned entries);
+/* Unmap and close; harmless on a zeroed or failed ring. No I/O in flight. */
+void uring_exit(struct uring *u);
+/* Queue a readv/writev of @iov (kept alive by the caller until completion);
+ * false if the submission queue is full. */
+bool uring_prep_rw(struct uring *u, bool write, int fd, const struct iovec *iov, unsigned n,
+		   uint64_t off, uint64_t user_data);
+/* Hand queued entries to the kernel; returns how many it took or -errno. */
+int uring_submit(struct uring *u);
+/* Drain the eventfd and every completion, calling @cb for each (which may
+ * queue and submit more). Returns the number reaped. */
+unsigned uring_reap(struct uring *u, void (*cb)(void *opaque, uint64_t user_data, int32_t res),
+		    void *opaque);
+
+/* ------------------------------------------------------------------ */
+/* virtio-blk (virtio_blk.c) */
+
+struct device_ops;
+/* --disk: realize with the option string (see disk_config_parse). */
+extern const struct device_ops virtio_blk_ops;
+
+#define VIRTIO_BLK_QUEUE_SIZE 256
+#define VIRTIO_BLK_SEG_MAX    (VIRTIO_BLK_QUEUE_SIZE - 2)
+#define VIRTIO_BLK_MAX_DZ     0x3fffff /* max discard/write-zeroes sectors per request */
+
+/* The backing file as requests see it. */
+struct blk_disk {
+	int fd;
+	uint64_t nsectors; /* capacity in 512-byte sectors */
+	bool readonly;
+	char serial[20]; /* GET_ID answer, zero-padded */
+};
+
+/*
+ * One request, parsed from a chain: the 16-byte header (copied), the data
+ * buffers (a slice of the chain: after the header for writes, before the
+ * status byte for reads), and the status byte's place in guest RAM.
+ */
+struct blk_req {
+	uint32_t type;
+	uint64_t sector;
+	struct iovec *iov; /* points into iov_store */
+	unsigned niov;
+	uint64_t len;	  /* bytes in iov */
+	uint8_t *status;  /* last byte of the last device-writable buffer */
+	uint32_t written; /* bytes the device wrote into writable buffers, status included */
+	uint8_t result;	  /* VIRTIO_BLK_S_* */
+	struct iovec iov_store[];
+};
+
+/*
+ * Parse @elem into a new request (malloc'd; free() it). Returns NULL with
+ * *why set if the chain cannot be a virtio-blk request at all (no 16-byte
+ * header, no status byte): the driver broke the protocol. Pure.
+ */
+struct blk_req *blk_req_parse(const struct vq_elem *elem, const char **why);
+
+/*
+ * Carry out @r on @d with blocking I/O and set r->result and r->written
+ * (the caller stores the status byte). Worker thread; touches only the
+ * request's buffers and the file.
+ */
+void blk_req_execute(const struct blk_disk *d, struct blk_req *r);
+
+#endif

@@ -1,0 +1,129 @@
+"""--disk: options and images kvmini refuses (exit 125, one line), and disks that
+attach cleanly. Guest-side I/O through the disks is tested with the blk guests."""
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import KVMINI, assert_one_line_error, guest, needs_kvm, run_guest, run_kvmini
+
+
+def image(tmp_path, name="d.img", size=1 << 20):
+    p = tmp_path / name
+    with open(p, "wb") as f:
+        f.truncate(size)
+    return str(p)
+
+
+@pytest.mark.parametrize(
+    "spec,needles",
+    [
+        ("", ["no path= given"]),
+        ("disk.img", ["'disk.img' is not key=value"]),
+        ("path=", ["empty path"]),
+        ("path=a,readonly=yes", ["readonly must be on or off"]),
+        ("path=a,cache=none", ["unknown option 'cache'"]),
+        ("path=a,serial=123456789012345678901", ["serial is longer than 20"]),
+        ("path=a,path=b", ["path given twice"]),
+        ("path=a,aio=native", ["aio must be auto, threads or io_uring"]),
+    ],
+)
+def test_bad_disk_options(spec, needles):
+    # Rejected while parsing the command line: no KVM needed.
+    p = run_kvmini("run", "--kernel", "k.elf", "--disk", spec)
+    assert_one_line_error(p, "--disk", *needles)
+
+
+@needs_kvm
+def test_missing_image(tmp_path):
+    missing = str(tmp_path / "nope.img")
+    p = run_guest("hello", "--disk", f"path={missing}")
+    assert_one_line_error(p, missing, "No such file")
+
+
+@needs_kvm
+def test_image_is_directory(tmp_path):
+    p = run_guest("hello", "--disk", f"path={tmp_path},readonly=on")
+    assert_one_line_error(p, str(tmp_path), "not a regular file or block device")
+
+
+@needs_kvm
+def test_unreadable_image(tmp_path):
+    img = image(tmp_path)
+    os.chmod(img, 0)
+    cmd = [KVMINI, "run", "--kernel", guest("hello"), "--disk", f"path={img}"]
+    if os.geteuid() == 0:
+        # root opens any file: run kvmini as nobody (who may still use /dev/kvm?).
+        if not shutil.which("setpriv") or not os.stat("/dev/kvm").st_mode & 0o006:
+            pytest.skip("as root, a file is only unreadable to another user, who cannot "
+                        "open /dev/kvm here")
+        os.chmod(tmp_path, 0o755)
+        cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *cmd]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    assert_one_line_error(p, img, "Permission denied")
+
+
+@needs_kvm
+def test_size_not_multiple_of_512(tmp_path):
+    img = image(tmp_path, size=1000)
+    p = run_guest("hello", "--disk", f"path={img}")
+    assert_one_line_error(p, img, "size 1000 bytes is not a multiple of 512")
+
+
+@needs_kvm
+def test_same_image_twice_is_refused(tmp_path):
+    img = image(tmp_path)
+    p = run_guest("hello", "--disk", f"path={img}", "--disk", f"path={img}")
+    assert_one_line_error(p, img, "in use")
+
+
+@needs_kvm
+def test_disks_attach_and_vm_runs(tmp_path):
+    a, b = image(tmp_path, "a.img"), image(tmp_path, "b.img", 512)
+    empty = image(tmp_path, "empty.img", 0)
+    p = run_guest("hello", "--disk", f"path={a},serial=disk-a", "--disk",
+                  f"path={b},readonly=on", "--disk", f"path={empty}")
+    assert p.returncode == 0, p.stderr
+    assert "Hello" in p.stdout
+    # The same read-only image may back two disks (shared lock).
+    p = run_guest("hello", "--disk", f"path={b},readonly=on", "--disk", f"path={b},readonly=on")
+    assert p.returncode == 0, p.stderr
+    # Both I/O back ends attach (io_uring only where the host allows it).
+    p = run_guest("hello", "--disk", f"path={a},aio=threads", "--disk", f"path={b},aio=auto")
+    assert p.returncode == 0, p.stderr
+    p = run_guest("hello", "--disk", f"path={a},aio=io_uring")
+    if p.returncode != 0:
+        assert_one_line_error(p, "io_uring")
+    # Nothing was written to an image the guest never touched.
+    assert os.path.getsize(a) == 1 << 20 and os.path.getsize(b) == 512
+
+
+@needs_kvm
+def test_query_block_and_snapshot_refused(tmp_path):
+    from qmpclient import QMP
+
+    a, b = image(tmp_path, "a.img"), image(tmp_path, "b.img")
+    sock = str(tmp_path / "qmp.sock")
+    p = subprocess.Popen([KVMINI, "run", "--kernel", guest("exit"), "--cmdline", "hang",
+                          "--qmp", sock, "--timeout", "60", "--disk", f"path={a}",
+                          "--disk", f"path={b},readonly=on"],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        q = QMP(sock)
+        blocks = q.cmd("query-block")["return"]
+        assert [(x["device"], x["inserted"]["file"], x["inserted"]["ro"]) for x in blocks] == \
+            [("virtio-blk0", a, False), ("virtio-blk1", b, True)]
+        assert all(x["io-status"] == "ok" for x in blocks)
+        # Disk state is not in snapshots yet: migrate says so and the VM goes on.
+        r = q.cmd("migrate", {"uri": f"file:{tmp_path / 'snap'}"})
+        assert "error" in r and "virtio-blk" in r["error"]["desc"], r
+        q.cmd("cont")
+        assert q.cmd("query-status")["return"]["running"] is True
+        q.cmd("quit")
+        assert p.wait(timeout=30) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+        p.communicate()

@@ -1,0 +1,167 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * MSI-X for PCI devices, delivered by KVM.
+ *
+ * Three layers:
+ *  - struct kvm_irq_ops: the few KVM calls interrupts and doorbells need
+ *    (GSI routing table, irqfd, ioeventfd). kvm_irq_ops_vm issues the real
+ *    ioctls on a VM fd; unit tests supply their own recording table. This is
+ *    the only seam: the logic above it is the same in both cases.
+ *  - struct msi_router: the VM's GSI routing table. It keeps KVM's default
+ *    irqchip routes (GSI 0-23: PIC and IOAPIC pins, which the legacy devices'
+ *    KVM_IRQ_LINE needs) and adds one MSI route per MSI-X vector.
+ *  - struct msix: one function's MSI-X capability, table and PBA. Every
+ *    vector owns an eventfd. While the vector is deliverable (MSI-X enabled,
+ *    function and vector unmasked) that eventfd is a KVM irqfd on the
+ *    vector's GSI, so writing it injects the interrupt without leaving the
+ *    kernel. While it is masked the irqfd is removed and writes accumulate
+ *    in the eventfd: they are the vector's pending bit (the PBA shows them),
+ *    and unmasking delivers them once.
+ *
+ * Threads: msix_notify may be called from any thread (it only writes the
+ * eventfd). Table/PBA accesses come from vCPU threads through the BAR;
+ * msix_config_write from the device's PCI config hook (config lock held).
+ * struct msix's lock protects its table and vector state; the router's
+ * lock its table. Lock order: PCI config lock -> msix lock -> router lock.
+ */
+#ifndef KVMINI_MSIX_H
+#define KVMINI_MSIX_H
+
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "vmm/util.h"
+
+struct pci_device;
+
+/* The KVM calls behind MSI-X and virtio doorbells. Every op returns 0 or -errno. */
+struct kvm_irq_ops {
+	/* Replace the VM's whole GSI routing table (KVM_SET_GSI_ROUTING). */
+	int (*set_gsi_routing)(void *opaque, const struct kvm_irq_routing *table);
+	/* Attach (@assign) or detach eventfd @fd as an irqfd on @gsi (KVM_IRQFD). */
+	int (*irqfd)(void *opaque, int fd, uint32_t gsi, bool assign);
+	/* Attach or detach @fd to writes of @len bytes at MMIO (or port, @pio)
+	 * address @addr (KVM_IOEVENTFD, no data match). */
+	int (*ioeventfd)(void *opaque, uint64_t addr, uint32_t len, int fd, bool pio, bool assign);
+};
+
+/* The real thing: @opaque is a pointer to the VM fd (int *). */
+extern const struct kvm_irq_ops kvm_irq_ops_vm;
+
+#define MSI_ROUTER_FIRST_GSI 24	  /* 0-23 are the irqchip pins */
+#define MSI_ROUTER_MAX_GSI   1024 /* well below KVM_MAX_IRQ_ROUTES */
+
+struct msi_router {
+	const struct kvm_irq_ops *ops;
+	void *opaque;
+	pthread_mutex_t lock;	       /* everything below */
+	struct kvm_irq_routing *table; /* irqchip entries first, then MSI routes */
+	uint32_t cap;		       /* entries table has room for */
+	uint32_t next_gsi;	       /* GSIs are never reused (no hot-unplug) */
+	bool dirty;		       /* table differs from what KVM has */
+};
+
+/*
+ * Set up the default irqchip routes; nothing is sent to KVM until the first
+ * MSI route is committed. Main thread. -ENOMEM.
+ */
+int msi_router_init(struct msi_router *r, const struct kvm_irq_ops *ops, void *opaque);
+void msi_router_destroy(struct msi_router *r);
+
+/* Reserve a GSI for an MSI route. Any thread. -ENOSPC past MSI_ROUTER_MAX_GSI. */
+int msi_router_alloc_gsi(struct msi_router *r, uint32_t *gsi);
+
+/*
+ * Route @gsi to the MSI message (@addr, @data); nothing reaches KVM until
+ * msi_router_commit. Any thread. -EINVAL for a GSI never allocated,
+ * -ENOMEM.
+ */
+int msi_router_set(struct msi_router *r, uint32_t gsi, uint64_t addr, uint32_t data);
+
+/* Push the table to KVM if it changed since the last commit. Any thread. */
+int msi_router_commit(struct msi_router *r);
+
+#define MSIX_MAX_VECTORS 2048 /* the capability's 11-bit table size */
+#define MSIX_ENTRY_SIZE	 16
+#define MSIX_CAP_LEN	 12
+
+struct msix_entry {
+	uint32_t addr_lo;
+	uint32_t addr_hi;
+	uint32_t data;
+	uint32_t ctrl; /* bit 0: vector masked; the rest reads as zero */
+};
+
+struct msix_vector_state {
+	int efd;      /* eventfd: msix_notify writes it */
+	uint32_t gsi; /* its KVM route */
+	bool irqfd;   /* efd is attached to gsi as an irqfd right now */
+	bool routed;  /* gsi's route holds this entry's address/data */
+	bool pending; /* PBA bit: a message arrived while masked */
+};
+
+struct msix {
+	struct pci_device *pdev;
+	struct msi_router *router;
+	unsigned cap; /* offset of the capability in config space */
+	unsigned nvec;
+	pthread_mutex_t lock; /* all fields below */
+	bool enabled;	      /* message control bit 15 */
+	bool fmask;	      /* message control bit 14: function mask */
+	struct msix_entry *table;
+	struct msix_vector_state *v;
+	unsigned nirqfd_errors; /* irqfd attach failures seen (reported once) */
+};
+
+/*
+ * Give PCI device @d an MSI-X capability with @nvec vectors (1..2048), its
+ * table at @table_off and PBA at @pba_off of memory BAR @bar (both 8-byte
+ * aligned; the caller sized the BAR), and one eventfd and GSI per vector.
+ * Vectors start masked, MSI-X disabled. The device's PCI config_write hook
+ * must call msix_config_write. Realize time (main thread).
+ */
+int msix_init(struct msix *m, struct pci_device *d, struct msi_router *r, unsigned nvec, int bar,
+	      uint64_t table_off, uint64_t pba_off, struct errbuf *err);
+
+/* Detach irqfds and close the eventfds. Main thread, no vCPU running. */
+void msix_exit(struct msix *m);
+
+/* Bytes the table and PBA of @nvec vectors take in the BAR. */
+static inline uint64_t msix_table_size(unsigned nvec)
+{
+	return (uint64_t)nvec * MSIX_ENTRY_SIZE;
+}
+static inline uint64_t msix_pba_size(unsigned nvec)
+{
+	return ((uint64_t)nvec + 63) / 64 * 8;
+}
+
+/*
+ * The guest wrote [off, off + len) of @m's function's config space: if it
+ * touched the message control word, apply enable/function mask. Called
+ * from the device's config_write hook (config lock held, vCPU thread).
+ */
+void msix_config_write(struct msix *m, uint32_t off, uint32_t len);
+
+/* Signal @vector (delivered now, or pending until unmasked). Any thread.
+ * Out-of-range vectors are ignored. */
+void msix_notify(struct msix *m, unsigned vector);
+
+/* The eventfd behind @vector (a peer may write it directly), or -1. */
+int msix_vector_fd(const struct msix *m, unsigned vector);
+
+/*
+ * Table and PBA accesses, as the BAR regions msix_init registers deliver
+ * them (offsets relative to the table / PBA). Exposed for tests. vCPU
+ * threads.
+ */
+void msix_table_io(void *opaque, uint64_t off, void *data, uint32_t len, bool is_write);
+void msix_pba_io(void *opaque, uint64_t off, void *data, uint32_t len, bool is_write);
+
+/* Back to power-on state: disabled, all vectors masked, nothing pending.
+ * Main thread or config hook. */
+void msix_reset(struct msix *m);
+
+#endif

@@ -1,0 +1,865 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Snapshot save/restore. File layout (all little-endian, see docs/snapshot.md):
+ *
+ *   header (64 bytes)            magic, format version, section table place, CRCs
+ *   section payloads             each CRC-32 checked, each with its own version
+ *   section table (64 B each)    name, version, CRC, offset, length
+ *   RAM data                     page aligned; one extent per RAM region,
+ *                                zero pages left as holes
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "vmm/snapshot.h"
+#include "vmm/vm.h"
+
+#define SNAP_MAGIC	  "KVMINISN"
+#define SNAP_FORMAT	  1
+#define SNAP_MAX_SECTIONS 64
+#define SNAP_MAX_MSRS	  128
+#define SNAP_MAX_CPUID	  128
+#define SNAP_PAGE	  4096ULL
+#define SNAP_DEV_MAX	  (64 * 1024)
+
+struct snap_header {
+	char magic[8];
+	uint32_t format;
+	uint32_t header_size;
+	uint32_t nsections;
+	uint32_t reserved;
+	uint64_t table_offset;
+	uint32_t table_crc;
+	uint32_t header_crc; /* over the header with this field zero */
+	uint8_t pad[24];
+};
+
+struct snap_section {
+	char name[24]; /* NUL-terminated */
+	uint32_t version;
+	uint32_t crc;
+	uint64_t offset;
+	uint64_t length;
+	uint8_t pad[16];
+};
+
+_Static_assert(sizeof(struct snap_header) == 64, "header layout");
+_Static_assert(sizeof(struct snap_section) == 64, "section layout");
+
+/* "machine" v1: what the command line must reproduce. */
+struct snap_machine {
+	uint64_t mem_size;
+	uint32_t ncpus;
+	uint32_t ndevices;
+	char devices[VM_MAX_DEVICES][32];
+};
+
+/* "vcpu.N" v1: the KVM state structs (fixed UAPI layouts) and MSRs. */
+struct snap_msr {
+	uint32_t index;
+	uint32_t reserved;
+	uint64_t data;
+};
+
+struct snap_vcpu {
+	struct kvm_regs regs;
+	struct kvm_sregs sregs;
+	struct kvm_xsave xsave;
+	struct kvm_xcrs xcrs;
+	struct kvm_lapic_state lapic;
+	struct kvm_mp_state mp_state;
+	struct kvm_vcpu_events events;
+	struct kvm_debugregs debugregs;
+	uint32_t nmsrs;
+	uint32_t ncpuid;
+	struct snap_msr msrs[SNAP_MAX_MSRS];
+	/* The CPUID the guest saw: a restored guest must see the same. */
+	struct kvm_cpuid_entry2 cpuid[SNAP_MAX_CPUID];
+};
+
+/* "irqchip" v1, "pit" v1, "clock" v1. */
+struct snap_irqchip {
+	struct kvm_irqchip chip[3]; /* PIC master, PIC slave, IOAPIC */
+};
+
+/* "ram" v1: where each region's pages are in the file. */
+struct snap_ram_region {
+	uint64_t gpa;
+	uint64_t size;
+	uint64_t file_offset; /* page aligned */
+};
+
+struct snap_ram {
+	uint32_t nregions;
+	uint32_t data_crc; /* CRC-32 of all regions' bytes, in order */
+	struct snap_ram_region regions[GUEST_MEM_MAX_REGIONS];
+};
+
+/* ---------------------------------------------------------------- save */
+
+struct snap_writer {
+	int fd;
+	uint64_t pos;
+	struct snap_section table[SNAP_MAX_SECTIONS];
+	uint32_t n;
+	uint64_t written;
+};
+
+static int snap_pwrite(struct snap_writer *w, const void *buf, size_t len, uint64_t off,
+		       struct errbuf *err)
+{
+	const uint8_t *p = buf;
+
+	while (len) {
+		ssize_t n = pwrite(w->fd, p, len, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return err_set(err, n < 0 ? errno : EIO, "snapshot: write failed: %s",
+				       strerror(n < 0 ? errno : EIO));
+		p += n;
+		off += (uint64_t)n;
+		len -= (size_t)n;
+		w->written += (uint64_t)n;
+	}
+	return 0;
+}
+
+static int snap_add(struct snap_writer *w, const char *name, uint32_t version, const void *buf,
+		    size_t len, struct errbuf *err)
+{
+	struct snap_section *s;
+	int ret;
+
+	if (w->n == SNAP_MAX_SECTIONS)
+		return err_set(err, ENOSPC, "snapshot: too many sections");
+	s = &w->table[w->n++];
+	memset(s, 0, sizeof(*s));
+	snprintf(s->name, sizeof(s->name), "%s", name);
+	s->version = version;
+	s->crc = crc32_update(0, buf, len);
+	s->offset = w->pos;
+	s->length = len;
+	ret = snap_pwrite(w, buf, len, w->pos, err);
+	w->pos += len;
+	return ret;
+}
+
+/* Every MSR KVM lists that it can also read back for this vCPU. */
+static int snap_get_msrs(struct vm *vm, struct vcpu *v, struct snap_vcpu *sv, struct errbuf *err)
+{
+	struct {
+		struct kvm_msr_list hdr;
+		uint32_t idx[512];
+	} list = {.hdr.nmsrs = 512};
+	struct {
+		struct kvm_msrs hdr;
+		struct kvm_msr_entry e[1];
+	} one;
+
+	if (ioctl(vm->kvm_fd, KVM_GET_MSR_INDEX_LIST, &list) < 0)
+		return err_set(err, errno, "snapshot: KVM_GET_MSR_INDEX_LIST: %s", strerror(errno));
+	sv->nmsrs = 0;
+	for (uint32_t i = 0; i < list.hdr.nmsrs && i < 512; i++) {
+		memset(&one, 0, sizeof(one));
+		one.hdr.nmsrs = 1;
+		one.e[0].index = list.idx[i];
+		if (ioctl(v->fd, KVM_GET_MSRS, &one) != 1)
+			continue; /* listed but not readable for this vCPU model */
+		if (sv->nmsrs == SNAP_MAX_MSRS)
+			return err_set(err, E2BIG, "snapshot: more than %d MSRs", SNAP_MAX_MSRS);
+		sv->msrs[sv->nmsrs].index = one.e[0].index;
+		sv->msrs[sv->nmsrs].data = one.e[0].data;
+		sv->nmsrs++;
+	}
+	return 0;
+}
+
+static int snap_save_vcpu(struct vm *vm, struct vcpu *v, struct snap_vcpu *sv, struct errbuf *err)
+{
+	static const struct {
+		unsigned long req;
+		size_t off;
+		const char *name;
+	} gets[] = {
+	    {KVM_GET_REGS, offsetof(struct snap_vcpu, regs), "KVM_GET_REGS"},
+	    {KVM_GET_SREGS, offsetof(struct snap_vcpu, sregs), "KVM_GET_SREGS"},
+	    {KVM_GET_XSAVE, offsetof(struct snap_vcpu, xsave), "KVM_GET_XSAVE"},
+	    {KVM_GET_XCRS, offsetof(struct snap_vcpu, xcrs), "KVM_GET_XCRS"},
+	    {KVM_GET_LAPIC, offsetof(struct snap_vcpu, lapic), "KVM_GET_LAPIC"},
+	    {KVM_GET_MP_STATE, offsetof(struct snap_vcpu, mp_state), "KVM_GET_MP_STATE"},
+	    {KVM_GET_VCPU_EVENTS, offsetof(struct snap_vcpu, events), "KVM_GET_VCPU_EVENTS"},
+	    {KVM_GET_DEBUGREGS, offsetof(struct snap_vcpu, debugregs), "KVM_GET_DEBUGREGS"},
+	};
+
+	struct {
+		struct kvm_cpuid2 hdr;
+		struct kvm_cpuid_entry2 e[SNAP_MAX_CPUID];
+	} cpuid = {.hdr.nent = SNAP_MAX_CPUID};
+
+	memset(sv, 0, sizeof(*sv));
+	for (size_t i = 0; i < ARRAY_SIZE(gets); i++)
+		if (ioctl(v->fd, gets[i].req, (uint8_t *)sv + gets[i].off) < 0)
+			return err_set(err, errno, "snapshot: vCPU %d: %s: %s", v->id, gets[i].name,
+				       strerror(errno));
+	if (ioctl(v->fd, KVM_GET_CPUID2, &cpuid) < 0)
+		return err_set(err, errno, "snapshot: vCPU %d: KVM_GET_CPUID2: %s", v->id,
+			       strerror(errno));
+	sv->ncpuid = cpuid.hdr.nent;
+	memcpy(sv->cpuid, cpuid.e, sv->ncpuid * sizeof(cpuid.e[0]));
+	return snap_get_msrs(vm, v, sv, err);
+}
+
+static bool snap_page_zero(const uint8_t *p)
+{
+	const uint64_t *q = (const uint64_t *)p;
+
+	for (size_t i = 0; i < SNAP_PAGE / 8; i += 4)
+		if (q[i] | q[i + 1] | q[i + 2] | q[i + 3])
+			return false;
+	return true;
+}
+
+/* Write RAM at page-aligned offsets after everything else; zero pages
+ * stay holes (the file is extended with ftruncate). */
+static int snap_save_ram(struct snap_writer *w, struct vm *vm, struct snapshot_stats *st,
+			 struct errbuf *err)
+{
+	struct snap_ram ram = {.nregions = (uint32_t)vm->mem.nregions};
+	/* Room before the data for this section's payload and the table. */
+	uint64_t base = ALIGN_UP(w->pos + sizeof(struct snap_ram) +
+				     SNAP_MAX_SECTIONS * sizeof(struct snap_section),
+				 SNAP_PAGE);
+	uint32_t crc = 0;
+	int ret;
+
+	for (int r = 0; r < vm->mem.nregions; r++) {
+		const struct guest_mem_region *g = &vm->mem.regions[r];
+
+		ram.regions[r] = (struct snap_ram_region){g->gpa, g->size, base};
+		for (uint64_t off = 0; off < g->size;) {
+			uint64_t end = off;
+
+			while (end < g->size && !snap_page_zero(g->host + end))
+				end += SNAP_PAGE;
+			if (end > off) {
+				ret = snap_pwrite(w, g->host + off, end - off, base + off, err);
+				if (ret < 0)
+					return ret;
+				st->ram_pages += (end - off) / SNAP_PAGE;
+			}
+			off = end;
+			while (off < g->size && snap_page_zero(g->host + off))
+				off += SNAP_PAGE;
+		}
+		crc = crc32_update(crc, g->host, g->size);
+		base += g->size;
+	}
+	if (ftruncate(w->fd, (off_t)base) < 0)
+		return err_set(err, errno, "snapshot: cannot size the file: %s", strerror(errno));
+	ram.data_crc = crc;
+	return snap_add(w, "ram", 1, &ram, sizeof(ram), err);
+}
+
+int snapshot_save(struct vm *vm, const char *path, struct snapshot_stats *stats, struct errbuf *err)
+{
+	struct snap_writer *w;
+	struct snap_header h = {0};
+	struct snap_machine m = {0};
+	struct snap_vcpu *sv = NULL;
+	struct snap_irqchip ic = {0};
+	struct kvm_pit_state2 pit = {0};
+	struct kvm_clock_data clock = {0};
+	uint8_t *devbuf = NULL;
+	char tmp[4096], name[24];
+	int ret;
+
+	memset(stats, 0, sizeof(*stats));
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid()) >= sizeof(tmp))
+		return err_set(err, ENAMETOOLONG, "snapshot: path too long");
+	w = calloc(1, sizeof(*w));
+	sv = malloc(sizeof(*sv));
+	devbuf = malloc(SNAP_DEV_MAX);
+	if (!w || !sv || !devbuf) {
+		ret = err_set(err, ENOMEM, "snapshot: out of memory");
+		goto out;
+	}
+	w->fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (w->fd < 0) {
+		ret = err_set(err, errno, "snapshot: cannot create '%s': %s", tmp, strerror(errno));
+		goto out;
+	}
+	w->pos = sizeof(h);
+
+	m.mem_size = vm->cfg->mem_size;
+	m.ncpus = (uint32_t)vm->ncpus;
+	m.ndevices = (uint32_t)vm->ndevices;
+	for (int i = 0; i < vm->ndevices; i++)
+		snprintf(m.devices[i], sizeof(m.devices[i]), "%s", vm->devices[i].ops->name);
+	ret = snap_add(w, "machine", 1, &m, sizeof(m), err);
+	if (ret < 0)
+		goto fail;
+
+	for (int i = 0; i < vm->ncpus; i++) {
+		ret = snap_save_vcpu(vm, &vm->vcpus[i], sv, err);
+		if (ret < 0)
+			goto fail;
+		snprintf(name, sizeof(name), "vcpu.%d", i);
+		ret = snap_add(w, name, 1, sv, sizeof(*sv), err);
+		if (ret < 0)
+			goto fail;
+	}
+
+	for (uint32_t i = 0; i < 3; i++) {
+		ic.chip[i].chip_id = i;
+		if (ioctl(vm->vm_fd, KVM_GET_IRQCHIP, &ic.chip[i]) < 0) {
+			ret = err_set(err, errno, "snapshot: KVM_GET_IRQCHIP %u: %s", i,
+				      strerror(errno));
+			goto fail;
+		}
+	}
+	if (ioctl(vm->vm_fd, KVM_GET_PIT2, &pit) < 0 ||
+	    ioctl(vm->vm_fd, KVM_GET_CLOCK, &clock) < 0) {
+		ret = err_set(err, errno, "snapshot: KVM_GET_PIT2/CLOCK: %s", strerror(errno));
+		goto fail;
+	}
+	ret = snap_add(w, "irqchip", 1, &ic, sizeof(ic), err);
+	if (ret == 0)
+		ret = snap_add(w, "pit", 1, &pit, sizeof(pit), err);
+	if (ret == 0)
+		ret = snap_add(w, "clock", 1, &clock, sizeof(clock), err);
+	if (ret < 0)
+		goto fail;
+
+	for (int i = 0; i < vm->ndevices; i++) {
+		const struct device *d = &vm->devices[i];
+		int n;
+
+		if (!d->ops->save)
+			continue;
+		n = d->ops->save(d->state, devbuf, SNAP_DEV_MAX);
+		if (n < 0) {
+			ret = err_set(err, -n, "snapshot: device %s cannot be saved: %s",
+				      d->ops->name, strerror(-n));
+			goto fail;
+		}
+		snprintf(name, sizeof(name), "dev.%d.%.14s", i, d->ops->name);
+		ret = snap_add(w, name, 1, devbuf, (size_t)n, err);
+		if (ret < 0)
+			goto fail;
+	}
+
+	/* The RAM data goes after the room left for the table. */
+	ret = snap_save_ram(w, vm, stats, err);
+	if (ret < 0)
+		goto fail;
+	h.table_offset = w->pos;
+	ret = snap_pwrite(w, w->table, w->n * sizeof(struct snap_section), h.table_offset, err);
+	if (ret < 0)
+		goto fail;
+	memcpy(h.magic, SNAP_MAGIC, 8);
+	h.format = SNAP_FORMAT;
+	h.header_size = sizeof(h);
+	h.nsections = w->n;
+	h.table_crc = crc32_update(0, w->table, w->n * sizeof(struct snap_section));
+	h.header_crc = crc32_update(0, &h, sizeof(h));
+	ret = snap_pwrite(w, &h, sizeof(h), 0, err);
+	if (ret < 0)
+		goto fail;
+	if (fdatasync(w->fd) < 0) {
+		ret = err_set(err, errno, "snapshot: sync failed: %s", strerror(errno));
+		goto fail;
+	}
+	if (rename(tmp, path) < 0) {
+		ret = err_set(err, errno, "snapshot: cannot rename to '%s': %s", path,
+			      strerror(errno));
+		goto fail;
+	}
+	stats->file_bytes = w->written;
+	ret = 0;
+	goto out;
+fail:
+	unlink(tmp);
+out:
+	if (w && w->fd > 0)
+		close(w->fd);
+	free(devbuf);
+	free(sv);
+	free(w);
+	return ret;
+}
+
+/* ---------------------------------------------------------------- load */
+
+struct snap_reader {
+	int fd;
+	uint64_t size;
+	struct snap_header h;
+	struct snap_section table[SNAP_MAX_SECTIONS];
+	bool used[SNAP_MAX_SECTIONS];
+};
+
+static int snap_pread(struct snap_reader *r, void *buf, size_t len, uint64_t off,
+		      struct errbuf *err)
+{
+	uint8_t *p = buf;
+
+	while (len) {
+		ssize_t n = pread(r->fd, p, len, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return err_set(err, n < 0 ? errno : EIO,
+				       "snapshot: read failed at %llu: %s", (unsigned long long)off,
+				       n < 0 ? strerror(errno) : "end of file");
+		p += n;
+		off += (uint64_t)n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static bool snap_range_ok(const struct snap_reader *r, uint64_t off, uint64_t len)
+{
+	return off <= r->size && len <= r->size - off;
+}
+
+static int snap_open(const char *path, struct snap_reader *r, struct errbuf *err)
+{
+	struct stat st;
+	uint32_t crc;
+	int ret;
+
+	memset(r, 0, sizeof(*r));
+	r->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (r->fd < 0)
+		return err_set(err, errno, "snapshot '%s': %s", path, strerror(errno));
+	if (fstat(r->fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		ret = err_set(err, EINVAL, "snapshot '%s': not a regular file", path);
+		goto fail;
+	}
+	r->size = (uint64_t)st.st_size;
+	if (r->size < sizeof(r->h)) {
+		ret = err_set(err, EINVAL, "snapshot '%s': truncated (%llu bytes)", path,
+			      (unsigned long long)r->size);
+		goto fail;
+	}
+	ret = snap_pread(r, &r->h, sizeof(r->h), 0, err);
+	if (ret < 0)
+		goto fail;
+	if (memcmp(r->h.magic, SNAP_MAGIC, 8) != 0) {
+		ret =
+		    err_set(err, EINVAL, "snapshot '%s': not a kvmini snapshot (bad magic)", path);
+		goto fail;
+	}
+	if (r->h.format != SNAP_FORMAT) {
+		ret = err_set(err, EINVAL, "snapshot '%s': format version %u, kvmini reads %u",
+			      path, r->h.format, SNAP_FORMAT);
+		goto fail;
+	}
+	crc = r->h.header_crc;
+	r->h.header_crc = 0;
+	if (r->h.header_size != sizeof(r->h) || crc32_update(0, &r->h, sizeof(r->h)) != crc) {
+		ret = err_set(err, EINVAL, "snapshot '%s': header is corrupted (checksum mismatch)",
+			      path);
+		goto fail;
+	}
+	r->h.header_crc = crc;
+	if (r->h.nsections == 0 || r->h.nsections > SNAP_MAX_SECTIONS ||
+	    !snap_range_ok(r, r->h.table_offset, r->h.nsections * sizeof(struct snap_section))) {
+		ret = err_set(err, EINVAL, "snapshot '%s': truncated or bad section table", path);
+		goto fail;
+	}
+	ret = snap_pread(r, r->table, r->h.nsections * sizeof(struct snap_section),
+			 r->h.table_offset, err);
+	if (ret < 0)
+		goto fail;
+	if (crc32_update(0, r->table, r->h.nsections * sizeof(struct snap_section)) !=
+	    r->h.table_crc) {
+		ret = err_set(err, EINVAL, "snapshot '%s': section table is corrupted", path);
+		goto fail;
+	}
+	for (uint32_t i = 0; i < r->h.nsections; i++) {
+		struct snap_section *s = &r->table[i];
+
+		if (!memchr(s->name, '\0', sizeof(s->name)) || s->name[0] == '\0') {
+			ret = err_set(err, EINVAL, "snapshot '%s': section %u has a bad name", path,
+				      i);
+			goto fail;
+		}
+		if (s->offset < sizeof(r->h) || !snap_range_ok(r, s->offset, s->length)) {
+			ret = err_set(
+			    err, EINVAL,
+			    "snapshot '%s': section '%s' lies outside the file (truncated?)", path,
+			    s->name);
+			goto fail;
+		}
+		for (uint32_t j = 0; j < i; j++)
+			if (!strcmp(r->table[j].name, s->name)) {
+				ret = err_set(err, EINVAL,
+					      "snapshot '%s': section '%s' appears twice", path,
+					      s->name);
+				goto fail;
+			}
+	}
+	return 0;
+fail:
+	close(r->fd);
+	r->fd = -1;
+	return ret;
+}
+
+/*
+ * Read section @name (version @version) into @buf. With @exact the length
+ * must be @len; otherwise at most @len and the length is returned.
+ */
+static int snap_read(struct snap_reader *r, const char *name, uint32_t version, void *buf,
+		     size_t len, bool exact, struct errbuf *err)
+{
+	for (uint32_t i = 0; i < r->h.nsections; i++) {
+		struct snap_section *s = &r->table[i];
+		int ret;
+
+		if (strcmp(s->name, name) != 0)
+			continue;
+		r->used[i] = true;
+		if (s->version != version)
+			return err_set(err, EINVAL,
+				       "snapshot: section '%s' has version %u, kvmini reads %u",
+				       name, s->version, version);
+		if (exact ? s->length != len : s->length > len)
+			return err_set(
+			    err, EINVAL, "snapshot: section '%s' has %llu bytes, expected %s%zu",
+			    name, (unsigned long long)s->length, exact ? "" : "at most ", len);
+		ret = snap_pread(r, buf, s->length, s->offset, err);
+		if (ret < 0)
+			return ret;
+		if (crc32_update(0, buf, s->length) != s->crc)
+			return err_set(err, EINVAL,
+				       "snapshot: section '%s' is corrupted (checksum mismatch)",
+				       name);
+		return (int)s->length;
+	}
+	return err_set(err, ENOENT, "snapshot: section '%s' is missing", name);
+}
+
+static int snap_check_machine(struct vm *vm, const struct snap_machine *m, struct errbuf *err)
+{
+	if (m->mem_size != vm->cfg->mem_size)
+		return err_set(err, EINVAL,
+			       "snapshot has %lluM of RAM but the command line says --memory %lluM",
+			       (unsigned long long)(m->mem_size >> 20),
+			       (unsigned long long)(vm->cfg->mem_size >> 20));
+	if (m->ncpus != (uint32_t)vm->ncpus)
+		return err_set(err, EINVAL,
+			       "snapshot has %u vCPUs but the command line says --cpus %d",
+			       m->ncpus, vm->ncpus);
+	if (m->ndevices != (uint32_t)vm->ndevices)
+		return err_set(err, EINVAL, "snapshot has %u devices but the command line gives %d",
+			       m->ndevices, vm->ndevices);
+	for (int i = 0; i < vm->ndevices; i++) {
+		if (!memchr(m->devices[i], '\0', sizeof(m->devices[i])))
+			return err_set(err, EINVAL, "snapshot: device %d has a bad name", i);
+		if (strcmp(m->devices[i], vm->devices[i].ops->name) != 0)
+			return err_set(err, EINVAL,
+				       "snapshot device %d is '%s' but the command line gives '%s'",
+				       i, m->devices[i], vm->devices[i].ops->name);
+	}
+	return 0;
+}
+
+static int snap_restore_ram(struct snap_reader *r, struct vm *vm, struct errbuf *err)
+{
+	struct snap_ram ram;
+	int ret = snap_read(r, "ram", 1, &ram, sizeof(ram), true, err);
+
+	if (ret < 0)
+		return ret;
+	if (ram.nregions != (uint32_t)vm->mem.nregions)
+		return err_set(err, EINVAL, "snapshot: RAM has %u regions, this VM %d",
+			       ram.nregions, vm->mem.nregions);
+	for (int i = 0; i < vm->mem.nregions; i++) {
+		const struct snap_ram_region *s = &ram.regions[i];
+		const struct guest_mem_region *g = &vm->mem.regions[i];
+
+		if (s->gpa != g->gpa || s->size != g->size)
+			return err_set(err, EINVAL,
+				       "snapshot: RAM region %d does not match this VM", i);
+		if (s->file_offset % SNAP_PAGE || !snap_range_ok(r, s->file_offset, s->size))
+			return err_set(err, EINVAL,
+				       "snapshot: RAM region %d lies outside the file (truncated?)",
+				       i);
+	}
+	/* Map, don't read: pages come in as the guest touches them, and the
+	 * guest's writes stay private to this process. */
+	for (int i = 0; i < vm->mem.nregions; i++) {
+		const struct guest_mem_region *g = &vm->mem.regions[i];
+
+		if (mmap(g->host, g->size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, r->fd,
+			 (off_t)ram.regions[i].file_offset) == MAP_FAILED)
+			return err_set(err, errno, "snapshot: cannot map RAM: %s", strerror(errno));
+	}
+	return 0;
+}
+
+static int snap_restore_vcpu(struct vm *vm, struct vcpu *v, struct snap_vcpu *sv,
+			     struct errbuf *err)
+{
+	/* The order KVM needs: sregs (APIC base, EFER) before the LAPIC and
+	 * MSRs; events and MP state last. */
+	static const struct {
+		unsigned long req;
+		size_t off;
+		const char *name;
+	} sets[] = {
+	    {KVM_SET_SREGS, offsetof(struct snap_vcpu, sregs), "special registers"},
+	    {KVM_SET_REGS, offsetof(struct snap_vcpu, regs), "registers"},
+	    {KVM_SET_XSAVE, offsetof(struct snap_vcpu, xsave), "XSAVE state"},
+	    {KVM_SET_XCRS, offsetof(struct snap_vcpu, xcrs), "XCRs"},
+	    {KVM_SET_LAPIC, offsetof(struct snap_vcpu, lapic), "local APIC"},
+	    {KVM_SET_VCPU_EVENTS, offsetof(struct snap_vcpu, events), "pending events"},
+	    {KVM_SET_DEBUGREGS, offsetof(struct snap_vcpu, debugregs), "debug registers"},
+	    {KVM_SET_MP_STATE, offsetof(struct snap_vcpu, mp_state), "MP state"},
+	};
+	struct {
+		struct kvm_msrs hdr;
+		struct kvm_msr_entry e[SNAP_MAX_MSRS];
+	} msrs = {0};
+	uint32_t mp = sv->mp_state.mp_state;
+	int n;
+
+	if (mp != KVM_MP_STATE_RUNNABLE && mp != KVM_MP_STATE_UNINITIALIZED &&
+	    mp != KVM_MP_STATE_INIT_RECEIVED && mp != KVM_MP_STATE_HALTED &&
+	    mp != KVM_MP_STATE_SIPI_RECEIVED)
+		return err_set(err, EINVAL, "snapshot: vCPU %d has an invalid MP state %u", v->id,
+			       mp);
+	if (sv->nmsrs > SNAP_MAX_MSRS)
+		return err_set(err, EINVAL, "snapshot: vCPU %d has %u MSRs (at most %d)", v->id,
+			       sv->nmsrs, SNAP_MAX_MSRS);
+	if (sv->ncpuid == 0 || sv->ncpuid > SNAP_MAX_CPUID)
+		return err_set(err, EINVAL, "snapshot: vCPU %d has %u CPUID entries (1..%d)", v->id,
+			       sv->ncpuid, SNAP_MAX_CPUID);
+	{
+		struct {
+			struct kvm_cpuid2 hdr;
+			struct kvm_cpuid_entry2 e[SNAP_MAX_CPUID];
+		} cpuid = {.hdr.nent = sv->ncpuid};
+
+		memcpy(cpuid.e, sv->cpuid, sv->ncpuid * sizeof(cpuid.e[0]));
+		if (ioctl(v->fd, KVM_SET_CPUID2, &cpuid) < 0)
+			return err_set(err, errno, "snapshot: vCPU %d: KVM refused the saved CPUID: %s",
+				       v->id, strerror(errno));
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(sets); i++) {
+		if (sets[i].req == KVM_SET_LAPIC) {
+			msrs.hdr.nmsrs = sv->nmsrs;
+			for (uint32_t m = 0; m < sv->nmsrs; m++) {
+				msrs.e[m].index = sv->msrs[m].index;
+				msrs.e[m].data = sv->msrs[m].data;
+			}
+			n = ioctl(v->fd, KVM_SET_MSRS, &msrs);
+			if (n != (int)sv->nmsrs)
+				return err_set(
+				    err, EINVAL, "snapshot: vCPU %d: KVM refused MSR 0x%x", v->id,
+				    n >= 0 && (uint32_t)n < sv->nmsrs ? sv->msrs[n].index : 0);
+		}
+		if (ioctl(v->fd, sets[i].req, (uint8_t *)sv + sets[i].off) < 0)
+			return err_set(err, errno,
+				       "snapshot: vCPU %d: KVM refused the saved %s: %s", v->id,
+				       sets[i].name, strerror(errno));
+	}
+	return 0;
+}
+
+int snapshot_restore(struct vm *vm, const char *path, struct errbuf *err)
+{
+	struct snap_reader *r = malloc(sizeof(*r));
+	struct snap_machine m;
+	struct snap_vcpu *sv = malloc(sizeof(*sv));
+	struct snap_irqchip ic;
+	struct kvm_pit_state2 pit;
+	struct kvm_clock_data clock;
+	uint8_t *devbuf = malloc(SNAP_DEV_MAX);
+	char name[24];
+	int ret;
+
+	if (!r || !sv || !devbuf) {
+		ret = err_set(err, ENOMEM, "snapshot: out of memory");
+		goto out_free;
+	}
+	ret = snap_open(path, r, err);
+	if (ret < 0)
+		goto out_free;
+	/* Read and check everything small before touching the VM. */
+	ret = snap_read(r, "machine", 1, &m, sizeof(m), true, err);
+	if (ret < 0)
+		goto out;
+	ret = snap_check_machine(vm, &m, err);
+	if (ret < 0)
+		goto out;
+	ret = snap_read(r, "irqchip", 1, &ic, sizeof(ic), true, err);
+	if (ret >= 0)
+		ret = snap_read(r, "pit", 1, &pit, sizeof(pit), true, err);
+	if (ret >= 0)
+		ret = snap_read(r, "clock", 1, &clock, sizeof(clock), true, err);
+	if (ret < 0)
+		goto out;
+	for (uint32_t i = 0; i < 3; i++)
+		if (ic.chip[i].chip_id != i) {
+			ret = err_set(err, EINVAL, "snapshot: irqchip %u has id %u", i,
+				      ic.chip[i].chip_id);
+			goto out;
+		}
+
+	ret = snap_restore_ram(r, vm, err);
+	if (ret < 0)
+		goto out;
+	for (int i = 0; i < vm->ncpus; i++) {
+		snprintf(name, sizeof(name), "vcpu.%d", i);
+		ret = snap_read(r, name, 1, sv, sizeof(*sv), true, err);
+		if (ret < 0)
+			goto out;
+		ret = snap_restore_vcpu(vm, &vm->vcpus[i], sv, err);
+		if (ret < 0)
+			goto out;
+	}
+	for (uint32_t i = 0; i < 3; i++)
+		if (ioctl(vm->vm_fd, KVM_SET_IRQCHIP, &ic.chip[i]) < 0) {
+			ret = err_set(err, errno, "snapshot: KVM refused irqchip %u: %s", i,
+				      strerror(errno));
+			goto out;
+		}
+	if (ioctl(vm->vm_fd, KVM_SET_PIT2, &pit) < 0) {
+		ret =
+		    err_set(err, errno, "snapshot: KVM refused the PIT state: %s", strerror(errno));
+		goto out;
+	}
+	/* Only the clock value: host-realtime correction flags are not ours. */
+	clock.flags = 0;
+	memset(clock.pad, 0, sizeof(clock.pad));
+	if (ioctl(vm->vm_fd, KVM_SET_CLOCK, &clock) < 0) {
+		ret = err_set(err, errno, "snapshot: KVM refused the clock: %s", strerror(errno));
+		goto out;
+	}
+	for (int i = 0; i < vm->ndevices; i++) {
+		const struct device *d = &vm->devices[i];
+
+		if (!d->ops->save)
+			continue;
+		snprintf(name, sizeof(name), "dev.%d.%.14s", i, d->ops->name);
+		ret = snap_read(r, name, 1, devbuf, SNAP_DEV_MAX, false, err);
+		if (ret < 0)
+			goto out;
+		ret = d->ops->load(d->state, devbuf, (size_t)ret, err);
+		if (ret < 0)
+			goto out;
+	}
+	for (uint32_t i = 0; i < r->h.nsections; i++)
+		if (!r->used[i]) {
+			ret = err_set(err, EINVAL, "snapshot: unexpected section '%s'",
+				      r->table[i].name);
+			goto out;
+		}
+	ret = 0;
+out:
+	/* The RAM mappings keep their own reference to the file. */
+	close(r->fd);
+out_free:
+	free(devbuf);
+	free(sv);
+	free(r);
+	return ret;
+}
+
+int snapshot_inspect(const char *path, FILE *out, bool verify, struct errbuf *err)
+{
+	struct snap_reader *r = malloc(sizeof(*r));
+	uint8_t *buf = malloc(1 << 20);
+	int ret, bad = 0;
+
+	if (!r || !buf) {
+		ret = err_set(err, ENOMEM, "out of memory");
+		goto out_free;
+	}
+	ret = snap_open(path, r, err);
+	if (ret < 0)
+		goto out_free;
+	fprintf(out, "%s: kvmini snapshot, format %u, %u sections, %llu bytes\n", path, r->h.format,
+		r->h.nsections, (unsigned long long)r->size);
+	fprintf(out, "  %-24s %7s %12s %12s  %s\n", "section", "version", "offset", "size",
+		"checksum");
+	for (uint32_t i = 0; i < r->h.nsections; i++) {
+		struct snap_section *s = &r->table[i];
+		uint32_t crc = 0;
+		const char *ok;
+
+		for (uint64_t off = 0; off < s->length;) {
+			size_t n =
+			    s->length - off > (1 << 20) ? (1 << 20) : (size_t)(s->length - off);
+
+			ret = snap_pread(r, buf, n, s->offset + off, err);
+			if (ret < 0)
+				goto out;
+			crc = crc32_update(crc, buf, n);
+			off += n;
+		}
+		ok = crc == s->crc ? "ok" : "MISMATCH";
+		bad += crc != s->crc;
+		fprintf(out, "  %-24s %7u %12llu %12llu  %s\n", s->name, s->version,
+			(unsigned long long)s->offset, (unsigned long long)s->length, ok);
+		if (!strcmp(s->name, "ram") && s->length == sizeof(struct snap_ram) &&
+		    crc == s->crc) {
+			struct snap_ram ram;
+			uint32_t dcrc = 0;
+
+			memcpy(&ram, buf, sizeof(ram));
+			for (uint32_t k = 0; k < ram.nregions && k < GUEST_MEM_MAX_REGIONS; k++) {
+				fprintf(out,
+					"    RAM region gpa 0x%llx size %llu at file offset %llu\n",
+					(unsigned long long)ram.regions[k].gpa,
+					(unsigned long long)ram.regions[k].size,
+					(unsigned long long)ram.regions[k].file_offset);
+				if (!verify)
+					continue;
+				if (!snap_range_ok(r, ram.regions[k].file_offset,
+						   ram.regions[k].size)) {
+					fprintf(out, "    RAM region %u: outside the file\n", k);
+					bad++;
+					continue;
+				}
+				for (uint64_t off = 0; off < ram.regions[k].size; off += 1 << 20) {
+					size_t n = ram.regions[k].size - off > (1 << 20)
+						       ? (1 << 20)
+						       : (size_t)(ram.regions[k].size - off);
+
+					ret = snap_pread(r, buf, n,
+							 ram.regions[k].file_offset + off, err);
+					if (ret < 0)
+						goto out;
+					dcrc = crc32_update(dcrc, buf, n);
+				}
+			}
+			if (verify) {
+				fprintf(out, "    RAM data checksum: %s\n",
+					dcrc == ram.data_crc ? "ok" : "MISMATCH");
+				bad += dcrc != ram.data_crc;
+			}
+		}
+	}
+	ret = bad ? err_set(err, EINVAL, "snapshot '%s': %d checksum mismatch(es)", path, bad) : 0;
+out:
+	close(r->fd);
+out_free:
+	free(buf);
+	free(r);
+	return ret;
+}
