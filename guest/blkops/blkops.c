@@ -8,7 +8,9 @@
  * every write must fail with IOERR and change nothing), scratch=SECTOR
  * (where writes go; default: the last 64 KiB of the disk), plus the driver
  * options of vblk_opts_from_cmdline (irq, qsize=, segs=, noindirect,
- * noevent_idx). Prints one line per check:
+ * noevent_idx). Without `irq`, it also checks MSI-X masking: a completion
+ * while the queue's vector (then the whole function) is masked sets the
+ * pending bit and is delivered once on unmasking. Prints one line per check:
  *   blkops: CHECK status=S expect=E ok|FAIL [detail]
  * and `blkops: id "STRING"`. Exits 0 if every check passed, 1 if one failed,
  * 2 if the disk could not be set up.
@@ -36,6 +38,8 @@ static const char *status_name(int s)
 		return "TIMEOUT";
 	case -EIO:
 		return "NEEDS_RESET";
+	case -1:
+		return "BAD";
 	default:
 		return "?";
 	}
@@ -76,6 +80,94 @@ static int req(uint32_t type, uint64_t sector, void *data, uint32_t len, uint32_
 	    .type = type, .sector = sector, .buf = data, .len = len, .flags = flags};
 
 	return vblk_do(&disk, &r);
+}
+
+#define MSIX_QUEUE_ENTRY 1
+#define MSIX_CTRL	 2
+#define MSIX_CTRL_FMASK	 0x4000
+#define PENDING_WAIT_MS	 1000
+
+static long set_function_mask(void *masked)
+{
+	const struct pci_msix *m = &disk.vd.msix;
+	uint16_t ctrl = pci_read16(m->d, m->cap + MSIX_CTRL);
+
+	ctrl = masked ? ctrl | MSIX_CTRL_FMASK : ctrl & ~MSIX_CTRL_FMASK;
+	pci_write16(m->d, m->cap + MSIX_CTRL, ctrl);
+	return 0;
+}
+
+static bool count_changed(void *v)
+{
+	return irq_count(disk.queue_vector) != *(uint64_t *)v;
+}
+
+/*
+ * MSI-X masking: with the queue's vector masked (@function: the whole
+ * function masked instead), a completion must set the vector's pending bit
+ * and deliver nothing; unmasking must deliver it once and clear the bit.
+ * Returns a description of what went wrong, or NULL.
+ */
+static const char *msix_masking(bool function)
+{
+	struct vblk *b = &disk;
+	struct vblk_req r = {.type = VIRTIO_BLK_T_IN, .sector = 0, .buf = buf, .len = 4096};
+	const struct pci_msix *m = &b->vd.msix;
+	const char *err = NULL;
+	uint64_t t0, n0;
+
+	b->opts.irq = true;
+	if (vblk_restart(b))
+		return "restart with interrupts failed";
+	if (function)
+		kernel_call(set_function_mask, (void *)1);
+	else
+		pci_msix_mask(m, MSIX_QUEUE_ENTRY, true);
+	irq_poll();
+	n0 = irq_count(b->queue_vector);
+	virtq_enable_irq(&b->vq); /* interrupt wanted at the next completion */
+	if (vblk_submit(b, &r)) {
+		err = "submit failed";
+		goto out;
+	}
+	vblk_kick(b);
+	for (t0 = rdtsc(); !virtq_has_used(&b->vq) && rdtsc() - t0 < tsc_ms(VBLK_TIMEOUT_MS);)
+		cpu_relax();
+	if (vblk_reap(b) != &r || r.status != VIRTIO_BLK_S_OK) {
+		err = "the read did not complete";
+		goto out;
+	}
+	/* the interrupt may be raised a little after the used entry */
+	for (t0 = rdtsc();
+	     !pci_msix_pending(m, MSIX_QUEUE_ENTRY) && rdtsc() - t0 < tsc_ms(PENDING_WAIT_MS);)
+		cpu_relax();
+	if (!pci_msix_pending(m, MSIX_QUEUE_ENTRY)) {
+		err = "no pending bit while masked";
+		goto out;
+	}
+	irq_poll();
+	if (irq_count(b->queue_vector) != n0) {
+		err = "delivered while masked";
+		goto out;
+	}
+	if (function)
+		kernel_call(set_function_mask, NULL);
+	else
+		pci_msix_mask(m, MSIX_QUEUE_ENTRY, false);
+	irq_wait(count_changed, &n0, tsc_ms(PENDING_WAIT_MS));
+	if (irq_count(b->queue_vector) != n0 + 1)
+		err = "not delivered once after unmasking";
+	else if (pci_msix_pending(m, MSIX_QUEUE_ENTRY))
+		err = "pending bit still set after delivery";
+out:
+	if (function)
+		kernel_call(set_function_mask, NULL);
+	else
+		pci_msix_mask(m, MSIX_QUEUE_ENTRY, false);
+	b->opts.irq = false;
+	if (vblk_restart(b) && !err)
+		err = "restart failed";
+	return err;
 }
 
 static long run(void *arg)
@@ -171,6 +263,15 @@ static long run(void *arg)
 	check("read_len_100", s, VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_IOERR, NULL);
 	s = req(0x55, 0, NULL, 0, 0);
 	check("unknown_type", s, VIRTIO_BLK_S_UNSUPP, VIRTIO_BLK_S_UNSUPP, NULL);
+
+	if (b->vd.have_msix && b->queue_vector >= 0 && !b->opts.irq) {
+		const char *e = msix_masking(false);
+		check("msix_vector_mask", e ? -1 : 0, 0, 0,
+		      e ? e : "pending while masked, delivered once");
+		e = msix_masking(true);
+		check("msix_function_mask", e ? -1 : 0, 0, 0,
+		      e ? e : "pending while masked, delivered once");
+	}
 
 	if (b->opts.irq)
 		printf("blkops: irq waits %lu, queue interrupts %lu, config interrupts %lu\n",
