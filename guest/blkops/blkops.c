@@ -74,12 +74,61 @@ static bool all_zero(const uint8_t *p, size_t n)
 	return true;
 }
 
+static uint32_t last_written; /* used length of the last req() */
+
 static int req(uint32_t type, uint64_t sector, void *data, uint32_t len, uint32_t flags)
 {
 	struct vblk_req r = {
 	    .type = type, .sector = sector, .buf = data, .len = len, .flags = flags};
+	int s = vblk_do(&disk, &r);
 
-	return vblk_do(&disk, &r);
+	last_written = r.written;
+	return s;
+}
+
+/* The used length: what the device wrote into the writable buffers. */
+static void check_used_len(const char *what, uint32_t want)
+{
+	char d[64];
+
+	snprintf(d, sizeof(d), "used len %u, expect %u", last_written, want);
+	check(what, last_written == want ? 0 : -1, 0, 0, d);
+}
+
+/*
+ * Reset with requests in flight: the reset must complete (status reads 0),
+ * and afterwards the device must not write into the old buffers any more;
+ * then the device works again. Returns what went wrong or NULL.
+ */
+static const char *reset_inflight(uint8_t *mem, size_t bytes)
+{
+	static struct vblk_req r[32];
+	struct vblk *b = &disk;
+	unsigned int n = 0;
+
+	for (; n < 32 && (n + 1) * 32768 <= bytes; n++) {
+		r[n] = (struct vblk_req){.type = VIRTIO_BLK_T_IN,
+					 .sector = n * 64,
+					 .buf = mem + n * 32768,
+					 .len = 32768};
+		if (vblk_submit(b, &r[n]))
+			return "submit failed";
+	}
+	vblk_kick(b);
+	if (virtio_reset(&b->vd))
+		return "reset did not complete";
+	memset(mem, 0x5a, bytes);
+	uint64_t t0 = rdtsc();
+	while (rdtsc() - t0 < tsc_ms(50))
+		cpu_relax();
+	for (size_t i = 0; i < bytes; i++)
+		if (mem[i] != 0x5a)
+			return "the device wrote into a buffer after the reset";
+	if (vblk_restart(b))
+		return "restart failed";
+	if (vblk_read(b, 0, mem, 4096) != VIRTIO_BLK_S_OK)
+		return "read after the reset failed";
+	return NULL;
 }
 
 #define MSIX_QUEUE_ENTRY 1
@@ -189,8 +238,17 @@ static long run(void *arg)
 	check("get_id", s, VIRTIO_BLK_S_OK, VIRTIO_BLK_S_OK, NULL);
 	printf("blkops: id \"%s\"\n", id);
 
+	/* GET_ID into 8 bytes: the device writes at most that much */
+	uint8_t small[16];
+	memset(small, 0xee, sizeof(small));
+	s = req(VIRTIO_BLK_T_GET_ID, 0, small, 8, 0);
+	bool canary = small[8] == 0xee && small[15] == 0xee;
+	check("get_id_short", canary ? s : -1, VIRTIO_BLK_S_OK, VIRTIO_BLK_S_OK,
+	      canary ? "nothing written past 8 bytes" : "wrote past the buffer");
+
 	s = req(VIRTIO_BLK_T_IN, scratch, ref, SCRATCH_BYTES, 0);
 	check("read", s, VIRTIO_BLK_S_OK, VIRTIO_BLK_S_OK, NULL);
+	check_used_len("read_used_len", SCRATCH_BYTES + 1);
 
 	fill(buf, SCRATCH_BYTES, scratch + 1);
 	s = req(VIRTIO_BLK_T_OUT, scratch, buf, SCRATCH_BYTES, 0);
@@ -199,6 +257,7 @@ static long run(void *arg)
 		memcpy(buf, ref, SCRATCH_BYTES); /* what the disk must still hold */
 	} else {
 		check("write", s, VIRTIO_BLK_S_OK, VIRTIO_BLK_S_OK, NULL);
+		check_used_len("write_used_len", 1);
 	}
 	uint8_t *back = mem_alloc(SCRATCH_BYTES, 4096);
 	s = req(VIRTIO_BLK_T_IN, scratch, back, SCRATCH_BYTES, 0);
@@ -248,7 +307,19 @@ static long run(void *arg)
 	} else if (!ro) {
 		printf("blkops: write_zeroes skipped (not offered)\n");
 	}
+	if (!ro && wz) {
+		/* unknown flags: UNSUPP (virtio 1.2 5.2.6.2); out of range: IOERR */
+		s = req(VIRTIO_BLK_T_WRITE_ZEROES, scratch, NULL, 8, 0x2);
+		check("write_zeroes_bad_flags", s, VIRTIO_BLK_S_UNSUPP, VIRTIO_BLK_S_UNSUPP, NULL);
+		s = req(VIRTIO_BLK_T_WRITE_ZEROES, b->capacity - 4, NULL, 8, 0);
+		check("write_zeroes_past_end", s, VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_IOERR, NULL);
+	}
 	if (!ro && dis) {
+		s = req(VIRTIO_BLK_T_DISCARD, scratch, NULL, 8, VIRTIO_BLK_WZ_UNMAP);
+		check("discard_unmap_flag", s, VIRTIO_BLK_S_UNSUPP, VIRTIO_BLK_S_UNSUPP,
+		      "(UNMAP is for write-zeroes only)");
+		s = req(VIRTIO_BLK_T_DISCARD, b->capacity - 4, NULL, 8, 0);
+		check("discard_past_end", s, VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_IOERR, NULL);
 		s = req(VIRTIO_BLK_T_DISCARD, scratch, NULL, nsec, 0);
 		check("discard", s, VIRTIO_BLK_S_OK, VIRTIO_BLK_S_OK, NULL);
 	} else if (!ro) {
@@ -263,6 +334,9 @@ static long run(void *arg)
 	check("read_len_100", s, VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_IOERR, NULL);
 	s = req(0x55, 0, NULL, 0, 0);
 	check("unknown_type", s, VIRTIO_BLK_S_UNSUPP, VIRTIO_BLK_S_UNSUPP, NULL);
+
+	const char *re = reset_inflight(back, SCRATCH_BYTES);
+	check("reset_inflight", re ? -1 : 0, 0, 0, re ? re : "no write after reset, works again");
 
 	if (b->vd.have_msix && b->queue_vector >= 0 && !b->opts.irq) {
 		const char *e = msix_masking(false);

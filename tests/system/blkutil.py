@@ -140,6 +140,24 @@ def parse_evil(out):
     return cases
 
 
+# What blkops checks on a writable disk (each prints "... ok" when it passes);
+# the MSI-X masking checks run only in polling mode.
+BLKOPS_CHECKS = ("get_id", "get_id_short", "read", "read_used_len", "write", "write_used_len",
+                 "readback", "flush", "write_zeroes", "write_zeroes_unmap", "zeroes_readback",
+                 "write_zeroes_bad_flags", "write_zeroes_past_end", "discard_unmap_flag",
+                 "discard_past_end", "discard", "read_past_end", "read_across_end",
+                 "read_len_100", "unknown_type", "reset_inflight")
+BLKOPS_MSIX_CHECKS = ("msix_vector_mask", "msix_function_mask")
+
+
+def check_blkops(out, msix=True):
+    """Assert every blkops check passed; returns the list of missing ones."""
+    missing = [c for c in BLKOPS_CHECKS + (BLKOPS_MSIX_CHECKS if msix else ())
+               if not re.search(rf"^blkops: {c} status=\S+ expect=\S+ ok", out, re.M)]
+    assert not missing, f"checks not passed: {missing}\n{out}"
+    assert "blkops: 0 failures" in out, out
+
+
 EVIL_CASES = ("loop", "next_oob", "head_oob", "avail_jump", "oob_addr", "overflow", "toolong",
               "indirect_over_qsize", "indirect_len", "indirect_zero", "indirect_oob", "indirect_nested",
               "indirect_next", "write_before_read", "short_header")
