@@ -7,7 +7,6 @@ import hashlib
 import os
 import re
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -161,10 +160,3 @@ def check_blkops(out, msix=True):
 EVIL_CASES = ("loop", "next_oob", "head_oob", "avail_jump", "oob_addr", "overflow", "toolong",
               "indirect_over_qsize", "indirect_len", "indirect_zero", "indirect_oob", "indirect_nested",
               "indirect_next", "write_before_read", "short_header")
-
-
-def run(cmd, timeout):
-    """Run CMD; returns (exit status, stdout+stderr as text)."""
-    p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                       stderr=subprocess.STDOUT, timeout=timeout)
-    return p.returncode, p.stdout.decode(errors="replace")
