@@ -19,7 +19,7 @@ QEMU's default aio=threads and cache=writeback; BLK_QEMU_IOTHREAD=0 runs it
 in QEMU's main loop, BLK_QEMU_AIO=io_uring|native changes the aio backend.
 
 Usage: blk.py [--runs N] [--modes poll,irq] [--sizes 4,64,1024]
-              [--depths 1,16] [--image-mb 256] [--mb 256] [--reqs 4096]
+              [--depths 1,16] [--image-mb 256] [--mb 256] [--reqs 16384]
 """
 import argparse
 import os
@@ -84,7 +84,7 @@ def main():
     ap.add_argument("--depths", default="1,16")
     ap.add_argument("--image-mb", type=int, default=256)
     ap.add_argument("--mb", type=int, default=256)
-    ap.add_argument("--reqs", type=int, default=4096)
+    ap.add_argument("--reqs", type=int, default=16384)
     a = ap.parse_args()
 
     if not os.path.exists(guest_elf("blkbench")):
