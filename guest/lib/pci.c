@@ -238,6 +238,46 @@ static uint64_t alloc_mmio(uint64_t size)
 	return a;
 }
 
+/* Program memory BAR @i of @d with address @a (type bits kept). */
+static void bar_write(struct pci_dev *d, unsigned int i, uint64_t a)
+{
+	struct pci_bar *b = &d->bar[i];
+
+	pci_write32(d, PCI_BAR0 + 4 * i, (uint32_t)a | (pci_read32(d, PCI_BAR0 + 4 * i) & 0xf));
+	if (b->flags & PCI_BAR_MEM64)
+		pci_write32(d, PCI_BAR0 + 4 * i + 4, a >> 32);
+	b->addr = a;
+	b->guest_assigned = true;
+}
+
+int pci_dev_relocate(struct pci_dev *d, uint64_t high)
+{
+	uint16_t cmd;
+	int r = 0;
+
+	pci_bars_probe(d);
+	if (!alloc_next)
+		alloc_setup(); /* counts the current addresses: the new ones differ */
+	cmd = pci_read16(d, PCI_COMMAND);
+	pci_write16(d, PCI_COMMAND, cmd & ~PCI_CMD_MEM);
+	for (unsigned int i = 0; i < 6 && !r; i++) {
+		struct pci_bar *b = &d->bar[i];
+		uint64_t a;
+		if (!b->size || (b->flags & PCI_BAR_IO))
+			continue;
+		if (high && (b->flags & PCI_BAR_MEM64)) {
+			a = (high + b->size - 1) & ~(b->size - 1);
+			high = a + b->size;
+		} else if (!(a = alloc_mmio(b->size))) {
+			r = -ENOSPC;
+			break;
+		}
+		bar_write(d, i, a);
+	}
+	pci_write16(d, PCI_COMMAND, cmd);
+	return r;
+}
+
 int pci_dev_enable(struct pci_dev *d)
 {
 	uint16_t cmd = pci_read16(d, PCI_COMMAND);
@@ -256,11 +296,7 @@ int pci_dev_enable(struct pci_dev *d)
 			uint64_t a = alloc_mmio(b->size);
 			if (!a)
 				return -ENOSPC;
-			pci_write32(d, PCI_BAR0 + 4 * i,
-				    (uint32_t)a | (pci_read32(d, PCI_BAR0 + 4 * i) & 0xf));
-			if (b->flags & PCI_BAR_MEM64)
-				pci_write32(d, PCI_BAR0 + 4 * i + 4, a >> 32);
-			b->addr = a;
+			bar_write(d, i, a);
 		}
 		if (b->addr + b->size > GUEST_MAPPED_END) {
 			int r = page_map_mmio(b->addr, b->size);
@@ -298,11 +334,12 @@ void pci_dev_print(const struct pci_dev *d)
 	for (unsigned int i = 0; i < 6 && d->bars_probed; i++) {
 		const struct pci_bar *b = &d->bar[i];
 		if (b->size)
-			printf("pci:   bar %u: %s 0x%lx size 0x%lx%s\n", i,
+			printf("pci:   bar %u: %s 0x%lx size 0x%lx%s%s\n", i,
 			       b->flags & PCI_BAR_IO	  ? "io"
 			       : b->flags & PCI_BAR_MEM64 ? "mem64"
 							  : "mem32",
-			       b->addr, b->size, b->flags & PCI_BAR_PREFETCH ? " prefetch" : "");
+			       b->addr, b->size, b->flags & PCI_BAR_PREFETCH ? " prefetch" : "",
+			       b->guest_assigned ? " (assigned by the guest)" : "");
 	}
 }
 

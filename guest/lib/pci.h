@@ -64,6 +64,7 @@ struct pci_bar {
 	uint64_t addr; /* guest-physical base (0: unassigned) */
 	uint64_t size; /* 0: not implemented (or the upper half of a 64-bit BAR) */
 	uint8_t flags;
+	bool guest_assigned; /* the address came from this guest's allocator */
 };
 
 struct pci_dev {
@@ -113,6 +114,16 @@ void pci_bars_probe(struct pci_dev *d);
  * tables could not be allocated.
  */
 int pci_dev_enable(struct pci_dev *d);
+
+/*
+ * Move @d's memory BARs to new addresses (a test of the VMM's BAR
+ * remapping, doorbells included): 32-bit ones, and 64-bit ones if @high is
+ * 0, from the allocator (above every BAR already in its window, so they do
+ * move); 64-bit ones from @high upwards otherwise (beyond 4 GiB they are
+ * mapped by pci_dev_enable). Memory decoding is off while they change.
+ * Before pci_dev_enable; CPL0. Returns 0 or -ENOSPC.
+ */
+int pci_dev_relocate(struct pci_dev *d, uint64_t high);
 
 /*
  * Offset of the first capability with ID @id after offset @after (0: from

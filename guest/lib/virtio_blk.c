@@ -63,6 +63,15 @@ int vblk_open(struct vblk *b, unsigned int index, const char *name)
 		return -ENODEV;
 	}
 	vblk_opts_from_cmdline(&o);
+	if (cmdline_has("relocate")) {
+		uint64_t high = 0;
+		cmdline_get_u64("relocate_high", &high);
+		r = pci_dev_relocate(d, high);
+		if (r) {
+			printf("%s: moving the BARs failed: %d\n", name, r);
+			return r;
+		}
+	}
 	r = vblk_init(b, d, &o);
 	if (r) {
 		printf("%s: disk %u: initialisation failed: %d (device status 0x%x)\n", name, index,
@@ -70,6 +79,8 @@ int vblk_open(struct vblk *b, unsigned int index, const char *name)
 		return r;
 	}
 	vblk_print(b, name);
+	if (cmdline_has("relocate"))
+		pci_dev_print(d);
 	return 0;
 }
 

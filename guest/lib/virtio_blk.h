@@ -117,7 +117,9 @@ void vblk_opts_from_cmdline(struct vblk_opts *o);
 
 /*
  * The usual start of a guest: pci_init, find disk @index, vblk_init with
- * options from the command line, print what was found with @name. CPL0.
+ * options from the command line, print what was found with @name. With
+ * `relocate` on the command line it first moves the disk's BARs
+ * (pci_dev_relocate; `relocate_high=ADDR` for its 64-bit BARs). CPL0.
  * Returns 0 or -errno (and says why on the console).
  */
 int vblk_open(struct vblk *b, unsigned int index, const char *name);

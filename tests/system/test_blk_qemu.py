@@ -65,9 +65,17 @@ def test_pcilist(machine, image):
     assert "cap 0x11" in out and "cap 0x09" in out, out
     bars = re.findall(r"bar \d: mem(?:32|64) (0x[0-9a-f]+) size (0x[0-9a-f]+)", out)
     assert bars, out
+    guest_assigned = re.findall(r"bar \d: mem.*\(assigned by the guest\)", out)
     if machine == "microvm":
         # nothing assigned them before the guest: its allocator starts at 0xc0000000
         assert all(0xc0000000 <= int(a, 16) < 0xe0000000 for a, _ in bars), out
+        assert len(guest_assigned) == len(bars), out
+    else:
+        # SeaBIOS assigned them; the guest kept them. q35's ICH9 at 00:1f is
+        # multifunction: functions 2 (SATA) and 3 (SMBus) must be found too.
+        assert not guest_assigned, out
+        assert "pci: 00:1f.0 8086:2918" in out, out
+        assert "pci: 00:1f.2 8086:2922" in out and "pci: 00:1f.3 8086:2930" in out, out
 
 
 def check_copy(out, image, orig_first_half):
@@ -145,6 +153,21 @@ def test_blkcopy_readonly_disk(tmp_path):
 def test_blkops(machine, image):
     status, out = run_qemu("blkops", "", [Disk(str(image), serial="QEMUSERIAL42")], machine)
     assert 'blkops: id "QEMUSERIAL42"' in out, out
+    check_blkops(out)
+    assert status == qemu_status(0), out
+
+
+@pytest.mark.parametrize("machine,high", [("q35", 0x8000000000), ("microvm", 0)])
+def test_blkops_relocated_bars(machine, high, image):
+    # The guest moves the BARs (on q35 the 64-bit one to 512 GiB, which it
+    # must add to its page tables) and the device must follow.
+    arg = "relocate" + (f" relocate_high={high:#x}" if high else "")
+    status, out = run_qemu("blkops", arg, [Disk(str(image))], machine)
+    moved = re.findall(r"bar \d: mem(?:32|64) (0x[0-9a-f]+) size 0x[0-9a-f]+.*"
+                       r"\(assigned by the guest\)", out)
+    assert len(moved) == 2, out
+    if high:
+        assert f"bar 4: mem64 {high:#x}" in out, out
     check_blkops(out)
     assert status == qemu_status(0), out
 
