@@ -90,9 +90,15 @@ def test_two_disks(tmp_path):
     random_image(d1, 16 << 20)
     h0 = sha256(d0)
     orig, _ = halves(d1)
-    status, out, err = run_kvmini("pcilist", "", [f"path={d0}", f"path={d1}"])
+    status, out, err = run_kvmini("pcilist", "bars", [f"path={d0}", f"path={d1}"])
     assert status == 0, out + err
+    assert "pcilist: method cf8, 3 functions on bus 0" in out, out
     assert len(re.findall(r"pci: 00:0[12]\.0 1af4:1042 class 010000", out)) == 2, out
+    # kvmini assigned every BAR (32-bit, in its hole); the guest kept them
+    bars = re.findall(r"bar \d: mem32 (0x[0-9a-f]+) size", out)
+    assert len(bars) == 4 and len(set(bars)) == 4, out
+    assert all(0xc0000000 <= int(a, 16) < 0xfec00000 for a in bars), out
+    assert "assigned by the guest" not in out, out
     status, out, err = run_kvmini("blkcopy", "disk=1", [f"path={d0}", f"path={d1}"])
     check_copy(out, d1, orig)
     assert "capacity 32768 sectors" in out, out
