@@ -80,8 +80,7 @@ static int run_point(const struct point *p)
 			reqs[i] = (struct vblk_req){.type = VIRTIO_BLK_T_IN,
 						    .sector = sector,
 						    .buf = bufs[i],
-						    .len = p->bs,
-						    .user = &free_slots};
+						    .len = p->bs};
 			int e = vblk_submit(&disk, &reqs[i]);
 			if (e) {
 				printf("blkbench: submit failed: %d\n", e);
