@@ -290,7 +290,8 @@ static int cli_parse_run(int argc, char **argv, enum cli_command *cmd, struct vm
 	}
 	if (cfg->incoming_path && cfg->nfeatures)
 		return err_set(err, EINVAL,
-			       "--cpu-features does not apply to --incoming: the snapshot holds the guest's CPUID");
+			       "--cpu-features does not apply to --incoming: the snapshot holds "
+			       "the guest's CPUID");
 	if (cfg->incoming_path && !cfg->kernel)
 		return 0; /* a kernel is only needed to reboot a restored VM */
 	if (!cfg->kernel)

@@ -111,10 +111,14 @@ struct vm {
 	atomic_bool pause_req;
 	pthread_mutex_t park_lock;
 	pthread_cond_t park_cond;
-	int nparked;  /* vCPU threads parked */
-	int nrunning; /* vCPU threads inside their loop */
-	bool started;   /* vm_start ran: vCPU threads exist */
+	int nparked;	/* vCPU threads parked */
+	int nrunning;	/* vCPU threads inside their loop */
+	bool started;	/* vm_start ran: vCPU threads exist */
 	bool restoring; /* created for snapshot_restore */
+	/* RAM mapped from a snapshot file (-1 if anonymous) and where each
+	 * region starts in it; read by the next snapshot_save. */
+	int ram_src_fd;
+	uint64_t ram_src_off[GUEST_MEM_MAX_REGIONS];
 
 	enum vm_run_state run_state;		 /* main thread */
 	struct vm_block *blocks[VM_MAX_DEVICES]; /* main thread */
