@@ -4,11 +4,12 @@
  * realize is required; the rest are optional. All ops are called from the
  * main thread while no vCPU runs, except where a device says otherwise.
  *
- * Pausing (vm_pause / vm_resume): once every vCPU is parked, each device's
- * pause op runs in device order; resume ops run in reverse order before
- * the vCPUs run again. save is called only on a paused device, load on a
- * freshly realized one that snapshot_restore paused first; what load
- * brings back (in-flight requests, say) runs at the next resume.
+ * Pausing (vm_pause / vm_resume): each device's pause op runs in device
+ * order, then the vCPUs are parked; resume ops run in reverse order before
+ * the vCPUs run again. save is called only once vm_pause returned (vCPUs
+ * parked), load on a freshly realized device that snapshot_restore paused
+ * first; what load brings back (in-flight requests, say) runs at the next
+ * resume.
  */
 #ifndef KVMINI_DEVICE_H
 #define KVMINI_DEVICE_H
@@ -36,9 +37,12 @@ struct device_ops {
 	/*
 	 * Quiesce: take no new work from the guest, let host work already
 	 * started finish, and hold (neither complete nor lose) whatever the
-	 * guest has in flight; return once the device touches neither guest
-	 * memory nor interrupts, so its state and guest RAM can be saved.
-	 * Devices without it have nothing that runs while vCPUs are parked.
+	 * guest has in flight; return once the device writes no guest memory
+	 * and raises no interrupt by itself, so that once the vCPUs are
+	 * parked its state and guest RAM can be saved. The vCPUs may still
+	 * run (and access the device) until vm_pause parks them: register
+	 * accesses must keep working, a driver reset may drop what is held.
+	 * Devices without it have nothing that runs by itself.
 	 */
 	void (*pause)(void *state);
 	/* Undo pause: finish or restart what was held, each request exactly

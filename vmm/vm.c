@@ -342,6 +342,18 @@ int vm_start(struct vm *vm, struct errbuf *err)
 
 void vm_pause(struct vm *vm)
 {
+	/*
+	 * Devices first: they stop taking requests at once, so what the guest
+	 * has in flight is still in flight when the vCPUs stop (and a snapshot
+	 * keeps it) instead of being drained for as long as the vCPUs take to
+	 * park. The guest may still touch them until it is parked.
+	 */
+	if (!vm->devices_paused) {
+		vm->devices_paused = true;
+		for (int i = 0; i < vm->ndevices; i++)
+			if (vm->devices[i].ops->pause)
+				vm->devices[i].ops->pause(vm->devices[i].state);
+	}
 	if (vm->started) {
 		/* Pairs with the load at the top of the vCPU loop: a vCPU that
 		 * misses it is in (or about to enter) KVM_RUN, which the kick
@@ -354,13 +366,6 @@ void vm_pause(struct vm *vm)
 		while (vm->nparked < vm->nrunning)
 			pthread_cond_wait(&vm->park_cond, &vm->park_lock);
 		pthread_mutex_unlock(&vm->park_lock);
-	}
-	/* No vCPU runs: no new doorbell or register access reaches a device. */
-	if (!vm->devices_paused) {
-		vm->devices_paused = true;
-		for (int i = 0; i < vm->ndevices; i++)
-			if (vm->devices[i].ops->pause)
-				vm->devices[i].ops->pause(vm->devices[i].state);
 	}
 }
 

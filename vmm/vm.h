@@ -181,12 +181,12 @@ bool vm_exit_requested(struct vm *vm);
 void vm_stop(struct vm *vm);
 
 /*
- * Stop every vCPU at an instruction boundary (pending port/MMIO accesses
- * completed), wait until all are parked, then pause every device (its
- * in-flight work held, see device.h): the VM's whole state can then be
- * read or written. A VM not started yet (one being restored) only has its
- * devices paused. vm_resume resumes the devices, then lets the vCPUs run.
- * Main thread; both idempotent.
+ * Pause every device (it takes no new work and holds what is in flight,
+ * see device.h), then stop every vCPU at an instruction boundary (pending
+ * port/MMIO accesses completed) and wait until all are parked: the VM's
+ * whole state can then be read or written. A VM not started yet (one being
+ * restored) only has its devices paused. vm_resume resumes the devices,
+ * then lets the vCPUs run. Main thread; both idempotent.
  */
 void vm_pause(struct vm *vm);
 void vm_resume(struct vm *vm);
