@@ -1226,6 +1226,19 @@ static void test_pause_resume(void **st)
 	d.used_seen = 32;
 	assert_int_equal(do_req(&d, VIRTIO_BLK_T_IN, 133, 512), VIRTIO_BLK_S_OK);
 	assert_int_equal(req_data(&d, 0)[0], 133);
+
+	/* The vCPUs may still run while devices pause: a driver reset then
+	 * drops what is held instead of waiting for it, and the device comes
+	 * back after resume. */
+	n = queue_mix(&d, 0, heads);
+	kick(&d, false);
+	virtio_blk_ops.pause(e->state[0]);
+	set_status(&d, 0);
+	assert_int_equal(status(&d), 0);
+	virtio_blk_ops.resume(e->state[0]);
+	drv_init(&d, 128, ALL_FEATURES);
+	assert_int_equal(do_req(&d, VIRTIO_BLK_T_IN, 133, 512), VIRTIO_BLK_S_OK);
+	assert_int_equal(req_data(&d, 0)[0], 133);
 	env_free(e);
 }
 
