@@ -1200,7 +1200,8 @@ static void test_pause_resume(void **st)
 	/* Paused: nothing is returned, nothing new is taken, no interrupt
 	 * (EVENT_IDX: the driver asks for one at the next completion). */
 	fake_deliver(&e->k, d.q_data);
-	*(uint16_t *)gp(&d, d.mem + R_AVAIL + 4 + 2 * d.qsize) = u;
+	__atomic_store_n((uint16_t *)gp(&d, d.mem + R_AVAIL + 4 + 2 * d.qsize), u,
+			 __ATOMIC_RELEASE);
 	for (unsigned s = 28; s < 32; s++) /* sector 131 is only ever read */
 		heads[n++] = queue_req(&d, s, VIRTIO_BLK_T_IN, 131, 512);
 	kick(&d, false);
@@ -1299,7 +1300,8 @@ static void test_snapshot_restore(void **st)
 	 * (EVENT_IDX: the driver asks for one after the next completion). */
 	fake_deliver(&e->k, d.q_data);
 	d.used_seen = (uint16_t)n;
-	*(uint16_t *)gp(&d, d.mem + R_AVAIL + 4 + 2 * d.qsize) = (uint16_t)n;
+	__atomic_store_n((uint16_t *)gp(&d, d.mem + R_AVAIL + 4 + 2 * d.qsize), (uint16_t)n,
+			 __ATOMIC_RELEASE);
 	assert_int_equal(do_req(&d, VIRTIO_BLK_T_IN, 133, 512), VIRTIO_BLK_S_OK);
 	assert_int_equal(req_data(&d, 0)[0], 133);
 	assert_int_equal(fake_deliver(&e->k, d.q_data), 1);
