@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * virtio-blk over a raw image: `--disk path=FILE[,readonly=on][,serial=STR]
- * [,aio=auto|threads|io_uring]`.
+ * [,aio=auto|threads|io_uring][,werror=POLICY][,rerror=POLICY]`.
  *
  * Each disk has its own iothread. Its AioContext receives the queue's
  * doorbell (a KVM ioeventfd) and pops requests. Reads go to an io_uring
@@ -17,8 +17,17 @@
  * pool's two thread hand-offs, while buffered writes gain nothing, as
  * io_uring punts them to its own workers and serialises them per file).
  *
- * Requests in flight at exit complete before the file is fdatasync'd and
- * closed. See docs/devices.md.
+ * Pausing (vm_pause) stops the pops, cancels pool work no worker started,
+ * waits for the host I/O in progress and holds every result: the device
+ * then touches neither guest RAM nor interrupts, and everything popped and
+ * not returned is "held" (blk->held). Resume returns held results and
+ * starts the rest; a snapshot saves the held requests' heads, and a restore
+ * reads their chains again and starts them at resume. A host I/O error
+ * under werror/rerror=stop holds the request too and asks the main thread
+ * (a BH) to report it and pause the VM; cont (resume) retries it.
+ *
+ * Host I/O in progress at exit completes before the file is fdatasync'd
+ * and closed; held requests are dropped. See docs/devices.md.
  */
 #include <errno.h>
 #include <fcntl.h>
