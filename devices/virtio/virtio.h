@@ -241,9 +241,10 @@ struct virtio_dev_ops {
 	void (*config_write)(struct virtio_dev *vdev, uint32_t off, uint32_t len);
 	/*
 	 * The driver resets the device: drop every element the device holds
-	 * without host work in progress (werror=stop, see virtio_hold_ok)
-	 * with virtio_discard_locked, so that the reset, which waits for
-	 * every popped element, can finish. vdev->lock held, vCPU thread.
+	 * without host work in progress (werror=stop, or the device is being
+	 * paused while vCPUs still run; see virtio_hold_ok) with
+	 * virtio_discard_locked, so that the reset, which waits for every
+	 * popped element, can finish. vdev->lock held, vCPU thread.
 	 */
 	void (*drop_held)(struct virtio_dev *vdev);
 };
@@ -393,9 +394,9 @@ void virtio_discard_locked(struct virtio_dev *vdev, struct vq_elem *elem);
  * RAM, in-flight heads in range, unique, inuse of them and matching the
  * ring indices; all queues' inuse together equal to @ninflight, the number
  * of requests the device's own state says it held), re-reads every
- * in-flight chain with vq_pop's checks and
- * hands each, in pop order, to @fn, which takes it (0) or refuses it
- * (-errno and a message in @err; the element stays the transport's). Only
+ * in-flight chain with vq_pop's checks and hands each, in pop order, to
+ * @fn, which takes it (0) or refuses it (-errno and a message in @err; the
+ * element stays the transport's). Only
  * when all of that succeeded is the state applied: PCI config (BARs, and
  * with them the doorbell ioeventfds, move), MSI-X (KVM routes, irqfds),
  * then the rest. On error (-EINVAL, one line naming the device and what is
