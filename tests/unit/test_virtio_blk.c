@@ -1430,7 +1430,11 @@ static void test_snapshot_rejects_corruption(void **st)
 		desc[12] &= (uint8_t)~VRING_DESC_F_WRITE;
 		assert_int_equal(virtio_blk_ops.load(e->state[0], good, (size_t)len, &err),
 				 -EINVAL);
-		assert_non_null(strstr(err.msg, "status byte"));
+		/* Which check trips first depends on whether that request is a
+		 * read (its data buffer is writable) or a write: both reject it. */
+		if (!strstr(err.msg, "status byte") &&
+		    !strstr(err.msg, "device-readable buffer after a device-writable one"))
+			fail_msg("'%s' names neither the status byte nor the order", err.msg);
 		desc[12] |= VRING_DESC_F_WRITE;
 	}
 	/* Nothing of all that stuck: the good state loads and completes. */
