@@ -44,10 +44,25 @@ static int kvm_vm_ioeventfd(void *opaque, uint64_t addr, uint32_t len, int fd, b
 	return ioctl(*(int *)opaque, KVM_IOEVENTFD, &e) < 0 ? -errno : 0;
 }
 
+static int kvm_vm_ioeventfd_datamatch(void *opaque, uint64_t addr, uint32_t len, uint64_t data,
+				      int fd, bool assign)
+{
+	struct kvm_ioeventfd e = {
+	    .datamatch = data,
+	    .addr = addr,
+	    .len = len,
+	    .fd = fd,
+	    .flags = KVM_IOEVENTFD_FLAG_DATAMATCH | (assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN),
+	};
+
+	return ioctl(*(int *)opaque, KVM_IOEVENTFD, &e) < 0 ? -errno : 0;
+}
+
 const struct kvm_irq_ops kvm_irq_ops_vm = {
     .set_gsi_routing = kvm_vm_set_gsi_routing,
     .irqfd = kvm_vm_irqfd,
     .ioeventfd = kvm_vm_ioeventfd,
+    .ioeventfd_datamatch = kvm_vm_ioeventfd_datamatch,
 };
 
 /* ---- GSI routing ---- */
@@ -381,6 +396,31 @@ int msix_vector_fd(const struct msix *m, unsigned vector)
 	return vector < m->nvec ? m->v[vector].efd : -1;
 }
 
+int msix_vector_set_fd(struct msix *m, unsigned vector, int fd)
+{
+	struct msix_vector_state *v;
+	int ret;
+
+	if (vector >= m->nvec) {
+		close(fd);
+		return -EINVAL;
+	}
+	v = &m->v[vector];
+	pthread_mutex_lock(&m->lock);
+	if (v->irqfd) {
+		ret = m->router->ops->irqfd(m->router->opaque, v->efd, v->gsi, false);
+		if (ret < 0)
+			msix_report(m, "irqfd detach", ret);
+		v->irqfd = false;
+	}
+	msix_collect(m, vector); /* what the old eventfd holds stays pending */
+	close(v->efd);
+	v->efd = fd;
+	msix_sync(m, vector, 1); /* attaches the irqfd to @fd if deliverable */
+	pthread_mutex_unlock(&m->lock);
+	return 0;
+}
+
 /* One aligned dword of the table. m->lock held. */
 static uint32_t msix_table_read32(struct msix *m, uint64_t off)
 {
@@ -504,4 +544,91 @@ void msix_reset(struct msix *m)
 		m->v[i].pending = false;
 	}
 	pthread_mutex_unlock(&m->lock);
+}
+
+#define MSIX_SNAP_VERSION 1
+
+struct msix_snap_hdr {
+	uint32_t version;
+	uint32_t nvec;
+	/* then nvec struct msix_entry, then (nvec + 63) / 64 pending words */
+};
+
+size_t msix_save_size(const struct msix *m)
+{
+	return sizeof(struct msix_snap_hdr) + m->nvec * sizeof(struct msix_entry) +
+	       (m->nvec + 63) / 64 * sizeof(uint64_t);
+}
+
+int msix_save(struct msix *m, void *buf, size_t len)
+{
+	struct msix_snap_hdr h = {.version = MSIX_SNAP_VERSION, .nvec = m->nvec};
+	size_t n = msix_save_size(m);
+	uint8_t *p = buf;
+	uint64_t *pend;
+
+	if (len < n)
+		return -ENOSPC;
+	memset(buf, 0, n);
+	memcpy(p, &h, sizeof(h));
+	pthread_mutex_lock(&m->lock);
+	memcpy(p + sizeof(h), m->table, m->nvec * sizeof(struct msix_entry));
+	pend = (uint64_t *)(p + sizeof(h) + m->nvec * sizeof(struct msix_entry));
+	for (unsigned i = 0; i < m->nvec; i++) {
+		msix_collect(m, i);
+		if (m->v[i].pending)
+			pend[i / 64] |= 1ULL << (i % 64);
+	}
+	pthread_mutex_unlock(&m->lock);
+	return (int)n;
+}
+
+int msix_load(struct msix *m, const void *buf, size_t len, struct errbuf *err)
+{
+	const char *name = m->pdev->info->name;
+	const uint8_t *p = buf;
+	struct msix_snap_hdr h;
+	struct msix_entry *t;
+	uint64_t pend = 0;
+	uint16_t ctl;
+
+	if (len < sizeof(h))
+		return err_set(err, EINVAL, "%s: MSI-X state is %zu bytes, too short", name, len);
+	memcpy(&h, p, sizeof(h));
+	if (h.version != MSIX_SNAP_VERSION)
+		return err_set(err, EINVAL, "%s: MSI-X state version %u, expected %u", name,
+			       h.version, MSIX_SNAP_VERSION);
+	if (h.nvec != m->nvec)
+		return err_set(err, EINVAL, "%s: MSI-X state has %u vectors, the device has %u",
+			       name, h.nvec, m->nvec);
+	if (len != msix_save_size(m))
+		return err_set(err, EINVAL, "%s: MSI-X state is %zu bytes, expected %zu", name, len,
+			       msix_save_size(m));
+	t = malloc(m->nvec * sizeof(*t));
+	if (!t)
+		return err_set(err, ENOMEM, "%s: out of memory", name);
+	memcpy(t, p + sizeof(h), m->nvec * sizeof(*t));
+	for (unsigned i = 0; i < m->nvec; i++)
+		if ((t[i].addr_lo & 3) || (t[i].ctrl & ~PCI_MSIX_ENTRY_CTRL_MASKBIT)) {
+			free(t);
+			return err_set(err, EINVAL,
+				       "%s: MSI-X entry %u has bits set a guest cannot write", name,
+				       i);
+		}
+	p += sizeof(h) + m->nvec * sizeof(*t);
+	ctl = pci_config_get16(m->pdev, m->cap + PCI_MSIX_FLAGS);
+	pthread_mutex_lock(&m->lock);
+	m->enabled = ctl & PCI_MSIX_FLAGS_ENABLE;
+	m->fmask = ctl & PCI_MSIX_FLAGS_MASKALL;
+	for (unsigned i = 0; i < m->nvec; i++) {
+		if (i % 64 == 0)
+			memcpy(&pend, p + i / 64 * sizeof(pend), sizeof(pend));
+		m->table[i] = t[i];
+		m->v[i].routed = false;
+		m->v[i].pending = m->v[i].pending || (pend >> (i % 64) & 1);
+	}
+	msix_sync(m, 0, m->nvec);
+	pthread_mutex_unlock(&m->lock);
+	free(t);
+	return 0;
 }

@@ -45,6 +45,14 @@ struct kvm_irq_ops {
 	/* Attach or detach @fd to writes of @len bytes at MMIO (or port, @pio)
 	 * address @addr (KVM_IOEVENTFD, no data match). */
 	int (*ioeventfd)(void *opaque, uint64_t addr, uint32_t len, int fd, bool pio, bool assign);
+	/*
+	 * Optional (NULL: not available): attach or detach @fd to MMIO writes
+	 * of @len (1, 2, 4 or 8) bytes at @addr whose value is @data
+	 * (KVM_IOEVENTFD_FLAG_DATAMATCH). Several fds may share an address
+	 * with different values (ivshmem's doorbell: one per peer and vector).
+	 */
+	int (*ioeventfd_datamatch)(void *opaque, uint64_t addr, uint32_t len, uint64_t data, int fd,
+				   bool assign);
 };
 
 /* The real thing: @opaque is a pointer to the VM fd (int *). */
@@ -153,6 +161,17 @@ void msix_notify(struct msix *m, unsigned vector);
 int msix_vector_fd(const struct msix *m, unsigned vector);
 
 /*
+ * Make @fd (an eventfd, O_NONBLOCK, owned by msix from now on) the one
+ * behind @vector, in place of the vector's own: ivshmem gets its vectors'
+ * eventfds from its server, and peers write them directly. Messages
+ * waiting in the old eventfd become the vector's pending bit; the irqfd
+ * (if the vector is deliverable) moves to @fd. The old eventfd is closed.
+ * Main thread (realize or main loop); vCPUs may run. -EINVAL (and @fd is
+ * closed) for a vector out of range.
+ */
+int msix_vector_set_fd(struct msix *m, unsigned vector, int fd);
+
+/*
  * Table and PBA accesses, as the BAR regions msix_init registers deliver
  * them (offsets relative to the table / PBA). Exposed for tests. vCPU
  * threads.
@@ -163,5 +182,21 @@ void msix_pba_io(void *opaque, uint64_t off, void *data, uint32_t len, bool is_w
 /* Back to power-on state: disabled, all vectors masked, nothing pending.
  * Main thread or config hook. */
 void msix_reset(struct msix *m);
+
+/*
+ * Snapshot of the table and the pending bits (enable and function mask
+ * live in config space: the device saves that with pci_device_save).
+ * msix_save_size: bytes msix_save writes for @m. msix_save: returns bytes
+ * used or -ENOSPC; messages waiting in masked vectors' eventfds become
+ * pending bits first (they stay pending in the running VM too).
+ * msix_load: after pci_device_load restored the config space; refuses
+ * (-EINVAL, message) a wrong version, size or vector count, or table bits
+ * a guest could not have written; then takes enable and function mask from
+ * config space and routes, attaches and delivers like a guest unmask
+ * would. Main thread, vCPUs stopped.
+ */
+size_t msix_save_size(const struct msix *m);
+int msix_save(struct msix *m, void *buf, size_t len);
+int msix_load(struct msix *m, const void *buf, size_t len, struct errbuf *err);
 
 #endif

@@ -611,6 +611,47 @@ int pci_host_load(struct pci_host *h, const void *buf, size_t len, struct errbuf
 	return 0;
 }
 
+#define PCI_DEVICE_SNAP_VERSION 1
+
+int pci_device_save(struct pci_device *d, void *buf, size_t len)
+{
+	uint32_t version = PCI_DEVICE_SNAP_VERSION;
+
+	if (len < PCI_DEVICE_SNAP_SIZE)
+		return -ENOSPC;
+	memcpy(buf, &version, 4);
+	pthread_mutex_lock(&d->host->lock);
+	memcpy((uint8_t *)buf + 4, d->config, PCI_CFG_SIZE);
+	pthread_mutex_unlock(&d->host->lock);
+	return PCI_DEVICE_SNAP_SIZE;
+}
+
+int pci_device_load(struct pci_device *d, const void *buf, size_t len, struct errbuf *err)
+{
+	const uint8_t *cfg = (const uint8_t *)buf + 4;
+	const char *name = d->info->name;
+	uint32_t version;
+
+	if (len != PCI_DEVICE_SNAP_SIZE)
+		return err_set(err, EINVAL, "%s: PCI state is %zu bytes, expected %d", name, len,
+			       PCI_DEVICE_SNAP_SIZE);
+	memcpy(&version, buf, 4);
+	if (version != PCI_DEVICE_SNAP_VERSION)
+		return err_set(err, EINVAL, "%s: PCI state version %u, expected %u", name, version,
+			       PCI_DEVICE_SNAP_VERSION);
+	for (unsigned i = 0; i < PCI_CFG_SIZE; i++)
+		if ((cfg[i] ^ d->config[i]) & ~d->wmask[i])
+			return err_set(
+			    err, EINVAL,
+			    "%s: read-only config byte 0x%02x is 0x%02x, expected 0x%02x", name, i,
+			    cfg[i], d->config[i]);
+	pthread_mutex_lock(&d->host->lock);
+	memcpy(d->config, cfg, PCI_CFG_SIZE);
+	pci_update_mappings(d);
+	pthread_mutex_unlock(&d->host->lock);
+	return 0;
+}
+
 /* The host bridge as a kvmini device: owns vm->pci. */
 struct pci_host_dev {
 	struct vm *vm;

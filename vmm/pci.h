@@ -162,6 +162,21 @@ int pci_host_save(struct pci_host *h, void *buf, size_t len);
 int pci_host_load(struct pci_host *h, const void *buf, size_t len, struct errbuf *err);
 
 /*
+ * Snapshot of one PCI device's configuration space (its own state beyond
+ * that, MSI-X included, is the device's to save). save returns the bytes
+ * used (PCI_DEVICE_SNAP_SIZE) or -ENOSPC. load refuses (-EINVAL, message
+ * naming the device) a wrong size or version, or any bit outside the
+ * guest-writable masks that differs from this device's; then applies the
+ * bytes and maps the BARs where the saved command register and BARs say
+ * (region map hooks run). Config hooks are not called: a device derives
+ * the rest of its state from config space in its own load (msix_load does).
+ * Main thread, vCPUs stopped.
+ */
+#define PCI_DEVICE_SNAP_SIZE (4 + PCI_CFG_SIZE)
+int pci_device_save(struct pci_device *d, void *buf, size_t len);
+int pci_device_load(struct pci_device *d, const void *buf, size_t len, struct errbuf *err);
+
+/*
  * Add a device in the next free slot. The header is filled from @info
  * (which must outlive the device); @opaque is passed to the hooks. Main
  * thread at realize. -ENOSPC (message) when all 31 slots are taken.

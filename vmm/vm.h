@@ -111,10 +111,15 @@ struct vm {
 	atomic_bool pause_req;
 	pthread_mutex_t park_lock;
 	pthread_cond_t park_cond;
-	int nparked;  /* vCPU threads parked */
-	int nrunning; /* vCPU threads inside their loop */
-	bool started;   /* vm_start ran: vCPU threads exist */
+	int nparked;	/* vCPU threads parked */
+	int nrunning;	/* vCPU threads inside their loop */
+	bool started;	/* vm_start ran: vCPU threads exist */
 	bool restoring; /* created for snapshot_restore */
+
+	/* KVM memory slots for device memory (ivshmem BAR 2), above RAM's;
+	 * bit i of slots_used: slot VM_DEV_SLOT_FIRST + i. slot_lock. */
+	pthread_mutex_t slot_lock;
+	uint32_t slots_used;
 
 	enum vm_run_state run_state;		 /* main thread */
 	struct vm_block *blocks[VM_MAX_DEVICES]; /* main thread */
@@ -136,6 +141,22 @@ static inline bool vm_restoring(const struct vm *vm)
 {
 	return vm->restoring;
 }
+
+/*
+ * KVM memory slots for device memory that the guest maps like RAM (the
+ * shared memory BAR of ivshmem). Slots 0..GUEST_MEM_MAX_REGIONS-1 are RAM's;
+ * devices get VM_DEV_SLOT_FIRST onwards, at most VM_DEV_SLOTS of them.
+ * vm_mem_slot_alloc: main thread (realize); a slot number or -ENOSPC.
+ * vm_mem_slot_free: main thread (exit); the slot must be unmapped.
+ * vm_mem_slot_map: put @size bytes at host @host at guest @gpa in @slot
+ * (@size 0: remove the slot's memory). Any thread, vCPUs may run (a PCI
+ * BAR map hook calls it on the vCPU that moved the BAR). 0 or -errno.
+ */
+#define VM_DEV_SLOT_FIRST GUEST_MEM_MAX_REGIONS
+#define VM_DEV_SLOTS	  32
+int vm_mem_slot_alloc(struct vm *vm);
+void vm_mem_slot_free(struct vm *vm, int slot);
+int vm_mem_slot_map(struct vm *vm, int slot, uint64_t gpa, uint64_t size, void *host);
 
 /* Realize a device on the VM. Main thread, before vm_start. */
 int vm_add_device(struct vm *vm, const struct device_ops *ops, const char *opts,
