@@ -216,6 +216,26 @@ fail:
 	return ret;
 }
 
+int vm_add_snapshot_mem(struct vm *vm, const char *name, void *host, uint64_t size,
+			struct errbuf *err)
+{
+	struct vm_snap_mem *sm;
+
+	if (vm->nsnap_mem == VM_MAX_SNAP_MEM)
+		return err_set(err, ENOSPC, "%s: at most %d device memories can be snapshotted",
+			       name, VM_MAX_SNAP_MEM);
+	if (size > VM_SNAP_MEM_MAX_SIZE)
+		return err_set(err, EFBIG,
+			       "%s: %llu bytes of memory are too many to snapshot (at most %lluM)",
+			       name, (unsigned long long)size,
+			       (unsigned long long)(VM_SNAP_MEM_MAX_SIZE >> 20));
+	sm = &vm->snap_mem[vm->nsnap_mem++];
+	snprintf(sm->name, sizeof(sm->name), "%s", name);
+	sm->host = host;
+	sm->size = size;
+	return 0;
+}
+
 int vm_mem_slot_alloc(struct vm *vm)
 {
 	int slot = -ENOSPC;

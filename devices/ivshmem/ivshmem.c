@@ -663,6 +663,11 @@ int ivshmem_create(const struct ivshmem_env *env, unsigned index, const struct i
 	r = ivshmem_map_shm(s, err);
 	if (r < 0)
 		goto fail;
+	if (cfg->role == IVSHMEM_ROLE_MASTER && env->snap_mem) {
+		r = env->snap_mem(env->opaque, s->name, s->shm, s->shm_size, err);
+		if (r < 0)
+			goto fail;
+	}
 	/* 64-bit prefetchable, as QEMU: large shared memory fits above RAM. */
 	r = pci_add_bar(s->pdev, 2, PCI_BAR_MEM64, s->shm_size, true, err);
 	if (r < 0)
@@ -798,6 +803,12 @@ static int ivshmem_vm_mem_map(void *opaque, int slot, uint64_t gpa, uint64_t siz
 	return vm_mem_slot_map(opaque, slot, gpa, size, host);
 }
 
+static int ivshmem_vm_snap_mem(void *opaque, const char *name, void *host, uint64_t size,
+			       struct errbuf *err)
+{
+	return vm_add_snapshot_mem(opaque, name, host, size, err);
+}
+
 static bool ivshmem_is_ops(const struct device_ops *ops)
 {
 	return ops == &ivshmem_plain_ops || ops == &ivshmem_doorbell_ops;
@@ -814,6 +825,7 @@ static int ivshmem_realize(struct vm *vm, const char *opts, void **state, struct
 	    .slot_alloc = ivshmem_vm_slot_alloc,
 	    .slot_free = ivshmem_vm_slot_free,
 	    .mem_map = ivshmem_vm_mem_map,
+	    .snap_mem = ivshmem_vm_snap_mem,
 	};
 	unsigned index = 0;
 	int r;

@@ -24,6 +24,9 @@ struct ivshmem_env {
 	void (*slot_free)(void *opaque, int slot); /* may be NULL */
 	/* Put @size bytes at @host at guest @gpa in @slot; @size 0 removes. */
 	int (*mem_map)(void *opaque, int slot, uint64_t gpa, uint64_t size, void *host);
+	/* role=master: have snapshots carry the shared memory (NULL: no snapshots). */
+	int (*snap_mem)(void *opaque, const char *name, void *host, uint64_t size,
+			struct errbuf *err);
 };
 
 struct ivshmem {

@@ -45,17 +45,16 @@ static long ping_loop(void *arg)
 	struct ping_run *r = arg;
 	struct pp *p = r->p;
 	struct pp_shared *sh = p->sh;
-	uint32_t peer;
 
 	pp_hello(p, &sh->ping_seq, &sh->ping_id, &sh->ping_magic, &sh->pong_magic);
-	peer = pp_load(&sh->pong_id);
 	for (uint64_t i = 1; i <= p->rounds; i++) {
+		uint32_t peer = pp_load(&sh->pong_id); /* changes if pong is restored */
 		uint64_t t0;
 
 		pp_fill(sh->msg, i, 'i');
 		pp_store(&sh->ping_seq, (uint32_t)i);
 		t0 = rdtsc();
-		ivshmem_ring(&p->d, peer, p->vector);
+		pp_ring(p, peer);
 		pp_wait(p, &sh->pong_seq, (uint32_t)i);
 		r->lat[i - 1] = rdtsc() - t0;
 		if (!pp_check(sh->reply, i, 'o')) {
@@ -83,8 +82,8 @@ static long ping_report(void *arg)
 	printf("ivshmem-ping: rtt %s median %lu p99 %lu min %lu max %lu\n", khz ? "ns" : "ticks",
 	       to_ns(r->lat[n / 2], khz), to_ns(r->lat[n - 1 - n / 100], khz),
 	       to_ns(r->lat[0], khz), to_ns(r->lat[n - 1], khz));
-	printf("ivshmem-ping: doorbell interrupts %lu, idle wakeups %lu\n", ivshmem_irq_count(0),
-	       p->idle_wakeups);
+	printf("ivshmem-ping: doorbell interrupts %lu, wait timeouts %lu, ID changes %lu\n",
+	       ivshmem_irq_count(0), p->timeouts, p->id_changes);
 	return 0;
 }
 

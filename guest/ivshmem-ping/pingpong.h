@@ -8,14 +8,16 @@
  * irq), nonce=N (default 0: must match between the two, so that what a
  * previous pair left in the shared memory is not mistaken for the peer),
  * dev=K (which ivshmem device, default 0), vector=V (the peer's vector
- * to ring, default 0).
+ * to ring, default 0). On ivshmem-plain (no doorbell) both poll.
  *
  * Start: each side clears its sequence number, then publishes its
  * IVPOSITION and magic (PP_MAGIC ^ nonce), and waits for the other's.
  * Round i: ping writes the message for i, sets ping_seq = i and rings
  * pong; pong waits for ping_seq == i, checks the message, writes the reply,
  * sets pong_seq = i and rings ping; ping waits for pong_seq == i and checks
- * the reply. Waiting: mode=irq halts until a doorbell interrupt (or a
+ * the reply. Each side reads the other's ID every round and republishes its
+ * own when IVPOSITION changes (a restored doorbell device has a new ID).
+ * Waiting: mode=irq halts until a doorbell interrupt (or a
  * 100 ms LAPIC timer, so a doorbell dropped because the peer was not known
  * yet costs time, not the run); mode=poll spins at CPL3 on the sequence
  * number. Every shared-memory access goes through __atomic builtins with
@@ -49,8 +51,10 @@ struct pp {
 	uint32_t magic;
 	uint32_t vector;
 	uint64_t tsc_khz;
-	uint64_t idle_wakeups; /* irq waits that ended without progress (timer, early irq) */
+	uint64_t timeouts; /* irq waits that the timer ended: no doorbell came in time */
 	const char *who;
+	uint32_t *my_id; /* where we publish our ID (pp_hello) */
+	uint64_t id_changes;
 };
 
 #define MSR_KVM_SYSTEM_TIME_NEW	 0x4b564d01u
@@ -111,7 +115,7 @@ static inline bool pp_check(const uint8_t *buf, uint64_t round, char who)
 	return true;
 }
 
-/* CPL0: command line, device, interrupts. Exits 2 without a doorbell device. */
+/* CPL0: command line, device, interrupts. Exits 2 without a usable device. */
 static inline void pp_init(struct pp *p, const char *who)
 {
 	uint64_t v, dev = 0, nonce = 0;
@@ -137,18 +141,52 @@ static inline void pp_init(struct pp *p, const char *who)
 		printf("%s: no ivshmem device %lu (%d)\n", who, dev, r);
 		guest_exit(2);
 	}
-	if (!p->d.doorbell || p->d.shm_size < sizeof(struct pp_shared)) {
-		printf("%s: ivshmem device %lu is not a doorbell device\n", who, dev);
+	if (p->d.shm_size < sizeof(struct pp_shared)) {
+		printf("%s: ivshmem device %lu: shared memory too small\n", who, dev);
 		guest_exit(2);
 	}
+	if (!p->d.doorbell)
+		p->poll = true; /* ivshmem-plain: no interrupts, poll the memory */
 	p->sh = (struct pp_shared *)p->d.shm;
 	p->tsc_khz = pp_tsc_khz();
 	ivshmem_irq_init();
-	ivshmem_route(&p->d, 0);
-	printf("%s: ivshmem at 00:%02x.0, ID %u, %lu KiB shared memory at 0x%lx%s, %u vectors, "
+	if (p->d.doorbell)
+		ivshmem_route(&p->d, 0);
+	printf("%s: %s at 00:%02x.0, ID %u, %lu KiB shared memory at 0x%lx%s, %u vectors, "
 	       "%lu rounds, mode %s\n",
-	       who, p->d.dev, p->d.id, p->d.shm_size >> 10, p->d.shm, p->d.moved ? " (moved)" : "",
-	       p->d.nvec, p->rounds, p->poll ? "poll" : "irq");
+	       who, p->d.doorbell ? "ivshmem-doorbell" : "ivshmem-plain", p->d.dev, p->d.id,
+	       p->d.shm_size >> 10, p->d.shm, p->d.moved ? " (moved)" : "", p->d.nvec, p->rounds,
+	       p->poll ? "poll" : "irq");
+}
+
+/* Ring the peer (ivshmem-plain has no doorbell: polling only). Any CPL. */
+static inline void pp_ring(struct pp *p, uint32_t peer)
+{
+	if (p->d.doorbell)
+		ivshmem_ring(&p->d, peer, p->vector);
+}
+
+/*
+ * A doorbell device gets a new ID when its VM is restored from a snapshot
+ * (it joins the server again), and the peer's doorbells to the old one are
+ * dropped. After a wait that the timer ended, check IVPOSITION and publish
+ * a new ID, so the peer rings the right one again.
+ */
+static inline void pp_refresh_id(struct pp *p)
+{
+	uint32_t id;
+
+	if (!p->d.doorbell || !p->my_id)
+		return;
+	id = ivshmem_read_reg(&p->d, IVSHMEM_REG_IVPOSITION);
+	if (id == p->d.id)
+		return;
+	printf("%s: IVPOSITION changed from %u to %u (restored?), %lu doorbell interrupts so "
+	       "far\n",
+	       p->who, p->d.id, id, ivshmem_irq_count(0));
+	p->d.id = id;
+	p->id_changes++;
+	pp_store(p->my_id, id);
 }
 
 /* Any CPL: wait until *@word == @want; fail after PP_GIVE_UP_MS without
@@ -169,8 +207,10 @@ static inline void pp_wait(struct pp *p, uint32_t *word, uint32_t want)
 			cpu_relax();
 			continue;
 		}
-		if (ivshmem_wait(word, v, PP_WAIT_MS) == v)
-			p->idle_wakeups++;
+		if (!ivshmem_wait(word, v, PP_WAIT_MS)) {
+			p->timeouts++;
+			pp_refresh_id(p);
+		}
 	}
 }
 
@@ -181,6 +221,7 @@ static inline void pp_hello(struct pp *p, uint32_t *my_seq, uint32_t *my_id, uin
 {
 	bool poll = p->poll;
 
+	p->my_id = my_id;
 	pp_store(my_seq, 0);
 	pp_store(my_id, p->d.id);
 	pp_store(my_magic, p->magic);

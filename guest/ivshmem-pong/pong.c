@@ -11,23 +11,25 @@ static long pong_loop(void *arg)
 {
 	struct pp *p = arg;
 	struct pp_shared *sh = p->sh;
-	uint32_t peer;
 
 	pp_hello(p, &sh->pong_seq, &sh->pong_id, &sh->pong_magic, &sh->ping_magic);
-	peer = pp_load(&sh->ping_id);
 	for (uint64_t i = 1; i <= p->rounds; i++) {
+		uint32_t peer;
+
 		pp_wait(p, &sh->ping_seq, (uint32_t)i);
 		if (!pp_check(sh->msg, i, 'i')) {
 			printf("ivshmem-pong: round %lu: bad message\n", i);
 			return 1;
 		}
+		peer = pp_load(&sh->ping_id); /* changes if ping is restored */
 		pp_fill(sh->reply, i, 'o');
 		pp_store(&sh->pong_seq, (uint32_t)i);
-		ivshmem_ring(&p->d, peer, p->vector);
+		pp_ring(p, peer);
 	}
 	printf("ivshmem-pong: %lu messages verified, mode %s, peer %u, doorbell interrupts %lu, "
-	       "idle wakeups %lu\n",
-	       p->rounds, p->poll ? "poll" : "irq", peer, ivshmem_irq_count(0), p->idle_wakeups);
+	       "wait timeouts %lu, ID changes %lu\n",
+	       p->rounds, p->poll ? "poll" : "irq", pp_load(&sh->ping_id), ivshmem_irq_count(0),
+	       p->timeouts, p->id_changes);
 	return 0;
 }
 

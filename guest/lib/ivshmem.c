@@ -272,19 +272,18 @@ struct wait_args {
 static long wait_k(void *arg)
 {
 	struct wait_args *a = arg;
-	uint32_t v;
 
 	timer_fired = false;
 	mmio_write32(LAPIC_BASE + LAPIC_TIMER_INIT, a->max_ms * (1000000u / LAPIC_NS_PER_TICK));
-	while ((v = *a->word) == a->old && !timer_fired)
+	while (*a->word == a->old && !timer_fired)
 		__asm__ volatile("sti; hlt; cli" ::: "memory");
 	mmio_write32(LAPIC_BASE + LAPIC_TIMER_INIT, 0);
-	return v;
+	return !timer_fired;
 }
 
-uint32_t ivshmem_wait(volatile uint32_t *word, uint32_t old, uint32_t max_ms)
+bool ivshmem_wait(volatile uint32_t *word, uint32_t old, uint32_t max_ms)
 {
 	struct wait_args a = {word, old, max_ms > 4000 ? 4000 : max_ms};
 
-	return (uint32_t)kernel_call(wait_k, &a);
+	return kernel_call(wait_k, &a);
 }

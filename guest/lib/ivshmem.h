@@ -81,10 +81,12 @@ static inline void ivshmem_write_reg(const struct ivshmem_dev *d, unsigned off, 
 }
 
 /*
- * Halt until *@word != @old or about @max_ms milliseconds pass (the LAPIC
- * timer wakes the CPU), with interrupts enabled only while halted. Returns
- * the last value read. Any CPL: from CPL3 it is one kernel_call.
+ * Halt until *@word != @old or about @max_ms (at most 4000) milliseconds
+ * pass (the LAPIC timer wakes the CPU), with interrupts enabled only while
+ * halted. Returns true if the word changed before the timer fired, false
+ * if the timer fired first (whatever the word reads now): an interrupt
+ * that should have come did not. Any CPL: from CPL3 it is one kernel_call.
  */
-uint32_t ivshmem_wait(volatile uint32_t *word, uint32_t old, uint32_t max_ms);
+bool ivshmem_wait(volatile uint32_t *word, uint32_t old, uint32_t max_ms);
 
 #endif
