@@ -425,6 +425,34 @@ static int ivshmem_connect(struct ivshmem *s, int64_t deadline, struct errbuf *e
 	return 0;
 }
 
+/* Map s->shm_fd (and close it). */
+static int ivshmem_map_shm(struct ivshmem *s, struct errbuf *err)
+{
+	char what[IVSHMEM_PATH_MAX + 64];
+	struct stat st;
+	uint64_t n;
+
+	snprintf(what, sizeof(what),
+		 s->doorbell ? "the shared memory from ivshmem server '%s'" : "'%s'", s->cfg.path);
+	if (fstat(s->shm_fd, &st) < 0)
+		return err_set(err, errno, "%s: cannot stat %s: %s", s->name, what,
+			       strerror(errno));
+	n = (uint64_t)st.st_size;
+	if (n < 4096 || n > IVSHMEM_MAX_SIZE || (n & (n - 1)))
+		return err_set(err, EINVAL,
+			       "%s: %s is %llu bytes: a BAR needs a power of two from 4K to 1T",
+			       s->name, what, (unsigned long long)n);
+	s->shm = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED, s->shm_fd, 0);
+	if (s->shm == MAP_FAILED) {
+		s->shm = NULL;
+		return err_set(err, errno, "%s: cannot map %s: %s", s->name, what, strerror(errno));
+	}
+	s->shm_size = n;
+	close(s->shm_fd);
+	s->shm_fd = -1;
+	return 0;
+}
+
 static const char *ivshmem_setup_stage(const struct ivshmem *s)
 {
 	switch (s->client.state) {
@@ -441,7 +469,8 @@ static const char *ivshmem_setup_stage(const struct ivshmem *s)
 
 /*
  * Receive the server's setup synchronously: version, our ID, the shared
- * memory, the peers' eventfds and our own vectors' eventfds. Done when all
+ * memory (mapped at once, so a bad size fails here), the peers' eventfds
+ * and our own vectors' eventfds. Done when all
  * our vectors have an eventfd, or (a server with fewer vectors than the
  * device) when no more came for IVSHMEM_VECTOR_GRACE_NS after the first.
  * Main thread at realize, before any vCPU exists.
@@ -490,6 +519,11 @@ static int ivshmem_setup(struct ivshmem *s, struct errbuf *err)
 		if (r < 0)
 			return err_set(err, -r, "%s: ivshmem server '%s' %s", s->name, s->cfg.path,
 				       perr.msg);
+		if (r == IVSHMEM_EV_SHM) {
+			r = ivshmem_map_shm(s, err);
+			if (r < 0)
+				return r;
+		}
 		if (r == IVSHMEM_EV_OWN_VECTOR && s->own_vectors == 1)
 			grace = now_ns() + IVSHMEM_VECTOR_GRACE_NS;
 	}
@@ -538,33 +572,6 @@ static int ivshmem_open_plain(struct ivshmem *s, struct errbuf *err)
 fail:
 	close(fd);
 	return -EINVAL;
-}
-
-/* Map s->shm_fd (and close it). */
-static int ivshmem_map_shm(struct ivshmem *s, struct errbuf *err)
-{
-	struct stat st;
-	uint64_t n;
-
-	if (fstat(s->shm_fd, &st) < 0)
-		return err_set(err, errno, "%s: cannot stat the shared memory: %s", s->name,
-			       strerror(errno));
-	n = (uint64_t)st.st_size;
-	if (n < 4096 || n > IVSHMEM_MAX_SIZE || (n & (n - 1)))
-		return err_set(err, EINVAL,
-			       "%s: the shared memory is %llu bytes: a BAR needs a power of two "
-			       "from 4K to 1T",
-			       s->name, (unsigned long long)n);
-	s->shm = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED, s->shm_fd, 0);
-	if (s->shm == MAP_FAILED) {
-		s->shm = NULL;
-		return err_set(err, errno, "%s: cannot map the shared memory: %s", s->name,
-			       strerror(errno));
-	}
-	s->shm_size = n;
-	close(s->shm_fd);
-	s->shm_fd = -1;
-	return 0;
 }
 
 /* ---- life cycle ---- */
@@ -657,10 +664,9 @@ int ivshmem_create(const struct ivshmem_env *env, unsigned index, const struct i
 		r = ivshmem_setup(s, err);
 	} else {
 		r = ivshmem_open_plain(s, err);
+		if (r == 0)
+			r = ivshmem_map_shm(s, err);
 	}
-	if (r < 0)
-		goto fail;
-	r = ivshmem_map_shm(s, err);
 	if (r < 0)
 		goto fail;
 	if (cfg->role == IVSHMEM_ROLE_MASTER && env->snap_mem) {

@@ -135,10 +135,7 @@ static void ivs_peer_readable(void *opaque)
 		return;
 	for (unsigned i = 0; i < srv->npeers; i++)
 		if (srv->peers[i] == p) {
-			ivs_drop(srv, i,
-				 n == 0	 ? "left"
-				 : n > 0 ? "sent data: disconnected"
-					 : "left (socket error)");
+			ivs_drop(srv, i, n > 0 ? "sent data: disconnected" : "left");
 			break;
 		}
 	ivs_reap(srv);

@@ -42,3 +42,10 @@ test_virtio_blk_SRCS := devices/virtio/virtio_blk.c devices/virtio/virtio_pci.c 
 	devices/virtio/virtqueue.c vmm/pci.c vmm/msix.c vmm/bus.c vmm/memory.c vmm/util.c \
 	vmm/cli.c vmm/cpuid.c $(AIO_LIB_SRCS)
 test_virtio_blk_DEPS := devices/virtio/virtio.h vmm/pci.h vmm/msix.h vmm/config.h aio/aio.h
+
+UNIT_TESTS += test_ivshmem
+test_ivshmem_SRCS := devices/ivshmem/ivshmem.c devices/ivshmem/ivshmem_proto.c \
+	devices/ivshmem/ivshmem_server.c vmm/pci.c vmm/msix.c vmm/bus.c vmm/memory.c vmm/util.c \
+	vmm/cli.c vmm/cpuid.c $(AIO_LIB_SRCS)
+test_ivshmem_DEPS := devices/ivshmem/ivshmem.h devices/ivshmem/ivshmem_int.h vmm/pci.h \
+	vmm/msix.h vmm/config.h vmm/vm.h aio/aio.h
