@@ -645,7 +645,7 @@ int ivshmem_create(const struct ivshmem_env *env, unsigned index, const struct i
 	if (r < 0)
 		goto fail;
 	reg = (struct pci_region){.offset = 0,
-				  .len = 16,
+				  .len = IVSHMEM_BAR0_SIZE, /* reserved space reads 0 */
 				  .fn = ivshmem_regs_io,
 				  .opaque = s,
 				  .map = ivshmem_regs_map,

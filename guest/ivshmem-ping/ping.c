@@ -77,8 +77,8 @@ static long ping_report(void *arg)
 	uint64_t n = p->rounds, khz = p->tsc_khz;
 
 	sort_u64(r->lat, n);
-	printf("ivshmem-ping: %lu round trips verified, mode %s, peer %u\n", n,
-	       p->poll ? "poll" : "irq", pp_load(&p->sh->pong_id));
+	printf("ivshmem-ping: %lu round trips verified, mode %s, peer %u\n", n, pp_mode(p),
+	       pp_load(&p->sh->pong_id));
 	printf("ivshmem-ping: rtt %s median %lu p99 %lu min %lu max %lu\n", khz ? "ns" : "ticks",
 	       to_ns(r->lat[n / 2], khz), to_ns(r->lat[n - 1 - n / 100], khz),
 	       to_ns(r->lat[0], khz), to_ns(r->lat[n - 1], khz));
@@ -100,7 +100,7 @@ int main(void)
 	}
 	r.lat = mem_alloc(p.rounds * sizeof(uint64_t), 64);
 	ASSERT(r.lat);
-	ret = user_call(ping_loop, &r);
+	ret = p.cpl0 ? ping_loop(&r) : user_call(ping_loop, &r);
 	if (ret)
 		return (int)ret;
 	user_call(ping_report, &r);

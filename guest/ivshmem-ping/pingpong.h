@@ -4,9 +4,9 @@
  * the start of the shared memory, the command line, the message pattern,
  * and the wait (doorbell interrupt or polling).
  *
- * Command line (both): rounds=N (default 1000), mode=irq|poll (default
- * irq), nonce=N (default 0: must match between the two, so that what a
- * previous pair left in the shared memory is not mistaken for the peer),
+ * Command line (both): rounds=N (default 1000), mode=irq|poll|irq0
+ * (default irq; irq0 runs the loop at CPL0 instead of CPL3), nonce=N (default 0: must match between
+ * the two, so that what a previous pair left in the shared memory is not mistaken for the peer),
  * dev=K (which ivshmem device, default 0), vector=V (the peer's vector
  * to ring, default 0). On ivshmem-plain (no doorbell) both poll.
  *
@@ -48,6 +48,7 @@ struct pp {
 	struct pp_shared *sh;
 	uint64_t rounds;
 	bool poll;
+	bool cpl0; /* mode=irq0: the whole loop at CPL0 (emulated here), for comparison */
 	uint32_t magic;
 	uint32_t vector;
 	uint64_t tsc_khz;
@@ -115,6 +116,11 @@ static inline bool pp_check(const uint8_t *buf, uint64_t round, char who)
 	return true;
 }
 
+static inline const char *pp_mode(const struct pp *p)
+{
+	return p->poll ? "poll" : p->cpl0 ? "irq0" : "irq";
+}
+
 /* CPL0: command line, device, interrupts. Exits 2 without a usable device. */
 static inline void pp_init(struct pp *p, const char *who)
 {
@@ -134,7 +140,10 @@ static inline void pp_init(struct pp *p, const char *who)
 		nonce = v;
 	if (!cmdline_get_u64("vector", &v))
 		p->vector = (uint32_t)v;
-	p->poll = !cmdline_get("mode", &mode, &len) && len == 4 && !memcmp(mode, "poll", 4);
+	if (!cmdline_get("mode", &mode, &len)) {
+		p->poll = len == 4 && !memcmp(mode, "poll", 4);
+		p->cpl0 = len == 4 && !memcmp(mode, "irq0", 4);
+	}
 	p->magic = PP_MAGIC ^ (uint32_t)nonce;
 	r = ivshmem_open((unsigned)dev, &p->d);
 	if (r < 0) {
@@ -156,7 +165,7 @@ static inline void pp_init(struct pp *p, const char *who)
 	       "%lu rounds, mode %s\n",
 	       who, p->d.doorbell ? "ivshmem-doorbell" : "ivshmem-plain", p->d.dev, p->d.id,
 	       p->d.shm_size >> 10, p->d.shm, p->d.moved ? " (moved)" : "", p->d.nvec, p->rounds,
-	       p->poll ? "poll" : "irq");
+	       pp_mode(p));
 }
 
 /* Ring the peer (ivshmem-plain has no doorbell: polling only). Any CPL. */

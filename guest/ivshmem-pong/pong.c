@@ -28,8 +28,8 @@ static long pong_loop(void *arg)
 	}
 	printf("ivshmem-pong: %lu messages verified, mode %s, peer %u, doorbell interrupts %lu, "
 	       "wait timeouts %lu, ID changes %lu\n",
-	       p->rounds, p->poll ? "poll" : "irq", pp_load(&sh->ping_id), ivshmem_irq_count(0),
-	       p->timeouts, p->id_changes);
+	       p->rounds, pp_mode(p), pp_load(&sh->ping_id), ivshmem_irq_count(0), p->timeouts,
+	       p->id_changes);
 	return 0;
 }
 
@@ -38,5 +38,5 @@ int main(void)
 	static struct pp p;
 
 	pp_init(&p, "ivshmem-pong");
-	return (int)user_call(pong_loop, &p);
+	return (int)(p.cpl0 ? pong_loop(&p) : user_call(pong_loop, &p));
 }

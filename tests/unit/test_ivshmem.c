@@ -468,8 +468,10 @@ static void test_plain_registers_and_bar2(void **st)
 	mmio_write(bar0 + IVSHMEM_REG_INTRMASK, 0, 2);
 	assert_int_equal(mmio_read(bar0 + IVSHMEM_REG_INTRMASK, 4), 0xffffffff);
 	assert_int_equal(mmio_read(bar0 + IVSHMEM_REG_INTRMASK, 1), 0);
-	/* Beyond the registers: outside any region. */
-	assert_int_equal(mmio_read(bar0 + 16, 4), 0xdeadbeef);
+	/* Beyond the registers: reserved, reads 0, writes ignored. */
+	mmio_write(bar0 + 16, 1, 4);
+	assert_int_equal(mmio_read(bar0 + 16, 4), 0);
+	assert_int_equal(mmio_read(bar0 + IVSHMEM_BAR0_SIZE - 4, 4), 0);
 
 	/* BAR 2 through kvmini (if the slot failed) reaches the memory too. */
 	((uint8_t *)s->shm)[100] = 0x5a;
