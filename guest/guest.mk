@@ -12,7 +12,8 @@
 # defined: keep `all` the default goal.
 .DEFAULT_GOAL := all
 
-GUEST_NAMES  := hello demo exit fault triple smp cpl3 bench reset emulfail cpuid echo snap-counter ivshmem-ping ivshmem-pong
+GUEST_NAMES  := hello demo exit fault triple smp cpl3 bench reset emulfail cpuid echo snap-counter \
+                pcilist blkops blkcopy blkbench blkevil ivshmem-ping ivshmem-pong
 GUEST_CC     ?= gcc
 GUEST_CFLAGS := -std=gnu11 -O2 -g -ffreestanding -fno-pic -fno-pie -mno-red-zone \
                 -fno-stack-protector -mcmodel=small -fno-asynchronous-unwind-tables \
@@ -43,3 +44,9 @@ endef
 $(foreach g,$(GUEST_NAMES),$(eval $(call guest_rule,$(g))))
 
 -include $(patsubst %.o,%.d,$(GUEST_LIB_OBJS) $(foreach g,$(GUEST_NAMES),$($(g)_GUEST_OBJS)))
+
+# Host unit test of guest/lib's split-virtqueue driver against a model device.
+UNIT_TESTS += test_guest_virtq
+test_guest_virtq_SRCS := guest/lib/virtq.c
+test_guest_virtq_DEPS := guest/lib/virtio.h guest/lib/x86.h
+test_guest_virtq_CFLAGS := -Iguest/lib

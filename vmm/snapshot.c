@@ -228,6 +228,66 @@ static bool snap_page_zero(const uint8_t *p)
 	return true;
 }
 
+/* The RAM checksum covers each non-zero page as (page number, bytes), so
+ * zero pages cost nothing to save and holes nothing to verify. */
+static uint32_t snap_crc_page(uint32_t crc, uint64_t pageno, const uint8_t *page)
+{
+	crc = crc32_update(crc, &pageno, sizeof(pageno));
+	return crc32_update(crc, page, SNAP_PAGE);
+}
+
+/*
+ * Finds the pages of a RAM region that may hold data without touching the
+ * others (reading 1 GiB of never-touched RAM would fault in 262144 pages):
+ * a page may hold data if it is present or swapped in this process
+ * (/proc/self/pagemap), or, for RAM restored from a snapshot, if the file
+ * it is mapped from has data (not a hole) there. Everything else is zero.
+ */
+struct snap_scan {
+	int pagemap_fd;
+	int src_fd;	     /* -1: anonymous RAM */
+	uint64_t src_off;    /* file offset of the region's first page */
+	uint64_t data_start; /* current data extent of src_fd, file offsets */
+	uint64_t data_end;
+	uint64_t pm[512]; /* pagemap entries for pm_first.. */
+	uint64_t pm_first, pm_count;
+};
+
+static bool snap_scan_maybe_data(struct snap_scan *sc, const uint8_t *host, uint64_t off)
+{
+	uint64_t vpn = ((uintptr_t)host + off) / SNAP_PAGE;
+
+	if (sc->pagemap_fd >= 0) {
+		if (vpn < sc->pm_first || vpn >= sc->pm_first + sc->pm_count) {
+			ssize_t n = pread(sc->pagemap_fd, sc->pm, sizeof(sc->pm), (off_t)(vpn * 8));
+
+			sc->pm_first = vpn;
+			sc->pm_count = n > 0 ? (uint64_t)n / 8 : 0;
+			if (!sc->pm_count)
+				return true; /* cannot tell: look at the page */
+		}
+		if (sc->pm[vpn - sc->pm_first] & (3ULL << 62)) /* present | swapped */
+			return true;
+	} else {
+		return true;
+	}
+	if (sc->src_fd < 0)
+		return false;
+	off += sc->src_off;
+	if (off >= sc->data_end) {
+		off_t d = lseek(sc->src_fd, (off_t)off, SEEK_DATA);
+		off_t h = d < 0 ? -1 : lseek(sc->src_fd, d, SEEK_HOLE);
+
+		if (d < 0 || h < 0) {
+			sc->data_start = sc->data_end = UINT64_MAX; /* no more data */
+		} else {
+			sc->data_start = (uint64_t)d;
+			sc->data_end = (uint64_t)h;
+		}
+	}
+	return off >= sc->data_start && off < sc->data_end;
+}
+
 /* Write RAM at page-aligned offsets after everything else; zero pages
  * stay holes (the file is extended with ftruncate). */
 static int snap_save_ram(struct snap_writer *w, struct vm *vm, struct snapshot_stats *st,
@@ -238,31 +298,46 @@ static int snap_save_ram(struct snap_writer *w, struct vm *vm, struct snapshot_s
 	uint64_t base = ALIGN_UP(w->pos + sizeof(struct snap_ram) +
 				     SNAP_MAX_SECTIONS * sizeof(struct snap_section),
 				 SNAP_PAGE);
+	struct snap_scan *sc = calloc(1, sizeof(*sc));
+	uint64_t pageno = 0;
 	uint32_t crc = 0;
-	int ret;
+	int ret = 0;
 
-	for (int r = 0; r < vm->mem.nregions; r++) {
+	if (!sc)
+		return err_set(err, ENOMEM, "snapshot: out of memory");
+	sc->pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	for (int r = 0; r < vm->mem.nregions && ret == 0; r++) {
 		const struct guest_mem_region *g = &vm->mem.regions[r];
+		uint64_t run = 0, run_len = 0;
 
 		ram.regions[r] = (struct snap_ram_region){g->gpa, g->size, base};
-		for (uint64_t off = 0; off < g->size;) {
-			uint64_t end = off;
+		sc->src_fd = vm->ram_src_fd;
+		sc->src_off = vm->ram_src_off[r];
+		sc->data_start = sc->data_end = 0;
+		for (uint64_t off = 0; off <= g->size && ret == 0; off += SNAP_PAGE, pageno++) {
+			bool data = off < g->size && snap_scan_maybe_data(sc, g->host, off) &&
+				    !snap_page_zero(g->host + off);
 
-			while (end < g->size && !snap_page_zero(g->host + end))
-				end += SNAP_PAGE;
-			if (end > off) {
-				ret = snap_pwrite(w, g->host + off, end - off, base + off, err);
-				if (ret < 0)
-					return ret;
-				st->ram_pages += (end - off) / SNAP_PAGE;
+			if (data) {
+				crc = snap_crc_page(crc, pageno, g->host + off);
+				if (!run_len)
+					run = off;
+				run_len += SNAP_PAGE;
+				st->ram_pages++;
+				continue;
 			}
-			off = end;
-			while (off < g->size && snap_page_zero(g->host + off))
-				off += SNAP_PAGE;
+			if (run_len) /* one write per run of data pages */
+				ret = snap_pwrite(w, g->host + run, run_len, base + run, err);
+			run_len = 0;
 		}
-		crc = crc32_update(crc, g->host, g->size);
+		pageno--; /* the loop ran once past the end */
 		base += g->size;
 	}
+	if (sc->pagemap_fd >= 0)
+		close(sc->pagemap_fd);
+	free(sc);
+	if (ret < 0)
+		return ret;
 	if (ftruncate(w->fd, (off_t)base) < 0)
 		return err_set(err, errno, "snapshot: cannot size the file: %s", strerror(errno));
 	ram.data_crc = crc;
@@ -618,10 +693,13 @@ static int snap_restore_ram(struct snap_reader *r, struct vm *vm, struct errbuf 
 				       i);
 	}
 	/* Map, don't read: pages come in as the guest touches them, and the
-	 * guest's writes stay private to this process. */
+	 * guest's writes stay private to this process. The next snapshot of
+	 * this VM reads the file's holes to skip untouched zero pages. */
+	vm->ram_src_fd = fcntl(r->fd, F_DUPFD_CLOEXEC, 0);
 	for (int i = 0; i < vm->mem.nregions; i++) {
 		const struct guest_mem_region *g = &vm->mem.regions[i];
 
+		vm->ram_src_off[i] = ram.regions[i].file_offset;
 		if (mmap(g->host, g->size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, r->fd,
 			 (off_t)ram.regions[i].file_offset) == MAP_FAILED)
 			return err_set(err, errno, "snapshot: cannot map RAM: %s", strerror(errno));
@@ -859,31 +937,42 @@ int snapshot_inspect(const char *path, FILE *out, bool verify, struct errbuf *er
 			uint32_t dcrc = 0;
 
 			memcpy(&ram, buf, sizeof(ram));
+			uint64_t pageno = 0;
+
 			for (uint32_t k = 0; k < ram.nregions && k < GUEST_MEM_MAX_REGIONS; k++) {
+				const struct snap_ram_region *rg = &ram.regions[k];
+
 				fprintf(out,
 					"    RAM region gpa 0x%llx size %llu at file offset %llu\n",
-					(unsigned long long)ram.regions[k].gpa,
-					(unsigned long long)ram.regions[k].size,
-					(unsigned long long)ram.regions[k].file_offset);
+					(unsigned long long)rg->gpa, (unsigned long long)rg->size,
+					(unsigned long long)rg->file_offset);
 				if (!verify)
 					continue;
-				if (!snap_range_ok(r, ram.regions[k].file_offset,
-						   ram.regions[k].size)) {
+				if (!snap_range_ok(r, rg->file_offset, rg->size) ||
+				    rg->size % SNAP_PAGE || rg->file_offset % SNAP_PAGE) {
 					fprintf(out, "    RAM region %u: outside the file\n", k);
 					bad++;
 					continue;
 				}
-				for (uint64_t off = 0; off < ram.regions[k].size; off += 1 << 20) {
-					size_t n = ram.regions[k].size - off > (1 << 20)
-						       ? (1 << 20)
-						       : (size_t)(ram.regions[k].size - off);
+				/* Holes are zero pages: only data extents are read. */
+				for (uint64_t off = 0; off < rg->size;) {
+					off_t d =
+					    lseek(r->fd, (off_t)(rg->file_offset + off), SEEK_DATA);
+					uint64_t doff;
 
-					ret = snap_pread(r, buf, n,
-							 ram.regions[k].file_offset + off, err);
+					if (d < 0 || (uint64_t)d >= rg->file_offset + rg->size)
+						break;
+					doff = ((uint64_t)d - rg->file_offset) & ~(SNAP_PAGE - 1);
+					ret = snap_pread(r, buf, SNAP_PAGE, rg->file_offset + doff,
+							 err);
 					if (ret < 0)
 						goto out;
-					dcrc = crc32_update(dcrc, buf, n);
+					if (!snap_page_zero(buf))
+						dcrc = snap_crc_page(
+						    dcrc, pageno + doff / SNAP_PAGE, buf);
+					off = doff + SNAP_PAGE;
 				}
+				pageno += rg->size / SNAP_PAGE;
 			}
 			if (verify) {
 				fprintf(out, "    RAM data checksum: %s\n",

@@ -134,6 +134,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct aio_context *ma
 	memset(vm, 0, sizeof(*vm));
 	vm->cfg = cfg;
 	vm->restoring = restoring;
+	vm->ram_src_fd = -1;
 	vm->kvm_fd = vm->vm_fd = -1;
 	vm->main_ctx = main_ctx;
 	pthread_mutex_init(&vm->exit_lock, NULL);
@@ -520,6 +521,9 @@ void vm_destroy(struct vm *vm)
 	if (vm->vm_fd >= 0)
 		close(vm->vm_fd);
 	guest_mem_free(&vm->mem);
+	if (vm->ram_src_fd >= 0)
+		close(vm->ram_src_fd);
+	vm->ram_src_fd = -1;
 	if (vm->kvm_fd >= 0)
 		close(vm->kvm_fd);
 	vm->vm_fd = vm->kvm_fd = -1;

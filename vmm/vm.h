@@ -117,6 +117,10 @@ struct vm {
 	int nrunning;	/* vCPU threads inside their loop */
 	bool started;	/* vm_start ran: vCPU threads exist */
 	bool restoring; /* created for snapshot_restore */
+	/* RAM mapped from a snapshot file (-1 if anonymous) and where each
+	 * region starts in it; read by the next snapshot_save. */
+	int ram_src_fd;
+	uint64_t ram_src_off[GUEST_MEM_MAX_REGIONS];
 
 	/* Device memory that snapshots carry (vm_add_snapshot_mem); main thread. */
 	struct vm_snap_mem {

@@ -9,45 +9,6 @@
  */
 #include "guest.h"
 
-#define MSR_KVM_SYSTEM_TIME_NEW	 0x4b564d01u
-#define KVM_FEATURE_CLOCKSOURCE2 (1u << 3)
-
-struct pvclock_time {
-	uint32_t version;
-	uint32_t pad0;
-	uint64_t tsc_timestamp;
-	uint64_t system_time;
-	uint32_t tsc_to_system_mul;
-	int8_t tsc_shift;
-	uint8_t flags;
-	uint8_t pad[2];
-};
-
-static struct pvclock_time pvclock __attribute__((aligned(64)));
-
-/* TSC rate in kHz from kvmclock's scale factor, or 0 if not offered. */
-static uint64_t tsc_khz(void)
-{
-	uint32_t a, b, c, d;
-
-	cpuid(0x40000000, 0, &a, &b, &c, &d);
-	if (b != 0x4b4d564b || a < 0x40000001) /* "KVMK" */
-		return 0;
-	cpuid(0x40000001, 0, &a, &b, &c, &d);
-	if (!(a & KVM_FEATURE_CLOCKSOURCE2))
-		return 0;
-	wrmsr(MSR_KVM_SYSTEM_TIME_NEW, (uint64_t)&pvclock | 1);
-	uint32_t mul = __atomic_load_n(&pvclock.tsc_to_system_mul, __ATOMIC_ACQUIRE);
-	wrmsr(MSR_KVM_SYSTEM_TIME_NEW, 0);
-	if (!mul)
-		return 0;
-	/* ns = (ticks << shift) * mul >> 32, so Hz = 1e9 * 2^32 / mul >> shift */
-	uint64_t hz = (1000000000ull << 32) / mul;
-	int s = pvclock.tsc_shift;
-	hz = s >= 0 ? hz >> s : hz << -s;
-	return hz / 1000;
-}
-
 static const char line[] = "bench: a 64-byte line of console output .......................\n";
 
 static void spin(uint64_t n)

@@ -12,6 +12,7 @@ static struct hvm_memmap_table_entry memmap[BOOT_MEMMAP_MAX];
 static unsigned int memmap_n, memmap_given;
 static uint64_t initrd_pa, initrd_size;
 static bool have_initrd;
+static uint64_t rsdp_pa;
 
 /* Can [pa, pa + len) be read through the identity map? */
 static bool readable(uint64_t pa, uint64_t len)
@@ -35,6 +36,7 @@ int boot_info_copy(uint32_t pa)
 		}
 		memcpy(cmdline, s, n);
 	}
+	rsdp_pa = si->rsdp_paddr;
 	if (si->nr_modules > 0 && readable(si->modlist_paddr, sizeof(struct hvm_modlist_entry))) {
 		const struct hvm_modlist_entry *m = (const void *)si->modlist_paddr;
 		initrd_pa = m->paddr;
@@ -95,6 +97,11 @@ int boot_initrd(uint64_t *paddr, uint64_t *size)
 	*paddr = initrd_pa;
 	*size = initrd_size;
 	return 0;
+}
+
+uint64_t boot_rsdp(void)
+{
+	return rsdp_pa;
 }
 
 uint64_t boot_image_start(void)

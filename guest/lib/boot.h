@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "gerrno.h"
+
 #define HVM_START_MAGIC 0x336ec578u
 
 /* The PVH ABI structures (Xen public/arch-x86/hvm/start_info.h). */
@@ -54,19 +56,6 @@ struct hvm_memmap_table_entry {
 #define BOOT_CMDLINE_MAX 4096 /* longer command lines are cut (and reported) */
 #define BOOT_MEMMAP_MAX	 64   /* further entries are dropped (and reported) */
 
-#ifndef ENOENT
-#define ENOENT 2
-#endif
-#ifndef ENOMEM
-#define ENOMEM 12
-#endif
-#ifndef EINVAL
-#define EINVAL 22
-#endif
-#ifndef ERANGE
-#define ERANGE 34
-#endif
-
 /*
  * Copy what we need from the hvm_start_info at physical @pa. Boot code
  * only (BSP, CPL0, first thing in C). Returns 0, or -EINVAL if there is no
@@ -89,6 +78,10 @@ uint64_t boot_ram_bytes(void);
 
 /* Module 0 (the initrd): 0 and its range, or -ENOENT if there is none. */
 int boot_initrd(uint64_t *paddr, uint64_t *size);
+
+/* start_info's rsdp_paddr: the ACPI RSDP, or 0 if the loader gave none
+ * (kvmini: none; QEMU microvm: its firmware's tables). */
+uint64_t boot_rsdp(void);
 
 /* Physical [start, end) of the loaded image, .bss included. */
 uint64_t boot_image_start(void);

@@ -7,8 +7,10 @@
  * the VM with main's return value. See docs/guest-abi.md.
  *
  * This header pulls in the whole API: console.h (printf), boot.h (command
- * line, memory map), user.h (CPL3), smp.h (LAPIC, APs), test.h (ASSERT),
- * trap.h (exceptions), x86.h (port I/O, MSRs).
+ * line, memory map), clock.h (TSC rate), user.h (CPL3), smp.h (LAPIC, APs),
+ * test.h (ASSERT), trap.h (exceptions), x86.h (port I/O, MSRs, MMIO), irq.h
+ * (interrupts). PCI and virtio drivers have their own headers (pci.h,
+ * virtio.h, virtio_blk.h), included by the guests that use them.
  */
 #ifndef GUEST_GUEST_H
 #define GUEST_GUEST_H
@@ -49,8 +51,10 @@ int strcmp(const char *a, const char *b);
 int strncmp(const char *a, const char *b, size_t n);
 
 #include "boot.h"
+#include "clock.h"
 #include "console.h"
 #include "cpu.h"
+#include "irq.h"
 #include "smp.h"
 #include "test.h"
 #include "trap.h"

@@ -88,24 +88,9 @@ static bool mapped(uint64_t addr, uint64_t len)
 	return addr < GUEST_MAPPED_END && len <= GUEST_MAPPED_END - addr;
 }
 
-static uint32_t port_read(uint16_t port, unsigned int size)
-{
-	return size == 1 ? inb(port) : size == 2 ? inw(port) : inl(port);
-}
-
-static void port_write(uint16_t port, unsigned int size, uint32_t v)
-{
-	if (size == 1)
-		outb(port, v);
-	else if (size == 2)
-		outw(port, v);
-	else
-		outl(port, v);
-}
-
 static void port_in(uint16_t port, unsigned int size, struct trap_frame *f)
 {
-	uint32_t v = port_read(port, size);
+	uint32_t v = pio_read(port, size);
 
 	if (size == 4)
 		f->rax = v; /* a write to eax zero-extends into rax */
@@ -144,9 +129,9 @@ static bool port_string(uint8_t op, unsigned int size, bool rep, struct trap_fra
 		uint32_t v = 0;
 		if (out) {
 			memcpy(&v, (const void *)*addr, size);
-			port_write(port, size, v);
+			pio_write(port, size, v);
 		} else {
-			v = port_read(port, size);
+			v = pio_read(port, size);
 			memcpy((void *)*addr, &v, size);
 		}
 		*addr += size;
@@ -188,7 +173,7 @@ static bool emulate_user_pio(struct trap_frame *f)
 		break;
 	case 0xe6: /* out imm8, al/ax/eax */
 	case 0xe7:
-		port_write(*p++, size, f->rax);
+		pio_write(*p++, size, f->rax);
 		break;
 	case 0xec: /* in al/ax/eax, dx */
 	case 0xed:
@@ -196,7 +181,7 @@ static bool emulate_user_pio(struct trap_frame *f)
 		break;
 	case 0xee: /* out dx, al/ax/eax */
 	case 0xef:
-		port_write(f->rdx, size, f->rax);
+		pio_write(f->rdx, size, f->rax);
 		break;
 	case 0x6c: /* ins */
 	case 0x6d:

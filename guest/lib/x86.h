@@ -48,6 +48,22 @@ static inline uint32_t inl(uint16_t port)
 	return v;
 }
 
+/* Port access of @size bytes (1, 2 or 4). */
+static inline uint32_t pio_read(uint16_t port, unsigned int size)
+{
+	return size == 1 ? inb(port) : size == 2 ? inw(port) : inl(port);
+}
+
+static inline void pio_write(uint16_t port, unsigned int size, uint32_t v)
+{
+	if (size == 1)
+		outb(port, v);
+	else if (size == 2)
+		outw(port, v);
+	else
+		outl(port, v);
+}
+
 /* Write @n bytes from @buf to @port with one `rep outsb`: KVM turns it into
  * a single exit carrying all bytes (at most a page per exit). */
 static inline void outsb(uint16_t port, const void *buf, unsigned long n)
@@ -106,14 +122,87 @@ static inline void cpu_relax(void)
 	__asm__ volatile("pause" ::: "memory");
 }
 
+/*
+ * MMIO: one access of exactly the named width (devices such as virtio-pci
+ * require natural-width accesses). Volatile, and a compiler barrier: they
+ * are not reordered with the memory accesses around them (x86 keeps the
+ * order of UC accesses and ordinary stores in hardware).
+ */
+static inline void mmio_write8(uint64_t addr, uint8_t v)
+{
+	__asm__ volatile("movb %1, %0" : "=m"(*(volatile uint8_t *)addr) : "q"(v) : "memory");
+}
+
+static inline void mmio_write16(uint64_t addr, uint16_t v)
+{
+	__asm__ volatile("movw %1, %0" : "=m"(*(volatile uint16_t *)addr) : "r"(v) : "memory");
+}
+
 static inline void mmio_write32(uint64_t addr, uint32_t v)
 {
-	*(volatile uint32_t *)addr = v;
+	__asm__ volatile("movl %1, %0" : "=m"(*(volatile uint32_t *)addr) : "r"(v) : "memory");
+}
+
+static inline uint8_t mmio_read8(uint64_t addr)
+{
+	uint8_t v;
+	__asm__ volatile("movb %1, %0" : "=q"(v) : "m"(*(volatile uint8_t *)addr) : "memory");
+	return v;
+}
+
+static inline uint16_t mmio_read16(uint64_t addr)
+{
+	uint16_t v;
+	__asm__ volatile("movw %1, %0" : "=r"(v) : "m"(*(volatile uint16_t *)addr) : "memory");
+	return v;
 }
 
 static inline uint32_t mmio_read32(uint64_t addr)
 {
-	return *(volatile uint32_t *)addr;
+	uint32_t v;
+	__asm__ volatile("movl %1, %0" : "=r"(v) : "m"(*(volatile uint32_t *)addr) : "memory");
+	return v;
+}
+
+/* MMIO access of @size bytes (1, 2 or 4). */
+static inline uint32_t mmio_read(uint64_t addr, unsigned int size)
+{
+	return size == 1 ? mmio_read8(addr) : size == 2 ? mmio_read16(addr) : mmio_read32(addr);
+}
+
+static inline void mmio_write(uint64_t addr, unsigned int size, uint32_t v)
+{
+	if (size == 1)
+		mmio_write8(addr, v);
+	else if (size == 2)
+		mmio_write16(addr, v);
+	else
+		mmio_write32(addr, v);
+}
+
+/* Compiler barrier: on x86 (TSO) this is all smp_wmb/smp_rmb need. */
+static inline void barrier(void)
+{
+	__asm__ volatile("" ::: "memory");
+}
+
+/* Full barrier (store -> load ordering), e.g. between publishing a ring
+ * index and reading the other side's event index. A locked add rather than
+ * mfence: the CPL0 emulator on our hosts certainly handles it. */
+static inline void mb(void)
+{
+	__asm__ volatile("lock; addl $0, (%%rsp)" ::: "memory", "cc");
+}
+
+/* Interrupt flag, CPL0 only. */
+static inline void irq_enable(void)
+{
+	__asm__ volatile("sti" ::: "memory");
+}
+
+static inline void irq_disable(void)
+{
+	__asm__ volatile("cli" ::: "memory");
 }
 
 #define MSR_EFER    0xc0000080u

@@ -5,7 +5,7 @@ import time
 
 
 class QMP:
-    def __init__(self, path, timeout=30, negotiate=True):
+    def __init__(self, path, timeout=30, negotiate=True, poll=0.02):
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -17,7 +17,7 @@ class QMP:
                 self.sock.close()
                 if time.monotonic() > deadline:
                     raise
-                time.sleep(0.02)
+                time.sleep(poll)
         self.file = self.sock.makefile("r")
         self.events = []
         self.greeting = self.recv()

@@ -1,0 +1,173 @@
+#!/usr/bin/env python3
+"""virtio-blk sequential reads (build/guest/blkbench.elf): kvmini beside QEMU.
+
+Both VMMs boot the same guest on the same raw image (random bytes, kept in
+the host page cache) in the same run; runs are interleaved (kvmini, QEMU,
+kvmini, ...). One VMM process per point (mode, request size, queue depth),
+so each process's CPU time (user + system of all its threads, from wait4's
+rusage) belongs to one point. CPU time per request subtracts a boot-only
+baseline (a run of one 4 KiB request) and divides by the point's requests.
+
+Prints, per point, the median MB/s and IOPS of each VMM, the ratio
+kvmini/QEMU, and each VMM's host CPU time per request. With mode=poll the
+guest's vCPU spins while it waits, so its thread is busy for the whole run
+and CPU per request is about wall time per request; mode=irq halts it.
+
+QEMU: microvm with pcie=on (no firmware: ~0.1 s to boot), virtio-blk-pci
+with disable-legacy=on, in an iothread (kvmini runs each disk on one) with
+QEMU's default aio=threads and cache=writeback; BLK_QEMU_IOTHREAD=0 runs it
+in QEMU's main loop, BLK_QEMU_AIO=io_uring|native changes the aio backend.
+
+Usage: blk.py [--runs N] [--modes poll,irq] [--sizes 4,64,1024]
+              [--depths 1,16] [--image-mb 256] [--mb 256] [--reqs 16384]
+"""
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.join(ROOT, "tests", "system"))
+from blkutil import Disk, guest_elf, parse_bench, qemu_cmd, qemu_status, random_image  # noqa: E402
+
+KVMINI = os.environ.get("KVMINI_BIN") or os.path.join(ROOT, "build", "kvmini")
+TIMEOUT = 600
+
+
+def run_reaped(cmd, want):
+    """Run CMD (stdin /dev/null, output to temporary files) and reap it with
+    wait4 for its rusage. Returns (stdout, CPU seconds of the child, wall s)."""
+    t0 = time.monotonic()
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        pid = os.posix_spawnp(cmd[0], cmd, os.environ,
+                              file_actions=[(os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
+                                            (os.POSIX_SPAWN_DUP2, out.fileno(), 1),
+                                            (os.POSIX_SPAWN_DUP2, err.fileno(), 2)])
+        _, status, ru = os.wait4(pid, 0)
+        wall = time.monotonic() - t0
+        out.seek(0)
+        err.seek(0)
+        text, etext = out.read().decode(errors="replace"), err.read().decode(errors="replace")
+    code = os.waitstatus_to_exitcode(status)
+    if code != want:
+        sys.exit(f"{cmd[0]} exited {code}, expected {want}:\n{text[-2000:]}{etext[-2000:]}")
+    return text, ru.ru_utime + ru.ru_stime, wall
+
+
+def kvmini_cmd(append, image):
+    return [KVMINI, "run", "--kernel", str(guest_elf("blkbench")), "--memory", "128M",
+            "--timeout", str(TIMEOUT), "--cmdline", append, "--disk", f"path={image}"]
+
+
+def qemu_blk_cmd(append, image):
+    cmd = qemu_cmd("blkbench", append, [Disk(str(image))], "microvm")
+    aio = os.environ.get("BLK_QEMU_AIO")
+    iothread = os.environ.get("BLK_QEMU_IOTHREAD", "1") != "0"
+    for i, a in enumerate(cmd):
+        if a.startswith("file=") and aio:
+            cmd[i] = a + f",aio={aio}" + (",cache.direct=on" if aio == "native" else "")
+        if a.startswith("virtio-blk-pci") and iothread:
+            cmd[i] = a + ",iothread=io0"
+    if iothread:
+        cmd[1:1] = ["-object", "iothread,id=io0"]
+    return cmd
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=int(os.environ.get("BLK_RUNS", 3)))
+    ap.add_argument("--modes", default=os.environ.get("BLK_MODES", "poll,irq"))
+    ap.add_argument("--sizes", default="4,64,1024")
+    ap.add_argument("--depths", default="1,16")
+    ap.add_argument("--image-mb", type=int, default=256)
+    ap.add_argument("--mb", type=int, default=256)
+    ap.add_argument("--reqs", type=int, default=16384)
+    a = ap.parse_args()
+
+    if not os.path.exists(guest_elf("blkbench")):
+        sys.exit(f"{guest_elf('blkbench')} missing: run make guests")
+    sides = []
+    if os.access(KVMINI, os.X_OK):
+        sides.append(("kvmini", kvmini_cmd, 0))
+    else:
+        print(f"(no {KVMINI}: kvmini column skipped)")
+    if shutil.which("qemu-system-x86_64"):
+        sides.append(("qemu", qemu_blk_cmd, qemu_status(0)))
+    else:
+        print("(qemu-system-x86_64 not installed: QEMU column skipped)")
+    if not sides:
+        sys.exit("nothing to run")
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        sys.exit("/dev/kvm is not accessible")
+
+    modes = a.modes.split(",")
+    sizes = [int(s) for s in a.sizes.split(",")]
+    depths = [int(d) for d in a.depths.split(",")]
+    with tempfile.TemporaryDirectory(prefix="bench-blk-") as tmp:
+        image = os.path.join(tmp, "disk.img")
+        random_image(image, a.image_mb << 20)
+        with open(image, "rb") as f:  # into the page cache: both VMMs read it from there
+            while f.read(1 << 20):
+                pass
+        base = {s: [] for s, _, _ in sides}
+        res = {}  # (side, mode, bs, qd) -> list of (mbps, iops, cpu_s, reqs)
+        for _ in range(a.runs):
+            for side, mk, want in sides:
+                _, cpu, _ = run_reaped(mk("sizes=4 depths=1 reqs=1", image), want)
+                base[side].append(cpu)
+            for mode in modes:
+                for kb in sizes:
+                    for qd in depths:
+                        arg = (f"mode={mode} sizes={kb} depths={qd} mb={a.mb} "
+                               f"reqs={a.reqs}")
+                        for side, mk, want in sides:
+                            out, cpu, _ = run_reaped(mk(arg, image), want)
+                            pts = parse_bench(out)
+                            p = pts.get((mode, kb * 1024, qd))
+                            if not p:
+                                sys.exit(f"{side}: no result line for {arg}:\n{out}")
+                            res.setdefault((side, mode, kb, qd), []).append(
+                                (p["mbps"], p["iops"], cpu, p["reqs"]))
+
+    names = [s for s, _, _ in sides]
+    b = {s: statistics.median(base[s]) for s in names}
+    print(f"virtio-blk sequential reads, {a.image_mb} MiB image in the host page cache, "
+          f"median of {a.runs} runs; QEMU: microvm pcie=on, virtio-blk-pci"
+          f"{', iothread' if os.environ.get('BLK_QEMU_IOTHREAD', '1') != '0' else ''}"
+          f"{', aio=' + os.environ['BLK_QEMU_AIO'] if os.environ.get('BLK_QEMU_AIO') else ''}")
+    print("CPU us/req: host CPU time of the whole VMM process (all threads) per request, "
+          "boot-only run subtracted (" +
+          ", ".join(f"{s} {b[s] * 1000:.0f} ms" for s in names) + ")")
+    hdr = f"{'mode':5} {'bs':>6} {'qd':>3}"
+    for s in names:
+        hdr += f" {s + ' MB/s':>12} {s + ' IOPS':>12}"
+    if len(names) == 2:
+        hdr += f" {'ratio':>6}"
+    for s in names:
+        hdr += f" {s + ' CPU us/req':>17}"
+    print(hdr)
+    for mode in modes:
+        for kb in sizes:
+            for qd in depths:
+                row = f"{mode:5} {str(kb) + 'K':>6} {qd:>3}"
+                med = {}
+                for s in names:
+                    r = res[(s, mode, kb, qd)]
+                    mbps = statistics.median(x[0] for x in r)
+                    iops = int(statistics.median(x[1] for x in r))
+                    cpu = statistics.median(max(0.0, x[2] - b[s]) / x[3] for x in r)
+                    med[s] = (mbps, iops, cpu)
+                    row += f" {mbps:12.2f} {iops:12d}"
+                if len(names) == 2:
+                    q = med["qemu"][0]
+                    row += f" {med['kvmini'][0] / q:6.2f}" if q else f" {'-':>6}"
+                for s in names:
+                    row += f" {med[s][2] * 1e6:17.1f}"
+                print(row)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,162 @@
+# SPDX-License-Identifier: MIT
+"""Helpers shared by the virtio-blk system tests (test_blk_qemu.py under QEMU,
+test_blk.py under kvmini) and scripts/bench/blk.py: disk images, QEMU
+command lines, and parsing of the guests' output lines.
+"""
+import hashlib
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+GUEST_DIR = ROOT / "build" / "guest"
+QEMU = shutil.which("qemu-system-x86_64")
+
+# QEMU microvm with pcie=on has no configuration ports (0xcf8) and QEMU 7.2
+# describes its ECAM in no MCFG table: the guests are told where it is
+# (hw/i386/microvm.h: PCIE_ECAM_BASE). q35 has 0xcf8 and SeaBIOS (~2-3 s).
+MICROVM = ("microvm,pcie=on,x-option-roms=off,rtc=off,pit=off,pic=off,isa-serial=on")
+MICROVM_ECAM = "pci_ecam=0xe0000000"
+
+# blkevil cases QEMU 7.2 accepts instead of setting NEEDS_RESET (see
+# docs/guest-abi.md, "virtio-blk under QEMU"): an address range wrapping past
+# 2^64 (it maps the part below 2^64 through a bounce buffer, then wraps to
+# guest address 0), an indirect table longer than the queue (up to 1024
+# entries), an indirect descriptor inside an indirect table (mapped as a
+# plain buffer) and a descriptor with both INDIRECT and NEXT (NEXT ignored).
+QEMU_EVIL_ACCEPTED = ("overflow", "indirect_over_qsize", "indirect_nested", "indirect_next")
+
+# kvmini accepts indirect tables longer than the queue, up to 1024 entries,
+# on purpose (docs/devices.md: Linux's virtio-blk sends such tables when
+# seg_max exceeds the queue size); everything else sets NEEDS_RESET.
+KVMINI_EVIL_ACCEPTED = ("indirect_over_qsize",)
+
+def kvm_usable():
+    return os.access("/dev/kvm", os.R_OK | os.W_OK)
+
+
+def guest_elf(name):
+    return GUEST_DIR / f"{name}.elf"
+
+
+def random_image(path, size):
+    """Write SIZE random bytes to PATH."""
+    with open(path, "wb") as f:
+        left = size
+        while left:
+            n = min(left, 1 << 20)
+            f.write(os.urandom(n))
+            left -= n
+
+
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def halves(path):
+    """(first half, second half) of the image, halves in 512-byte sectors
+    as the guest computes them (capacity // 2 sectors)."""
+    data = Path(path).read_bytes()
+    half = (len(data) // 512) // 2 * 512
+    return data[:half], data[half:2 * half]
+
+
+@dataclass
+class Disk:
+    path: str
+    readonly: bool = False
+    serial: str = ""
+
+
+def qemu_disk_args(disks):
+    args = []
+    for i, d in enumerate(disks):
+        drive = f"file={d.path},if=none,id=d{i},format=raw"
+        if d.readonly:
+            drive += ",readonly=on"
+        dev = f"virtio-blk-pci,drive=d{i},disable-legacy=on"
+        if d.serial:
+            dev += f",serial={d.serial}"
+        args += ["-drive", drive, "-device", dev]
+    return args
+
+
+def qemu_cmd(guest, append="", disks=(), machine="microvm", memory=128):
+    """QEMU command line booting build/guest/GUEST.elf with virtio-blk disks."""
+    if machine == "microvm":
+        m, append = MICROVM, f"{MICROVM_ECAM} {append}".strip()
+    else:
+        m = machine
+    return [
+        QEMU, "-M", m, "-enable-kvm",
+        # arch-capabilities off: this host refuses MSR 0x10a and QEMU 7.2
+        # aborts with plain `-cpu host`.
+        "-cpu", "host,-arch-capabilities", "-m", str(memory),
+        "-nodefaults", "-no-user-config", "-nographic", "-serial", "stdio", "-no-reboot",
+        "-kernel", str(guest_elf(guest)), "-append", append,
+        "-device", "isa-debug-exit,iobase=0xf4,iosize=4",
+    ] + qemu_disk_args(disks)
+
+
+def qemu_status(guest_status):
+    return (guest_status << 1) | 1
+
+
+BENCH_LINE = re.compile(
+    r"^blkbench: mode=(\w+) bs=(\d+) qd=(\d+) reqs=(\d+) bytes=(\d+) ns=(\d+) "
+    r"MBps=([\d.]+) iops=(\d+) kicks=(\d+) irq_waits=(\d+)$", re.M)
+
+
+def parse_bench(out):
+    """blkbench output -> {(mode, bs, qd): dict(reqs, bytes, ns, mbps, iops, kicks, irq_waits)}"""
+    points = {}
+    for m in BENCH_LINE.finditer(out):
+        mode, bs, qd, reqs, nbytes, ns, mbps, iops, kicks, waits = m.groups()
+        points[(mode, int(bs), int(qd))] = dict(
+            reqs=int(reqs), bytes=int(nbytes), ns=int(ns), mbps=float(mbps), iops=int(iops),
+            kicks=int(kicks), irq_waits=int(waits))
+    return points
+
+
+EVIL_LINE = re.compile(
+    r"^blkevil: case=(\w+) needs_reset=([01]) config_irq=(\d+) completed=([01]) "
+    r"status=(\d+) recovered=([01]) result=([\w-]+)$", re.M)
+
+
+def parse_evil(out):
+    """blkevil output -> {case: dict(needs_reset, config_irq, completed, status, recovered, result)}"""
+    cases = {}
+    for m in EVIL_LINE.finditer(out):
+        name, nr, irq, done, st, rec, res = m.groups()
+        cases[name] = dict(needs_reset=nr == "1", config_irq=int(irq), completed=done == "1",
+                           status=int(st), recovered=rec == "1", result=res)
+    return cases
+
+
+# What blkops checks on a writable disk (each prints "... ok" when it passes);
+# the MSI-X masking checks run only in polling mode.
+BLKOPS_CHECKS = ("get_id", "get_id_short", "read", "read_used_len", "write", "write_used_len",
+                 "readback", "flush", "write_zeroes", "write_zeroes_unmap", "zeroes_readback",
+                 "write_zeroes_bad_flags", "write_zeroes_past_end", "discard_unmap_flag",
+                 "discard_past_end", "discard", "read_past_end", "read_across_end",
+                 "read_len_100", "unknown_type", "reset_inflight")
+BLKOPS_MSIX_CHECKS = ("msix_vector_mask", "msix_function_mask")
+
+
+def check_blkops(out, msix=True):
+    """Assert every blkops check passed; returns the list of missing ones."""
+    missing = [c for c in BLKOPS_CHECKS + (BLKOPS_MSIX_CHECKS if msix else ())
+               if not re.search(rf"^blkops: {c} status=\S+ expect=\S+ ok", out, re.M)]
+    assert not missing, f"checks not passed: {missing}\n{out}"
+    assert "blkops: 0 failures" in out, out
+
+
+EVIL_CASES = ("loop", "next_oob", "head_oob", "avail_jump", "oob_addr", "overflow", "toolong",
+              "indirect_over_qsize", "indirect_len", "indirect_zero", "indirect_oob", "indirect_nested",
+              "indirect_next", "write_before_read", "short_header")
