@@ -153,6 +153,7 @@ def test_ids_and_several_devices(server, tmp_path):
     args = pp_args(50)
     pong = kvmini_vm("ivshmem-pong", args + " dev=1", f"mem={plain},size=64K",
                      f"server={server.sock},vectors=2")
+    server.wait_joins(1)  # pong first: ID 0
     ping = kvmini_vm("ivshmem-ping", args, f"server={server.sock}")
     out1, out2, _, _ = check_pair(ping, pong, 50)
     assert "ivshmem-pong: ivshmem-doorbell at 00:02.0, ID 0," in out2, out2
