@@ -67,7 +67,7 @@ static long ping_loop(void *arg)
 
 static uint64_t to_ns(uint64_t ticks, uint64_t khz)
 {
-	return khz ? ticks * 1000000 / khz : ticks;
+	return khz ? tsc_to_ns(ticks, khz) : ticks;
 }
 
 static long ping_report(void *arg)
@@ -82,8 +82,8 @@ static long ping_report(void *arg)
 	printf("ivshmem-ping: rtt %s median %lu p99 %lu min %lu max %lu\n", khz ? "ns" : "ticks",
 	       to_ns(r->lat[n / 2], khz), to_ns(r->lat[n - 1 - n / 100], khz),
 	       to_ns(r->lat[0], khz), to_ns(r->lat[n - 1], khz));
-	printf("ivshmem-ping: doorbell interrupts %lu, wait timeouts %lu, ID changes %lu\n",
-	       ivshmem_irq_count(0), p->timeouts, p->id_changes);
+	printf("ivshmem-ping: doorbell interrupts %lu, slow waits %lu, ID changes %lu\n",
+	       ivshmem_irq_count(&p->d, 0), p->slow_waits, p->id_changes);
 	return 0;
 }
 

@@ -17,22 +17,26 @@
  * sets pong_seq = i and rings ping; ping waits for pong_seq == i and checks
  * the reply. Each side reads the other's ID every round and republishes its
  * own when IVPOSITION changes (a restored doorbell device has a new ID).
- * Waiting: mode=irq halts until a doorbell interrupt (or a
- * 100 ms LAPIC timer, so a doorbell dropped because the peer was not known
- * yet costs time, not the run); mode=poll spins at CPL3 on the sequence
- * number. Every shared-memory access goes through __atomic builtins with
- * acquire/release ordering: a sequence number is released after the
+ * Waiting: mode=irq halts until a doorbell interrupt (irq_wait also wakes
+ * every ~10 ms on its LAPIC timer, so a doorbell dropped because the peer
+ * was not known yet, or knew us under an old ID, costs time, not the run);
+ * a wait that takes over PP_SLOW_MS counts as slow and makes the side check
+ * its IVPOSITION. mode=poll spins at CPL3 on the sequence number. Every shared-memory access goes
+ * through __atomic builtins with acquire/release ordering: a sequence number is released after the
  * message it covers, and acquired before the message is read.
  */
 #ifndef PINGPONG_H
 #define PINGPONG_H
 
 #include "guest.h"
+#include "clock.h"
+#include "irq.h"
 #include "ivshmem.h"
 
 #define PP_MAGIC      0x49565050u /* "IVPP" */
 #define PP_MSG_LEN    64
 #define PP_WAIT_MS    100
+#define PP_SLOW_MS    5	    /* a round trip is well under 1 ms when doorbells arrive */
 #define PP_GIVE_UP_MS 20000 /* no progress for this long: fail (exit 3) */
 
 struct pp_shared {
@@ -52,44 +56,11 @@ struct pp {
 	uint32_t magic;
 	uint32_t vector;
 	uint64_t tsc_khz;
-	uint64_t timeouts; /* irq waits that the timer ended: no doorbell came in time */
+	uint64_t slow_waits; /* irq waits over PP_SLOW_MS: no doorbell came in time */
 	const char *who;
 	uint32_t *my_id; /* where we publish our ID (pp_hello) */
 	uint64_t id_changes;
 };
-
-#define MSR_KVM_SYSTEM_TIME_NEW	 0x4b564d01u
-#define KVM_FEATURE_CLOCKSOURCE2 (1u << 3)
-
-/* TSC rate in kHz from kvmclock's scale factor, or 0. CPL0 (MSR write).
- * (A copy of guest/bench's; guest/lib gains a clock.h on another branch.) */
-static inline uint64_t pp_tsc_khz(void)
-{
-	static struct {
-		uint32_t version, pad0;
-		uint64_t tsc_timestamp, system_time;
-		uint32_t mul;
-		int8_t shift;
-		uint8_t flags, pad[2];
-	} pvclock __attribute__((aligned(64)));
-	uint32_t a, b, c, d;
-	uint64_t hz;
-
-	cpuid(0x40000000, 0, &a, &b, &c, &d);
-	if (b != 0x4b4d564b || a < 0x40000001)
-		return 0;
-	cpuid(0x40000001, 0, &a, &b, &c, &d);
-	if (!(a & KVM_FEATURE_CLOCKSOURCE2))
-		return 0;
-	wrmsr(MSR_KVM_SYSTEM_TIME_NEW, (uint64_t)&pvclock | 1);
-	hz = __atomic_load_n(&pvclock.mul, __ATOMIC_ACQUIRE);
-	wrmsr(MSR_KVM_SYSTEM_TIME_NEW, 0);
-	if (!hz)
-		return 0;
-	hz = (1000000000ull << 32) / hz;
-	hz = pvclock.shift >= 0 ? hz >> pvclock.shift : hz << -pvclock.shift;
-	return hz / 1000;
-}
 
 static inline uint32_t pp_load(const uint32_t *p)
 {
@@ -157,15 +128,17 @@ static inline void pp_init(struct pp *p, const char *who)
 	if (!p->d.doorbell)
 		p->poll = true; /* ivshmem-plain: no interrupts, poll the memory */
 	p->sh = (struct pp_shared *)p->d.shm;
-	p->tsc_khz = pp_tsc_khz();
-	ivshmem_irq_init();
-	if (p->d.doorbell)
-		ivshmem_route(&p->d, 0);
-	printf("%s: %s at 00:%02x.0, ID %u, %lu KiB shared memory at 0x%lx%s, %u vectors, "
+	p->tsc_khz = tsc_khz();
+	irq_init();
+	if (p->d.doorbell && ivshmem_route(&p->d, 0) < 0) {
+		printf("%s: cannot route MSI-X vector 0\n", who);
+		guest_exit(2);
+	}
+	printf("%s: %s at %02x:%02x.%u, ID %u, %lu KiB shared memory at 0x%lx, %u vectors, "
 	       "%lu rounds, mode %s\n",
-	       who, p->d.doorbell ? "ivshmem-doorbell" : "ivshmem-plain", p->d.dev, p->d.id,
-	       p->d.shm_size >> 10, p->d.shm, p->d.moved ? " (moved)" : "", p->d.nvec, p->rounds,
-	       pp_mode(p));
+	       who, p->d.doorbell ? "ivshmem-doorbell" : "ivshmem-plain", p->d.pci->bus,
+	       p->d.pci->dev, p->d.pci->fn, p->d.id, p->d.shm_size >> 10, p->d.shm,
+	       p->d.doorbell ? p->d.msix.nvec : 0, p->rounds, pp_mode(p));
 }
 
 /* Ring the peer (ivshmem-plain has no doorbell: polling only). Any CPL. */
@@ -178,8 +151,8 @@ static inline void pp_ring(struct pp *p, uint32_t peer)
 /*
  * A doorbell device gets a new ID when its VM is restored from a snapshot
  * (it joins the server again), and the peer's doorbells to the old one are
- * dropped. After a wait that the timer ended, check IVPOSITION and publish
- * a new ID, so the peer rings the right one again.
+ * dropped. After a slow wait, check IVPOSITION and publish a new ID, so the
+ * peer rings the right one again.
  */
 static inline void pp_refresh_id(struct pp *p)
 {
@@ -192,7 +165,7 @@ static inline void pp_refresh_id(struct pp *p)
 		return;
 	printf("%s: IVPOSITION changed from %u to %u (restored?), %lu doorbell interrupts so "
 	       "far\n",
-	       p->who, p->d.id, id, ivshmem_irq_count(0));
+	       p->who, p->d.id, id, ivshmem_irq_count(&p->d, 0));
 	p->d.id = id;
 	p->id_changes++;
 	pp_store(p->my_id, id);
@@ -202,8 +175,7 @@ static inline void pp_refresh_id(struct pp *p)
  * progress. */
 static inline void pp_wait(struct pp *p, uint32_t *word, uint32_t want)
 {
-	uint64_t khz = p->tsc_khz ? p->tsc_khz : 3000000;
-	uint64_t start = rdtsc(), limit = khz * PP_GIVE_UP_MS;
+	uint64_t start = rdtsc(), limit = tsc_ms(PP_GIVE_UP_MS), t;
 	uint32_t v;
 
 	while ((v = pp_load(word)) != want) {
@@ -216,8 +188,9 @@ static inline void pp_wait(struct pp *p, uint32_t *word, uint32_t want)
 			cpu_relax();
 			continue;
 		}
-		if (!ivshmem_wait(word, v, PP_WAIT_MS)) {
-			p->timeouts++;
+		t = rdtsc();
+		if (!ivshmem_wait(word, v, PP_WAIT_MS) || rdtsc() - t > tsc_ms(PP_SLOW_MS)) {
+			p->slow_waits++;
 			pp_refresh_id(p);
 		}
 	}

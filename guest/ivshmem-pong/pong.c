@@ -27,9 +27,9 @@ static long pong_loop(void *arg)
 		pp_ring(p, peer);
 	}
 	printf("ivshmem-pong: %lu messages verified, mode %s, peer %u, doorbell interrupts %lu, "
-	       "wait timeouts %lu, ID changes %lu\n",
-	       p->rounds, pp_mode(p), pp_load(&sh->ping_id), ivshmem_irq_count(0), p->timeouts,
-	       p->id_changes);
+	       "slow waits %lu, ID changes %lu\n",
+	       p->rounds, pp_mode(p), pp_load(&sh->ping_id), ivshmem_irq_count(&p->d, 0),
+	       p->slow_waits, p->id_changes);
 	return 0;
 }
 

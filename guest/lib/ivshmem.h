@@ -4,18 +4,11 @@
  * ivshmem-doorbell (plus registers to interrupt peers, MSI-X to be
  * interrupted), under kvmini and QEMU (q35). See docs/devices.md.
  *
- * It carries its own minimal PCI code (configuration mechanism #1, bus 0,
- * memory BARs, MSI-X): CPL0 only, because 0xcf8/0xcfc fault at CPL3 on our
- * hosts. Once opened, everything else is MMIO and works at any CPL: the
- * shared memory, the doorbell, the MSI-X table.
- *
- * BAR 2 (the shared memory) is a 64-bit BAR that kvmini places above RAM,
- * beyond the 4 GiB the runtime maps: ivshmem_open moves it into the 32-bit
- * PCI hole, above every memory BAR on bus 0, if it is not there already.
- *
- * Interrupts: ivshmem_irq_init software-enables the LAPIC and masks the
- * 8259 PIC and LINT0; vectors then wait in the LAPIC until ivshmem_wait
- * opens a window with `sti; hlt`. Handlers count and EOI (ivshmem_irq_count).
+ * Built on pci.h (enumeration, BARs, MSI-X) and irq.h (vectors, waiting):
+ * ivshmem_open and ivshmem_route are CPL0 (configuration space, IDT);
+ * everything after is MMIO and works at any CPL: the shared memory, the
+ * registers, the doorbell. BAR 2 (the shared memory) may lie above 4 GiB
+ * (kvmini puts 64-bit BARs above RAM): pci_dev_enable maps it.
  */
 #ifndef GUEST_IVSHMEM_H
 #define GUEST_IVSHMEM_H
@@ -23,46 +16,46 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "pci.h"
+
+#define IVSHMEM_VENDOR	       0x1af4
+#define IVSHMEM_DEVICE	       0x1110
 #define IVSHMEM_REG_INTRMASK   0x0
 #define IVSHMEM_REG_INTRSTATUS 0x4
 #define IVSHMEM_REG_IVPOSITION 0x8
 #define IVSHMEM_REG_DOORBELL   0xc
-
-#define IVSHMEM_IRQ_VECTOR 0x40 /* IDT vector of MSI-X vector 0; vector v uses 0x40 + v */
-#define IVSHMEM_IRQ_TIMER  0x3f /* LAPIC timer: bounds ivshmem_wait's sleep */
-#define IVSHMEM_MAX_IRQS   32
+#define IVSHMEM_MAX_ROUTED     8 /* MSI-X vectors ivshmem_route can route */
 
 struct ivshmem_dev {
-	uint8_t dev;	   /* bus 0 device number */
+	struct pci_dev *pci;
 	uint64_t regs;	   /* BAR 0: registers */
-	uint64_t shm;	   /* BAR 2: shared memory (below 4 GiB) */
+	uint64_t shm;	   /* BAR 2: shared memory */
 	uint64_t shm_size; /* bytes */
 	bool doorbell;	   /* has MSI-X: ivshmem-doorbell */
-	uint16_t nvec;	   /* MSI-X table size */
-	uint64_t msix;	   /* MSI-X table address */
-	uint32_t id;	   /* IVPOSITION: our peer ID (0 for plain) */
-	bool moved;	   /* ivshmem_open moved BAR 2 */
+	struct pci_msix msix;
+	uint32_t id;		     /* IVPOSITION at open: our peer ID (0 for plain) */
+	int irq[IVSHMEM_MAX_ROUTED]; /* IDT vector of each routed MSI-X vector, or 0 */
 };
 
 /*
- * Find the @index-th (0-based) ivshmem function on bus 0, enable memory
- * decoding and bus mastering (moving BAR 2 below 4 GiB if needed) and,
- * for a doorbell device, MSI-X with every vector masked. CPL0. Returns 0,
- * -ENOENT if there is no such device, -ENOSPC if BAR 2 does not fit below
- * the IOAPIC.
+ * Find the @index-th (0-based) ivshmem function on bus 0 and enable it
+ * (pci_dev_enable: memory decoding, bus mastering, BARs above 4 GiB
+ * mapped); for a doorbell device also MSI-X, every vector masked. CPL0.
+ * Returns 0, -ENODEV (no PCI), -ENOENT (no such device), or
+ * pci_dev_enable's / pci_msix_enable's error.
  */
-int ivshmem_open(unsigned index, struct ivshmem_dev *d);
+int ivshmem_open(unsigned int index, struct ivshmem_dev *d);
 
-/* Software-enable this CPU's LAPIC, mask the PIC and LINT0, install the
- * handlers. CPL0, once, before routing vectors. */
-void ivshmem_irq_init(void);
+/*
+ * Give MSI-X vector @v (< IVSHMEM_MAX_ROUTED) an IDT vector on this CPU
+ * (irq_alloc: counted, no handler work) and unmask it. irq_init must have
+ * run. CPL0. Returns 0, -EINVAL (not a doorbell device or no such vector)
+ * or -ENOSPC (no IDT vector left).
+ */
+int ivshmem_route(struct ivshmem_dev *d, unsigned int v);
 
-/* Route MSI-X vector @v to IDT vector IVSHMEM_IRQ_VECTOR + v on this CPU
- * and unmask it. Any CPL (MMIO). */
-void ivshmem_route(const struct ivshmem_dev *d, unsigned v);
-
-/* Interrupts taken on MSI-X vector @v since boot (any CPL). */
-uint64_t ivshmem_irq_count(unsigned v);
+/* Interrupts taken on routed MSI-X vector @v so far (0 if not routed). Any CPL. */
+uint64_t ivshmem_irq_count(const struct ivshmem_dev *d, unsigned int v);
 
 /* Ring vector @vec of peer @peer. Any CPL (MMIO). */
 static inline void ivshmem_ring(const struct ivshmem_dev *d, uint32_t peer, uint32_t vec)
@@ -70,22 +63,20 @@ static inline void ivshmem_ring(const struct ivshmem_dev *d, uint32_t peer, uint
 	*(volatile uint32_t *)(d->regs + IVSHMEM_REG_DOORBELL) = peer << 16 | (vec & 0xffff);
 }
 
-static inline uint32_t ivshmem_read_reg(const struct ivshmem_dev *d, unsigned off)
+static inline uint32_t ivshmem_read_reg(const struct ivshmem_dev *d, unsigned int off)
 {
 	return *(volatile uint32_t *)(d->regs + off);
 }
 
-static inline void ivshmem_write_reg(const struct ivshmem_dev *d, unsigned off, uint32_t v)
+static inline void ivshmem_write_reg(const struct ivshmem_dev *d, unsigned int off, uint32_t v)
 {
 	*(volatile uint32_t *)(d->regs + off) = v;
 }
 
 /*
- * Halt until *@word != @old or about @max_ms (at most 4000) milliseconds
- * pass (the LAPIC timer wakes the CPU), with interrupts enabled only while
- * halted. Returns true if the word changed before the timer fired, false
- * if the timer fired first (whatever the word reads now): an interrupt
- * that should have come did not. Any CPL: from CPL3 it is one kernel_call.
+ * Halt (irq_wait) until *@word != @old or @max_ms milliseconds pass.
+ * Returns true if the word changed, false on timeout: an interrupt that
+ * should have come did not. Any CPL: from CPL3 it is one kernel_call.
  */
 bool ivshmem_wait(volatile uint32_t *word, uint32_t old, uint32_t max_ms);
 
