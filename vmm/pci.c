@@ -562,6 +562,20 @@ bool pci_bar_access(struct pci_device *d, int bar, uint64_t off, void *data, uin
 
 #define PCI_HOST_SNAP_VERSION 1
 
+/* A snapshot is trusted no more than the guest: saved config space @cfg
+ * may differ from @d's only in bits the guest could have written. */
+static int pci_config_check(const struct pci_device *d, const uint8_t *cfg, const char *name,
+			    struct errbuf *err)
+{
+	for (unsigned i = 0; i < PCI_CFG_SIZE; i++)
+		if ((cfg[i] ^ d->config[i]) & ~d->wmask[i])
+			return err_set(
+			    err, EINVAL,
+			    "%s: read-only config byte 0x%02x is 0x%02x, expected 0x%02x", name, i,
+			    cfg[i], d->config[i]);
+	return 0;
+}
+
 struct pci_host_snap {
 	uint32_t version;
 	uint32_t latch;
@@ -596,14 +610,8 @@ int pci_host_load(struct pci_host *h, const void *buf, size_t len, struct errbuf
 	if (s.latch & 3)
 		return err_set(err, EINVAL, "pci-host: address latch 0x%08x has reserved bits set",
 			       s.latch);
-	/* A snapshot is trusted no more than the guest: it may only carry
-	 * what the guest could have written. */
-	for (unsigned i = 0; i < PCI_CFG_SIZE; i++)
-		if ((s.bridge_config[i] ^ h->bridge.config[i]) & ~h->bridge.wmask[i])
-			return err_set(err, EINVAL,
-				       "pci-host: read-only config byte 0x%02x is 0x%02x, expected "
-				       "0x%02x",
-				       i, s.bridge_config[i], h->bridge.config[i]);
+	if (pci_config_check(&h->bridge, s.bridge_config, "pci-host", err) < 0)
+		return -EINVAL;
 	pthread_mutex_lock(&h->lock);
 	h->addr_latch = s.latch;
 	memcpy(h->bridge.config, s.bridge_config, sizeof(s.bridge_config));
@@ -639,12 +647,8 @@ int pci_device_load(struct pci_device *d, const void *buf, size_t len, struct er
 	if (version != PCI_DEVICE_SNAP_VERSION)
 		return err_set(err, EINVAL, "%s: PCI state version %u, expected %u", name, version,
 			       PCI_DEVICE_SNAP_VERSION);
-	for (unsigned i = 0; i < PCI_CFG_SIZE; i++)
-		if ((cfg[i] ^ d->config[i]) & ~d->wmask[i])
-			return err_set(
-			    err, EINVAL,
-			    "%s: read-only config byte 0x%02x is 0x%02x, expected 0x%02x", name, i,
-			    cfg[i], d->config[i]);
+	if (pci_config_check(d, cfg, name, err) < 0)
+		return -EINVAL;
 	pthread_mutex_lock(&d->host->lock);
 	memcpy(d->config, cfg, PCI_CFG_SIZE);
 	pci_update_mappings(d);
