@@ -25,6 +25,7 @@ const char cli_usage[] =
     "  --timeout SECONDS      stop the VM and exit 124 after SECONDS\n"
     "  --reboot               a guest reset reboots the VM (default: exit 0)\n"
     "  --disk path=FILE[,readonly=on][,serial=STR][,aio=auto|threads|io_uring]\n"
+    "         [,werror=report|stop|ignore|enospc][,rerror=report|stop|ignore]\n"
     "                         a virtio-blk disk backed by a raw image (repeatable;\n"
     "                         size must be a multiple of 512 bytes)\n"
     "  --ivshmem mem=PATH|shm=NAME[,size=SIZE][,role=master|peer]\n"
@@ -112,10 +113,48 @@ static int disk_set_bool(const char *spec, const char *key, const char *val, boo
 	return err_set(err, EINVAL, "--disk '%s': %s must be on or off, not '%s'", spec, key, val);
 }
 
+enum disk_error_action disk_error_action(enum disk_error_policy p, int error)
+{
+	switch (p) {
+	case DISK_ERROR_IGNORE:
+		return DISK_ACTION_IGNORE;
+	case DISK_ERROR_STOP:
+		return DISK_ACTION_STOP;
+	case DISK_ERROR_ENOSPC:
+		return error == ENOSPC ? DISK_ACTION_STOP : DISK_ACTION_REPORT;
+	case DISK_ERROR_REPORT:
+		break;
+	}
+	return DISK_ACTION_REPORT;
+}
+
+static int disk_set_policy(const char *spec, const char *key, const char *val, bool enospc_ok,
+			   enum disk_error_policy *out, struct errbuf *err)
+{
+	static const struct {
+		const char *name;
+		enum disk_error_policy p;
+	} names[] = {{"report", DISK_ERROR_REPORT},
+		     {"ignore", DISK_ERROR_IGNORE},
+		     {"stop", DISK_ERROR_STOP},
+		     {"enospc", DISK_ERROR_ENOSPC}};
+
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+		if (strcmp(val, names[i].name) != 0 ||
+		    (names[i].p == DISK_ERROR_ENOSPC && !enospc_ok))
+			continue;
+		*out = names[i].p;
+		return 0;
+	}
+	return err_set(err, EINVAL, "--disk '%s': %s must be stop, report, ignore%s, not '%s'",
+		       spec, key, enospc_ok ? " or enospc" : "", val);
+}
+
 int disk_config_parse(const char *spec, struct disk_config *dc, struct errbuf *err)
 {
-	static const char keys[] = "path, readonly, serial, aio";
+	static const char keys[] = "path, readonly, serial, aio, werror, rerror";
 	bool seen_path = false, seen_ro = false, seen_serial = false, seen_aio = false;
+	bool seen_werror = false, seen_rerror = false;
 	const char *p = spec, *k;
 	char val[DISK_PATH_MAX];
 	size_t klen, vlen;
@@ -169,6 +208,17 @@ int disk_config_parse(const char *spec, struct disk_config *dc, struct errbuf *e
 				    "--disk '%s': aio must be auto, threads or io_uring, "
 				    "not '%s'",
 				    spec, val);
+		} else if (opt_key_is(k, klen, "werror") || opt_key_is(k, klen, "rerror")) {
+			bool w = *k == 'w';
+			bool *seen = w ? &seen_werror : &seen_rerror;
+
+			if (*seen)
+				return err_set(err, EINVAL, "--disk '%s': %s given twice", spec,
+					       w ? "werror" : "rerror");
+			*seen = true;
+			if (disk_set_policy(spec, w ? "werror" : "rerror", val, w,
+					    w ? &dc->werror : &dc->rerror, err) < 0)
+				return -EINVAL;
 		} else {
 			return err_set(err, EINVAL, "--disk '%s': unknown option '%.*s' (keys: %s)",
 				       spec, (int)klen, k, keys);

@@ -68,19 +68,41 @@ enum disk_aio {
 	DISK_AIO_IO_URING, /* like auto, but an error if io_uring is unavailable */
 };
 
-/* One --disk, parsed: path=FILE[,readonly=on|off][,serial=STR][,aio=MODE]. */
+/* werror= / rerror=: what a failed host I/O does (QEMU's values). */
+enum disk_error_policy {
+	DISK_ERROR_REPORT = 0, /* the default: the request completes with an error */
+	DISK_ERROR_IGNORE,
+	DISK_ERROR_STOP,
+	DISK_ERROR_ENOSPC, /* stop on ENOSPC, report anything else (werror only) */
+};
+
+/* What one failure does, as the policy decides. */
+enum disk_error_action {
+	DISK_ACTION_REPORT, /* complete the request with an I/O error */
+	DISK_ACTION_IGNORE, /* complete it as if it had worked */
+	DISK_ACTION_STOP,   /* hold it and pause the VM; cont retries it */
+};
+
+/* The action @p takes for a host I/O that failed with errno @error. Pure. */
+enum disk_error_action disk_error_action(enum disk_error_policy p, int error);
+
+/* One --disk, parsed: path=FILE[,readonly=on|off][,serial=STR][,aio=MODE]
+ * [,werror=POLICY][,rerror=POLICY]. */
 struct disk_config {
 	char path[DISK_PATH_MAX];
 	char serial[DISK_SERIAL_MAX + 1]; /* "" if not given */
 	bool readonly;
 	enum disk_aio aio;
+	enum disk_error_policy werror; /* writes, flushes, discards, write-zeroes */
+	enum disk_error_policy rerror; /* reads */
 };
 
 /*
  * Parse a --disk option string into *@dc. Pure; any thread. Returns 0, or
  * -EINVAL with a one-line message naming the option and what is wrong
  * (unknown or repeated key, missing path, bad on/off, serial longer than
- * 20 characters or not printable ASCII, aio not auto/threads/io_uring).
+ * 20 characters or not printable ASCII, aio not auto/threads/io_uring,
+ * werror not stop/report/ignore/enospc, rerror not stop/report/ignore).
  */
 int disk_config_parse(const char *spec, struct disk_config *dc, struct errbuf *err);
 

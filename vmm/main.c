@@ -117,11 +117,14 @@ static int main_run_vm(struct main_state *ms, const struct boot_files *bf, int *
 	qmp_server_set_vm(ms->qmp, &vm);
 	if (ms->signo) /* a signal that arrived during a reboot */
 		vm_request_exit(&vm, VM_EXIT_STATUS, 128 + ms->signo);
-	/* --paused applies to the first boot only, as QEMU's -S. */
+	/* --paused applies to the first boot only, as QEMU's -S. A restored
+	 * VM is paused (snapshot_restore): resuming it restarts its devices'
+	 * in-flight requests, which then complete whenever the vCPUs run. */
 	if (cfg->paused && first_boot) {
 		atomic_store(&vm.pause_req, true);
 		vm.run_state = VM_RUN_PAUSED;
 	} else {
+		vm_resume(&vm);
 		vm.run_state = VM_RUN_RUNNING;
 	}
 	ret = vm_start(&vm, err);

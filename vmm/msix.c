@@ -546,89 +546,62 @@ void msix_reset(struct msix *m)
 	pthread_mutex_unlock(&m->lock);
 }
 
-#define MSIX_SNAP_VERSION 1
-
-struct msix_snap_hdr {
-	uint32_t version;
-	uint32_t nvec;
-	/* then nvec struct msix_entry, then (nvec + 63) / 64 pending words */
-};
-
-size_t msix_save_size(const struct msix *m)
+void msix_save(struct msix *m, struct msix_entry *table, uint64_t *pending)
 {
-	return sizeof(struct msix_snap_hdr) + m->nvec * sizeof(struct msix_entry) +
-	       (m->nvec + 63) / 64 * sizeof(uint64_t);
-}
-
-int msix_save(struct msix *m, void *buf, size_t len)
-{
-	struct msix_snap_hdr h = {.version = MSIX_SNAP_VERSION, .nvec = m->nvec};
-	size_t n = msix_save_size(m);
-	uint8_t *p = buf;
-	uint64_t *pend;
-
-	if (len < n)
-		return -ENOSPC;
-	memset(buf, 0, n);
-	memcpy(p, &h, sizeof(h));
+	memset(pending, 0, msix_pba_size(m->nvec));
 	pthread_mutex_lock(&m->lock);
-	memcpy(p + sizeof(h), m->table, m->nvec * sizeof(struct msix_entry));
-	pend = (uint64_t *)(p + sizeof(h) + m->nvec * sizeof(struct msix_entry));
 	for (unsigned i = 0; i < m->nvec; i++) {
+		table[i] = m->table[i];
 		msix_collect(m, i);
 		if (m->v[i].pending)
-			pend[i / 64] |= 1ULL << (i % 64);
+			pending[i / 64] |= 1ULL << (i % 64);
 	}
 	pthread_mutex_unlock(&m->lock);
-	return (int)n;
 }
 
-int msix_load(struct msix *m, const void *buf, size_t len, struct errbuf *err)
+int msix_check(const struct msix *m, const struct msix_entry *table, const uint64_t *pending,
+	       struct errbuf *err)
 {
 	const char *name = m->pdev->info->name;
-	const uint8_t *p = buf;
-	struct msix_snap_hdr h;
-	struct msix_entry *t;
-	uint64_t pend = 0;
-	uint16_t ctl;
 
-	if (len < sizeof(h))
-		return err_set(err, EINVAL, "%s: MSI-X state is %zu bytes, too short", name, len);
-	memcpy(&h, p, sizeof(h));
-	if (h.version != MSIX_SNAP_VERSION)
-		return err_set(err, EINVAL, "%s: MSI-X state version %u, expected %u", name,
-			       h.version, MSIX_SNAP_VERSION);
-	if (h.nvec != m->nvec)
-		return err_set(err, EINVAL, "%s: MSI-X state has %u vectors, the device has %u",
-			       name, h.nvec, m->nvec);
-	if (len != msix_save_size(m))
-		return err_set(err, EINVAL, "%s: MSI-X state is %zu bytes, expected %zu", name, len,
-			       msix_save_size(m));
-	t = malloc(m->nvec * sizeof(*t));
-	if (!t)
-		return err_set(err, ENOMEM, "%s: out of memory", name);
-	memcpy(t, p + sizeof(h), m->nvec * sizeof(*t));
-	for (unsigned i = 0; i < m->nvec; i++)
-		if ((t[i].addr_lo & 3) || (t[i].ctrl & ~PCI_MSIX_ENTRY_CTRL_MASKBIT)) {
-			free(t);
+	for (unsigned i = 0; i < m->nvec; i++) {
+		if (table[i].addr_lo & 3)
 			return err_set(err, EINVAL,
-				       "%s: MSI-X entry %u has bits set a guest cannot write", name,
-				       i);
-		}
-	p += sizeof(h) + m->nvec * sizeof(*t);
-	ctl = pci_config_get16(m->pdev, m->cap + PCI_MSIX_FLAGS);
+				       "%s: MSI-X entry %u: address 0x%08x is not dword aligned",
+				       name, i, table[i].addr_lo);
+		if (table[i].ctrl & ~PCI_MSIX_ENTRY_CTRL_MASKBIT)
+			return err_set(
+			    err, EINVAL,
+			    "%s: MSI-X entry %u: vector control 0x%08x has reserved bits", name, i,
+			    table[i].ctrl);
+	}
+	for (unsigned i = m->nvec; i < msix_pba_size(m->nvec) * 8; i++)
+		if (pending[i / 64] & (1ULL << (i % 64)))
+			return err_set(err, EINVAL, "%s: MSI-X pending bit %u past the last vector",
+				       name, i);
+	return 0;
+}
+
+void msix_load(struct msix *m, const struct msix_entry *table, const uint64_t *pending)
+{
+	uint16_t ctl = pci_config_get16(m->pdev, m->cap + PCI_MSIX_FLAGS);
+	uint64_t n;
+
 	pthread_mutex_lock(&m->lock);
+	/* Start from nothing delivered or routed, then sync to the new state. */
+	for (unsigned i = 0; i < m->nvec; i++) {
+		if (m->v[i].irqfd &&
+		    m->router->ops->irqfd(m->router->opaque, m->v[i].efd, m->v[i].gsi, false) < 0)
+			msix_report(m, "irqfd detach", -EIO);
+		m->v[i].irqfd = false;
+		m->v[i].routed = false;
+		while (read(m->v[i].efd, &n, sizeof(n)) == sizeof(n))
+			;
+		m->table[i] = table[i];
+		m->v[i].pending = pending[i / 64] & (1ULL << (i % 64));
+	}
 	m->enabled = ctl & PCI_MSIX_FLAGS_ENABLE;
 	m->fmask = ctl & PCI_MSIX_FLAGS_MASKALL;
-	for (unsigned i = 0; i < m->nvec; i++) {
-		if (i % 64 == 0)
-			memcpy(&pend, p + i / 64 * sizeof(pend), sizeof(pend));
-		m->table[i] = t[i];
-		m->v[i].routed = false;
-		m->v[i].pending = m->v[i].pending || (pend >> (i % 64) & 1);
-	}
 	msix_sync(m, 0, m->nvec);
 	pthread_mutex_unlock(&m->lock);
-	free(t);
-	return 0;
 }

@@ -184,19 +184,20 @@ void msix_pba_io(void *opaque, uint64_t off, void *data, uint32_t len, bool is_w
 void msix_reset(struct msix *m);
 
 /*
- * Snapshot of the table and the pending bits (enable and function mask
- * live in config space: the device saves that with pci_device_save).
- * msix_save_size: bytes msix_save writes for @m. msix_save: returns bytes
- * used or -ENOSPC; messages waiting in masked vectors' eventfds become
- * pending bits first (they stay pending in the running VM too).
- * msix_load: after pci_device_load restored the config space; refuses
- * (-EINVAL, message) a wrong version, size or vector count, or table bits
- * a guest could not have written; then takes enable and function mask from
- * config space and routes, attaches and delivers like a guest unmask
- * would. Main thread, vCPUs stopped.
+ * Snapshot: the table (@nvec entries) and the pending bits
+ * (msix_pba_size(nvec) bytes, bit i = vector i). msix_save: vCPUs stopped
+ * (messages a device raised while a vector was masked become its pending
+ * bit). msix_check refuses (-EINVAL, message) an entry with address bits
+ * 1:0 or vector-control bits 31:1 set, or a pending bit past the last
+ * vector; pure. msix_load applies a checked table after the function's
+ * config space (whose message control word holds enable and function mask)
+ * was loaded: KVM routes are set and irqfds attached for deliverable
+ * vectors, and their pending messages are delivered. Main thread, vCPUs
+ * stopped.
  */
-size_t msix_save_size(const struct msix *m);
-int msix_save(struct msix *m, void *buf, size_t len);
-int msix_load(struct msix *m, const void *buf, size_t len, struct errbuf *err);
+void msix_save(struct msix *m, struct msix_entry *table, uint64_t *pending);
+int msix_check(const struct msix *m, const struct msix_entry *table, const uint64_t *pending,
+	       struct errbuf *err);
+void msix_load(struct msix *m, const struct msix_entry *table, const uint64_t *pending);
 
 #endif

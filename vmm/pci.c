@@ -560,21 +560,67 @@ bool pci_bar_access(struct pci_device *d, int bar, uint64_t off, void *data, uin
 	return false;
 }
 
-#define PCI_HOST_SNAP_VERSION 1
-
-/* A snapshot is trusted no more than the guest: saved config space @cfg
- * may differ from @d's only in bits the guest could have written. */
-static int pci_config_check(const struct pci_device *d, const uint8_t *cfg, const char *name,
-			    struct errbuf *err)
+void pci_device_save_config(struct pci_device *d, uint8_t *config)
 {
-	for (unsigned i = 0; i < PCI_CFG_SIZE; i++)
-		if ((cfg[i] ^ d->config[i]) & ~d->wmask[i])
-			return err_set(
-			    err, EINVAL,
-			    "%s: read-only config byte 0x%02x is 0x%02x, expected 0x%02x", name, i,
-			    cfg[i], d->config[i]);
-	return 0;
+	pthread_mutex_lock(&d->host->lock);
+	memcpy(config, d->config, PCI_CFG_SIZE);
+	pthread_mutex_unlock(&d->host->lock);
 }
+
+/*
+ * Bring every device's BARs in line with its config space: unmap all that
+ * move first, then map, so two BARs that traded places both land. Config
+ * lock held.
+ */
+static void pci_host_remap_all(struct pci_host *h)
+{
+	for (unsigned s = 0; s < PCI_SLOTS; s++) {
+		struct pci_device *d = h->slots[s];
+
+		for (int i = 0; d && i < PCI_BARS; i++) {
+			struct pci_bar *b = &d->bars[i];
+
+			if (b->type != PCI_BAR_NONE && b->type != PCI_BAR_MEM64_HI &&
+			    b->mapped != pci_bar_target(d, i))
+				pci_bar_unmap(d, b);
+		}
+	}
+	for (unsigned s = 0; s < PCI_SLOTS; s++)
+		if (h->slots[s])
+			pci_update_mappings(h->slots[s]);
+}
+
+int pci_device_load_config(struct pci_device *d, const uint8_t *config, struct errbuf *err)
+{
+	struct pci_host *h = d->host;
+	int ret = 0;
+
+	pthread_mutex_lock(&h->lock);
+	for (unsigned i = 0; i < PCI_CFG_SIZE; i++) {
+		uint8_t ro = (uint8_t)(~d->wmask[i] & ~d->w1cmask[i]);
+
+		if ((config[i] ^ d->config[i]) & ro) {
+			ret = err_set(err, EINVAL,
+				      "%s: read-only config byte 0x%02x is 0x%02x, expected 0x%02x",
+				      d->info->name, i, config[i], d->config[i]);
+			goto out;
+		}
+		if (config[i] & d->w1cmask[i] & ~d->config[i]) {
+			ret = err_set(err, EINVAL,
+				      "%s: config byte 0x%02x has status bits 0x%02x set that the "
+				      "guest cannot set",
+				      d->info->name, i, config[i] & d->w1cmask[i] & ~d->config[i]);
+			goto out;
+		}
+	}
+	memcpy(d->config, config, PCI_CFG_SIZE);
+	pci_host_remap_all(h);
+out:
+	pthread_mutex_unlock(&h->lock);
+	return ret;
+}
+
+#define PCI_HOST_SNAP_VERSION 1
 
 struct pci_host_snap {
 	uint32_t version;
@@ -610,49 +656,18 @@ int pci_host_load(struct pci_host *h, const void *buf, size_t len, struct errbuf
 	if (s.latch & 3)
 		return err_set(err, EINVAL, "pci-host: address latch 0x%08x has reserved bits set",
 			       s.latch);
-	if (pci_config_check(&h->bridge, s.bridge_config, "pci-host", err) < 0)
-		return -EINVAL;
+	/* A snapshot is trusted no more than the guest: it may only carry
+	 * what the guest could have written. */
+	for (unsigned i = 0; i < PCI_CFG_SIZE; i++)
+		if ((s.bridge_config[i] ^ h->bridge.config[i]) & ~h->bridge.wmask[i])
+			return err_set(err, EINVAL,
+				       "pci-host: read-only config byte 0x%02x is 0x%02x, expected "
+				       "0x%02x",
+				       i, s.bridge_config[i], h->bridge.config[i]);
 	pthread_mutex_lock(&h->lock);
 	h->addr_latch = s.latch;
 	memcpy(h->bridge.config, s.bridge_config, sizeof(s.bridge_config));
 	pthread_mutex_unlock(&h->lock);
-	return 0;
-}
-
-#define PCI_DEVICE_SNAP_VERSION 1
-
-int pci_device_save(struct pci_device *d, void *buf, size_t len)
-{
-	uint32_t version = PCI_DEVICE_SNAP_VERSION;
-
-	if (len < PCI_DEVICE_SNAP_SIZE)
-		return -ENOSPC;
-	memcpy(buf, &version, 4);
-	pthread_mutex_lock(&d->host->lock);
-	memcpy((uint8_t *)buf + 4, d->config, PCI_CFG_SIZE);
-	pthread_mutex_unlock(&d->host->lock);
-	return PCI_DEVICE_SNAP_SIZE;
-}
-
-int pci_device_load(struct pci_device *d, const void *buf, size_t len, struct errbuf *err)
-{
-	const uint8_t *cfg = (const uint8_t *)buf + 4;
-	const char *name = d->info->name;
-	uint32_t version;
-
-	if (len != PCI_DEVICE_SNAP_SIZE)
-		return err_set(err, EINVAL, "%s: PCI state is %zu bytes, expected %d", name, len,
-			       PCI_DEVICE_SNAP_SIZE);
-	memcpy(&version, buf, 4);
-	if (version != PCI_DEVICE_SNAP_VERSION)
-		return err_set(err, EINVAL, "%s: PCI state version %u, expected %u", name, version,
-			       PCI_DEVICE_SNAP_VERSION);
-	if (pci_config_check(d, cfg, name, err) < 0)
-		return -EINVAL;
-	pthread_mutex_lock(&d->host->lock);
-	memcpy(d->config, cfg, PCI_CFG_SIZE);
-	pci_update_mappings(d);
-	pthread_mutex_unlock(&d->host->lock);
 	return 0;
 }
 

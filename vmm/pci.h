@@ -162,19 +162,20 @@ int pci_host_save(struct pci_host *h, void *buf, size_t len);
 int pci_host_load(struct pci_host *h, const void *buf, size_t len, struct errbuf *err);
 
 /*
- * Snapshot of one PCI device's configuration space (its own state beyond
- * that, MSI-X included, is the device's to save). save returns the bytes
- * used (PCI_DEVICE_SNAP_SIZE) or -ENOSPC. load refuses (-EINVAL, message
- * naming the device) a wrong size or version, or any bit outside the
- * guest-writable masks that differs from this device's; then applies the
- * bytes and maps the BARs where the saved command register and BARs say
- * (region map hooks run). Config hooks are not called: a device derives
- * the rest of its state from config space in its own load (msix_load does).
- * Main thread, vCPUs stopped.
+ * A function's configuration space in a snapshot (each PCI device saves its
+ * own). pci_device_save_config copies the 256 bytes. pci_device_load_config
+ * refuses (-EINVAL, a message naming the byte) any bit the guest could not
+ * have written: one outside the writable mask that differs from this
+ * kvmini's, or a write-1-to-clear bit that is set (kvmini never sets
+ * them). Then it applies the bytes and puts every BAR on the host where
+ * config space now says (region map hooks run, so ioeventfds follow; all
+ * devices are re-mapped, so BARs the guest swapped between two devices end
+ * up right once both are loaded). Device hooks are not called: a device
+ * reloads what it derives from config space itself (msix_load). Main
+ * thread, vCPUs stopped.
  */
-#define PCI_DEVICE_SNAP_SIZE (4 + PCI_CFG_SIZE)
-int pci_device_save(struct pci_device *d, void *buf, size_t len);
-int pci_device_load(struct pci_device *d, const void *buf, size_t len, struct errbuf *err);
+void pci_device_save_config(struct pci_device *d, uint8_t *config);
+int pci_device_load_config(struct pci_device *d, const uint8_t *config, struct errbuf *err);
 
 /*
  * Add a device in the next free slot. The header is filled from @info

@@ -400,10 +400,11 @@ static void cmd_migrate(struct qmp_cmd_ctx *x)
 		return;
 	}
 	/* The VM is stopped first and stays stopped afterwards ("postmigrate"),
-	 * as in QEMU: cont resumes it. */
+	 * as in QEMU: cont resumes it. vm_pause also quiesces the devices of
+	 * a VM that never ran (--paused). */
 	was_running = vm->run_state == VM_RUN_RUNNING;
+	vm_pause(vm);
 	if (was_running) {
-		vm_pause(vm);
 		vm->run_state = VM_RUN_PAUSED;
 		qmp_event(qs, "STOP", NULL);
 	}

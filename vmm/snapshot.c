@@ -358,6 +358,8 @@ int snapshot_save(struct vm *vm, const char *path, struct snapshot_stats *stats,
 	int ret;
 
 	memset(stats, 0, sizeof(*stats));
+	if (!vm->devices_paused)
+		return err_set(err, EINVAL, "snapshot: the VM is not paused");
 	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid()) >= sizeof(tmp))
 		return err_set(err, ENAMETOOLONG, "snapshot: path too long");
 	w = calloc(1, sizeof(*w));
@@ -796,6 +798,8 @@ int snapshot_restore(struct vm *vm, const char *path, struct errbuf *err)
 	ret = snap_open(path, r, err);
 	if (ret < 0)
 		goto out_free;
+	/* Devices load paused: what they bring back runs at vm_resume. */
+	vm_pause(vm);
 	/* Read and check everything small before touching the VM. */
 	ret = snap_read(r, "machine", 1, &m, sizeof(m), true, err);
 	if (ret < 0)

@@ -29,7 +29,7 @@ struct snapshot_stats {
 };
 
 /*
- * Save @vm, which must be paused (vm_pause), to @path. Written to a
+ * Save @vm, which must be paused (vm_pause; -EINVAL otherwise), to @path. Written to a
  * temporary file beside it, synced, then renamed over @path: a crash never
  * leaves a half-written snapshot, and a VM restored from @path keeps its
  * mapping of the old file.
@@ -39,8 +39,10 @@ int snapshot_save(struct vm *vm, const char *path, struct snapshot_stats *stats,
 
 /*
  * Load @path into @vm: created from a matching command line (memory size,
- * vCPUs, devices) with its devices realized, not started. On error nothing
- * has run and no disk image was written; the caller destroys the VM.
+ * vCPUs, devices) with its devices realized, not started. The VM is left
+ * paused (vm_pause): vm_resume lets the devices restart what was in flight
+ * and the vCPUs run. On error nothing has run and no disk image was
+ * written; the caller destroys the VM.
  */
 int snapshot_restore(struct vm *vm, const char *path, struct errbuf *err);
 

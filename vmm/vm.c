@@ -12,6 +12,7 @@
 
 #include "vmm/layout.h"
 #include "vmm/loader.h"
+#include "vmm/qmp.h"
 #include "vmm/vm.h"
 
 /* Below the LAPIC, inside the PCI hole: the TSS and identity-map pages
@@ -396,22 +397,41 @@ int vm_start(struct vm *vm, struct errbuf *err)
 
 void vm_pause(struct vm *vm)
 {
-	if (!vm->started)
-		return;
-	/* Pairs with the load at the top of the vCPU loop: a vCPU that misses
-	 * it is in (or about to enter) KVM_RUN, which the kick ends. */
-	atomic_store(&vm->pause_req, true);
-	for (int i = 0; i < vm->ncpus; i++)
-		if (vm->vcpus[i].thread_started)
-			vcpu_kick(&vm->vcpus[i]);
-	pthread_mutex_lock(&vm->park_lock);
-	while (vm->nparked < vm->nrunning)
-		pthread_cond_wait(&vm->park_cond, &vm->park_lock);
-	pthread_mutex_unlock(&vm->park_lock);
+	/*
+	 * Devices first: they stop taking requests at once, so what the guest
+	 * has in flight is still in flight when the vCPUs stop (and a snapshot
+	 * keeps it) instead of being drained for as long as the vCPUs take to
+	 * park. The guest may still touch them until it is parked.
+	 */
+	if (!vm->devices_paused) {
+		vm->devices_paused = true;
+		for (int i = 0; i < vm->ndevices; i++)
+			if (vm->devices[i].ops->pause)
+				vm->devices[i].ops->pause(vm->devices[i].state);
+	}
+	if (vm->started) {
+		/* Pairs with the load at the top of the vCPU loop: a vCPU that
+		 * misses it is in (or about to enter) KVM_RUN, which the kick
+		 * ends. */
+		atomic_store(&vm->pause_req, true);
+		for (int i = 0; i < vm->ncpus; i++)
+			if (vm->vcpus[i].thread_started)
+				vcpu_kick(&vm->vcpus[i]);
+		pthread_mutex_lock(&vm->park_lock);
+		while (vm->nparked < vm->nrunning)
+			pthread_cond_wait(&vm->park_cond, &vm->park_lock);
+		pthread_mutex_unlock(&vm->park_lock);
+	}
 }
 
 void vm_resume(struct vm *vm)
 {
+	if (vm->devices_paused) {
+		for (int i = vm->ndevices - 1; i >= 0; i--)
+			if (vm->devices[i].ops->resume)
+				vm->devices[i].ops->resume(vm->devices[i].state);
+		vm->devices_paused = false;
+	}
 	pthread_mutex_lock(&vm->park_lock);
 	atomic_store(&vm->pause_req, false);
 	pthread_cond_broadcast(&vm->park_cond);
@@ -421,9 +441,51 @@ void vm_resume(struct vm *vm)
 int vm_cont(struct vm *vm, struct errbuf *err)
 {
 	(void)err;
+	/* As QEMU's cont: the error is forgotten; a retry that fails again
+	 * sets it again. */
+	for (int i = 0; i < vm->nblocks; i++)
+		vm->blocks[i]->io_status = "ok";
 	vm_resume(vm);
 	vm->run_state = VM_RUN_RUNNING;
 	return 0;
+}
+
+static const char *vm_block_action_name(enum disk_error_action a)
+{
+	switch (a) {
+	case DISK_ACTION_IGNORE:
+		return "ignore";
+	case DISK_ACTION_STOP:
+		return "stop";
+	case DISK_ACTION_REPORT:
+		break;
+	}
+	return "report";
+}
+
+void vm_block_io_error(struct vm *vm, struct vm_block *b, bool is_read,
+		       enum disk_error_action action, int error)
+{
+	char data[512];
+
+	/* QEMU's BLOCK_IO_ERROR (qapi/block-core.json); kvmini has no block
+	 * node names, and strerror texts need no JSON escaping. */
+	snprintf(data, sizeof(data),
+		 "{\"device\": \"%s\", \"operation\": \"%s\", \"action\": \"%s\", "
+		 "\"nospace\": %s, \"reason\": \"%s\"}",
+		 b->id, is_read ? "read" : "write", vm_block_action_name(action),
+		 error == ENOSPC ? "true" : "false", strerror(error));
+	qmp_event(vm->qmp, "BLOCK_IO_ERROR", data);
+	if (action != DISK_ACTION_STOP)
+		return;
+	b->io_status = error == ENOSPC ? "nospace" : "failed";
+	if (vm->run_state != VM_RUN_RUNNING)
+		return; /* already stopped: the request waits for cont */
+	fprintf(stderr, "kvmini: %s: %s error (%s): VM paused, QMP 'cont' retries\n", b->id,
+		is_read ? "read" : "write", strerror(error));
+	vm_pause(vm);
+	vm->run_state = VM_RUN_IO_ERROR;
+	qmp_event(vm->qmp, "STOP", NULL);
 }
 
 void vm_query_block_json(struct vm *vm, char *buf, size_t size)

@@ -113,10 +113,11 @@ struct vm {
 	atomic_bool pause_req;
 	pthread_mutex_t park_lock;
 	pthread_cond_t park_cond;
-	int nparked;	/* vCPU threads parked */
-	int nrunning;	/* vCPU threads inside their loop */
-	bool started;	/* vm_start ran: vCPU threads exist */
-	bool restoring; /* created for snapshot_restore */
+	int nparked;	     /* vCPU threads parked */
+	int nrunning;	     /* vCPU threads inside their loop */
+	bool started;	     /* vm_start ran: vCPU threads exist */
+	bool restoring;	     /* created for snapshot_restore */
+	bool devices_paused; /* devices' pause ops ran, resume ops not yet (main) */
 	/* RAM mapped from a snapshot file (-1 if anonymous) and where each
 	 * region starts in it; read by the next snapshot_save. */
 	int ram_src_fd;
@@ -222,9 +223,12 @@ bool vm_exit_requested(struct vm *vm);
 void vm_stop(struct vm *vm);
 
 /*
- * Stop every vCPU at an instruction boundary (pending port/MMIO accesses
- * completed) and return once all are parked: their state can then be read
- * or written. Resume lets them run again. Main thread; idempotent.
+ * Pause every device (it takes no new work and holds what is in flight,
+ * see device.h), then stop every vCPU at an instruction boundary (pending
+ * port/MMIO accesses completed) and wait until all are parked: the VM's
+ * whole state can then be read or written. A VM not started yet (one being
+ * restored) only has its devices paused. vm_resume resumes the devices,
+ * then lets the vCPUs run. Main thread; both idempotent.
  */
 void vm_pause(struct vm *vm);
 void vm_resume(struct vm *vm);
@@ -232,8 +236,23 @@ void vm_resume(struct vm *vm);
 /* Is the VM paused (or never started)? Main thread. */
 bool vm_is_paused(struct vm *vm);
 
-/* Resume a paused VM (QMP cont): run state back to running. Main thread. */
+/*
+ * Resume a paused VM (QMP cont): every disk's io-status back to "ok",
+ * devices resumed (requests held by werror/rerror=stop are retried), run
+ * state back to running. Main thread.
+ */
 int vm_cont(struct vm *vm, struct errbuf *err);
+
+/*
+ * A disk's host I/O failed with errno @error on a read (@is_read) or
+ * write/flush, and its error policy chose @action: emit BLOCK_IO_ERROR on
+ * QMP, and for DISK_ACTION_STOP set the disk's io-status ("nospace" for
+ * ENOSPC, else "failed") and, if the VM is running, pause it in run state
+ * io-error (one line on stderr, STOP event). Main thread: a device
+ * reports from a bottom half on the main context.
+ */
+void vm_block_io_error(struct vm *vm, struct vm_block *b, bool is_read,
+		       enum disk_error_action action, int error);
 
 /* query-block's return value, a JSON array, into @buf. Main thread. */
 void vm_query_block_json(struct vm *vm, char *buf, size_t size);

@@ -707,6 +707,8 @@ fail:
 
 #define IVSHMEM_SNAP_VERSION 1
 
+/* The state: this header, then for a doorbell device the MSI-X table
+ * (vectors entries) and pending bits (msix_pba_size(vectors) bytes). */
 struct ivshmem_snap {
 	uint32_t version;
 	uint32_t doorbell;
@@ -715,9 +717,14 @@ struct ivshmem_snap {
 	uint32_t intrstatus;
 	uint32_t ivposition; /* informational: a restored device keeps its new ID */
 	uint32_t vectors;
-	uint8_t pci[PCI_DEVICE_SNAP_SIZE];
-	/* then the MSI-X state (doorbell) */
+	uint8_t pci_config[PCI_CFG_SIZE];
 };
+
+static size_t ivshmem_snap_size(const struct ivshmem *s)
+{
+	return sizeof(struct ivshmem_snap) +
+	       (s->doorbell ? msix_table_size(s->cfg.vectors) + msix_pba_size(s->cfg.vectors) : 0);
+}
 
 int ivshmem_save(void *state, void *buf, size_t len)
 {
@@ -726,32 +733,31 @@ int ivshmem_save(void *state, void *buf, size_t len)
 				 .doorbell = s->doorbell,
 				 .shm_size = s->shm_size,
 				 .vectors = s->doorbell ? s->cfg.vectors : 0};
-	int r, n = (int)sizeof(h);
+	uint8_t *b = buf;
 
-	if (len < sizeof(h))
+	if (len < ivshmem_snap_size(s))
 		return -ENOSPC;
+	memset(buf, 0, ivshmem_snap_size(s));
 	pthread_mutex_lock(&s->lock);
 	h.intrmask = s->intrmask;
 	h.intrstatus = s->intrstatus;
 	h.ivposition = s->ivposition;
 	pthread_mutex_unlock(&s->lock);
-	r = pci_device_save(s->pdev, h.pci, sizeof(h.pci));
-	if (r < 0)
-		return r;
-	if (s->doorbell) {
-		r = msix_save(&s->msix, (uint8_t *)buf + n, len - (size_t)n);
-		if (r < 0)
-			return r;
-		n += r;
-	}
+	pci_device_save_config(s->pdev, h.pci_config);
+	if (s->doorbell)
+		msix_save(&s->msix, (struct msix_entry *)(b + sizeof(h)),
+			  (uint64_t *)(b + sizeof(h) + msix_table_size(s->cfg.vectors)));
 	memcpy(buf, &h, sizeof(h));
-	return n;
+	return (int)ivshmem_snap_size(s);
 }
 
 int ivshmem_load(void *state, const void *buf, size_t len, struct errbuf *err)
 {
 	struct ivshmem *s = state;
+	const struct msix_entry *table = NULL;
+	const uint64_t *pending = NULL;
 	struct ivshmem_snap h;
+	void *copy = NULL;
 	int r;
 
 	if (len < sizeof(h))
@@ -772,24 +778,35 @@ int ivshmem_load(void *state, const void *buf, size_t len, struct errbuf *err)
 			       "%s: the snapshot's shared memory was %llu bytes, this one is %llu",
 			       s->name, (unsigned long long)h.shm_size,
 			       (unsigned long long)s->shm_size);
-	if (!s->doorbell && len != sizeof(h))
+	if (len != ivshmem_snap_size(s))
 		return err_set(err, EINVAL, "%s: state is %zu bytes, expected %zu", s->name, len,
-			       sizeof(h));
-	r = pci_device_load(s->pdev, h.pci, sizeof(h.pci), err);
-	if (r < 0)
-		return r;
+			       ivshmem_snap_size(s));
 	if (s->doorbell) {
-		r = msix_load(&s->msix, (const uint8_t *)buf + sizeof(h), len - sizeof(h), err);
+		/* An aligned copy: the table and bits sit at arbitrary offsets in @buf. */
+		copy = malloc(len - sizeof(h));
+		if (!copy)
+			return err_set(err, ENOMEM, "%s: out of memory", s->name);
+		memcpy(copy, (const uint8_t *)buf + sizeof(h), len - sizeof(h));
+		table = copy;
+		pending = (const uint64_t *)((uint8_t *)copy + msix_table_size(s->cfg.vectors));
+		r = msix_check(&s->msix, table, pending, err);
 		if (r < 0)
-			return r;
+			goto out;
 	}
+	r = pci_device_load_config(s->pdev, h.pci_config, err);
+	if (r < 0)
+		goto out;
+	if (s->doorbell)
+		msix_load(&s->msix, table, pending);
 	pthread_mutex_lock(&s->lock);
 	s->intrmask = h.intrmask;
 	s->intrstatus = h.intrstatus;
 	/* IVPOSITION stays the ID this device got from the server at realize:
 	 * peers know it by that one now (docs/devices.md). */
 	pthread_mutex_unlock(&s->lock);
-	return 0;
+out:
+	free(copy);
+	return r;
 }
 
 /* ---- as a kvmini device ---- */

@@ -74,7 +74,25 @@ struct virtqueue {
 	/* Host views of the areas, set by vq_enable (guest RAM never moves). */
 	uint8_t *desc_p, *avail_p, *used_p;
 	struct iovec *scratch; /* VQ_MAX_IOV entries for vq_pop */
-	char why[160];	       /* what was wrong with the last bad chain */
+	/* Pop order of the in-flight heads (a snapshot keeps it): popped_at[h]
+	 * is the value of pops when head h was popped. */
+	uint64_t pops;
+	uint64_t *popped_at; /* max_size entries */
+	char why[160];	     /* what was wrong with the last bad chain */
+};
+
+/*
+ * A queue as a snapshot keeps it: plain fixed-width fields (little-endian,
+ * as on x86), the in-flight heads in the order they were popped. What a
+ * restore must not trust is checked by vq_snap_check.
+ */
+struct vq_snap {
+	uint64_t desc, avail, used;
+	uint16_t size, vector, enabled, last_avail_idx;
+	uint16_t used_idx, signalled_used, signalled_used_valid, inuse;
+	uint8_t notify_suppressed;
+	uint8_t reserved[7];		/* zero */
+	uint16_t inflight[VQ_MAX_SIZE]; /* inuse heads, pop order; zero after them */
 };
 
 /*
@@ -116,6 +134,35 @@ void vq_push(struct virtqueue *vq, const struct vq_elem *elem, uint32_t len);
 
 /* Forget @elem without returning it (device reset or broken). */
 void vq_discard(struct virtqueue *vq, const struct vq_elem *elem);
+
+/* The in-flight heads in the order they were popped; returns how many
+ * (s.inuse). @heads has room for max_size. */
+unsigned vq_inflight_heads(const struct virtqueue *vq, uint16_t *heads);
+
+/*
+ * Read the chain of in-flight head @head again (a restored queue): the same
+ * checks as vq_pop, nothing in the queue's state changes. Returns 1 and
+ * *out, -EIO with vq->why for a malformed chain, -ENOMEM.
+ */
+int vq_reload(struct virtqueue *vq, uint16_t head, struct vq_elem **out);
+
+/* Fill @s from @vq (reserved bytes and unused heads zeroed). */
+void vq_save(const struct virtqueue *vq, struct vq_snap *s);
+
+/*
+ * Is @s a queue this device could be in? Checks every field against
+ * @max_size and guest RAM @mem: size a power of two <= max, flags 0 or 1,
+ * a disabled queue in its reset state, an enabled one with rings aligned
+ * and inside RAM, in-flight heads < size, unique, exactly inuse of them,
+ * and (@balanced: the device is not in NEEDS_RESET, so nothing was
+ * discarded) last_avail_idx - used_idx == inuse. Returns 0, or -EINVAL
+ * with a reason in @why. The vector is the transport's to check. Pure.
+ */
+int vq_snap_check(const struct vq_snap *s, uint16_t max_size, const struct guest_mem *mem,
+		  bool balanced, char *why, size_t why_len);
+
+/* Make @vq what @s (checked) says, with the negotiated ring features. */
+void vq_load(struct virtqueue *vq, const struct vq_snap *s, bool event_idx, bool indirect);
 
 /* Is the available ring empty (as far as the driver has published)? */
 bool vq_avail_empty(struct virtqueue *vq);
@@ -192,6 +239,14 @@ struct virtio_dev_ops {
 	/* The driver wrote device config bytes (already stored in
 	 * vdev->config); absent: the config is read-only. Lock held. */
 	void (*config_write)(struct virtio_dev *vdev, uint32_t off, uint32_t len);
+	/*
+	 * The driver resets the device: drop every element the device holds
+	 * without host work in progress (werror=stop, or the device is being
+	 * paused while vCPUs still run; see virtio_hold_ok) with
+	 * virtio_discard_locked, so that the reset, which waits for every
+	 * popped element, can finish. vdev->lock held, vCPU thread.
+	 */
+	void (*drop_held)(struct virtio_dev *vdev);
 };
 
 struct virtio_dev_params {
@@ -246,6 +301,7 @@ struct virtio_dev {
 	uint16_t config_vector;
 	bool broken;	/* NEEDS_RESET: no ring is touched until reset */
 	bool quiescing; /* reset or exit in progress: no new pops */
+	bool paused;	/* virtio_pause: no new pops until virtio_resume */
 	struct virtqueue *vqs;
 	uint8_t *config;
 	uint32_t config_len;
@@ -297,6 +353,62 @@ void virtio_push(struct virtio_dev *vdev, unsigned q, struct vq_elem *elem, uint
 
 /* Interrupt the driver for queue @q if it wants one now. Any thread. */
 void virtio_notify(struct virtio_dev *vdev, unsigned q);
+
+/*
+ * Pausing (the device's pause/resume ops, see vmm/device.h). virtio_pause
+ * stops pops (doorbells are still read, and forgotten); the device then
+ * quiesces its own work. virtio_resume lets pops happen again and rings
+ * every enabled queue's doorbell, so what the driver queued meanwhile is
+ * seen. Any thread.
+ */
+void virtio_pause(struct virtio_dev *vdev);
+void virtio_resume(struct virtio_dev *vdev);
+
+/*
+ * May the device keep a popped element unreturned with no host work in
+ * progress (a request held by werror=stop, or completed while paused)?
+ * Not while a reset or exit waits for elements, nor once the device broke
+ * (the element would never be returned anyway). vdev->lock held; a device
+ * keeps its held elements where ops->drop_held finds them, under the lock.
+ */
+bool virtio_hold_ok(const struct virtio_dev *vdev);
+
+/* Forget @elem without returning it and free it (drop_held). Lock held. */
+void virtio_discard_locked(struct virtio_dev *vdev, struct vq_elem *elem);
+
+/*
+ * Snapshots of the transport: PCI config space, MSI-X table and pending
+ * bits, status, features, selectors, ISR, config generation, the device
+ * config bytes and every queue with its in-flight heads in pop order, as
+ * struct virtio_pci_snap followed by arrays (virtio_pci.c has the layout).
+ *
+ * virtio_pci_save: into @buf of at least virtio_pci_snap_size() bytes;
+ * returns the bytes written, -ENOSPC, or -EPROTO if the queues' inuse do
+ * not add up to @ninflight, the elements the device says it holds (one line
+ * on stderr says so). The device is paused and its own work quiesced (main
+ * thread, vCPUs parked).
+ *
+ * virtio_pci_load: checks every field against this device and guest RAM
+ * (sizes and IDs as realized, status bits consistent, vectors the device
+ * has, queue sizes powers of two up to the maximum, rings aligned inside
+ * RAM, in-flight heads in range, unique, inuse of them and matching the
+ * ring indices; all queues' inuse together equal to @ninflight, the number
+ * of requests the device's own state says it held), re-reads every
+ * in-flight chain with vq_pop's checks and hands each, in pop order, to
+ * @fn, which takes it (0) or refuses it (-errno and a message in @err; the
+ * element stays the transport's). Only
+ * when all of that succeeded is the state applied: PCI config (BARs, and
+ * with them the doorbell ioeventfds, move), MSI-X (KVM routes, irqfds),
+ * then the rest. On error (-EINVAL, one line naming the device and what is
+ * wrong) nothing was applied, and the elements @fn took are the device's
+ * to free without pushing them. Main thread, device paused, vCPUs not
+ * running.
+ */
+typedef int virtio_load_elem_fn(void *opaque, struct vq_elem *elem, struct errbuf *err);
+size_t virtio_pci_snap_size(const struct virtio_dev *vdev);
+int virtio_pci_save(struct virtio_dev *vdev, void *buf, size_t len, unsigned ninflight);
+int virtio_pci_load(struct virtio_dev *vdev, const void *buf, size_t len, unsigned ninflight,
+		    virtio_load_elem_fn *fn, void *opaque, struct errbuf *err);
 
 /* Configuration change: bump the generation and interrupt. Any thread. */
 void virtio_config_changed(struct virtio_dev *vdev);
@@ -391,6 +503,7 @@ struct blk_req {
 	uint8_t *status;  /* last byte of the last device-writable buffer */
 	uint32_t written; /* bytes the device wrote into writable buffers, status included */
 	uint8_t result;	  /* VIRTIO_BLK_S_* */
+	int error;	  /* errno of the host operation that failed (werror/rerror), or 0 */
 	struct iovec iov_store[];
 };
 
@@ -403,8 +516,11 @@ struct blk_req *blk_req_parse(const struct vq_elem *elem, const char **why);
 
 /*
  * Carry out @r on @d with blocking I/O and set r->result and r->written
- * (the caller stores the status byte). Worker thread; touches only the
- * request's buffers and the file.
+ * (the caller stores the status byte), and r->error when the host failed
+ * the I/O (a request that is wrong for the disk, out of range or a write to
+ * a read-only one, fails with error 0: no policy applies to it). Worker
+ * thread; touches only the request's buffers (the iovecs are consumed)
+ * and the file.
  */
 void blk_req_execute(const struct blk_disk *d, struct blk_req *r);
 

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * virtio-blk over a raw image: `--disk path=FILE[,readonly=on][,serial=STR]
- * [,aio=auto|threads|io_uring]`.
+ * [,aio=auto|threads|io_uring][,werror=POLICY][,rerror=POLICY]`.
  *
  * Each disk has its own iothread. Its AioContext receives the queue's
  * doorbell (a KVM ioeventfd) and pops requests. Reads go to an io_uring
@@ -17,8 +17,17 @@
  * pool's two thread hand-offs, while buffered writes gain nothing, as
  * io_uring punts them to its own workers and serialises them per file).
  *
- * Requests in flight at exit complete before the file is fdatasync'd and
- * closed. See docs/devices.md.
+ * Pausing (vm_pause) stops the pops, cancels pool work no worker started,
+ * waits for the host I/O in progress and holds every result: the device
+ * then touches neither guest RAM nor interrupts, and everything popped and
+ * not returned is "held" (blk->held). Resume returns held results and
+ * starts the rest; a snapshot saves the held requests' heads, and a restore
+ * reads their chains again and starts them at resume. A host I/O error
+ * under werror/rerror=stop holds the request too and asks the main thread
+ * (a BH) to report it and pause the VM; cont (resume) retries it.
+ *
+ * Host I/O in progress at exit completes before the file is fdatasync'd
+ * and closed; held requests are dropped. See docs/devices.md.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -46,12 +55,52 @@
 #define BLK_REQ_HDR	  sizeof(struct virtio_blk_outhdr)
 #define BLK_DZ_SEGMENT	  sizeof(struct virtio_blk_discard_write_zeroes)
 
+#define BLK_SNAP_VERSION 1
+#define BLK_MAX_REPORTS	 64 /* BLOCK_IO_ERROR events waiting for the main thread */
+
+/*
+ * Where a popped request is. SUBMITTED: host I/O in progress (pool or
+ * io_uring), on blk->submitted. The HELD states have no host I/O and are on
+ * blk->held (under vdev.lock): DONE finished while the device was paused
+ * (its status is returned at resume), NEW never ran (cancelled from the
+ * pool's queue at pause, or restored from a snapshot: started at resume),
+ * FAILED failed under werror/rerror=stop (retried at resume).
+ */
+enum blk_state { BLK_SUBMITTED, BLK_HELD_DONE, BLK_HELD_NEW, BLK_HELD_FAILED };
+
+/* A request in flight: the chain, the parsed request, its disk. */
+struct blk_inflight {
+	struct virtio_blk *blk;
+	struct vq_elem *elem;
+	struct blk_req *req;
+	struct thread_pool_req *preq; /* on the pool, until its completion runs */
+	uint64_t off;		      /* io_uring reads: file offset of what is left */
+	uint64_t left;		      /* ... and how many bytes */
+	unsigned iov_pos;	      /* first iovec of what is left */
+	enum blk_state state;
+	uint8_t status; /* BLK_HELD_DONE: what to return */
+	struct blk_inflight *prev, *next;
+};
+
+struct blk_list {
+	struct blk_inflight *head, *tail;
+	unsigned n;
+};
+
+/* A failed host I/O for the main thread to report (vm_block_io_error). */
+struct blk_report {
+	bool is_read;
+	enum disk_error_action action;
+	int error;
+};
+
 struct virtio_blk {
 	struct virtio_dev vdev;
 	struct vm *vm;
 	char name[32];
 	char path[DISK_PATH_MAX];
 	struct blk_disk disk;
+	enum disk_error_policy werror, rerror;
 	struct iothread *iothread;
 	struct aio_context *ctx;
 	struct thread_pool *pool;
@@ -59,16 +108,19 @@ struct virtio_blk {
 	bool use_uring;		  /* reads through @uring (iothread only after realize) */
 	struct uring uring;
 	struct vm_block block; /* what query-block reports; in vm->blocks while realized */
-};
 
-/* A request in flight: the chain, the parsed request, its disk. */
-struct blk_inflight {
-	struct virtio_blk *blk;
-	struct vq_elem *elem;
-	struct blk_req *req;
-	uint64_t off;	  /* io_uring reads: file offset of what is left */
-	uint64_t left;	  /* ... and how many bytes */
-	unsigned iov_pos; /* first iovec of what is left */
+	/* iothread (or main, while the iothread is idle: realize, load) */
+	bool paused;		   /* blk_quiesce ran, blk_resume_fn not yet */
+	bool notify_scheduled;	   /* notify_bh is scheduled and has not run */
+	struct blk_list submitted; /* BLK_SUBMITTED requests, in start order */
+	/* vdev.lock */
+	struct blk_list held; /* BLK_HELD_* requests, in pop order (resume keeps it) */
+
+	/* Error reports: the iothread adds, error_bh (main context) sends. */
+	pthread_mutex_t report_lock;
+	struct blk_report reports[BLK_MAX_REPORTS];
+	unsigned nreports;
+	struct aio_bh *error_bh;
 };
 
 /* ---- request parsing and execution (pure / worker side) ---- */
@@ -220,8 +272,10 @@ static uint8_t blk_discard_write_zeroes(const struct blk_disk *d, struct blk_req
 		 * simply keeps the data. */
 		if (fallocate(d->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off,
 			      (off_t)len) < 0 &&
-		    errno != EOPNOTSUPP)
+		    errno != EOPNOTSUPP) {
+			r->error = errno;
 			return VIRTIO_BLK_S_IOERR;
+		}
 		return VIRTIO_BLK_S_OK;
 	}
 	/* Write zeroes must read back as zeroes: punch (if unmap allowed),
@@ -233,7 +287,8 @@ static uint8_t blk_discard_write_zeroes(const struct blk_disk *d, struct blk_req
 	if (fallocate(d->fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) ==
 	    0)
 		return VIRTIO_BLK_S_OK;
-	return blk_write_zeroes_slow(d->fd, off, len) < 0 ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK;
+	r->error = -blk_write_zeroes_slow(d->fd, off, len);
+	return r->error ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK;
 }
 
 /* Can this read be done at all? (Sector multiple, inside the disk, and
@@ -248,11 +303,13 @@ void blk_req_execute(const struct blk_disk *d, struct blk_req *r)
 	uint8_t st = VIRTIO_BLK_S_OK;
 	size_t n;
 
+	r->error = 0;
 	switch (r->type) {
 	case VIRTIO_BLK_T_IN:
 		if (!blk_read_ok(d, r))
 			st = VIRTIO_BLK_S_IOERR;
-		else if (blk_rw_full(d->fd, r->iov, r->niov, r->sector * SECTOR, false) < 0)
+		else if ((r->error =
+			      -blk_rw_full(d->fd, r->iov, r->niov, r->sector * SECTOR, false)))
 			st = VIRTIO_BLK_S_IOERR;
 		else
 			r->written += (uint32_t)r->len;
@@ -260,12 +317,15 @@ void blk_req_execute(const struct blk_disk *d, struct blk_req *r)
 	case VIRTIO_BLK_T_OUT:
 		if (d->readonly || r->len % SECTOR || !blk_in_range(d, r->sector, r->len))
 			st = VIRTIO_BLK_S_IOERR;
-		else if (blk_rw_full(d->fd, r->iov, r->niov, r->sector * SECTOR, true) < 0)
+		else if ((r->error =
+			      -blk_rw_full(d->fd, r->iov, r->niov, r->sector * SECTOR, true)))
 			st = VIRTIO_BLK_S_IOERR;
 		break;
 	case VIRTIO_BLK_T_FLUSH:
-		if (!d->readonly && fdatasync(d->fd) < 0)
+		if (!d->readonly && fdatasync(d->fd) < 0) {
+			r->error = errno;
 			st = VIRTIO_BLK_S_IOERR;
+		}
 		break;
 	case VIRTIO_BLK_T_GET_ID:
 		n = iov_from_buf(r->iov, r->niov, 0, d->serial,
@@ -285,6 +345,38 @@ void blk_req_execute(const struct blk_disk *d, struct blk_req *r)
 
 /* ---- the device (iothread side) ---- */
 
+static void blk_list_add(struct blk_list *l, struct blk_inflight *f)
+{
+	f->next = NULL;
+	f->prev = l->tail;
+	if (l->tail)
+		l->tail->next = f;
+	else
+		l->head = f;
+	l->tail = f;
+	l->n++;
+}
+
+static void blk_list_del(struct blk_list *l, struct blk_inflight *f)
+{
+	if (f->prev)
+		f->prev->next = f->next;
+	else
+		l->head = f->next;
+	if (f->next)
+		f->next->prev = f->prev;
+	else
+		l->tail = f->prev;
+	f->prev = f->next = NULL;
+	l->n--;
+}
+
+static void blk_inflight_free(struct blk_inflight *f)
+{
+	free(f->req);
+	free(f);
+}
+
 static int blk_work(void *arg)
 {
 	struct blk_inflight *f = arg;
@@ -293,6 +385,13 @@ static int blk_work(void *arg)
 	return 0;
 }
 
+static void blk_schedule_notify(struct virtio_blk *blk)
+{
+	blk->notify_scheduled = true;
+	aio_bh_schedule(blk->notify_bh);
+}
+
+/* Return @f to the driver with @status and free it. iothread. */
 static void blk_complete(struct blk_inflight *f, uint8_t status)
 {
 	struct virtio_blk *blk = f->blk;
@@ -301,22 +400,116 @@ static void blk_complete(struct blk_inflight *f, uint8_t status)
 	 * byte may be written even if the device broke meanwhile. */
 	*f->req->status = status;
 	virtio_push(&blk->vdev, f->elem->queue, f->elem, f->req->written);
-	free(f->req);
-	free(f);
-	aio_bh_schedule(blk->notify_bh);
+	blk_inflight_free(f);
+	blk_schedule_notify(blk);
+}
+
+/*
+ * Keep @f, with no host I/O, in state @st until resume (or a reset or exit
+ * drops it). False if the device may not hold it (resetting, exiting or
+ * broken): the caller completes it, which then only retires it. Any
+ * thread; takes vdev.lock.
+ */
+static bool blk_hold(struct blk_inflight *f, enum blk_state st, uint8_t status)
+{
+	struct virtio_blk *blk = f->blk;
+	bool ok;
+
+	pthread_mutex_lock(&blk->vdev.lock);
+	ok = virtio_hold_ok(&blk->vdev);
+	if (ok) {
+		f->state = st;
+		f->status = status;
+		blk_list_add(&blk->held, f);
+	}
+	pthread_mutex_unlock(&blk->vdev.lock);
+	return ok;
+}
+
+/* Queue a BLOCK_IO_ERROR report for the main thread. iothread. */
+static void blk_report(struct virtio_blk *blk, bool is_read, enum disk_error_action action,
+		       int error)
+{
+	struct blk_report r = {is_read, action, error};
+
+	pthread_mutex_lock(&blk->report_lock);
+	/* Beyond the limit reports are dropped, but never a stop. */
+	if (blk->nreports < BLK_MAX_REPORTS)
+		blk->reports[blk->nreports++] = r;
+	else if (action == DISK_ACTION_STOP)
+		blk->reports[BLK_MAX_REPORTS - 1] = r;
+	pthread_mutex_unlock(&blk->report_lock);
+	aio_bh_schedule(blk->error_bh);
+}
+
+/* Main thread: send what the iothread reported. */
+static void blk_error_bh(void *opaque)
+{
+	struct virtio_blk *blk = opaque;
+	struct blk_report r[BLK_MAX_REPORTS];
+	unsigned n;
+
+	pthread_mutex_lock(&blk->report_lock);
+	n = blk->nreports;
+	memcpy(r, blk->reports, n * sizeof(r[0]));
+	blk->nreports = 0;
+	pthread_mutex_unlock(&blk->report_lock);
+	for (unsigned i = 0; i < n; i++)
+		vm_block_io_error(blk->vm, &blk->block, r[i].is_read, r[i].action, r[i].error);
+}
+
+/*
+ * @f's host work is over: @status as the device would return it, @error the
+ * errno of a failed host operation (0: none). Applies werror/rerror, then
+ * returns the request, or holds it (stop; or the device is paused). iothread.
+ */
+static void blk_finish(struct blk_inflight *f, uint8_t status, int error)
+{
+	struct virtio_blk *blk = f->blk;
+
+	blk_list_del(&blk->submitted, f);
+	if (error) {
+		bool is_read = f->req->type == VIRTIO_BLK_T_IN;
+		enum disk_error_action a =
+		    disk_error_action(is_read ? blk->rerror : blk->werror, error);
+
+		blk_report(blk, is_read, a, error);
+		if (a == DISK_ACTION_STOP && blk_hold(f, BLK_HELD_FAILED, 0))
+			return;
+		if (a == DISK_ACTION_IGNORE) {
+			/* As QEMU: the guest is told it worked. */
+			status = VIRTIO_BLK_S_OK;
+			if (is_read)
+				f->req->written = (uint32_t)f->req->len + 1;
+		}
+	}
+	if (blk->paused && blk_hold(f, BLK_HELD_DONE, status))
+		return;
+	blk_complete(f, status);
 }
 
 static void blk_done(void *opaque, int ret)
 {
 	struct blk_inflight *f = opaque;
+	struct virtio_blk *blk = f->blk;
 
-	blk_complete(f, ret == -ECANCELED ? VIRTIO_BLK_S_IOERR : f->req->result);
+	f->preq = NULL;
+	if (ret == -ECANCELED) {
+		/* Cancelled by a pause before a worker took it: it never ran. */
+		blk_list_del(&blk->submitted, f);
+		if (blk->paused && blk_hold(f, BLK_HELD_NEW, 0))
+			return;
+		blk_complete(f, VIRTIO_BLK_S_IOERR);
+		return;
+	}
+	blk_finish(f, f->req->result, f->req->error);
 }
 
 static void blk_notify_bh(void *opaque)
 {
 	struct virtio_blk *blk = opaque;
 
+	blk->notify_scheduled = false;
 	virtio_notify(&blk->vdev, 0);
 }
 
@@ -331,8 +524,11 @@ static bool blk_uring_queue(struct blk_inflight *f)
 
 static void blk_uring_submit(struct virtio_blk *blk)
 {
-	int r = uring_submit(&blk->uring);
+	int r;
 
+	if (!blk->use_uring)
+		return;
+	r = uring_submit(&blk->uring);
 	/* Entries the kernel did not take stay queued; the next submit (next
 	 * doorbell or completion) retries them. */
 	if (r < 0 && r != -EAGAIN && r != -EBUSY && r != -EINTR)
@@ -347,8 +543,12 @@ static void blk_uring_done(void *opaque, uint64_t user_data, int32_t res)
 	uint64_t got = res > 0 ? (uint64_t)res : 0;
 
 	(void)opaque;
-	if (res < 0 || (res == 0 && f->left)) {
-		blk_complete(f, VIRTIO_BLK_S_IOERR); /* host error, or the file shrank */
+	if (res < 0) {
+		blk_finish(f, VIRTIO_BLK_S_IOERR, -res);
+		return;
+	}
+	if (res == 0 && f->left) {
+		blk_finish(f, VIRTIO_BLK_S_IOERR, EIO); /* the file shrank */
 		return;
 	}
 	if (got < f->left) {
@@ -361,11 +561,11 @@ static void blk_uring_done(void *opaque, uint64_t user_data, int32_t res)
 		r->iov[f->iov_pos].iov_base = (uint8_t *)r->iov[f->iov_pos].iov_base + got;
 		r->iov[f->iov_pos].iov_len -= got;
 		if (!blk_uring_queue(f))
-			blk_complete(f, VIRTIO_BLK_S_IOERR);
+			blk_finish(f, VIRTIO_BLK_S_IOERR, 0);
 		return;
 	}
 	r->written += (uint32_t)r->len;
-	blk_complete(f, VIRTIO_BLK_S_OK);
+	blk_finish(f, VIRTIO_BLK_S_OK, 0);
 }
 
 static void blk_uring_ready(void *opaque)
@@ -381,16 +581,18 @@ static void blk_start(struct virtio_blk *blk, struct blk_inflight *f)
 {
 	struct blk_req *r = f->req;
 
+	f->state = BLK_SUBMITTED;
+	blk_list_add(&blk->submitted, f);
 	if (blk->use_uring && r->type == VIRTIO_BLK_T_IN) {
 		if (!blk_read_ok(&blk->disk, r)) {
-			blk_complete(f, VIRTIO_BLK_S_IOERR);
+			blk_finish(f, VIRTIO_BLK_S_IOERR, 0);
 			return;
 		}
 		f->off = r->sector * SECTOR;
 		f->left = r->len;
 		f->iov_pos = 0;
 		if (!f->left) {
-			blk_complete(f, VIRTIO_BLK_S_OK);
+			blk_finish(f, VIRTIO_BLK_S_OK, 0);
 			return;
 		}
 		if (blk_uring_queue(f))
@@ -398,8 +600,27 @@ static void blk_start(struct virtio_blk *blk, struct blk_inflight *f)
 		/* Ring full (cannot happen with one queue of at most as many
 		 * entries; kept safe): the pool does it instead. */
 	}
-	if (!thread_pool_submit(blk->pool, blk_work, f, blk_done, f))
-		blk_complete(f, VIRTIO_BLK_S_IOERR);
+	f->preq = thread_pool_submit(blk->pool, blk_work, f, blk_done, f);
+	if (!f->preq)
+		blk_finish(f, VIRTIO_BLK_S_IOERR, 0);
+}
+
+/* Start a held request again from its chain (the last attempt consumed
+ * its iovecs). iothread. */
+static void blk_restart(struct virtio_blk *blk, struct blk_inflight *f)
+{
+	const char *why = "out of host memory";
+	struct blk_req *r = blk_req_parse(f->elem, &why);
+
+	if (!r) {
+		virtio_error(&blk->vdev, "queue %u: %s", f->elem->queue, why);
+		virtio_push(&blk->vdev, f->elem->queue, f->elem, 0); /* discarded: broken */
+		blk_inflight_free(f);
+		return;
+	}
+	free(f->req);
+	f->req = r;
+	blk_start(blk, f);
 }
 
 static void blk_queue_notify(struct virtio_dev *vdev, unsigned q)
@@ -424,13 +645,101 @@ static void blk_queue_notify(struct virtio_dev *vdev, unsigned q)
 		blk_start(blk, f);
 	}
 	/* One system call for the whole batch of reads. */
-	if (blk->use_uring)
-		blk_uring_submit(blk);
+	blk_uring_submit(blk);
+}
+
+/* A driver reset: forget what is held (vdev.lock held, vCPU thread). */
+static void blk_drop_held(struct virtio_dev *vdev)
+{
+	struct virtio_blk *blk = vdev->opaque;
+	struct blk_inflight *f;
+
+	while ((f = blk->held.head)) {
+		blk_list_del(&blk->held, f);
+		virtio_discard_locked(vdev, f->elem);
+		blk_inflight_free(f);
+	}
 }
 
 static const struct virtio_dev_ops blk_virtio_ops = {
     .queue_notify = blk_queue_notify,
+    .drop_held = blk_drop_held,
 };
+
+/* ---- pause, resume, exit ---- */
+
+struct blk_quiesce_arg {
+	struct virtio_blk *blk;
+	bool cancel;
+};
+
+/*
+ * iothread: take no new requests, and wait (polling this context) until no
+ * host I/O is left; with @cancel, requests still queued on the pool are
+ * not started. Everything that finishes meanwhile is held, not returned,
+ * and no interrupt is left to send: from here on the device touches
+ * neither guest memory nor interrupts.
+ */
+static void blk_quiesce_fn(void *opaque)
+{
+	struct blk_quiesce_arg *a = opaque;
+	struct virtio_blk *blk = a->blk;
+
+	virtio_pause(&blk->vdev);
+	blk->paused = true;
+	if (a->cancel)
+		for (struct blk_inflight *f = blk->submitted.head; f; f = f->next)
+			if (f->preq)
+				thread_pool_cancel(f->preq); /* completion: -ECANCELED */
+	blk_uring_submit(blk); /* nothing may stay queued unsubmitted */
+	while (blk->submitted.n || blk->notify_scheduled)
+		aio_poll(blk->ctx, true);
+}
+
+static void blk_quiesce(struct virtio_blk *blk, bool cancel)
+{
+	struct blk_quiesce_arg a = {blk, cancel};
+
+	if (blk->iothread)
+		virtio_ctx_call(blk->ctx, NULL, blk_quiesce_fn, &a);
+}
+
+/* iothread: return or restart every held request, in pop order, then
+ * take new ones. */
+static void blk_resume_fn(void *opaque)
+{
+	struct virtio_blk *blk = opaque;
+	struct blk_list l;
+
+	blk->paused = false;
+	pthread_mutex_lock(&blk->vdev.lock);
+	l = blk->held;
+	blk->held = (struct blk_list){0};
+	pthread_mutex_unlock(&blk->vdev.lock);
+	while (l.head) {
+		struct blk_inflight *f = l.head;
+
+		blk_list_del(&l, f);
+		if (f->state == BLK_HELD_DONE)
+			blk_complete(f, f->status);
+		else
+			blk_restart(blk, f);
+	}
+	blk_uring_submit(blk);
+	virtio_resume(&blk->vdev);
+}
+
+static void virtio_blk_pause(void *state)
+{
+	blk_quiesce(state, true);
+}
+
+static void virtio_blk_resume(void *state)
+{
+	struct virtio_blk *blk = state;
+
+	virtio_ctx_call(blk->ctx, NULL, blk_resume_fn, blk);
+}
 
 static int blk_open(struct virtio_blk *blk, const struct disk_config *dc, struct errbuf *err)
 {
@@ -542,6 +851,10 @@ static void blk_stop_iothread(struct virtio_blk *blk)
 static void blk_free(struct virtio_blk *blk)
 {
 	blk_stop_iothread(blk);
+	/* Nothing schedules it any more; a report still pending is moot. */
+	if (blk->error_bh)
+		aio_bh_delete(blk->error_bh);
+	pthread_mutex_destroy(&blk->report_lock);
 	uring_exit(&blk->uring); /* idle: every read was reaped before the stop */
 	if (blk->disk.fd >= 0) {
 		/* Nothing written is lost: flush before close. */
@@ -573,11 +886,19 @@ static int virtio_blk_realize(struct vm *vm, const char *opts, void **state, str
 	blk->disk.fd = -1;
 	blk->uring.fd = blk->uring.efd = -1;
 	blk->vm = vm;
+	pthread_mutex_init(&blk->report_lock, NULL);
 	snprintf(blk->name, sizeof(blk->name), "virtio-blk%d", index);
 	ret = disk_config_parse(opts ? opts : "", dc, err);
 	if (ret < 0)
 		goto fail;
 	snprintf(blk->path, sizeof(blk->path), "%s", dc->path);
+	blk->werror = dc->werror;
+	blk->rerror = dc->rerror;
+	blk->error_bh = aio_bh_new(vm->main_ctx, blk_error_bh, blk);
+	if (!blk->error_bh) {
+		ret = err_set(err, ENOMEM, "out of memory");
+		goto fail;
+	}
 	ret = blk_open(blk, dc, err);
 	if (ret < 0)
 		goto fail;
@@ -657,8 +978,16 @@ static void virtio_blk_exit(void *state)
 		break;
 	}
 
-	/* Every request the guest had in flight completes (on the iothread)
-	 * before the pool, the iothread and the file go away. */
+	/*
+	 * Every request the host already works on completes (nothing the
+	 * device started writing is cut short); then what is held (the VM
+	 * was paused, or a request waits under werror=stop) is dropped: the
+	 * guest is going away and never sees it return.
+	 */
+	blk_quiesce(blk, false);
+	pthread_mutex_lock(&blk->vdev.lock);
+	blk_drop_held(&blk->vdev);
+	pthread_mutex_unlock(&blk->vdev.lock);
 	virtio_pci_stop(&blk->vdev);
 	/* No completion or notify BH can touch the device after this. */
 	blk_stop_iothread(blk);
@@ -666,22 +995,137 @@ static void virtio_blk_exit(void *state)
 	blk_free(blk);
 }
 
+/* ---- snapshots ---- */
+
 /*
- * Snapshots of a VM with disks are refused until the device state (PCI
- * config, MSI-X, queues and in-flight requests) is saved: a restore without
- * it would hand the guest a device that forgot everything.
+ * The device's section: this header, then the virtio transport's state
+ * (virtio_pci_save: PCI config, MSI-X, status, features, queues with their
+ * in-flight heads). The requests themselves are not saved: at restore their
+ * chains are read again from guest RAM, checked again and started anew at
+ * resume (a request that had finished on the source, but was held while
+ * paused, runs a second time on the host: the same data to the same place,
+ * and the guest sees it complete once).
  */
+struct blk_snap {
+	uint32_t version;
+	uint32_t nrequests; /* requests held at save = in-flight elements */
+	uint64_t nsectors;  /* must match the image now */
+	uint8_t readonly;
+	uint8_t io_status; /* 0 ok, 1 failed, 2 nospace */
+	uint8_t reserved[6];
+};
+
+static const char *const blk_io_status[] = {"ok", "failed", "nospace"};
+
 static int virtio_blk_save(void *state, void *buf, size_t len)
 {
-	(void)state;
-	(void)buf;
-	(void)len;
-	return -ENOTSUP;
+	struct virtio_blk *blk = state;
+	struct blk_snap h = {.version = BLK_SNAP_VERSION};
+	int n;
+
+	if (len < sizeof(h))
+		return -ENOSPC;
+	/* Paused (vm_pause): the iothread has no host I/O and is idle. */
+	if (!blk->paused || blk->submitted.n)
+		return -EBUSY;
+	pthread_mutex_lock(&blk->vdev.lock);
+	h.nrequests = blk->held.n;
+	pthread_mutex_unlock(&blk->vdev.lock);
+	h.nsectors = blk->disk.nsectors;
+	h.readonly = blk->disk.readonly;
+	for (uint8_t i = 0; i < ARRAY_SIZE(blk_io_status); i++)
+		if (!strcmp(blk->block.io_status, blk_io_status[i]))
+			h.io_status = i;
+	n = virtio_pci_save(&blk->vdev, (uint8_t *)buf + sizeof(h), len - sizeof(h), h.nrequests);
+	if (n < 0)
+		return n;
+	memcpy(buf, &h, sizeof(h));
+	return (int)sizeof(h) + n;
+}
+
+struct blk_load_ctx {
+	struct virtio_blk *blk;
+	struct blk_list list;
+};
+
+/* Each in-flight chain read back at load: it must be a request. */
+static int blk_load_elem(void *opaque, struct vq_elem *elem, struct errbuf *err)
+{
+	struct blk_load_ctx *c = opaque;
+	const char *why = "out of host memory";
+	struct blk_inflight *f = calloc(1, sizeof(*f));
+
+	if (f)
+		f->req = blk_req_parse(elem, &why);
+	if (!f || !f->req) {
+		free(f);
+		return err_set(err, EINVAL, "%s: in-flight request at head %u: %s", c->blk->name,
+			       elem->head, why);
+	}
+	f->blk = c->blk;
+	f->elem = elem;
+	f->state = BLK_HELD_NEW;
+	blk_list_add(&c->list, f);
+	return 0;
+}
+
+static int virtio_blk_load(void *state, const void *buf, size_t len, struct errbuf *err)
+{
+	struct virtio_blk *blk = state;
+	struct blk_load_ctx c = {.blk = blk};
+	struct blk_snap h;
+	int ret;
+
+	if (len < sizeof(h))
+		return err_set(err, EINVAL, "%s: state is truncated (%zu bytes)", blk->name, len);
+	memcpy(&h, buf, sizeof(h));
+	if (h.version != BLK_SNAP_VERSION)
+		return err_set(err, EINVAL, "%s: state version %u, kvmini reads %u", blk->name,
+			       h.version, BLK_SNAP_VERSION);
+	for (size_t i = 0; i < sizeof(h.reserved); i++)
+		if (h.reserved[i])
+			return err_set(err, EINVAL, "%s: reserved bytes are not zero", blk->name);
+	if (h.nsectors != blk->disk.nsectors)
+		return err_set(err, EINVAL,
+			       "%s: the snapshot's disk has %llu sectors, '%s' has %llu (not the "
+			       "same image?)",
+			       blk->name, (unsigned long long)h.nsectors, blk->path,
+			       (unsigned long long)blk->disk.nsectors);
+	if (h.readonly > 1 || h.readonly != blk->disk.readonly)
+		return err_set(err, EINVAL,
+			       "%s: readonly=%s in the snapshot, %s on the command line", blk->name,
+			       h.readonly ? "on" : "off", blk->disk.readonly ? "on" : "off");
+	if (h.io_status >= ARRAY_SIZE(blk_io_status))
+		return err_set(err, EINVAL, "%s: bad io-status %u", blk->name, h.io_status);
+	if (!blk->paused || blk->held.n)
+		return err_set(err, EBUSY, "%s: can only load into a fresh, paused device",
+			       blk->name);
+	ret = virtio_pci_load(&blk->vdev, (const uint8_t *)buf + sizeof(h), len - sizeof(h),
+			      h.nrequests, blk_load_elem, &c, err);
+	if (ret < 0) {
+		while (c.list.head) {
+			struct blk_inflight *f = c.list.head;
+
+			blk_list_del(&c.list, f);
+			free(f->elem);
+			blk_inflight_free(f);
+		}
+		return ret;
+	}
+	/* Started (in this order) when the VM is resumed. */
+	pthread_mutex_lock(&blk->vdev.lock);
+	blk->held = c.list;
+	pthread_mutex_unlock(&blk->vdev.lock);
+	blk->block.io_status = blk_io_status[h.io_status];
+	return 0;
 }
 
 const struct device_ops virtio_blk_ops = {
     .name = "virtio-blk",
     .realize = virtio_blk_realize,
     .save = virtio_blk_save,
+    .load = virtio_blk_load,
+    .pause = virtio_blk_pause,
+    .resume = virtio_blk_resume,
     .exit = virtio_blk_exit,
 };

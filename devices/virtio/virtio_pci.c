@@ -147,7 +147,8 @@ void virtio_config_changed(struct virtio_dev *vdev)
 
 static bool virtio_running(const struct virtio_dev *vdev)
 {
-	return !vdev->broken && !vdev->quiescing && (vdev->status & VIRTIO_CONFIG_S_DRIVER_OK) &&
+	return !vdev->broken && !vdev->quiescing && !vdev->paused &&
+	       (vdev->status & VIRTIO_CONFIG_S_DRIVER_OK) &&
 	       !(vdev->status & VIRTIO_CONFIG_S_FAILED);
 }
 
@@ -168,6 +169,10 @@ static void virtio_reset_locked(struct virtio_dev *vdev)
 	 * back; let every in-flight request finish first (they are
 	 * discarded, not returned: the driver asked for a reset). */
 	vdev->quiescing = true;
+	/* Requests held without host work (werror=stop) would never come
+	 * back by themselves. */
+	if (vdev->ops->drop_held)
+		vdev->ops->drop_held(vdev);
 	virtio_wait_idle_locked(vdev);
 	for (unsigned q = 0; q < vdev->nqueues; q++)
 		vq_reset(&vdev->vqs[q]);
@@ -857,4 +862,316 @@ void virtio_notify(struct virtio_dev *vdev, unsigned q)
 	pthread_mutex_unlock(&vdev->lock);
 	if (vector != VIRTIO_MSI_NO_VECTOR)
 		msix_notify(&vdev->msix, vector);
+}
+
+/* ---- pausing and held elements ---- */
+
+void virtio_pause(struct virtio_dev *vdev)
+{
+	pthread_mutex_lock(&vdev->lock);
+	vdev->paused = true;
+	pthread_mutex_unlock(&vdev->lock);
+}
+
+void virtio_resume(struct virtio_dev *vdev)
+{
+	pthread_mutex_lock(&vdev->lock);
+	vdev->paused = false;
+	/* Doorbells rung while paused were read and forgotten: look again. */
+	if (vdev->status & VIRTIO_CONFIG_S_DRIVER_OK)
+		for (unsigned q = 0; q < vdev->nqueues; q++)
+			if (vdev->vqs[q].s.enabled)
+				virtio_kick(vdev, q);
+	pthread_mutex_unlock(&vdev->lock);
+}
+
+bool virtio_hold_ok(const struct virtio_dev *vdev)
+{
+	return !vdev->broken && !vdev->quiescing;
+}
+
+void virtio_discard_locked(struct virtio_dev *vdev, struct vq_elem *elem)
+{
+	struct virtqueue *vq = &vdev->vqs[elem->queue];
+
+	vq_discard(vq, elem);
+	if (vq->s.inuse == 0)
+		pthread_cond_broadcast(&vdev->idle);
+	free(elem);
+}
+
+/* ---- snapshots ---- */
+
+#define VIRTIO_PCI_SNAP_VERSION 1
+#define VIRTIO_STATUS_ALL                                                                          \
+	(VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_DRIVER_OK |        \
+	 VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_STATUS_NEEDS_RESET | VIRTIO_CONFIG_S_FAILED)
+
+/*
+ * The transport's snapshot, little-endian, followed by (each 8-byte
+ * aligned): the device config bytes (config_len, padded with zeroes),
+ * struct msix_entry[nvec], uint64_t pending[(nvec + 63) / 64], and
+ * struct vq_snap[nqueues].
+ */
+struct virtio_pci_snap {
+	uint32_t version;
+	uint16_t nqueues;
+	uint16_t nvec;
+	uint32_t config_len;
+	uint32_t dfselect;
+	uint32_t gfselect;
+	uint32_t reserved0; /* zero */
+	uint64_t host_features;
+	uint64_t guest_features;
+	uint8_t status;
+	uint8_t isr;
+	uint8_t config_generation;
+	uint8_t broken;
+	uint16_t queue_select;
+	uint16_t config_vector;
+	uint8_t pci_config[PCI_CFG_SIZE];
+};
+
+_Static_assert(sizeof(struct virtio_pci_snap) == 48 + PCI_CFG_SIZE, "snapshot layout");
+_Static_assert(sizeof(struct msix_entry) == 16, "MSI-X entry layout");
+_Static_assert(sizeof(struct vq_snap) % 8 == 0, "queue snapshot layout");
+
+/* Where each part of a snapshot of @vdev lies. */
+struct virtio_snap_layout {
+	size_t config, table, pending, queues, total;
+};
+
+static struct virtio_snap_layout virtio_snap_layout(const struct virtio_dev *vdev)
+{
+	struct virtio_snap_layout l;
+
+	l.config = sizeof(struct virtio_pci_snap);
+	l.table = l.config + ALIGN_UP(vdev->config_len, 8);
+	l.pending = l.table + vdev->msix.nvec * sizeof(struct msix_entry);
+	l.queues = l.pending + msix_pba_size(vdev->msix.nvec);
+	l.total = l.queues + vdev->nqueues * sizeof(struct vq_snap);
+	return l;
+}
+
+size_t virtio_pci_snap_size(const struct virtio_dev *vdev)
+{
+	return virtio_snap_layout(vdev).total;
+}
+
+int virtio_pci_save(struct virtio_dev *vdev, void *buf, size_t len, unsigned ninflight)
+{
+	struct virtio_snap_layout l = virtio_snap_layout(vdev);
+	uint8_t *b = buf;
+	struct virtio_pci_snap h;
+	unsigned inuse;
+
+	if (len < l.total)
+		return -ENOSPC;
+	pthread_mutex_lock(&vdev->lock);
+	inuse = virtio_total_inuse(vdev);
+	pthread_mutex_unlock(&vdev->lock);
+	if (inuse != ninflight) {
+		/* Saving would lose (or invent) requests: refuse, say why. */
+		fprintf(stderr,
+			"kvmini: %s: %u elements in flight in the queues, but the device holds "
+			"%u\n",
+			vdev->name, inuse, ninflight);
+		return -EPROTO;
+	}
+	memset(buf, 0, l.total);
+	memset(&h, 0, sizeof(h));
+	pci_device_save_config(vdev->pdev, h.pci_config);
+	msix_save(&vdev->msix, (struct msix_entry *)(b + l.table), (uint64_t *)(b + l.pending));
+	pthread_mutex_lock(&vdev->lock);
+	h.version = VIRTIO_PCI_SNAP_VERSION;
+	h.nqueues = (uint16_t)vdev->nqueues;
+	h.nvec = (uint16_t)vdev->msix.nvec;
+	h.config_len = vdev->config_len;
+	h.dfselect = vdev->dfselect;
+	h.gfselect = vdev->gfselect;
+	h.host_features = vdev->host_features;
+	h.guest_features = vdev->guest_features;
+	h.status = vdev->status;
+	h.isr = vdev->isr;
+	h.config_generation = vdev->config_generation;
+	h.broken = vdev->broken;
+	h.queue_select = vdev->queue_select;
+	h.config_vector = vdev->config_vector;
+	memcpy(b + l.config, vdev->config, vdev->config_len);
+	for (unsigned q = 0; q < vdev->nqueues; q++)
+		vq_save(&vdev->vqs[q], (struct vq_snap *)(b + l.queues) + q);
+	pthread_mutex_unlock(&vdev->lock);
+	memcpy(b, &h, sizeof(h));
+	return (int)l.total;
+}
+
+/* Everything in @h that does not need guest RAM. */
+static int virtio_snap_check_header(struct virtio_dev *vdev, const struct virtio_pci_snap *h,
+				    const uint8_t *config, struct errbuf *err)
+{
+	const char *n = vdev->name;
+	uint8_t st = h->status;
+
+	if (h->version != VIRTIO_PCI_SNAP_VERSION)
+		return err_set(err, EINVAL, "%s: virtio state version %u, kvmini reads %u", n,
+			       h->version, VIRTIO_PCI_SNAP_VERSION);
+	if (h->nqueues != vdev->nqueues || h->nvec != vdev->msix.nvec ||
+	    h->config_len != vdev->config_len || h->reserved0)
+		return err_set(err, EINVAL,
+			       "%s: snapshot has %u queues, %u MSI-X vectors and %u config bytes; "
+			       "this device %u, %u and %u",
+			       n, h->nqueues, h->nvec, h->config_len, vdev->nqueues,
+			       vdev->msix.nvec, vdev->config_len);
+	if (h->host_features != vdev->host_features)
+		return err_set(err, EINVAL,
+			       "%s: snapshot device offered features 0x%llx, this one 0x%llx (disk "
+			       "options differ?)",
+			       n, (unsigned long long)h->host_features,
+			       (unsigned long long)vdev->host_features);
+	if (!vdev->ops->config_write && memcmp(config, vdev->config, vdev->config_len))
+		return err_set(err, EINVAL,
+			       "%s: device configuration differs from the snapshot's (disk size "
+			       "changed?)",
+			       n);
+	if (st & ~VIRTIO_STATUS_ALL)
+		return err_set(err, EINVAL, "%s: device status 0x%02x has unknown bits", n, st);
+	if (h->broken > 1 || !!(st & VIRTIO_STATUS_NEEDS_RESET) != h->broken)
+		return err_set(err, EINVAL,
+			       "%s: NEEDS_RESET (status 0x%02x) and broken (%u) disagree", n, st,
+			       h->broken);
+	if ((st & VIRTIO_CONFIG_S_DRIVER_OK) && !(st & VIRTIO_CONFIG_S_FEATURES_OK))
+		return err_set(err, EINVAL, "%s: status 0x%02x has DRIVER_OK without FEATURES_OK",
+			       n, st);
+	if ((st & VIRTIO_CONFIG_S_FEATURES_OK) &&
+	    (!(h->guest_features & (1ULL << VIRTIO_F_VERSION_1)) ||
+	     (h->guest_features & ~h->host_features)))
+		return err_set(
+		    err, EINVAL, "%s: accepted features 0x%llx are not a valid subset of 0x%llx", n,
+		    (unsigned long long)h->guest_features, (unsigned long long)h->host_features);
+	if (h->isr & ~(VIRTIO_ISR_QUEUE | VIRTIO_ISR_CONFIG))
+		return err_set(err, EINVAL, "%s: ISR 0x%02x has unknown bits", n, h->isr);
+	if (h->config_vector != VIRTIO_MSI_NO_VECTOR && h->config_vector >= vdev->msix.nvec)
+		return err_set(err, EINVAL, "%s: config vector %u, the device has %u", n,
+			       h->config_vector, vdev->msix.nvec);
+	return 0;
+}
+
+static int virtio_snap_check_queue(struct virtio_dev *vdev, const struct virtio_pci_snap *h,
+				   const struct vq_snap *qs, unsigned q, struct errbuf *err)
+{
+	char why[200];
+
+	if (qs->vector != VIRTIO_MSI_NO_VECTOR && qs->vector >= vdev->msix.nvec)
+		return err_set(err, EINVAL, "%s: queue %u: vector %u, the device has %u",
+			       vdev->name, q, qs->vector, vdev->msix.nvec);
+	if (qs->enabled && !(h->status & VIRTIO_CONFIG_S_FEATURES_OK))
+		return err_set(err, EINVAL, "%s: queue %u enabled without FEATURES_OK", vdev->name,
+			       q);
+	if (vq_snap_check(qs, vdev->vqs[q].max_size, vdev->vqs[q].mem, !h->broken, why,
+			  sizeof(why)) < 0)
+		return err_set(err, EINVAL, "%s: queue %u: %s", vdev->name, q, why);
+	return 0;
+}
+
+/* Re-read queue @q's in-flight chains from guest RAM and hand them to @fn. */
+static int virtio_snap_reload(struct virtio_dev *vdev, const struct vq_snap *qs, unsigned q,
+			      bool event_idx, bool indirect, virtio_load_elem_fn *fn, void *opaque,
+			      struct errbuf *err)
+{
+	struct virtqueue tmp;
+	int ret = 0;
+
+	if (qs->inuse == 0)
+		return 0;
+	if (vq_init(&tmp, vdev->vqs[q].mem, vdev->vqs[q].max_size) < 0)
+		return err_set(err, ENOMEM, "%s: out of memory", vdev->name);
+	vq_load(&tmp, qs, event_idx, indirect);
+	for (unsigned i = 0; i < qs->inuse; i++) {
+		struct vq_elem *elem;
+
+		if (vq_reload(&tmp, qs->inflight[i], &elem) < 0) {
+			ret = err_set(err, EINVAL, "%s: queue %u: in-flight request: %s",
+				      vdev->name, q, tmp.why);
+			break;
+		}
+		elem->queue = (uint16_t)q;
+		ret = fn(opaque, elem, err);
+		if (ret < 0) {
+			free(elem);
+			break;
+		}
+	}
+	vq_free(&tmp);
+	return ret;
+}
+
+int virtio_pci_load(struct virtio_dev *vdev, const void *buf, size_t len, unsigned ninflight,
+		    virtio_load_elem_fn *fn, void *opaque, struct errbuf *err)
+{
+	unsigned inuse = 0;
+	struct virtio_snap_layout l = virtio_snap_layout(vdev);
+	const uint8_t *b = buf;
+	const struct msix_entry *table;
+	const uint64_t *pending;
+	struct virtio_pci_snap h;
+	struct vq_snap *qs;
+	bool event_idx, indirect;
+	int ret;
+
+	if (len < sizeof(h))
+		return err_set(err, EINVAL, "%s: virtio state is truncated (%zu bytes)", vdev->name,
+			       len);
+	memcpy(&h, buf, sizeof(h));
+	if (h.version == VIRTIO_PCI_SNAP_VERSION && len != l.total)
+		return err_set(err, EINVAL, "%s: virtio state has %zu bytes, expected %zu",
+			       vdev->name, len, l.total);
+	ret = virtio_snap_check_header(vdev, &h, b + l.config, err);
+	if (ret < 0)
+		return ret;
+	/* The arrays may be unaligned in @buf: work on an aligned copy. */
+	qs = malloc(l.total - l.table);
+	if (!qs)
+		return err_set(err, ENOMEM, "%s: out of memory", vdev->name);
+	memcpy(qs, b + l.table, l.total - l.table);
+	table = (const struct msix_entry *)qs;
+	pending = (const uint64_t *)((const uint8_t *)qs + (l.pending - l.table));
+	qs = (struct vq_snap *)((uint8_t *)qs + (l.queues - l.table));
+	ret = msix_check(&vdev->msix, table, pending, err);
+	for (unsigned q = 0; ret == 0 && q < vdev->nqueues; q++) {
+		ret = virtio_snap_check_queue(vdev, &h, &qs[q], q, err);
+		inuse += qs[q].inuse;
+	}
+	if (ret == 0 && inuse != ninflight)
+		ret = err_set(err, EINVAL,
+			      "%s: %u elements in flight in the queues, but the device held %u",
+			      vdev->name, inuse, ninflight);
+	/* The PCI config is checked by applying it, so it goes last of the
+	 * checks: nothing may fail after it. Chains first. */
+	event_idx = h.guest_features & (1ULL << VIRTIO_RING_F_EVENT_IDX);
+	indirect = h.guest_features & (1ULL << VIRTIO_RING_F_INDIRECT_DESC);
+	for (unsigned q = 0; ret == 0 && q < vdev->nqueues; q++)
+		ret = virtio_snap_reload(vdev, &qs[q], q, event_idx, indirect, fn, opaque, err);
+	if (ret == 0)
+		ret = pci_device_load_config(vdev->pdev, h.pci_config, err);
+	if (ret < 0)
+		goto out;
+
+	msix_load(&vdev->msix, table, pending);
+	pthread_mutex_lock(&vdev->lock);
+	vdev->dfselect = h.dfselect;
+	vdev->gfselect = h.gfselect;
+	vdev->guest_features = h.guest_features;
+	vdev->status = h.status;
+	vdev->isr = h.isr;
+	vdev->config_generation = h.config_generation;
+	vdev->broken = h.broken;
+	vdev->queue_select = h.queue_select;
+	vdev->config_vector = h.config_vector;
+	memcpy(vdev->config, b + l.config, vdev->config_len);
+	for (unsigned q = 0; q < vdev->nqueues; q++)
+		vq_load(&vdev->vqs[q], &qs[q], event_idx, indirect);
+	pthread_mutex_unlock(&vdev->lock);
+out:
+	free((uint8_t *)table);
+	return ret;
 }

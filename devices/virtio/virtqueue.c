@@ -65,8 +65,11 @@ int vq_init(struct virtqueue *vq, const struct guest_mem *mem, uint16_t max_size
 	vq->mem = mem;
 	vq->max_size = max_size;
 	vq->scratch = calloc(VQ_MAX_IOV, sizeof(*vq->scratch));
-	if (!vq->scratch)
+	vq->popped_at = calloc(max_size, sizeof(*vq->popped_at));
+	if (!vq->scratch || !vq->popped_at) {
+		vq_free(vq);
 		return -ENOMEM;
+	}
 	vq_reset(vq);
 	return 0;
 }
@@ -75,6 +78,8 @@ void vq_free(struct virtqueue *vq)
 {
 	free(vq->scratch);
 	vq->scratch = NULL;
+	free(vq->popped_at);
+	vq->popped_at = NULL;
 }
 
 void vq_reset(struct virtqueue *vq)
@@ -84,31 +89,40 @@ void vq_reset(struct virtqueue *vq)
 	vq->s.vector = VIRTIO_MSI_NO_VECTOR;
 	vq->event_idx = vq->indirect = vq->notify_suppressed = false;
 	vq->desc_p = vq->avail_p = vq->used_p = NULL;
+	vq->pops = 0;
 	vq->why[0] = '\0';
 }
 
-/* Host view of [gpa, gpa + len) if it is RAM and @align-aligned. */
-static uint8_t *vq_area(struct virtqueue *vq, uint64_t gpa, uint64_t len, uint64_t align)
+static bool vq_size_ok(uint64_t n, uint16_t max_size)
 {
-	if (gpa & (align - 1))
-		return NULL;
-	return guest_mem_ptr(vq->mem, gpa, len);
+	return n != 0 && n <= max_size && !(n & (n - 1));
+}
+
+/*
+ * Host views of the three areas of a queue of @n entries at @desc, @avail,
+ * @used: false if any is misaligned or not entirely RAM. Alignments and
+ * sizes from the spec's table (2.7).
+ */
+static bool vq_map_areas(const struct guest_mem *mem, uint64_t n, uint64_t desc, uint64_t avail,
+			 uint64_t used, uint8_t **d, uint8_t **a, uint8_t **u)
+{
+	*d = desc % 16 ? NULL : guest_mem_ptr(mem, desc, 16 * n);
+	*a = avail % 2 ? NULL : guest_mem_ptr(mem, avail, 6 + 2 * n);
+	*u = used % 4 ? NULL : guest_mem_ptr(mem, used, 6 + 8 * n);
+	return *d && *a && *u;
 }
 
 int vq_enable(struct virtqueue *vq, bool event_idx, bool indirect)
 {
 	uint64_t n = vq->s.size;
 
-	if (n == 0 || n > vq->max_size || (n & (n - 1))) {
+	if (!vq_size_ok(n, vq->max_size)) {
 		vq_fail(vq, "queue size %u is not a power of two up to %u", vq->s.size,
 			vq->max_size);
 		return -EINVAL;
 	}
-	/* Alignments and sizes from the spec's table (2.7). */
-	vq->desc_p = vq_area(vq, vq->s.desc, 16 * n, 16);
-	vq->avail_p = vq_area(vq, vq->s.avail, 6 + 2 * n, 2);
-	vq->used_p = vq_area(vq, vq->s.used, 6 + 8 * n, 4);
-	if (!vq->desc_p || !vq->avail_p || !vq->used_p) {
+	if (!vq_map_areas(vq->mem, n, vq->s.desc, vq->s.avail, vq->s.used, &vq->desc_p,
+			  &vq->avail_p, &vq->used_p)) {
 		vq_fail(vq,
 			"rings are misaligned or outside guest RAM (desc 0x%llx, driver 0x%llx, "
 			"device 0x%llx, size %u)",
@@ -226,27 +240,18 @@ static int vq_walk_indirect(struct virtqueue *vq, struct vq_walk *w, const struc
 	}
 }
 
-int vq_pop(struct virtqueue *vq, struct vq_elem **out)
+/*
+ * Walk the chain from @head (already checked < size) and return it as a new
+ * element. Reads the descriptors once each; changes nothing in the queue.
+ */
+static int vq_walk_chain(struct virtqueue *vq, uint16_t head, struct vq_elem **out)
 {
-	uint16_t avail_idx, head, idx, pending, size = vq->s.size;
+	uint16_t idx, size = vq->s.size;
 	struct vq_walk w = {0};
 	struct vq_elem *e;
 	struct vq_desc d;
 	unsigned budget;
 	int r;
-
-	avail_idx = vq_avail_idx(vq);
-	pending = (uint16_t)(avail_idx - vq->s.last_avail_idx);
-	if (pending == 0)
-		return 0;
-	if (pending > size)
-		return vq_fail(vq, "available index %u is %u entries ahead of %u (queue size %u)",
-			       avail_idx, pending, vq->s.last_avail_idx, size);
-	head = ld16(vq->avail_p + AVAIL_RING + 2 * (size_t)(vq->s.last_avail_idx % size));
-	if (head >= size)
-		return vq_fail(vq, "head index %u out of range (queue size %u)", head, size);
-	if (vq_inflight_test(vq, head))
-		return vq_fail(vq, "head %u made available while still in use", head);
 
 	/* Direct chain: at most size descriptors, so a loop runs out. */
 	for (idx = head, budget = size;; budget--) {
@@ -287,11 +292,42 @@ int vq_pop(struct virtqueue *vq, struct vq_elem **out)
 	memcpy(e->iov, vq->scratch, w.n * sizeof(e->iov[0]));
 	e->out = e->iov;
 	e->in = e->iov + w.out_num;
-	vq_inflight_set(vq, head, true);
-	vq->s.inuse++;
-	vq->s.last_avail_idx++;
 	*out = e;
 	return 1;
+}
+
+int vq_pop(struct virtqueue *vq, struct vq_elem **out)
+{
+	uint16_t avail_idx, head, pending, size = vq->s.size;
+	int r;
+
+	avail_idx = vq_avail_idx(vq);
+	pending = (uint16_t)(avail_idx - vq->s.last_avail_idx);
+	if (pending == 0)
+		return 0;
+	if (pending > size)
+		return vq_fail(vq, "available index %u is %u entries ahead of %u (queue size %u)",
+			       avail_idx, pending, vq->s.last_avail_idx, size);
+	head = ld16(vq->avail_p + AVAIL_RING + 2 * (size_t)(vq->s.last_avail_idx % size));
+	if (head >= size)
+		return vq_fail(vq, "head index %u out of range (queue size %u)", head, size);
+	if (vq_inflight_test(vq, head))
+		return vq_fail(vq, "head %u made available while still in use", head);
+	r = vq_walk_chain(vq, head, out);
+	if (r < 0)
+		return r;
+	vq_inflight_set(vq, head, true);
+	vq->popped_at[head] = vq->pops++;
+	vq->s.inuse++;
+	vq->s.last_avail_idx++;
+	return 1;
+}
+
+int vq_reload(struct virtqueue *vq, uint16_t head, struct vq_elem **out)
+{
+	if (!vq->s.enabled || head >= vq->s.size || !vq_inflight_test(vq, head))
+		return vq_fail(vq, "head %u is not in flight", head);
+	return vq_walk_chain(vq, head, out);
 }
 
 static void vq_retire(struct virtqueue *vq, const struct vq_elem *elem)
@@ -320,6 +356,140 @@ void vq_push(struct virtqueue *vq, const struct vq_elem *elem, uint32_t len)
 void vq_discard(struct virtqueue *vq, const struct vq_elem *elem)
 {
 	vq_retire(vq, elem);
+}
+
+unsigned vq_inflight_heads(const struct virtqueue *vq, uint16_t *heads)
+{
+	unsigned n = 0;
+
+	for (unsigned h = 0; h < vq->s.size && h < vq->max_size; h++)
+		if (vq_inflight_test(vq, (uint16_t)h))
+			heads[n++] = (uint16_t)h;
+	/* Insertion sort by pop order: inuse is at most the queue size, and
+	 * this runs once per snapshot. */
+	for (unsigned i = 1; i < n; i++) {
+		uint16_t h = heads[i];
+		unsigned j = i;
+
+		for (; j > 0 && vq->popped_at[heads[j - 1]] > vq->popped_at[h]; j--)
+			heads[j] = heads[j - 1];
+		heads[j] = h;
+	}
+	return n;
+}
+
+void vq_save(const struct virtqueue *vq, struct vq_snap *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->desc = vq->s.desc;
+	s->avail = vq->s.avail;
+	s->used = vq->s.used;
+	s->size = vq->s.size;
+	s->vector = vq->s.vector;
+	s->enabled = vq->s.enabled;
+	s->last_avail_idx = vq->s.last_avail_idx;
+	s->used_idx = vq->s.used_idx;
+	s->signalled_used = vq->s.signalled_used;
+	s->signalled_used_valid = vq->s.signalled_used_valid;
+	s->notify_suppressed = vq->notify_suppressed;
+	s->inuse = (uint16_t)vq_inflight_heads(vq, s->inflight);
+}
+
+static int vq_snap_fail(char *why, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int vq_snap_fail(char *why, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, len, fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+int vq_snap_check(const struct vq_snap *s, uint16_t max_size, const struct guest_mem *mem,
+		  bool balanced, char *why, size_t why_len)
+{
+	uint64_t seen[VQ_MAX_SIZE / 64] = {0};
+	uint8_t *d, *a, *u;
+
+	if (!vq_size_ok(s->size, max_size))
+		return vq_snap_fail(why, why_len, "size %u is not a power of two up to %u", s->size,
+				    max_size);
+	if (s->enabled > 1 || s->signalled_used_valid > 1 || s->notify_suppressed > 1)
+		return vq_snap_fail(why, why_len, "a flag is neither 0 nor 1");
+	for (size_t i = 0; i < sizeof(s->reserved); i++)
+		if (s->reserved[i])
+			return vq_snap_fail(why, why_len, "reserved bytes are not zero");
+	if (s->inuse > s->size)
+		return vq_snap_fail(why, why_len, "%u elements in flight in a queue of %u",
+				    s->inuse, s->size);
+	if (!s->enabled) {
+		/* Only a reset disables a queue, and it clears all of this. */
+		if (s->last_avail_idx || s->used_idx || s->signalled_used ||
+		    s->signalled_used_valid || s->notify_suppressed || s->inuse)
+			return vq_snap_fail(why, why_len,
+					    "disabled, yet its indices or in-flight count are "
+					    "not zero");
+	} else if (!vq_map_areas(mem, s->size, s->desc, s->avail, s->used, &d, &a, &u)) {
+		return vq_snap_fail(why, why_len,
+				    "rings are misaligned or outside guest RAM (desc 0x%llx, "
+				    "driver 0x%llx, device 0x%llx, size %u)",
+				    (unsigned long long)s->desc, (unsigned long long)s->avail,
+				    (unsigned long long)s->used, s->size);
+	}
+	for (unsigned i = 0; i < VQ_MAX_SIZE; i++) {
+		uint16_t h = s->inflight[i];
+
+		if (i >= s->inuse) {
+			if (h)
+				return vq_snap_fail(why, why_len,
+						    "in-flight list has entries past its %u",
+						    s->inuse);
+			continue;
+		}
+		if (h >= s->size)
+			return vq_snap_fail(why, why_len,
+					    "in-flight head %u out of range (queue size %u)", h,
+					    s->size);
+		if (seen[h / 64] & (1ULL << (h % 64)))
+			return vq_snap_fail(why, why_len, "in-flight head %u listed twice", h);
+		seen[h / 64] |= 1ULL << (h % 64);
+	}
+	/* Every pop adds one to last_avail_idx and inuse, every push one to
+	 * used_idx and takes one from inuse; only a broken device discards. */
+	if (balanced && (uint16_t)(s->last_avail_idx - s->used_idx) != s->inuse)
+		return vq_snap_fail(why, why_len,
+				    "%u elements in flight, but last_avail_idx %u - used_idx %u "
+				    "says %u",
+				    s->inuse, s->last_avail_idx, s->used_idx,
+				    (uint16_t)(s->last_avail_idx - s->used_idx));
+	return 0;
+}
+
+void vq_load(struct virtqueue *vq, const struct vq_snap *s, bool event_idx, bool indirect)
+{
+	vq_reset(vq);
+	vq->s.desc = s->desc;
+	vq->s.avail = s->avail;
+	vq->s.used = s->used;
+	vq->s.size = s->size;
+	vq->s.vector = s->vector;
+	vq->s.last_avail_idx = s->last_avail_idx;
+	vq->s.used_idx = s->used_idx;
+	vq->s.signalled_used = s->signalled_used;
+	vq->s.signalled_used_valid = s->signalled_used_valid;
+	vq->s.inuse = s->inuse;
+	for (unsigned i = 0; i < s->inuse; i++) {
+		vq_inflight_set(vq, s->inflight[i], true);
+		vq->popped_at[s->inflight[i]] = vq->pops++;
+	}
+	if (s->enabled) {
+		/* Checked by vq_snap_check: the areas map. */
+		vq_enable(vq, event_idx, indirect);
+		vq->notify_suppressed = s->notify_suppressed;
+	}
 }
 
 void vq_set_notification(struct virtqueue *vq, bool enable)

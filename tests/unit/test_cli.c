@@ -183,6 +183,36 @@ static void test_disks(void **st)
 	assert_int_equal(dc.aio, DISK_AIO_IO_URING);
 	assert_int_equal(disk_config_parse("aio=auto,path=p", &dc, &e), 0);
 	assert_int_equal(dc.aio, DISK_AIO_AUTO);
+	/* Error policies: report unless told otherwise. */
+	assert_int_equal(dc.werror, DISK_ERROR_REPORT);
+	assert_int_equal(dc.rerror, DISK_ERROR_REPORT);
+	assert_int_equal(disk_config_parse("path=p,werror=stop,rerror=ignore", &dc, &e), 0);
+	assert_int_equal(dc.werror, DISK_ERROR_STOP);
+	assert_int_equal(dc.rerror, DISK_ERROR_IGNORE);
+	assert_int_equal(disk_config_parse("rerror=stop,werror=enospc,path=p", &dc, &e), 0);
+	assert_int_equal(dc.werror, DISK_ERROR_ENOSPC);
+	assert_int_equal(dc.rerror, DISK_ERROR_STOP);
+	assert_int_equal(disk_config_parse("path=p,werror=ignore,rerror=report", &dc, &e), 0);
+	assert_int_equal(dc.werror, DISK_ERROR_IGNORE);
+	assert_int_equal(dc.rerror, DISK_ERROR_REPORT);
+	assert_int_equal(disk_config_parse("path=p,werror=report", &dc, &e), 0);
+	assert_int_equal(dc.werror, DISK_ERROR_REPORT);
+}
+
+static void test_error_policy(void **st)
+{
+	static const int errs[] = {EIO, ENOSPC, EFBIG, EDQUOT, EROFS};
+
+	for (size_t i = 0; i < ARRAY_SIZE(errs); i++) {
+		int x = errs[i];
+
+		assert_int_equal(disk_error_action(DISK_ERROR_REPORT, x), DISK_ACTION_REPORT);
+		assert_int_equal(disk_error_action(DISK_ERROR_IGNORE, x), DISK_ACTION_IGNORE);
+		assert_int_equal(disk_error_action(DISK_ERROR_STOP, x), DISK_ACTION_STOP);
+		/* enospc: stop only when the host ran out of space. */
+		assert_int_equal(disk_error_action(DISK_ERROR_ENOSPC, x),
+				 x == ENOSPC ? DISK_ACTION_STOP : DISK_ACTION_REPORT);
+	}
 }
 
 static void test_bad_disks(void **st)
@@ -204,6 +234,15 @@ static void test_bad_disks(void **st)
 	bad("aio must be auto, threads or io_uring, not 'native'", "run", "--kernel", "k", "--disk",
 	    "path=a,aio=native", NULL);
 	bad("aio given twice", "run", "--kernel", "k", "--disk", "path=a,aio=auto,aio=auto", NULL);
+	bad("werror must be stop, report, ignore or enospc, not 'retry'", "run", "--kernel", "k",
+	    "--disk", "path=a,werror=retry", NULL);
+	bad("rerror must be stop, report, ignore, not 'enospc'", "run", "--kernel", "k", "--disk",
+	    "path=a,rerror=enospc", NULL);
+	bad("werror given twice", "run", "--kernel", "k", "--disk",
+	    "path=a,werror=stop,werror=stop", NULL);
+	bad("rerror given twice", "run", "--kernel", "k", "--disk",
+	    "path=a,rerror=stop,rerror=report", NULL);
+	bad("werror must be", "run", "--kernel", "k", "--disk", "path=a,werror=", NULL);
 	bad("trailing comma", "run", "--kernel", "k", "--disk", "path=a,", NULL);
 	bad("empty option", "run", "--kernel", "k", "--disk", ",,path=a", NULL);
 	bad("at most 16 disks", "run", "--kernel", "k", "--disk", "path=1", "--disk", "path=2",
@@ -321,7 +360,8 @@ int main(void)
 	    cmocka_unit_test(test_defaults),	 cmocka_unit_test(test_disks),
 	    cmocka_unit_test(test_bad_disks),	 cmocka_unit_test(test_all_options),
 	    cmocka_unit_test(test_help_version), cmocka_unit_test(test_bad_input),
-	    cmocka_unit_test(test_ivshmem),	 cmocka_unit_test(test_bad_ivshmem),
+	    cmocka_unit_test(test_error_policy), cmocka_unit_test(test_ivshmem),
+	    cmocka_unit_test(test_bad_ivshmem),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

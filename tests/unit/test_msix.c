@@ -485,6 +485,72 @@ static void test_router_limits(void **st)
 	test_free(k);
 }
 
+static void test_snapshot(void **st)
+{
+	struct env *e = *st, *f;
+	void *fst;
+	struct msix_entry table[NVEC], bad[NVEC];
+	uint64_t pending[1], badp[1];
+	uint8_t config[PCI_CFG_SIZE];
+	struct errbuf err;
+
+	set_control(e, true, false);
+	program(e, 0, 0xfee00000, 0x50, false);
+	program(e, 1, 0xfee01000, 0x51, true);
+	program(e, 2, 0xfee02000, 0x52, false);
+	msix_notify(&e->m, 1); /* masked: pending */
+	msix_save(&e->m, table, pending);
+	pci_device_save_config(e->d, config);
+	assert_int_equal(pending[0], 2);
+	assert_int_equal(table[0].data, 0x50);
+	assert_int_equal(table[1].ctrl, 1);
+	assert_int_equal(pba(e), 2); /* saving does not consume it */
+
+	assert_int_equal(setup(&fst), 0);
+	f = fst;
+	/* Hostile tables are refused. */
+	memcpy(bad, table, sizeof(bad));
+	bad[2].addr_lo |= 2;
+	assert_int_equal(msix_check(&f->m, bad, pending, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "entry 2"));
+	memcpy(bad, table, sizeof(bad));
+	bad[3].ctrl = 0x80000001u;
+	assert_int_equal(msix_check(&f->m, bad, pending, &err), -EINVAL);
+	badp[0] = 1ULL << NVEC;
+	assert_int_equal(msix_check(&f->m, table, badp, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "pending bit 4"));
+	assert_int_equal(msix_check(&f->m, table, pending, &err), 0);
+
+	assert_int_equal(pci_device_load_config(f->d, config, &err), 0);
+	msix_load(&f->m, table, pending);
+	assert_true(f->m.enabled);
+	assert_false(f->m.fmask);
+	assert_int_equal(mmio_read32(f, 16 + PCI_MSIX_ENTRY_DATA), 0x51);
+	assert_int_equal(pba(f), 2);
+	/* Deliverable vectors are routed and attached: a notify arrives. */
+	msix_notify(&f->m, 2);
+	fake_kernel_run(&f->k);
+	assert_int_equal(f->k.ngot, 1);
+	assert_int_equal(f->k.got[0].addr_lo, 0xfee02000);
+	assert_int_equal(f->k.got[0].data, 0x52);
+	/* The pending message goes out once, when the guest unmasks. */
+	mmio_write32(f, 16 + PCI_MSIX_ENTRY_VECTOR_CTRL, 0);
+	fake_kernel_run(&f->k);
+	assert_int_equal(f->k.ngot, 2);
+	assert_int_equal(f->k.got[1].data, 0x51);
+	assert_int_equal(pba(f), 0);
+
+	/* A pending bit on a deliverable vector is delivered at load. */
+	table[1].ctrl = 0;
+	msix_load(&f->m, table, pending);
+	fake_kernel_run(&f->k);
+	assert_int_equal(f->k.ngot, 3);
+	assert_int_equal(f->k.got[2].data, 0x51);
+	fake_kernel_run(&f->k);
+	assert_int_equal(f->k.ngot, 3);
+	teardown(&fst);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -500,6 +566,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_irqfd_failure_keeps_pending, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reset, setup, teardown),
 	    cmocka_unit_test(test_router_limits),
+	    cmocka_unit_test_setup_teardown(test_snapshot, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

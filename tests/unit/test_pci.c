@@ -596,6 +596,84 @@ static void test_host_snapshot(void **st)
 	env_free(e);
 }
 
+static void test_device_config_snapshot(void **st)
+{
+	struct env *e = env_new();
+	struct pci_device *a = add_dev(e), *b = add_dev(e);
+	struct region_log la = {0}, lb = {0};
+	struct pci_region ra = {.offset = 0,
+				.len = 0x1000,
+				.fn = region_fn,
+				.opaque = &la,
+				.map = region_map,
+				.name = "a"};
+	struct pci_region rb = {.offset = 0,
+				.len = 0x1000,
+				.fn = region_fn,
+				.opaque = &lb,
+				.map = region_map,
+				.name = "b"};
+	uint8_t ca[PCI_CFG_SIZE], cb[PCI_CFG_SIZE], bad[PCI_CFG_SIZE];
+	struct errbuf err;
+
+	assert_int_equal(pci_add_bar(a, 0, PCI_BAR_MEM32, 0x1000, false, &err), 0);
+	assert_int_equal(pci_add_bar(b, 0, PCI_BAR_MEM32, 0x1000, false, &err), 0);
+	assert_int_equal(pci_bar_add_region(a, 0, &ra, &err), 0);
+	assert_int_equal(pci_bar_add_region(b, 0, &rb, &err), 0);
+	/* The guest swaps the two BARs (through a free address) and decodes. */
+	cfg_write(e, 1, PCI_BASE_ADDRESS_0, 0xc0200000, 4);
+	cfg_write(e, 2, PCI_BASE_ADDRESS_0, 0xc0000000, 4);
+	cfg_write(e, 1, PCI_BASE_ADDRESS_0, 0xc0001000, 4);
+	cfg_write(e, 1, PCI_COMMAND, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER, 2);
+	cfg_write(e, 2, PCI_COMMAND, PCI_COMMAND_MEMORY, 2);
+	cfg_write(e, 1, PCI_INTERRUPT_LINE, 0x0a, 1);
+	assert_int_equal(pci_bar_address(a, 0), 0xc0001000u);
+	assert_int_equal(pci_bar_address(b, 0), 0xc0000000u);
+	pci_device_save_config(a, ca);
+	pci_device_save_config(b, cb);
+	/* Back to power-on, as a fresh VM's devices are. */
+	cfg_write(e, 1, PCI_COMMAND, 0, 2);
+	cfg_write(e, 2, PCI_COMMAND, 0, 2);
+	cfg_write(e, 1, PCI_BASE_ADDRESS_0, 0xc0000000, 4);
+	cfg_write(e, 2, PCI_BASE_ADDRESS_0, 0xc0001000, 4);
+	cfg_write(e, 1, PCI_COMMAND, PCI_COMMAND_MEMORY, 2);
+	cfg_write(e, 2, PCI_COMMAND, PCI_COMMAND_MEMORY, 2);
+	assert_int_equal(pci_bar_address(a, 0), 0xc0000000u);
+
+	/* Hostile states first: nothing changes. */
+	memcpy(bad, ca, sizeof(bad));
+	bad[PCI_DEVICE_ID] ^= 1;
+	assert_int_equal(pci_device_load_config(a, bad, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "read-only config byte 0x02"));
+	memcpy(bad, ca, sizeof(bad));
+	bad[PCI_BASE_ADDRESS_0] |= 0x8; /* the prefetch bit: read-only */
+	assert_int_equal(pci_device_load_config(a, bad, &err), -EINVAL);
+	memcpy(bad, ca, sizeof(bad));
+	bad[PCI_STATUS + 1] |= PCI_STATUS_SIG_SYSTEM_ERROR >> 8;
+	assert_int_equal(pci_device_load_config(a, bad, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "status bits"));
+	memcpy(bad, ca, sizeof(bad));
+	bad[0x40] = 1; /* past the header: read-only, no capability here */
+	assert_int_equal(pci_device_load_config(a, bad, &err), -EINVAL);
+	assert_int_equal(pci_bar_address(a, 0), 0xc0000000u);
+
+	/* a first: its target is still b's; once b is loaded both are mapped. */
+	la.map_calls = lb.map_calls = 0;
+	assert_int_equal(pci_device_load_config(a, ca, &err), 0);
+	assert_int_equal(pci_bar_address(a, 0), PCI_BAR_UNMAPPED);
+	assert_int_equal(pci_device_load_config(b, cb, &err), 0);
+	assert_int_equal(pci_bar_address(a, 0), 0xc0001000u);
+	assert_int_equal(pci_bar_address(b, 0), 0xc0000000u);
+	assert_int_equal(la.mapped_at, 0xc0001000u); /* the map hook followed */
+	assert_int_equal(lb.mapped_at, 0xc0000000u);
+	assert_int_equal(cfg_read(e, 1, PCI_COMMAND, 2), PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+	assert_int_equal(cfg_read(e, 1, PCI_INTERRUPT_LINE, 1), 0x0a);
+	la.calls = 0;
+	assert_true(mmio_hit(e, 0xc0001000));
+	assert_int_equal(la.calls, 1);
+	env_free(e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -613,6 +691,7 @@ int main(void)
 	    cmocka_unit_test(test_capability_list),
 	    cmocka_unit_test(test_config_hooks_and_bar_access),
 	    cmocka_unit_test(test_host_snapshot),
+	    cmocka_unit_test(test_device_config_snapshot),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

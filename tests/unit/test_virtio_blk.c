@@ -8,7 +8,11 @@
  *
  * Also: request parsing and execution on their own, hostile chains putting
  * the device into NEEDS_RESET (and back after a reset) while a second disk
- * keeps working, read-only disks, and exit completing in-flight requests.
+ * keeps working, read-only disks, exit completing in-flight requests,
+ * pause/resume, snapshot save/load with requests in flight (and every kind
+ * of corrupted state refused), and werror/rerror with real host errors
+ * (RLIMIT_FSIZE makes writes past a limit fail with EFBIG; a shrunk image
+ * makes reads fail).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,7 +24,9 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -115,6 +121,32 @@ static unsigned fake_deliver(struct fake_kvm *k, uint32_t data)
 	}
 	pthread_mutex_unlock(&k->lock);
 	return n;
+}
+
+/* ---- what the device reports to the VM (vmm/vm.c's side, recorded) ---- */
+
+#define MAX_IO_ERRORS 256
+
+static struct {
+	int n;
+	struct {
+		char dev[32];
+		bool is_read;
+		enum disk_error_action action;
+		int error;
+	} e[MAX_IO_ERRORS];
+} io_errors;
+
+void vm_block_io_error(struct vm *vm, struct vm_block *b, bool is_read,
+		       enum disk_error_action action, int error)
+{
+	(void)vm;
+	assert_true(io_errors.n < MAX_IO_ERRORS);
+	snprintf(io_errors.e[io_errors.n].dev, sizeof(io_errors.e[0].dev), "%s", b->id);
+	io_errors.e[io_errors.n].is_read = is_read;
+	io_errors.e[io_errors.n].action = action;
+	io_errors.e[io_errors.n].error = error;
+	io_errors.n++;
 }
 
 /* ---- the VM around the device ---- */
@@ -1043,6 +1075,474 @@ static void test_exit_completes_inflight(void **st)
 	env_free(e);
 }
 
+/* ---- pause, snapshots, error policies ---- */
+
+#define MIB (1ULL << 20)
+
+/* Run the main context's BHs (the device's error reports) for up to 10 s
+ * until @n reports were made. */
+static bool wait_io_errors(struct env *e, int n)
+{
+	for (int i = 0; i < 10000; i++) {
+		while (aio_poll(e->main_ctx, false))
+			;
+		if (io_errors.n >= n)
+			return true;
+		nanosleep(&(struct timespec){0, 1000000}, NULL);
+	}
+	return false;
+}
+
+/* Writes at or past @bytes into any file fail with EFBIG (a real host
+ * error, no test hook in kvmini); 0 lifts the limit. */
+static void limit_file_size(uint64_t bytes)
+{
+	struct rlimit r;
+
+	signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &r), 0);
+	r.rlim_cur = bytes ? bytes : r.rlim_max;
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &r), 0);
+}
+
+/* The heads in used ring entries [0, n): each of @heads (count @n) must be
+ * there exactly once. */
+static void assert_used_once(struct drv *d, const uint16_t *heads, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		unsigned seen = 0;
+
+		for (unsigned j = 0; j < n; j++)
+			seen += *(uint32_t *)gp(d, d->mem + R_USED + 4 + 8 * (j % d->qsize)) ==
+				heads[i];
+		if (seen != 1)
+			fail_msg("head %u returned %u times", heads[i], seen);
+	}
+}
+
+/* Re-realize disk @i on its image (its old state is gone): the VM is
+ * restored with a fresh device. */
+static void readd_disk(struct env *e, int i, const char *opts)
+{
+	struct errbuf err;
+
+	remove_disk(e, i);
+	e->vm.ndevices--; /* the test adds and removes disks last-in first-out */
+	assert_int_equal(add_disk(e, i, opts, &err), 0);
+}
+
+/*
+ * Slots [0, 24): writes of 0x10000 bytes (even) and reads (odd) below 4 MiB;
+ * slots [24, 24 + nbig): writes at 6 MiB. Returns the number queued;
+ * heads[] gets their heads.
+ */
+static unsigned queue_mix(struct drv *d, unsigned nbig, uint16_t *heads)
+{
+	unsigned n = 0;
+
+	for (unsigned s = 0; s < 24; s++, n++) {
+		memset(req_data(d, s), 0xc0 + s, 0x10000);
+		heads[n] = queue_req(d, s, s % 2 ? VIRTIO_BLK_T_IN : VIRTIO_BLK_T_OUT, 128ULL * s,
+				     0x10000);
+	}
+	for (unsigned s = 24; s < 24 + nbig; s++, n++) {
+		memset(req_data(d, s), 0xc0 + s, 0x10000);
+		heads[n] = queue_req(d, s, VIRTIO_BLK_T_OUT, 6 * MIB / 512 + 128ULL * s, 0x10000);
+	}
+	return n;
+}
+
+/* Every request of queue_mix completed OK and did what it said. */
+static void check_mix(struct env *e, struct drv *d, unsigned nbig)
+{
+	uint8_t buf[512];
+	int fd = open(e->path[0], O_RDONLY);
+
+	assert_true(fd >= 0);
+	for (unsigned s = 0; s < 24 + nbig; s++) {
+		uint64_t sector = s < 24 ? 128ULL * s : 6 * MIB / 512 + 128ULL * s;
+
+		assert_int_equal(req_status(d, s), VIRTIO_BLK_S_OK);
+		if (s < 24 && s % 2) {
+			/* Sector n of the image holds n & 0xff. */
+			assert_int_equal(req_data(d, s)[0xffff], (sector + 127) & 0xff);
+			continue;
+		}
+		assert_int_equal(pread(fd, buf, 512, (off_t)((sector + 127) * 512)), 512);
+		assert_int_equal(buf[511], 0xc0 + s);
+	}
+	close(fd);
+}
+
+static void test_pause_resume(void **st)
+{
+	const char *aio = aio_opt(st);
+	struct env *e = env_new();
+	struct errbuf err;
+	struct drv d;
+	uint16_t heads[32];
+	uint16_t u;
+	unsigned n;
+
+	make_image(e, 0, 8 * MIB);
+	assert_int_equal(add_disk(e, 0, aio, &err), 0);
+	drv_probe(&d, e, 1, 0x200000);
+	drv_init(&d, 128, ALL_FEATURES);
+	n = queue_mix(&d, 0, heads);
+	/* Flushes of freshly written data keep the pool's workers busy (on a
+	 * disk file system): the pause likely finds requests running and
+	 * queued. Whatever it finds, each must complete exactly once. */
+	for (unsigned s = 24; s < 28; s++)
+		heads[n++] = queue_req(&d, s, VIRTIO_BLK_T_FLUSH, 0, 0);
+	kick(&d, false);
+	virtio_blk_ops.pause(e->state[0]);
+	u = used_idx(&d);
+	/* Paused: nothing is returned, nothing new is taken, no interrupt
+	 * (EVENT_IDX: the driver asks for one at the next completion). */
+	fake_deliver(&e->k, d.q_data);
+	__atomic_store_n((uint16_t *)gp(&d, d.mem + R_AVAIL + 4 + 2 * d.qsize), u,
+			 __ATOMIC_RELEASE);
+	for (unsigned s = 28; s < 32; s++) /* sector 131 is only ever read */
+		heads[n++] = queue_req(&d, s, VIRTIO_BLK_T_IN, 131, 512);
+	kick(&d, false);
+	nanosleep(&(struct timespec){0, 30000000}, NULL);
+	assert_int_equal(used_idx(&d), u);
+	assert_int_equal(fake_deliver(&e->k, d.q_data), 0);
+	/* Resume: everything held or queued completes, each exactly once. */
+	virtio_blk_ops.resume(e->state[0]);
+	assert_true(wait_used(&d, 32));
+	nanosleep(&(struct timespec){0, 20000000}, NULL);
+	assert_int_equal(used_idx(&d), 32);
+	assert_used_once(&d, heads, 32);
+	check_mix(e, &d, 0);
+	for (unsigned s = 24; s < 32; s++)
+		assert_int_equal(req_status(&d, s), VIRTIO_BLK_S_OK);
+	for (unsigned s = 28; s < 32; s++)
+		assert_int_equal(req_data(&d, s)[0], 131);
+	assert_true(fake_deliver(&e->k, d.q_data) >= 1);
+	/* Pause and resume are idempotent per call pair, and the device
+	 * works on afterwards. */
+	virtio_blk_ops.pause(e->state[0]);
+	virtio_blk_ops.resume(e->state[0]);
+	d.used_seen = 32;
+	assert_int_equal(do_req(&d, VIRTIO_BLK_T_IN, 133, 512), VIRTIO_BLK_S_OK);
+	assert_int_equal(req_data(&d, 0)[0], 133);
+
+	/* The vCPUs may still run while devices pause: a driver reset then
+	 * drops what is held instead of waiting for it, and the device comes
+	 * back after resume. */
+	n = queue_mix(&d, 0, heads);
+	kick(&d, false);
+	virtio_blk_ops.pause(e->state[0]);
+	set_status(&d, 0);
+	assert_int_equal(status(&d), 0);
+	virtio_blk_ops.resume(e->state[0]);
+	drv_init(&d, 128, ALL_FEATURES);
+	assert_int_equal(do_req(&d, VIRTIO_BLK_T_IN, 133, 512), VIRTIO_BLK_S_OK);
+	assert_int_equal(req_data(&d, 0)[0], 133);
+	env_free(e);
+}
+
+static void test_snapshot_restore(void **st)
+{
+	const char *aio = aio_opt(st);
+	struct env *e = env_new();
+	struct errbuf err;
+	struct drv d;
+	uint16_t heads[32];
+	uint8_t *buf = test_malloc(1 << 16);
+	char opts[64];
+	unsigned n;
+	int len;
+
+	snprintf(opts, sizeof(opts), ",werror=stop%s", aio);
+	io_errors.n = 0;
+	make_image(e, 0, 8 * MIB);
+	assert_int_equal(add_disk(e, 0, opts, &err), 0);
+	drv_probe(&d, e, 1, 0x200000);
+	drv_init(&d, 128, ALL_FEATURES);
+	/* Four writes fail (EFBIG) and are held: certainly in flight. */
+	limit_file_size(4 * MIB);
+	n = queue_mix(&d, 4, heads);
+	/* And flushes, which take a while: likely still running at pause. */
+	for (unsigned s = 28; s < 32; s++)
+		heads[n++] = queue_req(&d, s, VIRTIO_BLK_T_FLUSH, 0, 0);
+	kick(&d, false);
+	assert_true(wait_io_errors(e, 4));
+	for (int i = 0; i < 4; i++) {
+		assert_string_equal(io_errors.e[i].dev, "virtio-blk0");
+		assert_false(io_errors.e[i].is_read);
+		assert_int_equal(io_errors.e[i].action, DISK_ACTION_STOP);
+		assert_int_equal(io_errors.e[i].error, EFBIG);
+	}
+	virtio_blk_ops.pause(e->state[0]);
+	assert_true(used_idx(&d) <= n - 4);
+	len = virtio_blk_ops.save(e->state[0], buf, 1 << 16);
+	assert_true(len > 0);
+	/* nrequests (header) = what the queue has in flight. */
+	assert_int_equal(*(uint32_t *)(buf + 4), n - used_idx(&d));
+
+	/* The source goes away (its held requests are dropped, not run); the
+	 * cause is fixed; a fresh device loads the state and is resumed. */
+	readd_disk(e, 0, opts);
+	limit_file_size(0);
+	virtio_blk_ops.pause(e->state[0]);
+	assert_int_equal(virtio_blk_ops.load(e->state[0], buf, (size_t)len, &err), 0);
+	virtio_blk_ops.resume(e->state[0]);
+	assert_true(wait_used(&d, (uint16_t)n));
+	nanosleep(&(struct timespec){0, 20000000}, NULL);
+	assert_int_equal(used_idx(&d), n);
+	assert_used_once(&d, heads, n);
+	check_mix(e, &d, 4);
+	for (unsigned s = 28; s < 32; s++)
+		assert_int_equal(req_status(&d, s), VIRTIO_BLK_S_OK);
+	/* The restored device goes on working, doorbell and interrupt too
+	 * (EVENT_IDX: the driver asks for one after the next completion). */
+	fake_deliver(&e->k, d.q_data);
+	d.used_seen = (uint16_t)n;
+	__atomic_store_n((uint16_t *)gp(&d, d.mem + R_AVAIL + 4 + 2 * d.qsize), (uint16_t)n,
+			 __ATOMIC_RELEASE);
+	assert_int_equal(do_req(&d, VIRTIO_BLK_T_IN, 133, 512), VIRTIO_BLK_S_OK);
+	assert_int_equal(req_data(&d, 0)[0], 133);
+	assert_int_equal(fake_deliver(&e->k, d.q_data), 1);
+	test_free(buf);
+	env_free(e);
+}
+
+/* Offsets in virtio-blk's snapshot of a one-queue device with 2 vectors
+ * and 60 config bytes (devices/virtio: struct blk_snap, then struct
+ * virtio_pci_snap, config, MSI-X table, PBA, struct vq_snap). */
+#define SN_BLK	   0
+#define SN_VP	   24
+#define SN_CONFIG  (SN_VP + 48 + 256)
+#define SN_TABLE   (SN_CONFIG + 64)
+#define SN_PENDING (SN_TABLE + 32)
+#define SN_VQ	   (SN_PENDING + 8)
+#define SN_TOTAL   (SN_VQ + (int)sizeof(struct vq_snap))
+
+struct mutation {
+	const char *what;
+	int off;	/* byte to change */
+	unsigned width; /* 1, 2, 4 or 8 bytes */
+	uint64_t xor ;	/* bits to flip, or ... */
+	uint64_t set;	/* ... with xor 0, the value to store */
+	const char *needle;
+};
+
+static void test_snapshot_rejects_corruption(void **st)
+{
+	static const struct mutation m[] = {
+	    {"blk version", SN_BLK, 4, 0, 2, "state version 2"},
+	    {"nrequests", SN_BLK + 4, 4, 1, 0, "but the device held"},
+	    {"capacity", SN_BLK + 8, 8, 8, 0, "sectors"},
+	    {"readonly", SN_BLK + 16, 1, 1, 0, "readonly"},
+	    {"io-status", SN_BLK + 17, 1, 0, 9, "io-status"},
+	    {"blk reserved", SN_BLK + 20, 1, 1, 0, "reserved"},
+	    {"virtio version", SN_VP, 4, 0, 3, "virtio state version 3"},
+	    {"nqueues", SN_VP + 4, 2, 0, 2, "queues"},
+	    {"nvec", SN_VP + 6, 2, 0, 3, "MSI-X vectors"},
+	    {"host features", SN_VP + 24, 8, 1ULL << VIRTIO_BLK_F_RO, 0, "offered features"},
+	    {"guest features", SN_VP + 32, 8, 1ULL << 50, 0, "not a valid subset"},
+	    {"status bits", SN_VP + 40, 1, 0x10, 0, "unknown bits"},
+	    {"needs reset", SN_VP + 40, 1, 0x40, 0, "disagree"},
+	    {"broken", SN_VP + 43, 1, 1, 0, "disagree"},
+	    {"features ok", SN_VP + 40, 1, VIRTIO_CONFIG_S_FEATURES_OK, 0, "without FEATURES_OK"},
+	    {"isr", SN_VP + 41, 1, 0x80, 0, "ISR"},
+	    {"config vector", SN_VP + 46, 2, 0, 2, "config vector 2"},
+	    {"pci vendor", SN_VP + 48, 1, 1, 0, "read-only config byte 0x00"},
+	    {"pci status", SN_VP + 48 + 7, 1, 0x80, 0, "status bits"},
+	    {"device config", SN_CONFIG, 1, 1, 0, "configuration differs"},
+	    {"msix address", SN_TABLE + 16, 4, 1, 0, "not dword aligned"},
+	    {"msix control", SN_TABLE + 12, 4, 0x100, 0, "reserved bits"},
+	    {"msix pending", SN_PENDING, 8, 4, 0, "pending bit 2"},
+	    {"queue size", SN_VQ + 24, 2, 0, 100, "power of two"},
+	    {"queue size max", SN_VQ + 24, 2, 0, 512, "power of two"},
+	    {"queue vector", SN_VQ + 26, 2, 0, 7, "vector 7"},
+	    {"queue enabled", SN_VQ + 28, 2, 0, 2, "flag"},
+	    {"desc misaligned", SN_VQ + 0, 8, 4, 0, "misaligned"},
+	    {"used outside ram", SN_VQ + 16, 8, 0, RAM - 8, "outside guest RAM"},
+	    {"used_idx", SN_VQ + 32, 2, 1, 0, "last_avail_idx"},
+	    {"inuse", SN_VQ + 38, 2, 0, 0, "past"},
+	    {"head range", SN_VQ + 48, 2, 0, 128, "out of range"},
+	    {"head twice", SN_VQ + 50, 2, 0, 0xffff, "twice"}, /* set below */
+	    {"head extra", SN_VQ + 48 + 2 * 100, 2, 0, 5, "past"},
+	    {"queue reserved", SN_VQ + 41, 1, 1, 0, "reserved"},
+	};
+	struct env *e = env_new();
+	struct errbuf err;
+	struct drv d;
+	uint16_t heads[32];
+	uint8_t *good = test_malloc(1 << 16), *bad = test_malloc(1 << 16);
+	uint16_t first_head;
+	unsigned n;
+	int len;
+
+	io_errors.n = 0;
+	make_image(e, 0, 8 * MIB);
+	assert_int_equal(add_disk(e, 0, ",werror=stop,aio=threads", &err), 0);
+	drv_probe(&d, e, 1, 0x200000);
+	drv_init(&d, 128, ALL_FEATURES);
+	limit_file_size(4 * MIB);
+	n = queue_mix(&d, 2, heads);
+	kick(&d, false);
+	assert_true(wait_io_errors(e, 2));
+	virtio_blk_ops.pause(e->state[0]);
+	len = virtio_blk_ops.save(e->state[0], good, 1 << 16);
+	assert_int_equal(len, SN_TOTAL);
+	memcpy(&first_head, good + SN_VQ + 48, 2);
+	readd_disk(e, 0, ",werror=stop,aio=threads");
+	limit_file_size(0);
+	virtio_blk_ops.pause(e->state[0]);
+
+	for (size_t i = 0; i < ARRAY_SIZE(m); i++) {
+		uint64_t v = 0;
+
+		memcpy(bad, good, (size_t)len);
+		memcpy(&v, bad + m[i].off, m[i].width);
+		v = m[i].xor ? v ^ m[i].xor : m[i].set;
+		if (!strcmp(m[i].what, "head twice"))
+			v = first_head;
+		memcpy(bad + m[i].off, &v, m[i].width);
+		err.msg[0] = '\0';
+		if (virtio_blk_ops.load(e->state[0], bad, (size_t)len, &err) != -EINVAL)
+			fail_msg("%s: corrupted state accepted", m[i].what);
+		if (!strstr(err.msg, m[i].needle))
+			fail_msg("%s: '%s' does not mention '%s'", m[i].what, err.msg, m[i].needle);
+		assert_null(strchr(err.msg, '\n'));
+	}
+	/* Truncated, and too long. */
+	assert_int_equal(virtio_blk_ops.load(e->state[0], good, 10, &err), -EINVAL);
+	assert_int_equal(virtio_blk_ops.load(e->state[0], good, (size_t)len - 1, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "expected"));
+	/* In-flight chains are read and checked again from guest RAM: a
+	 * buffer of length 0, a request with no status byte. */
+	{
+		uint8_t *desc = gp(&d, d.mem + R_DESC + 16ULL * (first_head + 1));
+		uint8_t saved[16];
+
+		memcpy(saved, desc, 16);
+		memset(desc + 8, 0, 4);
+		assert_int_equal(virtio_blk_ops.load(e->state[0], good, (size_t)len, &err),
+				 -EINVAL);
+		assert_non_null(strstr(err.msg, "zero-length"));
+		memcpy(desc, saved, 16);
+		desc = gp(&d, d.mem + R_DESC + 16ULL * (first_head + 2));
+		desc[12] &= (uint8_t)~VRING_DESC_F_WRITE;
+		assert_int_equal(virtio_blk_ops.load(e->state[0], good, (size_t)len, &err),
+				 -EINVAL);
+		assert_non_null(strstr(err.msg, "status byte"));
+		desc[12] |= VRING_DESC_F_WRITE;
+	}
+	/* Nothing of all that stuck: the good state loads and completes. */
+	assert_int_equal(virtio_blk_ops.load(e->state[0], good, (size_t)len, &err), 0);
+	virtio_blk_ops.resume(e->state[0]);
+	assert_true(wait_used(&d, (uint16_t)n));
+	assert_used_once(&d, heads, n);
+	check_mix(e, &d, 2);
+	test_free(good);
+	test_free(bad);
+	env_free(e);
+}
+
+static void test_error_policies(void **st)
+{
+	struct env *e;
+	struct errbuf err;
+	struct drv d;
+	uint8_t buf[512];
+	int fd;
+
+	static const struct {
+		const char *opts;
+		uint8_t status;
+		enum disk_error_action action;
+	} w[] = {
+	    {"", VIRTIO_BLK_S_IOERR, DISK_ACTION_REPORT}, /* default: report */
+	    {",werror=report", VIRTIO_BLK_S_IOERR, DISK_ACTION_REPORT},
+	    {",werror=ignore", VIRTIO_BLK_S_OK, DISK_ACTION_IGNORE},
+	    {",werror=enospc", VIRTIO_BLK_S_IOERR, DISK_ACTION_REPORT}, /* EFBIG is not ENOSPC */
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(w); i++) {
+		io_errors.n = 0;
+		e = env_new();
+		make_image(e, 0, 8 * MIB);
+		limit_file_size(4 * MIB);
+		assert_int_equal(add_disk(e, 0, w[i].opts, &err), 0);
+		drv_probe(&d, e, 1, 0x200000);
+		drv_init(&d, 16, ALL_FEATURES);
+		assert_int_equal(do_req(&d, VIRTIO_BLK_T_OUT, 6 * MIB / 512, 512), w[i].status);
+		assert_int_equal(do_req(&d, VIRTIO_BLK_T_OUT, 0, 512), VIRTIO_BLK_S_OK);
+		assert_true(wait_io_errors(e, 1));
+		assert_int_equal(io_errors.n, 1);
+		assert_int_equal(io_errors.e[0].action, w[i].action);
+		assert_int_equal(io_errors.e[0].error, EFBIG);
+		limit_file_size(0);
+		env_free(e);
+	}
+
+	/* werror=stop: the request is held, the rest of the disk works; a
+	 * resume (what cont does) retries it once the cause is gone. */
+	io_errors.n = 0;
+	e = env_new();
+	make_image(e, 0, 8 * MIB);
+	limit_file_size(4 * MIB);
+	assert_int_equal(add_disk(e, 0, ",werror=stop,rerror=stop", &err), 0);
+	drv_probe(&d, e, 1, 0x200000);
+	drv_init(&d, 16, ALL_FEATURES);
+	memset(req_data(&d, 1), 0x77, 512);
+	queue_req(&d, 1, VIRTIO_BLK_T_OUT, 6 * MIB / 512, 512);
+	kick(&d, false);
+	assert_true(wait_io_errors(e, 1));
+	assert_int_equal(io_errors.e[0].action, DISK_ACTION_STOP);
+	assert_int_equal(used_idx(&d), 0);
+	assert_int_equal(req_status(&d, 1), 0xee);
+	virtio_blk_ops.pause(e->state[0]);
+	virtio_blk_ops.resume(e->state[0]); /* still failing: held again */
+	assert_true(wait_io_errors(e, 2));
+	assert_int_equal(used_idx(&d), 0);
+	virtio_blk_ops.pause(e->state[0]);
+	limit_file_size(0);
+	virtio_blk_ops.resume(e->state[0]);
+	assert_true(wait_used(&d, 1));
+	assert_int_equal(req_status(&d, 1), VIRTIO_BLK_S_OK);
+	fd = open(e->path[0], O_RDONLY);
+	assert_int_equal(pread(fd, buf, 512, 6 * MIB), 512);
+	assert_int_equal(buf[0], 0x77);
+	close(fd);
+	d.used_seen = 1;
+
+	/* rerror=stop: the image shrinks under a read; extended again, the
+	 * retried read completes. */
+	io_errors.n = 0;
+	assert_int_equal(truncate(e->path[0], 4 * MIB), 0);
+	queue_req(&d, 2, VIRTIO_BLK_T_IN, 5 * MIB / 512, 512);
+	kick(&d, false);
+	assert_true(wait_io_errors(e, 1));
+	assert_true(io_errors.e[0].is_read);
+	assert_int_equal(io_errors.e[0].action, DISK_ACTION_STOP);
+	assert_int_equal(io_errors.e[0].error, EIO);
+	assert_int_equal(used_idx(&d), 1);
+	assert_int_equal(truncate(e->path[0], 8 * MIB), 0);
+	virtio_blk_ops.pause(e->state[0]);
+	virtio_blk_ops.resume(e->state[0]);
+	assert_true(wait_used(&d, 2));
+	assert_int_equal(req_status(&d, 2), VIRTIO_BLK_S_OK);
+	assert_int_equal(req_data(&d, 2)[0], 0); /* the regrown part reads as zeroes */
+
+	/* A driver reset while a request is held does not wait for it. */
+	io_errors.n = 0;
+	limit_file_size(4 * MIB);
+	queue_req(&d, 3, VIRTIO_BLK_T_OUT, 6 * MIB / 512, 512);
+	kick(&d, false);
+	assert_true(wait_io_errors(e, 1));
+	set_status(&d, 0);
+	assert_int_equal(status(&d), 0);
+	limit_file_size(0);
+	drv_init(&d, 16, ALL_FEATURES);
+	assert_int_equal(do_req(&d, VIRTIO_BLK_T_IN, 1, 512), VIRTIO_BLK_S_OK);
+	env_free(e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1057,6 +1557,12 @@ int main(void)
 	    cmocka_unit_test(test_bad_images),
 	    cmocka_unit_test_prestate(test_exit_completes_inflight, ",aio=threads"),
 	    cmocka_unit_test_prestate(test_exit_completes_inflight, ",aio=io_uring"),
+	    cmocka_unit_test_prestate(test_pause_resume, ",aio=threads"),
+	    cmocka_unit_test_prestate(test_pause_resume, ",aio=io_uring"),
+	    cmocka_unit_test_prestate(test_snapshot_restore, ",aio=threads"),
+	    cmocka_unit_test_prestate(test_snapshot_restore, ",aio=io_uring"),
+	    cmocka_unit_test(test_snapshot_rejects_corruption),
+	    cmocka_unit_test(test_error_policies),
 	};
 
 	alarm(120); /* a hang fails the run instead of stalling it */

@@ -579,6 +579,151 @@ static void test_iov_copy(void **st)
 	assert_int_equal(iov_from_buf(iov, 3, 11, "xy", 2), 1);
 }
 
+/* Pop @n one-descriptor chains with heads @heads[i] (in that order). */
+static void pop_heads(struct env *e, const uint16_t *heads, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		struct vq_elem *el;
+
+		desc(e, heads[i], BUF + 0x1000ULL * heads[i], 16 + heads[i], 0, 0);
+		publish(e, heads[i]);
+		assert_int_equal(vq_pop(&e->vq, &el), 1);
+		assert_int_equal(el->head, heads[i]);
+		free(el);
+	}
+}
+
+static void test_snap_roundtrip(void **st)
+{
+	struct env *e = *st;
+	static const uint16_t heads[] = {5, 2, 7, 0};
+	struct vq_snap *s = test_calloc(1, sizeof(*s)), *s2 = test_calloc(1, sizeof(*s2));
+	uint16_t got[QSIZE];
+	struct virtqueue vq;
+	struct vq_elem *el;
+	char why[160];
+
+	pop_heads(e, heads, 4);
+	/* Complete one in the middle: the rest keep their order. */
+	desc(e, 2, BUF, 16, 0, 0);
+	el = test_malloc(sizeof(*el));
+	el->head = 2;
+	el->in_len = 0;
+	vq_push(&e->vq, el, 0);
+	test_free(el);
+	assert_int_equal(vq_inflight_heads(&e->vq, got), 3);
+	assert_int_equal(got[0], 5);
+	assert_int_equal(got[1], 7);
+	assert_int_equal(got[2], 0);
+
+	vq_save(&e->vq, s);
+	assert_int_equal(s->inuse, 3);
+	assert_int_equal(s->inflight[0], 5);
+	assert_int_equal(s->inflight[1], 7);
+	assert_int_equal(s->inflight[2], 0);
+	assert_int_equal(s->inflight[3], 0);
+	assert_int_equal(s->last_avail_idx, 4);
+	assert_int_equal(s->used_idx, 1);
+	assert_int_equal(vq_snap_check(s, 256, &e->mem, true, why, sizeof(why)), 0);
+
+	/* Into a fresh queue: same state, same order, chains read back. */
+	assert_int_equal(vq_init(&vq, &e->mem, 256), 0);
+	vq_load(&vq, s, false, true);
+	assert_true(vq.s.enabled);
+	assert_int_equal(vq.s.inuse, 3);
+	assert_int_equal(vq.s.last_avail_idx, 4);
+	assert_int_equal(vq.s.used_idx, 1);
+	vq_save(&vq, s2);
+	assert_memory_equal(s, s2, sizeof(*s));
+	assert_int_equal(vq_reload(&vq, 7, &el), 1);
+	assert_int_equal(el->head, 7);
+	assert_int_equal(el->out_num, 1);
+	assert_int_equal(el->out_len, 16 + 7);
+	assert_ptr_equal(el->out[0].iov_base, gp(e, BUF + 0x7000));
+	free(el);
+	assert_int_equal(vq_reload(&vq, 2, &el), -EIO); /* not in flight */
+	assert_non_null(strstr(vq.why, "not in flight"));
+	/* A restored chain is checked like a popped one. */
+	desc(e, 0, BUF, 0, 0, 0);
+	assert_int_equal(vq_reload(&vq, 0, &el), -EIO);
+	assert_non_null(strstr(vq.why, "zero-length"));
+	/* The restored queue goes on where the old one was. */
+	desc(e, 3, BUF, 4, 0, 0);
+	put16(e, AVAIL + 4 + 2 * (4 % QSIZE), 3);
+	put16(e, AVAIL + 2, 5);
+	assert_int_equal(vq_pop(&vq, &el), 1);
+	assert_int_equal(el->head, 3);
+	assert_int_equal(vq.s.inuse, 4);
+	free(el);
+	assert_int_equal(vq_inflight_heads(&vq, got), 4);
+	assert_int_equal(got[3], 3);
+	vq_free(&vq);
+	test_free(s);
+	test_free(s2);
+}
+
+/* @s with one field broken must be refused with a reason naming @needle. */
+static void expect_snap_bad(struct env *e, const struct vq_snap *s, bool balanced,
+			    const char *needle)
+{
+	char why[160] = "";
+
+	assert_int_equal(vq_snap_check(s, 256, &e->mem, balanced, why, sizeof(why)), -EINVAL);
+	if (!strstr(why, needle))
+		fail_msg("reason '%s' does not mention '%s'", why, needle);
+}
+
+static void test_snap_check(void **st)
+{
+	struct env *e = *st;
+	static const uint16_t heads[] = {1, 4, 6};
+	struct vq_snap *good = test_calloc(1, sizeof(*good)), *s = test_calloc(1, sizeof(*s));
+	char why[160];
+
+	pop_heads(e, heads, 3);
+	vq_save(&e->vq, good);
+	assert_int_equal(vq_snap_check(good, 256, &e->mem, true, why, sizeof(why)), 0);
+
+#define MUTATE(stmt, balanced, needle)                                                             \
+	do {                                                                                       \
+		memcpy(s, good, sizeof(*s));                                                       \
+		stmt;                                                                              \
+		expect_snap_bad(e, s, balanced, needle);                                           \
+	} while (0)
+	MUTATE(s->size = 0, true, "power of two");
+	MUTATE(s->size = 12, true, "power of two");
+	MUTATE(s->size = 512, true, "power of two");
+	MUTATE(s->enabled = 2, true, "flag");
+	MUTATE(s->signalled_used_valid = 7, true, "flag");
+	MUTATE(s->notify_suppressed = 2, true, "flag");
+	MUTATE(s->reserved[3] = 1, true, "reserved");
+	MUTATE(s->desc = DESC + 8, true, "misaligned");
+	MUTATE(s->used = USED + 2, true, "misaligned");
+	MUTATE(s->avail = RAM - 4, true, "outside guest RAM");
+	MUTATE(s->used = 0xfffffffffffffff8ULL, true, "outside guest RAM");
+	MUTATE(s->inflight[1] = QSIZE, true, "out of range");
+	MUTATE(s->inflight[2] = 1, true, "twice");
+	MUTATE(s->inflight[3] = 2, true, "past");
+	MUTATE(s->inuse = 2, true, "past");
+	MUTATE((s->inuse = 4, s->inflight[3] = 2), true, "last_avail_idx");
+	MUTATE(s->inuse = QSIZE + 1, true, "in flight in a queue of");
+	MUTATE(s->used_idx = 1, true, "last_avail_idx");
+	MUTATE(s->enabled = 0, true, "disabled");
+	/* A device in NEEDS_RESET may have discarded elements. */
+	memcpy(s, good, sizeof(*s));
+	s->used_idx = 1;
+	assert_int_equal(vq_snap_check(s, 256, &e->mem, false, why, sizeof(why)), 0);
+	/* The reset state of a disabled queue is fine, with any addresses. */
+	memset(s, 0, sizeof(*s));
+	s->size = 256;
+	s->desc = 0xdeadbeef;
+	s->vector = VIRTIO_MSI_NO_VECTOR;
+	assert_int_equal(vq_snap_check(s, 256, &e->mem, true, why, sizeof(why)), 0);
+#undef MUTATE
+	test_free(good);
+	test_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -608,6 +753,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_notification_suppression, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_discard, setup, teardown),
 	    cmocka_unit_test(test_iov_copy),
+	    cmocka_unit_test_setup_teardown(test_snap_roundtrip, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_snap_check, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

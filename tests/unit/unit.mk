@@ -43,6 +43,17 @@ test_virtio_blk_SRCS := devices/virtio/virtio_blk.c devices/virtio/virtio_pci.c 
 	vmm/cli.c vmm/cpuid.c $(AIO_LIB_SRCS)
 test_virtio_blk_DEPS := devices/virtio/virtio.h vmm/pci.h vmm/msix.h vmm/config.h aio/aio.h
 
+# The same virtio-blk test under ThreadSanitizer (pause/hold/resume cross
+# threads: vCPU-side resets, the iothread, pool workers). About 2 s.
+$(BUILD)/tsan/test_virtio_blk: tests/unit/test_virtio_blk.c $(test_virtio_blk_SRCS) $(test_virtio_blk_DEPS)
+	@mkdir -p $(dir $@)
+	$(TSAN_CC) $(TSAN_CFLAGS) -o $@ $< $(test_virtio_blk_SRCS) $(TEST_LIBS)
+
+EXTRA_TESTS += test-tsan-blk
+.PHONY: test-tsan-blk
+test-tsan-blk: $(BUILD)/tsan/test_virtio_blk
+	@echo "== tsan: $<"; TSAN_OPTIONS="halt_on_error=1 $(TSAN_OPTIONS)" $<
+
 UNIT_TESTS += test_ivshmem
 test_ivshmem_SRCS := devices/ivshmem/ivshmem.c devices/ivshmem/ivshmem_proto.c \
 	devices/ivshmem/ivshmem_server.c vmm/pci.c vmm/msix.c vmm/bus.c vmm/memory.c vmm/util.c \
