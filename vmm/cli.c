@@ -10,6 +10,8 @@
 
 const char cli_usage[] =
     "usage: kvmini run --kernel ELF [options]\n"
+    "       kvmini ivshmem-server --socket PATH (--shm NAME | --path FILE) --size SIZE\n"
+    "       kvmini snapshot inspect [--verify] FILE\n"
     "       kvmini --help | --version\n"
     "\n"
     "run options:\n"
@@ -26,6 +28,17 @@ const char cli_usage[] =
     "         [,werror=report|stop|ignore|enospc][,rerror=report|stop|ignore]\n"
     "                         a virtio-blk disk backed by a raw image (repeatable;\n"
     "                         size must be a multiple of 512 bytes)\n"
+    "  --ivshmem mem=PATH|shm=NAME[,size=SIZE][,role=master|peer]\n"
+    "                         ivshmem-plain: shared memory from a file or POSIX shm\n"
+    "                         object (created or opened; size a power of two)\n"
+    "  --ivshmem server=SOCKET[,vectors=N][,role=master|peer][,timeout=SECONDS]\n"
+    "                         ivshmem-doorbell: shared memory and interrupts from an\n"
+    "                         ivshmem server (repeatable, at most 8 --ivshmem)\n"
+    "\n"
+    "kvmini ivshmem-server --socket PATH (--shm NAME | --path FILE) --size SIZE\n"
+    "                      [--vectors N]\n"
+    "                         serve shared memory and doorbells to kvmini and QEMU\n"
+    "                         (QEMU's ivshmem-server protocol) until SIGINT/SIGTERM\n"
     "\n"
     "exit status: the guest's status (0..123) written to port 0xf4;\n"
     "  124 timeout, 125 kvmini/host error or bad usage, 126 guest crash\n";
@@ -38,8 +51,53 @@ struct cli_opt {
 static const struct cli_opt cli_run_opts[] = {
     {"kernel", true},	    {"initrd", true},  {"cmdline", true}, {"memory", true},  {"cpus", true},
     {"cpu-features", true}, {"serial", true},  {"timeout", true}, {"reboot", false}, {"qmp", true},
-    {"incoming", true},	    {"paused", false}, {"disk", true},
+    {"incoming", true},	    {"paused", false}, {"disk", true},	  {"ivshmem", true},
 };
+
+/*
+ * The next key=value of the comma-separated option list @spec given to
+ * --@opt (--disk, --ivshmem), from *@p: returns 1 with the key (@klen
+ * bytes at *@key) and the value (NUL-terminated in @val), 0 at the end of
+ * the list, or -EINVAL with a message (empty option, no '=', a value
+ * longer than @valsz - 1, trailing comma). @keys lists the keys for the
+ * message.
+ */
+static int opt_list_next(const char *opt, const char *spec, const char *keys, const char **p,
+			 const char **key, size_t *klen, char *val, size_t valsz,
+			 struct errbuf *err)
+{
+	const char *s = *p, *end, *eq;
+	size_t len, vlen;
+
+	if (!*s)
+		return 0;
+	end = strchr(s, ',');
+	len = end ? (size_t)(end - s) : strlen(s);
+	if (len == 0)
+		return err_set(err, EINVAL, "--%s '%s': empty option", opt, spec);
+	eq = memchr(s, '=', len);
+	if (!eq)
+		return err_set(err, EINVAL, "--%s '%s': '%.*s' is not key=value (keys: %s)", opt,
+			       spec, (int)len, s, keys);
+	*key = s;
+	*klen = (size_t)(eq - s);
+	vlen = len - *klen - 1;
+	if (vlen >= valsz)
+		return err_set(err, EINVAL, "--%s '%s': %.*s is too long", opt, spec, (int)*klen,
+			       s);
+	memcpy(val, eq + 1, vlen);
+	val[vlen] = '\0';
+	*p = end ? end + 1 : s + len;
+	if (end && !end[1])
+		return err_set(err, EINVAL, "--%s '%s': trailing comma", opt, spec);
+	return 1;
+}
+
+/* Is [key, key + klen) the key @name? */
+static bool opt_key_is(const char *key, size_t klen, const char *name)
+{
+	return strlen(name) == klen && !strncmp(key, name, klen);
+}
 
 static int disk_set_bool(const char *spec, const char *key, const char *val, bool *out,
 			 struct errbuf *err)
@@ -94,47 +152,32 @@ static int disk_set_policy(const char *spec, const char *key, const char *val, b
 
 int disk_config_parse(const char *spec, struct disk_config *dc, struct errbuf *err)
 {
+	static const char keys[] = "path, readonly, serial, aio, werror, rerror";
 	bool seen_path = false, seen_ro = false, seen_serial = false, seen_aio = false;
 	bool seen_werror = false, seen_rerror = false;
-	const char *p = spec;
+	const char *p = spec, *k;
+	char val[DISK_PATH_MAX];
+	size_t klen, vlen;
+	int r;
 
 	memset(dc, 0, sizeof(*dc));
-	while (*p) {
-		const char *end = strchr(p, ','), *eq;
-		size_t len = end ? (size_t)(end - p) : strlen(p), klen, vlen;
-		char val[DISK_PATH_MAX];
-
-		if (len == 0)
-			return err_set(err, EINVAL, "--disk '%s': empty option", spec);
-		eq = memchr(p, '=', len);
-		if (!eq)
-			return err_set(
-			    err, EINVAL,
-			    "--disk '%s': '%.*s' is not key=value (keys: path, readonly, "
-			    "serial, aio, werror, rerror)",
-			    spec, (int)len, p);
-		klen = (size_t)(eq - p);
-		vlen = len - klen - 1;
-		if (vlen >= sizeof(val))
-			return err_set(err, EINVAL, "--disk '%s': %.*s is too long", spec,
-				       (int)klen, p);
-		memcpy(val, eq + 1, vlen);
-		val[vlen] = '\0';
-		if (klen == 4 && !strncmp(p, "path", 4)) {
+	while ((r = opt_list_next("disk", spec, keys, &p, &k, &klen, val, sizeof(val), err)) > 0) {
+		vlen = strlen(val);
+		if (opt_key_is(k, klen, "path")) {
 			if (seen_path)
 				return err_set(err, EINVAL, "--disk '%s': path given twice", spec);
 			if (!vlen)
 				return err_set(err, EINVAL, "--disk '%s': empty path", spec);
 			seen_path = true;
 			memcpy(dc->path, val, vlen + 1);
-		} else if (klen == 8 && !strncmp(p, "readonly", 8)) {
+		} else if (opt_key_is(k, klen, "readonly")) {
 			if (seen_ro)
 				return err_set(err, EINVAL, "--disk '%s': readonly given twice",
 					       spec);
 			seen_ro = true;
 			if (disk_set_bool(spec, "readonly", val, &dc->readonly, err) < 0)
 				return -EINVAL;
-		} else if (klen == 6 && !strncmp(p, "serial", 6)) {
+		} else if (opt_key_is(k, klen, "serial")) {
 			if (seen_serial)
 				return err_set(err, EINVAL, "--disk '%s': serial given twice",
 					       spec);
@@ -149,7 +192,7 @@ int disk_config_parse(const char *spec, struct disk_config *dc, struct errbuf *e
 					    err, EINVAL,
 					    "--disk '%s': serial must be printable ASCII", spec);
 			memcpy(dc->serial, val, vlen + 1);
-		} else if (klen == 3 && !strncmp(p, "aio", 3)) {
+		} else if (opt_key_is(k, klen, "aio")) {
 			if (seen_aio)
 				return err_set(err, EINVAL, "--disk '%s': aio given twice", spec);
 			seen_aio = true;
@@ -165,9 +208,8 @@ int disk_config_parse(const char *spec, struct disk_config *dc, struct errbuf *e
 				    "--disk '%s': aio must be auto, threads or io_uring, "
 				    "not '%s'",
 				    spec, val);
-		} else if ((klen == 6 && !strncmp(p, "werror", 6)) ||
-			   (klen == 6 && !strncmp(p, "rerror", 6))) {
-			bool w = *p == 'w';
+		} else if (opt_key_is(k, klen, "werror") || opt_key_is(k, klen, "rerror")) {
+			bool w = *k == 'w';
 			bool *seen = w ? &seen_werror : &seen_rerror;
 
 			if (*seen)
@@ -178,19 +220,128 @@ int disk_config_parse(const char *spec, struct disk_config *dc, struct errbuf *e
 					    w ? &dc->werror : &dc->rerror, err) < 0)
 				return -EINVAL;
 		} else {
-			return err_set(err, EINVAL,
-				       "--disk '%s': unknown option '%.*s' (keys: path, readonly, "
-				       "serial, aio, werror, rerror)",
-				       spec, (int)klen, p);
+			return err_set(err, EINVAL, "--disk '%s': unknown option '%.*s' (keys: %s)",
+				       spec, (int)klen, k, keys);
 		}
-		if (!end)
-			break;
-		p = end + 1;
-		if (!*p)
-			return err_set(err, EINVAL, "--disk '%s': trailing comma", spec);
 	}
+	if (r < 0)
+		return r;
 	if (!seen_path)
 		return err_set(err, EINVAL, "--disk '%s': no path= given", spec);
+	return 0;
+}
+
+/* A power of two of at least 4 KiB and at most 1 TiB: a BAR's size. */
+static bool ivshmem_size_ok(uint64_t n)
+{
+	return n >= 4096 && n <= IVSHMEM_MAX_SIZE && !(n & (n - 1));
+}
+
+int ivshmem_config_parse(const char *spec, struct ivshmem_config *c, struct errbuf *err)
+{
+	static const char keys[] = "mem, shm, server, size, vectors, role, timeout";
+	static const char *const names[] = {"mem",     "shm",  "server", "size",
+					    "vectors", "role", "timeout"};
+	enum { K_MEM, K_SHM, K_SERVER, K_SIZE, K_VECTORS, K_ROLE, K_TIMEOUT, K_N };
+	const char *p = spec, *k;
+	char val[IVSHMEM_PATH_MAX];
+	unsigned seen = 0, key;
+	size_t klen;
+	uint64_t n;
+	int r;
+
+	memset(c, 0, sizeof(*c));
+	c->vectors = 1;
+	c->timeout_ns = IVSHMEM_DEFAULT_TIMEOUT_NS;
+	while ((r = opt_list_next("ivshmem", spec, keys, &p, &k, &klen, val, sizeof(val), err)) >
+	       0) {
+		for (key = 0; key < K_N && !opt_key_is(k, klen, names[key]); key++)
+			;
+		if (key == K_N)
+			return err_set(err, EINVAL,
+				       "--ivshmem '%s': unknown option '%.*s' (keys: %s)", spec,
+				       (int)klen, k, keys);
+		if (seen & (1u << key))
+			return err_set(err, EINVAL, "--ivshmem '%s': %s given twice", spec,
+				       names[key]);
+		seen |= 1u << key;
+		switch (key) {
+		case K_MEM:
+		case K_SHM:
+		case K_SERVER:
+			if (!val[0])
+				return err_set(err, EINVAL, "--ivshmem '%s': empty %s", spec,
+					       names[key]);
+			if (key == K_SHM && (strchr(val, '/') || strlen(val) > 255))
+				return err_set(
+				    err, EINVAL,
+				    "--ivshmem '%s': shm= takes a POSIX shm object name "
+				    "(no '/', at most 255 characters); use mem=PATH for a "
+				    "file",
+				    spec);
+			c->backend = key == K_MEM   ? IVSHMEM_BACKEND_FILE
+				     : key == K_SHM ? IVSHMEM_BACKEND_SHM
+						    : IVSHMEM_BACKEND_SERVER;
+			memcpy(c->path, val, strlen(val) + 1);
+			break;
+		case K_SIZE:
+			if (parse_size(val, &n) < 0 || !ivshmem_size_ok(n))
+				return err_set(err, EINVAL,
+					       "--ivshmem '%s': size '%s' must be a power of two "
+					       "from 4K to 1T",
+					       spec, val);
+			c->size = n;
+			break;
+		case K_VECTORS:
+			if (parse_uint(val, 1, IVSHMEM_MAX_VECTORS, &n) < 0)
+				return err_set(
+				    err, EINVAL,
+				    "--ivshmem '%s': vectors '%s' must be a number from 1 "
+				    "to %d",
+				    spec, val, IVSHMEM_MAX_VECTORS);
+			c->vectors = (unsigned)n;
+			break;
+		case K_ROLE:
+			if (!strcmp(val, "master"))
+				c->role = IVSHMEM_ROLE_MASTER;
+			else if (!strcmp(val, "peer"))
+				c->role = IVSHMEM_ROLE_PEER;
+			else
+				return err_set(
+				    err, EINVAL,
+				    "--ivshmem '%s': role must be master or peer, not '%s'", spec,
+				    val);
+			break;
+		case K_TIMEOUT:
+			if (parse_uint(val, 1, 3600, &n) < 0)
+				return err_set(err, EINVAL,
+					       "--ivshmem '%s': timeout '%s' must be whole seconds "
+					       "from 1 to 3600",
+					       spec, val);
+			c->timeout_ns = n * 1000000000ULL;
+			break;
+		}
+	}
+	if (r < 0)
+		return r;
+	n = !!(seen & 1u << K_MEM) + !!(seen & 1u << K_SHM) + !!(seen & 1u << K_SERVER);
+	if (n != 1)
+		return err_set(err, EINVAL,
+			       "--ivshmem '%s': give exactly one of mem=PATH, shm=NAME (plain) or "
+			       "server=SOCKET (doorbell)",
+			       spec);
+	if (c->backend == IVSHMEM_BACKEND_SERVER) {
+		if (seen & 1u << K_SIZE)
+			return err_set(err, EINVAL,
+				       "--ivshmem '%s': size= is for mem=/shm=; with server= the "
+				       "server decides the size",
+				       spec);
+	} else if (seen & (1u << K_VECTORS | 1u << K_TIMEOUT)) {
+		return err_set(err, EINVAL,
+			       "--ivshmem '%s': vectors= and timeout= need server=SOCKET "
+			       "(ivshmem-plain has no interrupts)",
+			       spec);
+	}
 	return 0;
 }
 
@@ -286,6 +437,20 @@ static int cli_set(struct vm_config *cfg, const char *name, char *val, struct er
 		if (cfg->ndisks == CONFIG_MAX_DISKS)
 			return err_set(err, EINVAL, "--disk: at most %d disks", CONFIG_MAX_DISKS);
 		cfg->disks[cfg->ndisks++] = val;
+	} else if (!strcmp(name, "ivshmem")) {
+		struct ivshmem_config *ic = malloc(sizeof(*ic));
+		int r;
+
+		if (!ic)
+			return err_set(err, ENOMEM, "out of memory");
+		r = ivshmem_config_parse(val, ic, err);
+		free(ic);
+		if (r < 0)
+			return r;
+		if (cfg->nivshmem == CONFIG_MAX_IVSHMEM)
+			return err_set(err, EINVAL, "--ivshmem: at most %d devices",
+				       CONFIG_MAX_IVSHMEM);
+		cfg->ivshmem[cfg->nivshmem++] = val;
 	} else if (!strcmp(name, "qmp")) {
 		if (!val[0])
 			return err_set(err, EINVAL, "--qmp: empty path");
@@ -352,6 +517,70 @@ static int cli_parse_run(int argc, char **argv, enum cli_command *cmd, struct vm
 	return 0;
 }
 
+/* `kvmini ivshmem-server --socket PATH (--shm NAME | --path FILE) --size SIZE [--vectors N]` */
+static int cli_parse_ivserver(int argc, char **argv, struct vm_config *cfg, struct errbuf *err)
+{
+	static const char usage[] = "usage: kvmini ivshmem-server --socket PATH (--shm NAME | "
+				    "--path FILE) --size SIZE [--vectors N]";
+	struct ivshmem_server_config *c = &cfg->ivserver;
+	const char *size = NULL;
+	uint64_t n;
+
+	c->vectors = 1;
+	for (int i = 2; i < argc; i++) {
+		const char *arg = argv[i], *val;
+		const char **slot;
+
+		if (!strcmp(arg, "--socket"))
+			slot = &c->socket;
+		else if (!strcmp(arg, "--shm"))
+			slot = &c->shm;
+		else if (!strcmp(arg, "--path"))
+			slot = &c->path;
+		else if (!strcmp(arg, "--size"))
+			slot = &size;
+		else if (!strcmp(arg, "--vectors"))
+			slot = &val;
+		else
+			return err_set(err, EINVAL, "ivshmem-server: unknown argument '%s' (%s)",
+				       arg, usage);
+		if (i + 1 >= argc || !argv[i + 1][0])
+			return err_set(err, EINVAL, "ivshmem-server: %s needs a value", arg);
+		val = argv[++i];
+		if (slot != &val) {
+			if (*slot)
+				return err_set(err, EINVAL, "ivshmem-server: %s given twice", arg);
+			*slot = val;
+		} else if (parse_uint(val, 1, IVSHMEM_MAX_VECTORS, &n) < 0) {
+			return err_set(
+			    err, EINVAL,
+			    "ivshmem-server: --vectors '%s' must be a number from 1 to %d", val,
+			    IVSHMEM_MAX_VECTORS);
+		} else {
+			c->vectors = (unsigned)n;
+		}
+	}
+	if (!c->socket)
+		return err_set(err, EINVAL, "ivshmem-server: no --socket given (%s)", usage);
+	if (!c->shm == !c->path)
+		return err_set(err, EINVAL,
+			       "ivshmem-server: give exactly one of --shm NAME or --path FILE");
+	if (c->shm && (strchr(c->shm, '/') || strlen(c->shm) > 255))
+		return err_set(
+		    err, EINVAL,
+		    "ivshmem-server: --shm '%s' must be a POSIX shm object name (no '/', "
+		    "at most 255 characters)",
+		    c->shm);
+	if (!size)
+		return err_set(err, EINVAL, "ivshmem-server: no --size given (%s)", usage);
+	if (parse_size(size, &n) < 0 || !ivshmem_size_ok(n))
+		return err_set(err, EINVAL,
+			       "ivshmem-server: --size '%s' must be a power of two from 4K to 1T",
+			       size);
+	c->size = n;
+	return 0;
+}
+
 int cli_parse(int argc, char **argv, enum cli_command *cmd, struct vm_config *cfg,
 	      struct errbuf *err)
 {
@@ -386,6 +615,14 @@ int cli_parse(int argc, char **argv, enum cli_command *cmd, struct vm_config *cf
 		cfg->inspect_path = argv[i];
 		*cmd = CLI_SNAPSHOT_INSPECT;
 		return 0;
+	}
+	if (!strcmp(argv[1], "ivshmem-server")) {
+		if (argc == 3 && (!strcmp(argv[2], "--help") || !strcmp(argv[2], "-h"))) {
+			*cmd = CLI_HELP;
+			return 0;
+		}
+		*cmd = CLI_IVSHMEM_SERVER;
+		return cli_parse_ivserver(argc, argv, cfg, err);
 	}
 	if (!strcmp(argv[1], "run")) {
 		*cmd = CLI_RUN;

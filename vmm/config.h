@@ -18,6 +18,7 @@
 #define CONFIG_MAX_DISKS	 16
 #define DISK_SERIAL_MAX		 20 /* virtio-blk's GET_ID string */
 #define DISK_PATH_MAX		 4096
+#define CONFIG_MAX_IVSHMEM	 8
 
 enum serial_mode { SERIAL_STDIO, SERIAL_FILE, SERIAL_NONE };
 
@@ -47,6 +48,17 @@ struct vm_config {
 	 * each becomes a virtio-blk device, in this order. */
 	const char *disks[CONFIG_MAX_DISKS];
 	unsigned ndisks;
+	/* --ivshmem option strings (ivshmem_config_parse), in this order. */
+	const char *ivshmem[CONFIG_MAX_IVSHMEM];
+	unsigned nivshmem;
+	/* `kvmini ivshmem-server` options. */
+	struct ivshmem_server_config {
+		const char *socket; /* --socket PATH */
+		const char *shm;    /* --shm NAME, or NULL */
+		const char *path;   /* --path FILE, or NULL */
+		uint64_t size;	    /* --size */
+		unsigned vectors;   /* --vectors (default 1) */
+	} ivserver;
 };
 
 /* How a disk does its I/O (see docs/devices.md). */
@@ -94,7 +106,44 @@ struct disk_config {
  */
 int disk_config_parse(const char *spec, struct disk_config *dc, struct errbuf *err);
 
-enum cli_command { CLI_RUN, CLI_HELP, CLI_VERSION, CLI_SNAPSHOT_INSPECT };
+#define IVSHMEM_PATH_MAX	   4096
+#define IVSHMEM_MAX_SIZE	   (1ULL << 40)
+#define IVSHMEM_MAX_VECTORS	   64 /* per peer, as QEMU's ivshmem-server */
+#define IVSHMEM_DEFAULT_TIMEOUT_NS (5ULL * 1000000000ULL)
+
+enum ivshmem_backend {
+	IVSHMEM_BACKEND_FILE,	/* mem=PATH: ivshmem-plain on a file */
+	IVSHMEM_BACKEND_SHM,	/* shm=NAME: ivshmem-plain on a POSIX shm object */
+	IVSHMEM_BACKEND_SERVER, /* server=SOCKET: ivshmem-doorbell */
+};
+
+/* What the shared memory is to this VM in a snapshot (QEMU's master=on|off):
+ * a master's snapshot carries the shared memory's contents. */
+enum ivshmem_role { IVSHMEM_ROLE_PEER = 0, IVSHMEM_ROLE_MASTER };
+
+/* One --ivshmem, parsed:
+ * mem=PATH|shm=NAME[,size=SIZE][,role=R] or
+ * server=SOCKET[,vectors=N][,role=R][,timeout=SECONDS]. */
+struct ivshmem_config {
+	enum ivshmem_backend backend;
+	char path[IVSHMEM_PATH_MAX]; /* file, shm object name or socket */
+	uint64_t size;		     /* plain: 0 if not given (use the object's) */
+	unsigned vectors;	     /* doorbell: 1..IVSHMEM_MAX_VECTORS, default 1 */
+	enum ivshmem_role role;
+	uint64_t timeout_ns; /* doorbell setup; default 5 s */
+};
+
+/*
+ * Parse a --ivshmem option string into *@c. Pure; any thread. Returns 0,
+ * or -EINVAL with a one-line message naming the option and what is wrong
+ * (unknown or repeated key, not exactly one of mem/shm/server, a size that
+ * is not a power of two in [4K, 1T], vectors outside 1..64, role not
+ * master/peer, timeout not 1..3600 seconds, size with server, vectors or
+ * timeout without server, an shm name with '/').
+ */
+int ivshmem_config_parse(const char *spec, struct ivshmem_config *c, struct errbuf *err);
+
+enum cli_command { CLI_RUN, CLI_HELP, CLI_VERSION, CLI_SNAPSHOT_INSPECT, CLI_IVSHMEM_SERVER };
 
 /*
  * Parse argv (argv[0] is the program). Pure except that it keeps pointers

@@ -11,6 +11,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "devices/ivshmem/ivshmem.h"
 #include "devices/virtio/virtio.h"
 #include "vmm/legacy.h"
 #include "vmm/pci.h"
@@ -52,8 +53,8 @@ static void main_timeout(void *opaque)
 
 /*
  * The devices, in the order a snapshot records them: the legacy ones, the
- * PCI host bridge, then the PCI devices in command-line order (each --disk
- * in slots 1, 2, ...).
+ * PCI host bridge, then the PCI devices: each --disk, then each --ivshmem,
+ * in command-line order, in slots 1, 2, ...
  */
 static int main_add_devices(struct vm *vm, struct errbuf *err)
 {
@@ -68,6 +69,15 @@ static int main_add_devices(struct vm *vm, struct errbuf *err)
 	}
 	for (unsigned i = 0; i < vm->cfg->ndisks; i++) {
 		int ret = vm_add_device(vm, &virtio_blk_ops, vm->cfg->disks[i], err);
+
+		if (ret < 0)
+			return ret;
+	}
+	for (unsigned i = 0; i < vm->cfg->nivshmem; i++) {
+		const char *opts = vm->cfg->ivshmem[i];
+		const struct device_ops *ops = ivshmem_ops_for(opts);
+		int ret = ops ? vm_add_device(vm, ops, opts, err)
+			      : err_set(err, EINVAL, "--ivshmem '%s': bad options", opts);
 
 		if (ret < 0)
 			return ret;
@@ -260,6 +270,8 @@ int main(int argc, char **argv)
 			return EXIT_HOST_ERROR;
 		}
 		return 0;
+	case CLI_IVSHMEM_SERVER:
+		return ivshmem_server_main(&cfg.ivserver);
 	case CLI_RUN:
 		break;
 	}

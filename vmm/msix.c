@@ -44,10 +44,25 @@ static int kvm_vm_ioeventfd(void *opaque, uint64_t addr, uint32_t len, int fd, b
 	return ioctl(*(int *)opaque, KVM_IOEVENTFD, &e) < 0 ? -errno : 0;
 }
 
+static int kvm_vm_ioeventfd_datamatch(void *opaque, uint64_t addr, uint32_t len, uint64_t data,
+				      int fd, bool assign)
+{
+	struct kvm_ioeventfd e = {
+	    .datamatch = data,
+	    .addr = addr,
+	    .len = len,
+	    .fd = fd,
+	    .flags = KVM_IOEVENTFD_FLAG_DATAMATCH | (assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN),
+	};
+
+	return ioctl(*(int *)opaque, KVM_IOEVENTFD, &e) < 0 ? -errno : 0;
+}
+
 const struct kvm_irq_ops kvm_irq_ops_vm = {
     .set_gsi_routing = kvm_vm_set_gsi_routing,
     .irqfd = kvm_vm_irqfd,
     .ioeventfd = kvm_vm_ioeventfd,
+    .ioeventfd_datamatch = kvm_vm_ioeventfd_datamatch,
 };
 
 /* ---- GSI routing ---- */
@@ -379,6 +394,31 @@ void msix_notify(struct msix *m, unsigned vector)
 int msix_vector_fd(const struct msix *m, unsigned vector)
 {
 	return vector < m->nvec ? m->v[vector].efd : -1;
+}
+
+int msix_vector_set_fd(struct msix *m, unsigned vector, int fd)
+{
+	struct msix_vector_state *v;
+	int ret;
+
+	if (vector >= m->nvec) {
+		close(fd);
+		return -EINVAL;
+	}
+	v = &m->v[vector];
+	pthread_mutex_lock(&m->lock);
+	if (v->irqfd) {
+		ret = m->router->ops->irqfd(m->router->opaque, v->efd, v->gsi, false);
+		if (ret < 0)
+			msix_report(m, "irqfd detach", ret);
+		v->irqfd = false;
+	}
+	msix_collect(m, vector); /* what the old eventfd holds stays pending */
+	close(v->efd);
+	v->efd = fd;
+	msix_sync(m, vector, 1); /* attaches the irqfd to @fd if deliverable */
+	pthread_mutex_unlock(&m->lock);
+	return 0;
 }
 
 /* One aligned dword of the table. m->lock held. */

@@ -45,6 +45,14 @@ struct kvm_irq_ops {
 	/* Attach or detach @fd to writes of @len bytes at MMIO (or port, @pio)
 	 * address @addr (KVM_IOEVENTFD, no data match). */
 	int (*ioeventfd)(void *opaque, uint64_t addr, uint32_t len, int fd, bool pio, bool assign);
+	/*
+	 * Optional (NULL: not available): attach or detach @fd to MMIO writes
+	 * of @len (1, 2, 4 or 8) bytes at @addr whose value is @data
+	 * (KVM_IOEVENTFD_FLAG_DATAMATCH). Several fds may share an address
+	 * with different values (ivshmem's doorbell: one per peer and vector).
+	 */
+	int (*ioeventfd_datamatch)(void *opaque, uint64_t addr, uint32_t len, uint64_t data, int fd,
+				   bool assign);
 };
 
 /* The real thing: @opaque is a pointer to the VM fd (int *). */
@@ -151,6 +159,17 @@ void msix_notify(struct msix *m, unsigned vector);
 
 /* The eventfd behind @vector (a peer may write it directly), or -1. */
 int msix_vector_fd(const struct msix *m, unsigned vector);
+
+/*
+ * Make @fd (an eventfd, O_NONBLOCK, owned by msix from now on) the one
+ * behind @vector, in place of the vector's own: ivshmem gets its vectors'
+ * eventfds from its server, and peers write them directly. Messages
+ * waiting in the old eventfd become the vector's pending bit; the irqfd
+ * (if the vector is deliverable) moves to @fd. The old eventfd is closed.
+ * Main thread (realize or main loop); vCPUs may run. -EINVAL (and @fd is
+ * closed) for a vector out of range.
+ */
+int msix_vector_set_fd(struct msix *m, unsigned vector, int fd);
 
 /*
  * Table and PBA accesses, as the BAR regions msix_init registers deliver

@@ -433,6 +433,24 @@ int snapshot_save(struct vm *vm, const char *path, struct snapshot_stats *stats,
 		if (ret < 0)
 			goto fail;
 	}
+	for (int i = 0; i < vm->nsnap_mem; i++) {
+		const struct vm_snap_mem *sm = &vm->snap_mem[i];
+		/* Other VMs may write shared memory meanwhile: checksum and
+		 * write one copy, so the section is consistent with its CRC. */
+		void *copy = malloc(sm->size);
+
+		if (!copy) {
+			ret = err_set(err, ENOMEM, "snapshot: out of memory for %s's memory",
+				      sm->name);
+			goto fail;
+		}
+		memcpy(copy, sm->host, sm->size);
+		snprintf(name, sizeof(name), "mem.%s", sm->name);
+		ret = snap_add(w, name, 1, copy, sm->size, err);
+		free(copy);
+		if (ret < 0)
+			goto fail;
+	}
 
 	/* The RAM data goes after the room left for the table. */
 	ret = snap_save_ram(w, vm, stats, err);
@@ -843,6 +861,24 @@ int snapshot_restore(struct vm *vm, const char *path, struct errbuf *err)
 		if (ret < 0)
 			goto out;
 		ret = d->ops->load(d->state, devbuf, (size_t)ret, err);
+		if (ret < 0)
+			goto out;
+	}
+	for (int i = 0; i < vm->nsnap_mem; i++) {
+		const struct vm_snap_mem *sm = &vm->snap_mem[i];
+		/* Checked before anything reaches the (shared) memory. */
+		void *buf = malloc(sm->size);
+
+		if (!buf) {
+			ret = err_set(err, ENOMEM, "snapshot: out of memory for %s's memory",
+				      sm->name);
+			goto out;
+		}
+		snprintf(name, sizeof(name), "mem.%s", sm->name);
+		ret = snap_read(r, name, 1, buf, sm->size, true, err);
+		if (ret >= 0)
+			memcpy(sm->host, buf, sm->size);
+		free(buf);
 		if (ret < 0)
 			goto out;
 	}

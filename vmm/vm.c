@@ -143,6 +143,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct aio_context *ma
 	atomic_init(&vm->pause_req, false);
 	pthread_mutex_init(&vm->park_lock, NULL);
 	pthread_cond_init(&vm->park_cond, NULL);
+	pthread_mutex_init(&vm->slot_lock, NULL);
 	bus_init(&vm->pio, "port I/O");
 	bus_init(&vm->mmio, "MMIO");
 
@@ -215,6 +216,60 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct aio_context *ma
 fail:
 	vm_destroy(vm);
 	return ret;
+}
+
+int vm_add_snapshot_mem(struct vm *vm, const char *name, void *host, uint64_t size,
+			struct errbuf *err)
+{
+	struct vm_snap_mem *sm;
+
+	if (vm->nsnap_mem == VM_MAX_SNAP_MEM)
+		return err_set(err, ENOSPC, "%s: at most %d device memories can be snapshotted",
+			       name, VM_MAX_SNAP_MEM);
+	if (size > VM_SNAP_MEM_MAX_SIZE)
+		return err_set(err, EFBIG,
+			       "%s: %llu bytes of memory are too many to snapshot (at most %lluM)",
+			       name, (unsigned long long)size,
+			       (unsigned long long)(VM_SNAP_MEM_MAX_SIZE >> 20));
+	sm = &vm->snap_mem[vm->nsnap_mem++];
+	snprintf(sm->name, sizeof(sm->name), "%s", name);
+	sm->host = host;
+	sm->size = size;
+	return 0;
+}
+
+int vm_mem_slot_alloc(struct vm *vm)
+{
+	int slot = -ENOSPC;
+
+	pthread_mutex_lock(&vm->slot_lock);
+	for (int i = 0; i < VM_DEV_SLOTS; i++)
+		if (!(vm->slots_used & (1u << i))) {
+			vm->slots_used |= 1u << i;
+			slot = VM_DEV_SLOT_FIRST + i;
+			break;
+		}
+	pthread_mutex_unlock(&vm->slot_lock);
+	return slot;
+}
+
+void vm_mem_slot_free(struct vm *vm, int slot)
+{
+	pthread_mutex_lock(&vm->slot_lock);
+	vm->slots_used &= ~(1u << (slot - VM_DEV_SLOT_FIRST));
+	pthread_mutex_unlock(&vm->slot_lock);
+}
+
+int vm_mem_slot_map(struct vm *vm, int slot, uint64_t gpa, uint64_t size, void *host)
+{
+	struct kvm_userspace_memory_region r = {
+	    .slot = (uint32_t)slot,
+	    .guest_phys_addr = size ? gpa : 0,
+	    .memory_size = size,
+	    .userspace_addr = size ? (uint64_t)(uintptr_t)host : 0,
+	};
+
+	return ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0 ? -errno : 0;
 }
 
 int vm_add_device(struct vm *vm, const struct device_ops *ops, const char *opts, struct errbuf *err)
@@ -539,4 +594,5 @@ void vm_destroy(struct vm *vm)
 	pthread_mutex_destroy(&vm->exit_lock);
 	pthread_cond_destroy(&vm->park_cond);
 	pthread_mutex_destroy(&vm->park_lock);
+	pthread_mutex_destroy(&vm->slot_lock);
 }

@@ -29,7 +29,9 @@
 #define EXIT_HOST_ERROR 125
 #define EXIT_CRASH	126
 
-#define VM_MAX_DEVICES 48
+#define VM_MAX_DEVICES	     48
+#define VM_MAX_SNAP_MEM	     8
+#define VM_SNAP_MEM_MAX_SIZE (1ULL << 30)
 
 /* Why the VM stopped running; the first reason recorded wins. */
 enum vm_exit_kind {
@@ -121,6 +123,19 @@ struct vm {
 	int ram_src_fd;
 	uint64_t ram_src_off[GUEST_MEM_MAX_REGIONS];
 
+	/* Device memory that snapshots carry (vm_add_snapshot_mem); main thread. */
+	struct vm_snap_mem {
+		char name[16];
+		void *host;
+		uint64_t size;
+	} snap_mem[VM_MAX_SNAP_MEM];
+	int nsnap_mem;
+
+	/* KVM memory slots for device memory (ivshmem BAR 2), above RAM's;
+	 * bit i of slots_used: slot VM_DEV_SLOT_FIRST + i. slot_lock. */
+	pthread_mutex_t slot_lock;
+	uint32_t slots_used;
+
 	enum vm_run_state run_state;		 /* main thread */
 	struct vm_block *blocks[VM_MAX_DEVICES]; /* main thread */
 	int nblocks;
@@ -141,6 +156,33 @@ static inline bool vm_restoring(const struct vm *vm)
 {
 	return vm->restoring;
 }
+
+/*
+ * KVM memory slots for device memory that the guest maps like RAM (the
+ * shared memory BAR of ivshmem). Slots 0..GUEST_MEM_MAX_REGIONS-1 are RAM's;
+ * devices get VM_DEV_SLOT_FIRST onwards, at most VM_DEV_SLOTS of them.
+ * vm_mem_slot_alloc: main thread (realize); a slot number or -ENOSPC.
+ * vm_mem_slot_free: main thread (exit); the slot must be unmapped.
+ * vm_mem_slot_map: put @size bytes at host @host at guest @gpa in @slot
+ * (@size 0: remove the slot's memory). Any thread, vCPUs may run (a PCI
+ * BAR map hook calls it on the vCPU that moved the BAR). 0 or -errno.
+ */
+#define VM_DEV_SLOT_FIRST GUEST_MEM_MAX_REGIONS
+#define VM_DEV_SLOTS	  32
+int vm_mem_slot_alloc(struct vm *vm);
+void vm_mem_slot_free(struct vm *vm, int slot);
+int vm_mem_slot_map(struct vm *vm, int slot, uint64_t gpa, uint64_t size, void *host);
+
+/*
+ * Make snapshots carry @size bytes of device memory at @host outside guest
+ * RAM (an ivshmem master's shared memory), in section "mem.@name": saved
+ * from a copy, and on restore checked (size, CRC) before it is written
+ * back over @host. A restore needs the same registrations (same command
+ * line). Main thread at realize; @name at most 15 characters. -ENOSPC
+ * (VM_MAX_SNAP_MEM), -EFBIG beyond VM_SNAP_MEM_MAX_SIZE, with @err.
+ */
+int vm_add_snapshot_mem(struct vm *vm, const char *name, void *host, uint64_t size,
+			struct errbuf *err);
 
 /* Realize a device on the VM. Main thread, before vm_start. */
 int vm_add_device(struct vm *vm, const struct device_ops *ops, const char *opts,

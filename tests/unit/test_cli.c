@@ -252,13 +252,116 @@ static void test_bad_disks(void **st)
 	    "--disk", "path=15", "--disk", "path=16", "--disk", "path=17", NULL);
 }
 
+static void test_ivshmem(void **st)
+{
+	struct ivshmem_config ic;
+	struct vm_config c;
+	struct errbuf e;
+	enum cli_command cmd;
+
+	assert_int_equal(parse(&c, &cmd, &e, "run", "--kernel", "k", "--ivshmem", "shm=pp,size=1M",
+			       "--ivshmem=server=/tmp/s,vectors=4,role=master,timeout=2",
+			       "--ivshmem", "mem=/x,y/f", NULL),
+			 -EINVAL); /* paths cannot contain commas */
+	assert_int_equal(parse(&c, &cmd, &e, "run", "--kernel", "k", "--ivshmem", "shm=pp,size=1M",
+			       "--ivshmem=server=/tmp/s,vectors=4,role=master,timeout=2",
+			       "--ivshmem", "mem=/dev/shm/f", NULL),
+			 0);
+	assert_int_equal(c.nivshmem, 3);
+	assert_int_equal(ivshmem_config_parse(c.ivshmem[0], &ic, &e), 0);
+	assert_int_equal(ic.backend, IVSHMEM_BACKEND_SHM);
+	assert_string_equal(ic.path, "pp");
+	assert_int_equal(ic.size, 1 << 20);
+	assert_int_equal(ic.role, IVSHMEM_ROLE_PEER);
+	assert_int_equal(ivshmem_config_parse(c.ivshmem[1], &ic, &e), 0);
+	assert_int_equal(ic.backend, IVSHMEM_BACKEND_SERVER);
+	assert_string_equal(ic.path, "/tmp/s");
+	assert_int_equal(ic.vectors, 4);
+	assert_int_equal(ic.role, IVSHMEM_ROLE_MASTER);
+	assert_int_equal(ic.timeout_ns, 2000000000ULL);
+	assert_int_equal(ivshmem_config_parse(c.ivshmem[2], &ic, &e), 0);
+	assert_int_equal(ic.backend, IVSHMEM_BACKEND_FILE);
+	assert_int_equal(ic.size, 0);
+	assert_int_equal(ivshmem_config_parse("server=s", &ic, &e), 0);
+	assert_int_equal(ic.vectors, 1);
+	assert_int_equal(ic.timeout_ns, 5000000000ULL);
+
+	assert_int_equal(parse(&c, &cmd, &e, "ivshmem-server", "--socket", "/tmp/s", "--shm",
+			       "ivshmem", "--size", "4M", "--vectors", "8", NULL),
+			 0);
+	assert_int_equal(cmd, CLI_IVSHMEM_SERVER);
+	assert_string_equal(c.ivserver.socket, "/tmp/s");
+	assert_string_equal(c.ivserver.shm, "ivshmem");
+	assert_null(c.ivserver.path);
+	assert_int_equal(c.ivserver.size, 4 << 20);
+	assert_int_equal(c.ivserver.vectors, 8);
+	assert_int_equal(parse(&c, &cmd, &e, "ivshmem-server", "--path", "/tmp/m", "--size", "4096",
+			       "--socket", "s", NULL),
+			 0);
+	assert_int_equal(c.ivserver.vectors, 1);
+	assert_int_equal(parse(&c, &cmd, &e, "ivshmem-server", "--help", NULL), 0);
+	assert_int_equal(cmd, CLI_HELP);
+}
+
+static void test_bad_ivshmem(void **st)
+{
+	bad("give exactly one of mem=PATH, shm=NAME", "run", "--kernel", "k", "--ivshmem",
+	    "size=1M", NULL);
+	bad("give exactly one of", "run", "--kernel", "k", "--ivshmem", "mem=a,shm=b", NULL);
+	bad("unknown option 'master' (keys: mem, shm, server", "run", "--kernel", "k", "--ivshmem",
+	    "shm=a,master=on", NULL);
+	bad("size given twice", "run", "--kernel", "k", "--ivshmem", "shm=a,size=4K,size=8K", NULL);
+	bad("size '3M' must be a power of two from 4K to 1T", "run", "--kernel", "k", "--ivshmem",
+	    "shm=a,size=3M", NULL);
+	bad("size '2K' must be a power of two", "run", "--kernel", "k", "--ivshmem",
+	    "shm=a,size=2K", NULL);
+	bad("size 'lots'", "run", "--kernel", "k", "--ivshmem", "shm=a,size=lots", NULL);
+	bad("vectors '0' must be a number from 1 to 64", "run", "--kernel", "k", "--ivshmem",
+	    "server=s,vectors=0", NULL);
+	bad("vectors '65'", "run", "--kernel", "k", "--ivshmem", "server=s,vectors=65", NULL);
+	bad("role must be master or peer, not 'boss'", "run", "--kernel", "k", "--ivshmem",
+	    "server=s,role=boss", NULL);
+	bad("timeout '0' must be whole seconds", "run", "--kernel", "k", "--ivshmem",
+	    "server=s,timeout=0", NULL);
+	bad("size= is for mem=/shm=", "run", "--kernel", "k", "--ivshmem", "server=s,size=1M",
+	    NULL);
+	bad("vectors= and timeout= need server=SOCKET", "run", "--kernel", "k", "--ivshmem",
+	    "shm=a,vectors=2", NULL);
+	bad("shm= takes a POSIX shm object name", "run", "--kernel", "k", "--ivshmem",
+	    "shm=/dev/shm/a", NULL);
+	bad("empty server", "run", "--kernel", "k", "--ivshmem", "server=", NULL);
+	bad("'x' is not key=value", "run", "--kernel", "k", "--ivshmem", "x", NULL);
+	bad("--ivshmem 'shm=a,': trailing comma", "run", "--kernel", "k", "--ivshmem", "shm=a,",
+	    NULL);
+	bad("at most 8 devices", "run", "--kernel", "k", "--ivshmem", "shm=1", "--ivshmem", "shm=2",
+	    "--ivshmem", "shm=3", "--ivshmem", "shm=4", "--ivshmem", "shm=5", "--ivshmem", "shm=6",
+	    "--ivshmem", "shm=7", "--ivshmem", "shm=8", "--ivshmem", "shm=9", NULL);
+
+	bad("no --socket given", "ivshmem-server", "--shm", "a", "--size", "1M", NULL);
+	bad("exactly one of --shm NAME or --path FILE", "ivshmem-server", "--socket", "s", "--size",
+	    "1M", NULL);
+	bad("exactly one of --shm NAME or --path FILE", "ivshmem-server", "--socket", "s", "--shm",
+	    "a", "--path", "b", "--size", "1M", NULL);
+	bad("no --size given", "ivshmem-server", "--socket", "s", "--shm", "a", NULL);
+	bad("--size '1000' must be a power of two", "ivshmem-server", "--socket", "s", "--shm", "a",
+	    "--size", "1000", NULL);
+	bad("--vectors '100' must be a number from 1 to 64", "ivshmem-server", "--socket", "s",
+	    "--shm", "a", "--size", "1M", "--vectors", "100", NULL);
+	bad("--socket given twice", "ivshmem-server", "--socket", "s", "--socket", "t", NULL);
+	bad("--socket needs a value", "ivshmem-server", "--socket", NULL);
+	bad("unknown argument '--port'", "ivshmem-server", "--port", "1", NULL);
+	bad("must be a POSIX shm object name", "ivshmem-server", "--socket", "s", "--shm", "a/b",
+	    "--size", "1M", NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_defaults),	 cmocka_unit_test(test_disks),
 	    cmocka_unit_test(test_bad_disks),	 cmocka_unit_test(test_all_options),
 	    cmocka_unit_test(test_help_version), cmocka_unit_test(test_bad_input),
-	    cmocka_unit_test(test_error_policy),
+	    cmocka_unit_test(test_error_policy), cmocka_unit_test(test_ivshmem),
+	    cmocka_unit_test(test_bad_ivshmem),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

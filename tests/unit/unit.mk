@@ -53,3 +53,10 @@ EXTRA_TESTS += test-tsan-blk
 .PHONY: test-tsan-blk
 test-tsan-blk: $(BUILD)/tsan/test_virtio_blk
 	@echo "== tsan: $<"; TSAN_OPTIONS="halt_on_error=1 $(TSAN_OPTIONS)" $<
+
+UNIT_TESTS += test_ivshmem
+test_ivshmem_SRCS := devices/ivshmem/ivshmem.c devices/ivshmem/ivshmem_proto.c \
+	devices/ivshmem/ivshmem_server.c vmm/pci.c vmm/msix.c vmm/bus.c vmm/memory.c vmm/util.c \
+	vmm/cli.c vmm/cpuid.c $(AIO_LIB_SRCS)
+test_ivshmem_DEPS := devices/ivshmem/ivshmem.h devices/ivshmem/ivshmem_int.h vmm/pci.h \
+	vmm/msix.h vmm/config.h vmm/vm.h aio/aio.h
