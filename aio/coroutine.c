@@ -184,6 +184,22 @@ static void co_free(struct coroutine *co)
 	atomic_fetch_sub_explicit(&co_nr_stacks, 1, memory_order_relaxed);
 }
 
+/* Park @co in the process-wide pool, or free it when that pool is full. */
+static void co_pool_global_put(struct coroutine *co)
+{
+	pthread_mutex_lock(&co_pool_lock);
+	if (co_pool_global_len < CO_POOL_GLOBAL_MAX) {
+		co->pool_next = co_pool_global;
+		co_pool_global = co;
+		co_pool_global_len++;
+		co = NULL;
+	}
+	pthread_mutex_unlock(&co_pool_lock);
+	if (co) {
+		co_free(co);
+	}
+}
+
 /* Thread exit: hand this thread's pool to the process-wide one. */
 static void co_thread_exit(void *opaque)
 {
@@ -193,17 +209,7 @@ static void co_thread_exit(void *opaque)
 	while ((co = t->pool)) {
 		t->pool = co->pool_next;
 		t->pool_len--;
-		pthread_mutex_lock(&co_pool_lock);
-		if (co_pool_global_len < CO_POOL_GLOBAL_MAX) {
-			co->pool_next = co_pool_global;
-			co_pool_global = co;
-			co_pool_global_len++;
-			co = NULL;
-		}
-		pthread_mutex_unlock(&co_pool_lock);
-		if (co) {
-			co_free(co);
-		}
+		co_pool_global_put(co);
 	}
 }
 
@@ -265,17 +271,7 @@ static void co_recycle(struct coroutine *co)
 		t->pool_len++;
 		return;
 	}
-	pthread_mutex_lock(&co_pool_lock);
-	if (co_pool_global_len < CO_POOL_GLOBAL_MAX) {
-		co->pool_next = co_pool_global;
-		co_pool_global = co;
-		co_pool_global_len++;
-		co = NULL;
-	}
-	pthread_mutex_unlock(&co_pool_lock);
-	if (co) {
-		co_free(co);
-	}
+	co_pool_global_put(co);
 }
 
 void coroutine_pool_drain(void)
