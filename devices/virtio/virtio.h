@@ -30,12 +30,14 @@
 #include <sys/uio.h>
 
 #include "aio/aio.h"
+#include "vmm/config.h"
 #include "vmm/memory.h"
 #include "vmm/msix.h"
 #include "vmm/pci.h"
 #include "vmm/util.h"
 
 struct vm;
+struct vm_block;
 
 /* ------------------------------------------------------------------ */
 /* Split virtqueue (virtqueue.c). Pure: guest memory only, no locking. */
@@ -469,6 +471,60 @@ int uring_submit(struct uring *u);
  * queue and submit more). Returns the number reaped. */
 unsigned uring_reap(struct uring *u, void (*cb)(void *opaque, uint64_t user_data, int32_t res),
 		    void *opaque);
+
+/* ------------------------------------------------------------------ */
+/* Raw disk images (disk.c), shared by virtio-blk and virtio-scsi. */
+
+#define DISK_SECTOR	 512ULL
+#define DISK_MAX_REPORTS 64 /* BLOCK_IO_ERROR events waiting for the main thread */
+
+/*
+ * Open the image @path (a regular file or block device whose size is a
+ * multiple of 512), read-write unless @readonly, and lock it (shared when
+ * read-only, exclusive otherwise) so two writers cannot share it. Returns
+ * 0 with *@fd and *@size, or -errno with a one-line message. Main thread.
+ */
+int disk_image_open(const char *path, bool readonly, int *fd, uint64_t *size, struct errbuf *err);
+/* fdatasync (unless read-only; a failure is reported on stderr) and close.
+ * Harmless on fd < 0. No I/O in flight. */
+void disk_image_close(int fd, bool readonly, const char *name, const char *path);
+
+/*
+ * preadv/pwritev until done: short transfers resume, EINTR retries; the
+ * iovecs are consumed. 0 or -errno (-EIO: end of file). Worker threads.
+ */
+int disk_rw_full(int fd, struct iovec *iov, unsigned n, uint64_t off, bool write);
+/* Deallocate [off, off+len) keeping the size; -errno (-EOPNOTSUPP: the file
+ * system cannot). Worker threads. */
+int disk_punch(int fd, uint64_t off, uint64_t len);
+/* Make [off, off+len) read back as zeroes: punch (@may_unmap), else zero
+ * the range, else write zero blocks. 0 or -errno. Worker threads. */
+int disk_write_zeroes(int fd, uint64_t off, uint64_t len, bool may_unmap);
+
+/* A failed host I/O for the main thread to report (vm_block_io_error). */
+struct disk_report {
+	struct vm_block *block;
+	bool is_read;
+	enum disk_error_action action;
+	int error;
+};
+
+/* Reports an iothread queued; a BH on the main context sends them. */
+struct disk_reports {
+	struct vm *vm;
+	pthread_mutex_t lock; /* n, reports */
+	struct disk_report reports[DISK_MAX_REPORTS];
+	unsigned n;
+	struct aio_bh *bh; /* on vm->main_ctx */
+};
+
+/* Main thread at realize / exit (after the iothread stopped). -ENOMEM. */
+int disk_reports_init(struct disk_reports *r, struct vm *vm);
+void disk_reports_exit(struct disk_reports *r);
+/* Queue a BLOCK_IO_ERROR for @block (beyond DISK_MAX_REPORTS reports are
+ * dropped, never a stop). Any thread. */
+void disk_report(struct disk_reports *r, struct vm_block *block, bool is_read,
+		 enum disk_error_action action, int error);
 
 /* ------------------------------------------------------------------ */
 /* virtio-blk (virtio_blk.c) */

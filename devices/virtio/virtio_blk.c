@@ -30,24 +30,18 @@
  * and closed; held requests are dropped. See docs/devices.md.
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <linux/falloc.h>
-#include <linux/fs.h>
 #include <linux/virtio_blk.h>
 #include <linux/virtio_ids.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
-#include <sys/ioctl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "devices/virtio/virtio.h"
 #include "vmm/vm.h"
 
-#define SECTOR		  512ULL
+#define SECTOR		  DISK_SECTOR
 #define BLK_POOL_THREADS  16
 #define BLK_URING_ENTRIES VIRTIO_BLK_QUEUE_SIZE
 #define BLK_CONFIG_LEN	  offsetof(struct virtio_blk_config, max_secure_erase_sectors)
@@ -56,7 +50,6 @@
 #define BLK_DZ_SEGMENT	  sizeof(struct virtio_blk_discard_write_zeroes)
 
 #define BLK_SNAP_VERSION 1
-#define BLK_MAX_REPORTS	 64 /* BLOCK_IO_ERROR events waiting for the main thread */
 
 /*
  * Where a popped request is. SUBMITTED: host I/O in progress (pool or
@@ -87,13 +80,6 @@ struct blk_list {
 	unsigned n;
 };
 
-/* A failed host I/O for the main thread to report (vm_block_io_error). */
-struct blk_report {
-	bool is_read;
-	enum disk_error_action action;
-	int error;
-};
-
 struct virtio_blk {
 	struct virtio_dev vdev;
 	struct vm *vm;
@@ -116,11 +102,7 @@ struct virtio_blk {
 	/* vdev.lock */
 	struct blk_list held; /* BLK_HELD_* requests, in pop order (resume keeps it) */
 
-	/* Error reports: the iothread adds, error_bh (main context) sends. */
-	pthread_mutex_t report_lock;
-	struct blk_report reports[BLK_MAX_REPORTS];
-	unsigned nreports;
-	struct aio_bh *error_bh;
+	struct disk_reports reports; /* the iothread adds, a main-context BH sends */
 };
 
 /* ---- request parsing and execution (pure / worker side) ---- */
@@ -201,51 +183,6 @@ static bool blk_in_range(const struct blk_disk *d, uint64_t sector, uint64_t byt
 	return sector <= d->nsectors && n <= d->nsectors - sector;
 }
 
-/* preadv/pwritev until done: short transfers resume, EINTR retries. */
-static int blk_rw_full(int fd, struct iovec *iov, unsigned n, uint64_t off, bool write)
-{
-	while (n) {
-		ssize_t got = write ? pwritev(fd, iov, (int)n, (off_t)off)
-				    : preadv(fd, iov, (int)n, (off_t)off);
-
-		if (got < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (got == 0)
-			return -EIO; /* the file shrank under us */
-		off += (uint64_t)got;
-		while (n && (size_t)got >= iov->iov_len) {
-			got -= (ssize_t)iov->iov_len;
-			iov++;
-			n--;
-		}
-		if (n) {
-			iov->iov_base = (uint8_t *)iov->iov_base + got;
-			iov->iov_len -= (size_t)got;
-		}
-	}
-	return 0;
-}
-
-static int blk_write_zeroes_slow(int fd, uint64_t off, uint64_t len)
-{
-	static const uint8_t zeroes[65536];
-
-	while (len) {
-		size_t l = len < sizeof(zeroes) ? (size_t)len : sizeof(zeroes);
-		struct iovec v = {(void *)zeroes, l};
-		int r = blk_rw_full(fd, &v, 1, off, true);
-
-		if (r < 0)
-			return r;
-		off += l;
-		len -= l;
-	}
-	return 0;
-}
-
 static uint8_t blk_discard_write_zeroes(const struct blk_disk *d, struct blk_req *r)
 {
 	struct virtio_blk_discard_write_zeroes seg;
@@ -270,24 +207,17 @@ static uint8_t blk_discard_write_zeroes(const struct blk_disk *d, struct blk_req
 	if (!zeroes) {
 		/* Discard is a hint: a file system that cannot punch holes
 		 * simply keeps the data. */
-		if (fallocate(d->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off,
-			      (off_t)len) < 0 &&
-		    errno != EOPNOTSUPP) {
-			r->error = errno;
+		int e = disk_punch(d->fd, off, len);
+
+		if (e < 0 && e != -EOPNOTSUPP) {
+			r->error = -e;
 			return VIRTIO_BLK_S_IOERR;
 		}
 		return VIRTIO_BLK_S_OK;
 	}
-	/* Write zeroes must read back as zeroes: punch (if unmap allowed),
-	 * else zero the range, else write zero blocks. */
-	if ((seg.flags & VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP) &&
-	    fallocate(d->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) ==
-		0)
-		return VIRTIO_BLK_S_OK;
-	if (fallocate(d->fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) ==
-	    0)
-		return VIRTIO_BLK_S_OK;
-	r->error = -blk_write_zeroes_slow(d->fd, off, len);
+	/* Write zeroes must read back as zeroes. */
+	r->error =
+	    -disk_write_zeroes(d->fd, off, len, seg.flags & VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP);
 	return r->error ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK;
 }
 
@@ -309,7 +239,7 @@ void blk_req_execute(const struct blk_disk *d, struct blk_req *r)
 		if (!blk_read_ok(d, r))
 			st = VIRTIO_BLK_S_IOERR;
 		else if ((r->error =
-			      -blk_rw_full(d->fd, r->iov, r->niov, r->sector * SECTOR, false)))
+			      -disk_rw_full(d->fd, r->iov, r->niov, r->sector * SECTOR, false)))
 			st = VIRTIO_BLK_S_IOERR;
 		else
 			r->written += (uint32_t)r->len;
@@ -318,7 +248,7 @@ void blk_req_execute(const struct blk_disk *d, struct blk_req *r)
 		if (d->readonly || r->len % SECTOR || !blk_in_range(d, r->sector, r->len))
 			st = VIRTIO_BLK_S_IOERR;
 		else if ((r->error =
-			      -blk_rw_full(d->fd, r->iov, r->niov, r->sector * SECTOR, true)))
+			      -disk_rw_full(d->fd, r->iov, r->niov, r->sector * SECTOR, true)))
 			st = VIRTIO_BLK_S_IOERR;
 		break;
 	case VIRTIO_BLK_T_FLUSH:
@@ -426,38 +356,6 @@ static bool blk_hold(struct blk_inflight *f, enum blk_state st, uint8_t status)
 	return ok;
 }
 
-/* Queue a BLOCK_IO_ERROR report for the main thread. iothread. */
-static void blk_report(struct virtio_blk *blk, bool is_read, enum disk_error_action action,
-		       int error)
-{
-	struct blk_report r = {is_read, action, error};
-
-	pthread_mutex_lock(&blk->report_lock);
-	/* Beyond the limit reports are dropped, but never a stop. */
-	if (blk->nreports < BLK_MAX_REPORTS)
-		blk->reports[blk->nreports++] = r;
-	else if (action == DISK_ACTION_STOP)
-		blk->reports[BLK_MAX_REPORTS - 1] = r;
-	pthread_mutex_unlock(&blk->report_lock);
-	aio_bh_schedule(blk->error_bh);
-}
-
-/* Main thread: send what the iothread reported. */
-static void blk_error_bh(void *opaque)
-{
-	struct virtio_blk *blk = opaque;
-	struct blk_report r[BLK_MAX_REPORTS];
-	unsigned n;
-
-	pthread_mutex_lock(&blk->report_lock);
-	n = blk->nreports;
-	memcpy(r, blk->reports, n * sizeof(r[0]));
-	blk->nreports = 0;
-	pthread_mutex_unlock(&blk->report_lock);
-	for (unsigned i = 0; i < n; i++)
-		vm_block_io_error(blk->vm, &blk->block, r[i].is_read, r[i].action, r[i].error);
-}
-
 /*
  * @f's host work is over: @status as the device would return it, @error the
  * errno of a failed host operation (0: none). Applies werror/rerror, then
@@ -473,7 +371,7 @@ static void blk_finish(struct blk_inflight *f, uint8_t status, int error)
 		enum disk_error_action a =
 		    disk_error_action(is_read ? blk->rerror : blk->werror, error);
 
-		blk_report(blk, is_read, a, error);
+		disk_report(&blk->reports, &blk->block, is_read, a, error);
 		if (a == DISK_ACTION_STOP && blk_hold(f, BLK_HELD_FAILED, 0))
 			return;
 		if (a == DISK_ACTION_IGNORE) {
@@ -743,59 +641,15 @@ static void virtio_blk_resume(void *state)
 
 static int blk_open(struct virtio_blk *blk, const struct disk_config *dc, struct errbuf *err)
 {
-	const char *path = dc->path;
-	struct stat st;
 	uint64_t size;
-	int fd, ret;
+	int ret = disk_image_open(dc->path, dc->readonly, &blk->disk.fd, &size, err);
 
-	fd = open(path, (dc->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
-	if (fd < 0)
-		return err_set(err, errno, "disk '%s': cannot open%s: %s", path,
-			       dc->readonly ? "" : " for writing", strerror(errno));
-	if (fstat(fd, &st) < 0) {
-		ret = err_set(err, errno, "disk '%s': cannot stat: %s", path, strerror(errno));
-		goto fail;
-	}
-	if (S_ISREG(st.st_mode)) {
-		size = (uint64_t)st.st_size;
-	} else if (S_ISBLK(st.st_mode)) {
-		if (ioctl(fd, BLKGETSIZE64, &size) < 0) {
-			ret = err_set(err, errno, "disk '%s': cannot get the device size: %s", path,
-				      strerror(errno));
-			goto fail;
-		}
-	} else {
-		ret = err_set(err, EINVAL, "disk '%s' is not a regular file or block device", path);
-		goto fail;
-	}
-	if (size % SECTOR) {
-		ret =
-		    err_set(err, EINVAL,
-			    "disk '%s': size %llu bytes is not a multiple of 512 (pad or truncate "
-			    "the image)",
-			    path, (unsigned long long)size);
-		goto fail;
-	}
-	/* Two writers on one image corrupt it: take a lock, shared for
-	 * read-only disks, and refuse a busy image. */
-	if (flock(fd, (dc->readonly ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0) {
-		if (errno == EWOULDBLOCK)
-			ret = err_set(err, EBUSY,
-				      "disk '%s' is in use (locked by another process or disk)",
-				      path);
-		else
-			ret = err_set(err, errno, "disk '%s': cannot lock: %s", path,
-				      strerror(errno));
-		goto fail;
-	}
-	blk->disk.fd = fd;
+	if (ret < 0)
+		return ret;
 	blk->disk.nsectors = size / SECTOR;
 	blk->disk.readonly = dc->readonly;
 	memcpy(blk->disk.serial, dc->serial, strlen(dc->serial));
 	return 0;
-fail:
-	close(fd);
-	return ret;
 }
 
 static void blk_ctx_setup(void *opaque)
@@ -851,18 +705,9 @@ static void blk_stop_iothread(struct virtio_blk *blk)
 static void blk_free(struct virtio_blk *blk)
 {
 	blk_stop_iothread(blk);
-	/* Nothing schedules it any more; a report still pending is moot. */
-	if (blk->error_bh)
-		aio_bh_delete(blk->error_bh);
-	pthread_mutex_destroy(&blk->report_lock);
+	disk_reports_exit(&blk->reports);
 	uring_exit(&blk->uring); /* idle: every read was reaped before the stop */
-	if (blk->disk.fd >= 0) {
-		/* Nothing written is lost: flush before close. */
-		if (!blk->disk.readonly && fdatasync(blk->disk.fd) < 0)
-			fprintf(stderr, "kvmini: %s: fdatasync '%s' failed: %s\n", blk->name,
-				blk->path, strerror(errno));
-		close(blk->disk.fd);
-	}
+	disk_image_close(blk->disk.fd, blk->disk.readonly, blk->name, blk->path);
 	free(blk);
 }
 
@@ -886,7 +731,6 @@ static int virtio_blk_realize(struct vm *vm, const char *opts, void **state, str
 	blk->disk.fd = -1;
 	blk->uring.fd = blk->uring.efd = -1;
 	blk->vm = vm;
-	pthread_mutex_init(&blk->report_lock, NULL);
 	snprintf(blk->name, sizeof(blk->name), "virtio-blk%d", index);
 	ret = disk_config_parse(opts ? opts : "", dc, err);
 	if (ret < 0)
@@ -894,8 +738,7 @@ static int virtio_blk_realize(struct vm *vm, const char *opts, void **state, str
 	snprintf(blk->path, sizeof(blk->path), "%s", dc->path);
 	blk->werror = dc->werror;
 	blk->rerror = dc->rerror;
-	blk->error_bh = aio_bh_new(vm->main_ctx, blk_error_bh, blk);
-	if (!blk->error_bh) {
+	if (disk_reports_init(&blk->reports, vm) < 0) {
 		ret = err_set(err, ENOMEM, "out of memory");
 		goto fail;
 	}
