@@ -28,6 +28,10 @@ const char cli_usage[] =
     "         [,werror=report|stop|ignore|enospc][,rerror=report|stop|ignore]\n"
     "                         a virtio-blk disk backed by a raw image (repeatable;\n"
     "                         size must be a multiple of 512 bytes)\n"
+    "  --scsi-disk path=FILE[,lun=N][,readonly=on][,serial=STR][,aio=..][,werror=..]\n"
+    "         [,rerror=..]    a LUN (0..255; default: the first free one) of the\n"
+    "                         virtio-scsi controller, one target, backed by a raw\n"
+    "                         image (repeatable; same options as --disk)\n"
     "  --ivshmem mem=PATH|shm=NAME[,size=SIZE][,role=master|peer]\n"
     "                         ivshmem-plain: shared memory from a file or POSIX shm\n"
     "                         object (created or opened; size a power of two)\n"
@@ -49,9 +53,10 @@ struct cli_opt {
 };
 
 static const struct cli_opt cli_run_opts[] = {
-    {"kernel", true},	    {"initrd", true},  {"cmdline", true}, {"memory", true},  {"cpus", true},
-    {"cpu-features", true}, {"serial", true},  {"timeout", true}, {"reboot", false}, {"qmp", true},
-    {"incoming", true},	    {"paused", false}, {"disk", true},	  {"ivshmem", true},
+    {"kernel", true},  {"initrd", true},       {"cmdline", true},   {"memory", true},
+    {"cpus", true},    {"cpu-features", true}, {"serial", true},    {"timeout", true},
+    {"reboot", false}, {"qmp", true},	       {"incoming", true},  {"paused", false},
+    {"disk", true},    {"ivshmem", true},      {"scsi-disk", true},
 };
 
 /*
@@ -99,8 +104,8 @@ static bool opt_key_is(const char *key, size_t klen, const char *name)
 	return strlen(name) == klen && !strncmp(key, name, klen);
 }
 
-static int disk_set_bool(const char *spec, const char *key, const char *val, bool *out,
-			 struct errbuf *err)
+static int disk_set_bool(const char *opt, const char *spec, const char *key, const char *val,
+			 bool *out, struct errbuf *err)
 {
 	if (!strcmp(val, "on")) {
 		*out = true;
@@ -110,7 +115,8 @@ static int disk_set_bool(const char *spec, const char *key, const char *val, boo
 		*out = false;
 		return 0;
 	}
-	return err_set(err, EINVAL, "--disk '%s': %s must be on or off, not '%s'", spec, key, val);
+	return err_set(err, EINVAL, "--%s '%s': %s must be on or off, not '%s'", opt, spec, key,
+		       val);
 }
 
 enum disk_error_action disk_error_action(enum disk_error_policy p, int error)
@@ -128,8 +134,8 @@ enum disk_error_action disk_error_action(enum disk_error_policy p, int error)
 	return DISK_ACTION_REPORT;
 }
 
-static int disk_set_policy(const char *spec, const char *key, const char *val, bool enospc_ok,
-			   enum disk_error_policy *out, struct errbuf *err)
+static int disk_set_policy(const char *opt, const char *spec, const char *key, const char *val,
+			   bool enospc_ok, enum disk_error_policy *out, struct errbuf *err)
 {
 	static const struct {
 		const char *name;
@@ -146,13 +152,17 @@ static int disk_set_policy(const char *spec, const char *key, const char *val, b
 		*out = names[i].p;
 		return 0;
 	}
-	return err_set(err, EINVAL, "--disk '%s': %s must be stop, report, ignore%s, not '%s'",
+	return err_set(err, EINVAL, "--%s '%s': %s must be stop, report, ignore%s, not '%s'", opt,
 		       spec, key, enospc_ok ? " or enospc" : "", val);
 }
 
-int disk_config_parse(const char *spec, struct disk_config *dc, struct errbuf *err)
+/* --disk and --scsi-disk (@scsi: lun= is allowed too). */
+static int disk_spec_parse(const char *opt, bool scsi, const char *spec, struct disk_config *dc,
+			   struct errbuf *err)
 {
-	static const char keys[] = "path, readonly, serial, aio, werror, rerror";
+	const char *keys = scsi ? "path, lun, readonly, serial, aio, werror, rerror"
+				: "path, readonly, serial, aio, werror, rerror";
+	bool seen_lun = false;
 	bool seen_path = false, seen_ro = false, seen_serial = false, seen_aio = false;
 	bool seen_werror = false, seen_rerror = false;
 	const char *p = spec, *k;
@@ -161,40 +171,56 @@ int disk_config_parse(const char *spec, struct disk_config *dc, struct errbuf *e
 	int r;
 
 	memset(dc, 0, sizeof(*dc));
-	while ((r = opt_list_next("disk", spec, keys, &p, &k, &klen, val, sizeof(val), err)) > 0) {
+	dc->lun = -1;
+	while ((r = opt_list_next(opt, spec, keys, &p, &k, &klen, val, sizeof(val), err)) > 0) {
 		vlen = strlen(val);
 		if (opt_key_is(k, klen, "path")) {
 			if (seen_path)
-				return err_set(err, EINVAL, "--disk '%s': path given twice", spec);
+				return err_set(err, EINVAL, "--%s '%s': path given twice", opt,
+					       spec);
 			if (!vlen)
-				return err_set(err, EINVAL, "--disk '%s': empty path", spec);
+				return err_set(err, EINVAL, "--%s '%s': empty path", opt, spec);
 			seen_path = true;
 			memcpy(dc->path, val, vlen + 1);
+		} else if (scsi && opt_key_is(k, klen, "lun")) {
+			uint64_t n;
+
+			if (seen_lun)
+				return err_set(err, EINVAL, "--%s '%s': lun given twice", opt,
+					       spec);
+			seen_lun = true;
+			if (parse_uint(val, 0, DISK_LUN_MAX, &n) < 0)
+				return err_set(
+				    err, EINVAL,
+				    "--%s '%s': lun must be a number from 0 to %d, not '%s'", opt,
+				    spec, DISK_LUN_MAX, val);
+			dc->lun = (int)n;
 		} else if (opt_key_is(k, klen, "readonly")) {
 			if (seen_ro)
-				return err_set(err, EINVAL, "--disk '%s': readonly given twice",
+				return err_set(err, EINVAL, "--%s '%s': readonly given twice", opt,
 					       spec);
 			seen_ro = true;
-			if (disk_set_bool(spec, "readonly", val, &dc->readonly, err) < 0)
+			if (disk_set_bool(opt, spec, "readonly", val, &dc->readonly, err) < 0)
 				return -EINVAL;
 		} else if (opt_key_is(k, klen, "serial")) {
 			if (seen_serial)
-				return err_set(err, EINVAL, "--disk '%s': serial given twice",
+				return err_set(err, EINVAL, "--%s '%s': serial given twice", opt,
 					       spec);
 			seen_serial = true;
 			if (vlen > DISK_SERIAL_MAX)
 				return err_set(err, EINVAL,
-					       "--disk '%s': serial is longer than %d characters",
-					       spec, DISK_SERIAL_MAX);
+					       "--%s '%s': serial is longer than %d characters",
+					       opt, spec, DISK_SERIAL_MAX);
 			for (size_t i = 0; i < vlen; i++)
 				if (val[i] < 0x20 || val[i] > 0x7e)
-					return err_set(
-					    err, EINVAL,
-					    "--disk '%s': serial must be printable ASCII", spec);
+					return err_set(err, EINVAL,
+						       "--%s '%s': serial must be printable ASCII",
+						       opt, spec);
 			memcpy(dc->serial, val, vlen + 1);
 		} else if (opt_key_is(k, klen, "aio")) {
 			if (seen_aio)
-				return err_set(err, EINVAL, "--disk '%s': aio given twice", spec);
+				return err_set(err, EINVAL, "--%s '%s': aio given twice", opt,
+					       spec);
 			seen_aio = true;
 			if (!strcmp(val, "auto"))
 				dc->aio = DISK_AIO_AUTO;
@@ -203,32 +229,41 @@ int disk_config_parse(const char *spec, struct disk_config *dc, struct errbuf *e
 			else if (!strcmp(val, "io_uring"))
 				dc->aio = DISK_AIO_IO_URING;
 			else
-				return err_set(
-				    err, EINVAL,
-				    "--disk '%s': aio must be auto, threads or io_uring, "
-				    "not '%s'",
-				    spec, val);
+				return err_set(err, EINVAL,
+					       "--%s '%s': aio must be auto, threads or io_uring, "
+					       "not '%s'",
+					       opt, spec, val);
 		} else if (opt_key_is(k, klen, "werror") || opt_key_is(k, klen, "rerror")) {
 			bool w = *k == 'w';
 			bool *seen = w ? &seen_werror : &seen_rerror;
 
 			if (*seen)
-				return err_set(err, EINVAL, "--disk '%s': %s given twice", spec,
+				return err_set(err, EINVAL, "--%s '%s': %s given twice", opt, spec,
 					       w ? "werror" : "rerror");
 			*seen = true;
-			if (disk_set_policy(spec, w ? "werror" : "rerror", val, w,
+			if (disk_set_policy(opt, spec, w ? "werror" : "rerror", val, w,
 					    w ? &dc->werror : &dc->rerror, err) < 0)
 				return -EINVAL;
 		} else {
-			return err_set(err, EINVAL, "--disk '%s': unknown option '%.*s' (keys: %s)",
-				       spec, (int)klen, k, keys);
+			return err_set(err, EINVAL, "--%s '%s': unknown option '%.*s' (keys: %s)",
+				       opt, spec, (int)klen, k, keys);
 		}
 	}
 	if (r < 0)
 		return r;
 	if (!seen_path)
-		return err_set(err, EINVAL, "--disk '%s': no path= given", spec);
+		return err_set(err, EINVAL, "--%s '%s': no path= given", opt, spec);
 	return 0;
+}
+
+int disk_config_parse(const char *spec, struct disk_config *dc, struct errbuf *err)
+{
+	return disk_spec_parse("disk", false, spec, dc, err);
+}
+
+int scsi_disk_config_parse(const char *spec, struct disk_config *dc, struct errbuf *err)
+{
+	return disk_spec_parse("scsi-disk", true, spec, dc, err);
 }
 
 /* A power of two of at least 4 KiB and at most 1 TiB: a BAR's size. */
@@ -424,19 +459,23 @@ static int cli_set(struct vm_config *cfg, const char *name, char *val, struct er
 		cfg->timeout_ns = n * 1000000000ULL;
 	} else if (!strcmp(name, "reboot")) {
 		cfg->reboot = true;
-	} else if (!strcmp(name, "disk")) {
+	} else if (!strcmp(name, "disk") || !strcmp(name, "scsi-disk")) {
+		bool scsi = name[0] == 's';
+		const char **list = scsi ? cfg->scsi_disks : cfg->disks;
+		unsigned *count = scsi ? &cfg->nscsi_disks : &cfg->ndisks;
 		struct disk_config *dc = malloc(sizeof(*dc));
 		int r;
 
 		if (!dc)
 			return err_set(err, ENOMEM, "out of memory");
-		r = disk_config_parse(val, dc, err);
+		r = scsi ? scsi_disk_config_parse(val, dc, err) : disk_config_parse(val, dc, err);
 		free(dc);
 		if (r < 0)
 			return r;
-		if (cfg->ndisks == CONFIG_MAX_DISKS)
-			return err_set(err, EINVAL, "--disk: at most %d disks", CONFIG_MAX_DISKS);
-		cfg->disks[cfg->ndisks++] = val;
+		if (*count == CONFIG_MAX_DISKS)
+			return err_set(err, EINVAL, "--%s: at most %d disks", name,
+				       CONFIG_MAX_DISKS);
+		list[(*count)++] = val;
 	} else if (!strcmp(name, "ivshmem")) {
 		struct ivshmem_config *ic = malloc(sizeof(*ic));
 		int r;

@@ -18,6 +18,7 @@
 #define CONFIG_MAX_DISKS	 16
 #define DISK_SERIAL_MAX		 20 /* virtio-blk's GET_ID string */
 #define DISK_PATH_MAX		 4096
+#define DISK_LUN_MAX		 255 /* --scsi-disk lun= */
 #define CONFIG_MAX_IVSHMEM	 8
 
 enum serial_mode { SERIAL_STDIO, SERIAL_FILE, SERIAL_NONE };
@@ -48,6 +49,10 @@ struct vm_config {
 	 * each becomes a virtio-blk device, in this order. */
 	const char *disks[CONFIG_MAX_DISKS];
 	unsigned ndisks;
+	/* --scsi-disk option strings (scsi_disk_config_parse): the LUNs of
+	 * one virtio-scsi controller, in this order. */
+	const char *scsi_disks[CONFIG_MAX_DISKS];
+	unsigned nscsi_disks;
 	/* --ivshmem option strings (ivshmem_config_parse), in this order. */
 	const char *ivshmem[CONFIG_MAX_IVSHMEM];
 	unsigned nivshmem;
@@ -95,6 +100,7 @@ struct disk_config {
 	enum disk_aio aio;
 	enum disk_error_policy werror; /* writes, flushes, discards, write-zeroes */
 	enum disk_error_policy rerror; /* reads */
+	int lun;		       /* --scsi-disk lun=N, or -1: the first free one */
 };
 
 /*
@@ -105,6 +111,8 @@ struct disk_config {
  * werror not stop/report/ignore/enospc, rerror not stop/report/ignore).
  */
 int disk_config_parse(const char *spec, struct disk_config *dc, struct errbuf *err);
+/* The same for --scsi-disk, which also takes lun=0..DISK_LUN_MAX. */
+int scsi_disk_config_parse(const char *spec, struct disk_config *dc, struct errbuf *err);
 
 #define IVSHMEM_PATH_MAX	   4096
 #define IVSHMEM_MAX_SIZE	   (1ULL << 40)
