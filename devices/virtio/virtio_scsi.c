@@ -1383,9 +1383,14 @@ static int vscsi_load_elem(void *opaque, struct vq_elem *elem, struct errbuf *er
 	r->state = s->state;
 	r->tmf = s->tmf;
 	if (s->tmf) {
-		if (elem->in_len < 1) {
+		uint32_t type = UINT32_MAX;
+
+		if (elem->out_len >= sizeof(struct virtio_scsi_ctrl_tmf_req))
+			iov_to_buf(elem->out, elem->out_num, 0, &type, sizeof(type));
+		if (type != VIRTIO_SCSI_T_TMF || elem->in_len < 1) {
 			free(r);
-			return err_set(err, EINVAL, "%s: in-flight TMF at head %u has no response",
+			return err_set(err, EINVAL,
+				       "%s: in-flight control request at head %u is not a TMF",
 				       vs->name, elem->head);
 		}
 	} else if (!vscsi_cmd_parse(vs, r, false, &why)) {
