@@ -53,7 +53,8 @@ static void main_timeout(void *opaque)
 
 /*
  * The devices, in the order a snapshot records them: the legacy ones, the
- * PCI host bridge, then the PCI devices: each --disk, then each --ivshmem,
+ * PCI host bridge, then the PCI devices: each --disk, the virtio-scsi
+ * controller (if any --scsi-disk), then each --ivshmem,
  * in command-line order, in slots 1, 2, ...
  */
 static int main_add_devices(struct vm *vm, struct errbuf *err)
@@ -69,6 +70,12 @@ static int main_add_devices(struct vm *vm, struct errbuf *err)
 	}
 	for (unsigned i = 0; i < vm->cfg->ndisks; i++) {
 		int ret = vm_add_device(vm, &virtio_blk_ops, vm->cfg->disks[i], err);
+
+		if (ret < 0)
+			return ret;
+	}
+	if (vm->cfg->nscsi_disks) {
+		int ret = vm_add_device(vm, &virtio_scsi_ops, NULL, err);
 
 		if (ret < 0)
 			return ret;

@@ -27,7 +27,7 @@
 #define SNAP_MAX_MSRS	  128
 #define SNAP_MAX_CPUID	  128
 #define SNAP_PAGE	  4096ULL
-#define SNAP_DEV_MAX	  (64 * 1024)
+#define SNAP_DEV_MAX	  (256 * 1024)
 
 struct snap_header {
 	char magic[8];

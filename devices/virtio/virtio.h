@@ -580,4 +580,11 @@ struct blk_req *blk_req_parse(const struct vq_elem *elem, const char **why);
  */
 void blk_req_execute(const struct blk_disk *d, struct blk_req *r);
 
+/* ------------------------------------------------------------------ */
+/* virtio-scsi (virtio_scsi.c) */
+
+/* The controller with every --scsi-disk as a LUN (realize reads
+ * vm->cfg->scsi_disks; opts unused). */
+extern const struct device_ops virtio_scsi_ops;
+
 #endif
