@@ -144,3 +144,102 @@ def test_query_block_and_snapshot(tmp_path):
     c = image(tmp_path, "c.img", 2 << 20)
     assert_one_line_error(run_kvmini("run", "--incoming", f"file:{snap}", "--disk",
                                      f"path={c}", *disks[2:]), "virtio-blk0", "sectors")
+
+
+# ---- --scsi-disk: the same image rules, plus lun= ----
+
+@pytest.mark.parametrize(
+    "spec,needles",
+    [
+        ("", ["no path= given"]),
+        ("path=a,lun=256", ["lun must be a number from 0 to 255, not '256'"]),
+        ("path=a,lun=-1", ["lun must be a number from 0 to 255"]),
+        ("path=a,lun=x", ["lun must be a number from 0 to 255, not 'x'"]),
+        ("path=a,lun=1,lun=2", ["lun given twice"]),
+        ("path=a,target=1", ["unknown option 'target'", "keys: path, lun,"]),
+        ("path=a,werror=retry", ["werror must be stop, report, ignore or enospc"]),
+        ("path=a,serial=\x01", ["serial must be printable ASCII"]),
+    ],
+)
+def test_bad_scsi_disk_options(spec, needles):
+    p = run_kvmini("run", "--kernel", "k.elf", "--scsi-disk", spec)
+    assert_one_line_error(p, "--scsi-disk", *needles)
+
+
+def test_disk_has_no_lun():
+    p = run_kvmini("run", "--kernel", "k.elf", "--disk", "path=a,lun=1")
+    assert_one_line_error(p, "--disk", "unknown option 'lun'")
+
+
+def test_too_many_scsi_disks():
+    args = []
+    for i in range(17):
+        args += ["--scsi-disk", f"path=d{i}.img"]
+    assert_one_line_error(run_kvmini("run", "--kernel", "k.elf", *args), "--scsi-disk",
+                          "at most 16")
+
+
+@needs_kvm
+def test_scsi_disk_image_errors(tmp_path):
+    a = image(tmp_path, "a.img")
+    assert_one_line_error(run_guest("hello", "--scsi-disk", f"path={tmp_path}/nope.img"),
+                          "nope.img", "No such file")
+    odd = image(tmp_path, "odd.img", 1000)
+    assert_one_line_error(run_guest("hello", "--scsi-disk", f"path={odd}"),
+                          "size 1000 bytes is not a multiple of 512")
+    # One image, two writers: refused, whether both are LUNs or one is a virtio-blk disk.
+    assert_one_line_error(run_guest("hello", "--scsi-disk", f"path={a}", "--scsi-disk",
+                                    f"path={a}"), a, "in use")
+    assert_one_line_error(run_guest("hello", "--disk", f"path={a}", "--scsi-disk",
+                                    f"path={a}"), a, "in use")
+    b = image(tmp_path, "b.img")
+    assert_one_line_error(run_guest("hello", "--scsi-disk", f"path={a},lun=3", "--scsi-disk",
+                                    f"path={b},lun=3"), "lun 3 is already taken")
+
+
+@needs_kvm
+def test_scsi_query_block_and_snapshot(tmp_path):
+    """LUNs appear in query-block as virtio-scsi0-lun<N> (defaults fill the lowest
+    free numbers); a snapshot restores only with the same LUNs."""
+    from qmpclient import QMP
+
+    a, b, c = image(tmp_path, "a.img"), image(tmp_path, "b.img"), image(tmp_path, "c.img")
+    snap = str(tmp_path / "snap")
+    luns = ["--scsi-disk", f"path={a},lun=0", "--scsi-disk", f"path={b}",
+            "--scsi-disk", f"path={c},lun=7,readonly=on"]
+    sock = str(tmp_path / "qmp.sock")
+    p = subprocess.Popen([KVMINI, "run", "--kernel", guest("exit"), "--cmdline", "hang",
+                          "--qmp", sock, "--timeout", "60", *luns],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        q = QMP(sock)
+        blocks = q.cmd("query-block")["return"]
+        assert sorted((x["device"], x["inserted"]["file"], x["inserted"]["ro"])
+                      for x in blocks) == [("virtio-scsi0-lun0", a, False),
+                                           ("virtio-scsi0-lun1", b, False),
+                                           ("virtio-scsi0-lun7", c, True)]
+        assert q.cmd("migrate", {"uri": f"file:{snap}"}) == {"return": {}}
+        q.cmd("quit")
+        assert p.wait(timeout=30) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+        p.communicate()
+    r = subprocess.run([KVMINI, "snapshot", "inspect", snap], capture_output=True, text=True)
+    assert r.returncode == 0 and "virtio-scsi" in r.stdout, r.stdout
+    r = run_kvmini("run", "--incoming", f"file:{snap}", "--timeout", "1", *luns)
+    assert r.returncode == 124, r.stderr
+    # Another LUN number, size, read-only flag or count: refused, one line.
+    assert_one_line_error(run_kvmini("run", "--incoming", f"file:{snap}", *luns[:2],
+                                     "--scsi-disk", f"path={b},lun=2", *luns[4:]),
+                          "virtio-scsi0", "LUN")
+    assert_one_line_error(run_kvmini("run", "--incoming", f"file:{snap}", *luns[:4],
+                                     "--scsi-disk", f"path={c},lun=7"),
+                          "virtio-scsi0", "readonly")
+    big = image(tmp_path, "big.img", 2 << 20)
+    assert_one_line_error(run_kvmini("run", "--incoming", f"file:{snap}", "--scsi-disk",
+                                     f"path={big},lun=0", *luns[2:]), "virtio-scsi0", "blocks")
+    assert_one_line_error(run_kvmini("run", "--incoming", f"file:{snap}", *luns[:4]),
+                          "virtio-scsi0", "3 LUNs", "gives 2")
+    assert_one_line_error(run_kvmini("run", "--incoming", f"file:{snap}"), "devices")
