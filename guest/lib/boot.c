@@ -160,6 +160,24 @@ bool cmdline_has(const char *key)
 	return false;
 }
 
+bool cmdline_listed(const char *key, const char *name, bool dflt)
+{
+	const char *v;
+	size_t len, n = strlen(name);
+
+	if (cmdline_get(key, &v, &len))
+		return dflt;
+	for (size_t i = 0; i < len;) {
+		size_t j = i;
+		while (j < len && v[j] != ',')
+			j++;
+		if (j - i == n && !strncmp(v + i, name, n))
+			return true;
+		i = j + 1;
+	}
+	return false;
+}
+
 int parse_u64(const char *s, size_t len, uint64_t *v)
 {
 	unsigned int base = 10;
