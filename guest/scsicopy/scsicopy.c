@@ -20,8 +20,9 @@
  *   capacity10/16  READ CAPACITY (10) and (16): 512-byte blocks, the same
  *                  last LBA, equal to blocks=N - 1 if given
  *   mode_sense     MODE SENSE (6): GOOD, WP bit set iff `readonly`
- *   report_luns    REPORT LUNS: a whole list holding this LUN (and nluns=N
- *                  entries if given)
+ *   report_luns    REPORT LUNS (to LUN 0, which SPC-4 requires to take it,
+ *                  present or not): a whole list holding this LUN (and
+ *                  nluns=N entries if given)
  *   read_last      READ (10) and (16) of the last block: GOOD
  *   read_oob10/16  READ of the block after the last, and of two blocks from
  *                  the last: CHECK CONDITION, ILLEGAL REQUEST, LBA OUT OF
@@ -275,7 +276,9 @@ static void check_mode_sense(void)
 static void check_report_luns(void)
 {
 	uint64_t want = 0;
-	int e = scsi_report_luns(&ctl, lun, buf, RLUNS_LEN);
+	/* To LUN 0: SPC-4 requires REPORT LUNS there (or at the well-known
+	 * LUN), not on every LUN; QEMU 7.2 refuses it on others (25h). */
+	int e = scsi_report_luns(&ctl, 0, buf, RLUNS_LEN);
 	bool found = false;
 
 	if (!check("report_luns", e == 0, outcome(e)))
