@@ -215,6 +215,20 @@ def scsicopy_checks(out):
             for m in re.finditer(r"^scsicopy: check (\w+) (ok|FAILED)", out, re.M)}
 
 
+def check_scsicopy(out, path, orig_first):
+    """scsicopy passed every check and copied the first half of @path onto
+    the second, which the host sees too."""
+    checks = scsicopy_checks(out)
+    assert checks and all(checks.values()), out
+    half = Path(path).stat().st_size // 2
+    assert re.search(rf"scsicopy: copied {half} bytes in \d+ requests, max in flight \d+", out)
+    assert "scsicopy: flush status 0" in out, out
+    assert f"scsicopy: verified {half} bytes: match" in out, out
+    first, second = halves(path)
+    assert first == orig_first, "the first half changed"
+    assert second == first, "second half differs from the first on the host"
+
+
 def check_image_pattern(path, nblocks, gensum, magic, block=4096, sector=512):
     """Every block of @path holds one whole write of a snapshot workload
     (guest/lib/blkpattern.h with @magic) or zeroes, and the sum over blocks

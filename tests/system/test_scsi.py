@@ -14,8 +14,8 @@ import subprocess
 
 import pytest
 
-from blkutil import (SCSIEVIL_CASES, guest_elf, halves, kvm_usable, parse_bench,
-                     parse_scsievil, random_image, scsicopy_checks, sha256)
+from blkutil import (SCSIEVIL_CASES, check_scsicopy, guest_elf, halves, kvm_usable,
+                     parse_bench, parse_scsievil, random_image, scsicopy_checks, sha256)
 from conftest import KVMINI as BUILT_KVMINI
 
 # KVMINI_BIN: test another kvmini binary (e.g. a branch not merged yet)
@@ -54,18 +54,6 @@ def image(tmp_path):
     return path
 
 
-def check_copy(out, path, orig_first):
-    checks = scsicopy_checks(out)
-    assert checks and all(checks.values()), out
-    half = path.stat().st_size // 2
-    assert re.search(rf"scsicopy: copied {half} bytes in \d+ requests, max in flight \d+", out)
-    assert "scsicopy: flush status 0" in out, out
-    assert f"scsicopy: verified {half} bytes: match" in out, out
-    first, second = halves(path)
-    assert first == orig_first, "the first half changed"
-    assert second == first, "second half differs from the first on the host"
-
-
 def test_controller_config(image):
     # The configuration the device promises (docs: num_queues 1, seg_max
     # 254, max_sectors 65536, cmd_per_lun 256, max_target 0, max_lun 255).
@@ -83,7 +71,7 @@ def test_scsicopy(image, lun, opts):
     status, out, err = run_kvmini("scsicopy",
                                   f"lun={lun} blocks=32768 nluns=1 serial=KV-SER-{lun} {opts}",
                                   [spec])
-    check_copy(out, image, orig)
+    check_scsicopy(out, image, orig)
     assert f"scsicopy: report luns: {lun}\n" in out, out
     assert status == 0, out + err
 
@@ -98,7 +86,7 @@ def test_two_luns(tmp_path):
         orig, _ = halves(path)
         status, out, err = run_kvmini("scsicopy", f"lun={lun} blocks={blocks} nluns=2",
                                       [f"path={a}", f"path={b}"])
-        check_copy(out, path, orig)
+        check_scsicopy(out, path, orig)
         assert "scsicopy: report luns: 0 1\n" in out, out
         assert status == 0, out + err
         other = b if path == a else a
@@ -112,7 +100,7 @@ def test_lun3_and_lun7(tmp_path):
     orig, _ = halves(b)
     status, out, err = run_kvmini("scsicopy", "lun=7 blocks=8192 nluns=2",
                                   [f"path={a},lun=3", f"path={b},lun=7"])
-    check_copy(out, b, orig)
+    check_scsicopy(out, b, orig)
     assert "scsicopy: report luns: 3 7\n" in out, out
     assert status == 0, out + err
 
