@@ -28,28 +28,6 @@ static unsigned int nsizes = 3, ndepths = 2;
 static struct vblk_req reqs[MAX_DEPTH];
 static uint8_t *bufs[MAX_DEPTH];
 
-/* Parse "a,b,c" (numbers) from @key into @out; keeps the default if absent. */
-static void list_arg(const char *key, uint32_t *out, unsigned int *n, uint32_t max)
-{
-	const char *v;
-	size_t len, i = 0;
-	unsigned int k = 0;
-
-	if (cmdline_get(key, &v, &len))
-		return;
-	while (i < len && k < MAX_POINTS) {
-		size_t j = i;
-		uint64_t x;
-		while (j < len && v[j] != ',')
-			j++;
-		if (!parse_u64(v + i, j - i, &x) && x >= 1 && x <= max)
-			out[k++] = x;
-		i = j + 1;
-	}
-	if (k)
-		*n = k;
-}
-
 struct point {
 	const char *mode;
 	uint32_t bs, qd;
@@ -161,8 +139,8 @@ int main(void)
 	cmdline_get_u64("disk", &v);
 	if (vblk_open(&disk, v, "blkbench"))
 		return 3;
-	list_arg("sizes", sizes, &nsizes, 4096);
-	list_arg("depths", depths, &ndepths, MAX_DEPTH);
+	cmdline_u32_list("sizes", sizes, &nsizes, MAX_POINTS, 4096);
+	cmdline_u32_list("depths", depths, &ndepths, MAX_POINTS, MAX_DEPTH);
 	if (!cmdline_get_u64("mb", &v) && v)
 		max_bytes = v << 20;
 	if (!cmdline_get_u64("reqs", &v) && v)

@@ -247,25 +247,6 @@ static const struct evil_case cases[] = {
     {"short_header", c_short_header, false},
 };
 
-/* Is @name in the comma-separated list @key=...? (absent list: @dflt) */
-static bool listed(const char *key, const char *name, bool dflt)
-{
-	const char *v;
-	size_t len, n = strlen(name);
-
-	if (cmdline_get(key, &v, &len))
-		return dflt;
-	for (size_t i = 0; i < len;) {
-		size_t j = i;
-		while (j < len && v[j] != ',')
-			j++;
-		if (j - i == n && !strncmp(v + i, name, n))
-			return true;
-		i = j + 1;
-	}
-	return false;
-}
-
 static bool reacted(void *arg)
 {
 	return (virtio_status(&disk.vd) & VIRTIO_STATUS_NEEDS_RESET) || virtq_has_used(&disk.vq);
@@ -329,7 +310,7 @@ static long run(void *arg)
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		const struct evil_case *c = &cases[i];
-		if (!listed("cases", c->name, true))
+		if (!cmdline_listed("cases", c->name, true))
 			continue;
 		if (c->indirect && !disk.vq.indirect) {
 			printf("blkevil: case=%s result=FAIL (INDIRECT_DESC not negotiated)\n",
@@ -338,7 +319,7 @@ static long run(void *arg)
 			continue;
 		}
 		struct outcome o = run_case(c);
-		bool allowed = listed("allow", c->name, false);
+		bool allowed = cmdline_listed("allow", c->name, false);
 		const char *result;
 		if (have_other && !o.other_ok)
 			result = "FAIL";

@@ -160,6 +160,46 @@ bool cmdline_has(const char *key)
 	return false;
 }
 
+bool cmdline_listed(const char *key, const char *name, bool dflt)
+{
+	const char *v;
+	size_t len, n = strlen(name);
+
+	if (cmdline_get(key, &v, &len))
+		return dflt;
+	for (size_t i = 0; i < len;) {
+		size_t j = i;
+		while (j < len && v[j] != ',')
+			j++;
+		if (j - i == n && !strncmp(v + i, name, n))
+			return true;
+		i = j + 1;
+	}
+	return false;
+}
+
+void cmdline_u32_list(const char *key, uint32_t *out, unsigned int *n, unsigned int cap,
+		      uint32_t max)
+{
+	const char *v;
+	size_t len, i = 0;
+	unsigned int k = 0;
+
+	if (cmdline_get(key, &v, &len))
+		return;
+	while (i < len && k < cap) {
+		size_t j = i;
+		uint64_t x;
+		while (j < len && v[j] != ',')
+			j++;
+		if (!parse_u64(v + i, j - i, &x) && x >= 1 && x <= max)
+			out[k++] = x;
+		i = j + 1;
+	}
+	if (k)
+		*n = k;
+}
+
 int parse_u64(const char *s, size_t len, uint64_t *v)
 {
 	unsigned int base = 10;

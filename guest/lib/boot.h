@@ -95,10 +95,18 @@ uint64_t boot_image_end(void);
  * cmdline_get_u64: the value parsed as decimal or 0x-hex. 0, -ENOENT, or
  * -EINVAL if it is not entirely a number or overflows 64 bits.
  * cmdline_has: true if the word "key" or "key=..." is present.
+ * cmdline_listed: true if @name is one of the comma-separated items of
+ * "key=a,b,..."; @dflt if there is no such word.
  */
 int cmdline_get(const char *key, const char **val, size_t *len);
 int cmdline_get_u64(const char *key, uint64_t *v);
 bool cmdline_has(const char *key);
+bool cmdline_listed(const char *key, const char *name, bool dflt);
+/* "key=a,b,c" (numbers in 1..@max; others skipped) into @out, at most @cap
+ * of them; *@n is set to how many unless none was found (the caller's
+ * defaults stay). */
+void cmdline_u32_list(const char *key, uint32_t *out, unsigned int *n, unsigned int cap,
+		      uint32_t max);
 
 /* Parse [s, s + len) as decimal or 0x-hex. 0 or -EINVAL (also on overflow). */
 int parse_u64(const char *s, size_t len, uint64_t *v);

@@ -28,6 +28,7 @@
 /* Modern device IDs are 0x1040 + virtio device type. */
 #define VIRTIO_PCI_DEVICE(type) (0x1040 + (type))
 #define VIRTIO_TYPE_BLOCK	2
+#define VIRTIO_TYPE_SCSI	8
 
 /* Device status bits. */
 #define VIRTIO_STATUS_ACKNOWLEDGE 0x01
@@ -260,5 +261,50 @@ static inline unsigned int virtq_inflight(const struct virtq *vq)
 /* Forget every chain and reset the ring state (after a device reset; the
  * memory is kept). Tokens of chains in flight are dropped. */
 void virtq_reinit(struct virtq *vq);
+
+/* ---- Driver helpers shared by virtio_blk.c and virtio_scsi.c (virtio_drv.c) ---- */
+
+/* Driver options a guest takes from its command line. */
+struct virtio_opts {
+	uint16_t queue_size; /* 0: the device's maximum, capped at 256 */
+	bool irq;	     /* completion by MSI-X interrupt instead of polling */
+	bool no_indirect;    /* do not negotiate INDIRECT_DESC */
+	bool no_event_idx;   /* do not negotiate EVENT_IDX */
+	uint16_t max_segs;   /* data descriptors per request (0: the driver's default) */
+};
+
+/* Options from the command line: `irq` (MSI-X completion), `qsize=N`,
+ * `segs=N` (max_segs, at most @max_segs), `noindirect`, `noevent_idx`. */
+void virtio_opts_from_cmdline(struct virtio_opts *o, unsigned int max_segs);
+
+/* The transport features @o asks for (INDIRECT_DESC, EVENT_IDX unless
+ * turned off), to OR into a driver's wanted features. */
+uint64_t virtio_opts_features(const struct virtio_opts *o);
+
+/*
+ * The usual start of a driver: pci_init, then the @index-th function on
+ * bus 0 that is modern virtio device @type (0x1040 + type) or the
+ * transitional ID @transitional (0: none). With `relocate` on the command
+ * line it first moves the function's BARs (pci_dev_relocate;
+ * `relocate_high=ADDR` for its 64-bit BARs). Errors are printed with
+ * @name and @what ("virtio-blk disk"). CPL0. Returns the device or NULL.
+ */
+struct pci_dev *virtio_pci_open(unsigned int type, uint16_t transitional, unsigned int index,
+				const char *name, const char *what);
+
+/*
+ * Split [@p, @p + @len) into buffers of at most @seg bytes (0: no limit)
+ * at @out, at most @max of them. Returns the number of buffers, or -E2BIG.
+ */
+int virtq_split(struct virtq_buf *out, unsigned int max, const void *p, uint32_t len, uint32_t seg);
+
+/*
+ * Wait until @vq has a used entry: returns 0, -ETIMEDOUT after
+ * @timeout_tsc ticks, or -EIO once the device sets NEEDS_RESET (checked
+ * every ~10 ms). Polls the used ring, or with @irq sleeps on the queue's
+ * interrupt (counting sleeps in *@irq_waits). Does not kick.
+ */
+int virtio_wait_used(const struct virtio_dev *v, struct virtq *vq, bool irq, uint64_t timeout_tsc,
+		     uint64_t *irq_waits);
 
 #endif

@@ -15,63 +15,25 @@
 
 #define DEFAULT_QUEUE_SIZE 256
 #define DEFAULT_MAX_SEGS   64
-#define STATUS_CHECK_MS	   10 /* how often a wait looks for NEEDS_RESET */
 
 #define MSIX_CONFIG_ENTRY 0
 #define MSIX_QUEUE_ENTRY  1
 
-struct pci_dev *vblk_find(unsigned int index)
+void vblk_opts_from_cmdline(struct virtio_opts *o)
 {
-	struct pci_dev *d;
-
-	for (unsigned int i = 0; (d = pci_get(i)); i++) {
-		/* modern (1042) or transitional (1001) virtio-blk */
-		if (d->vendor == VIRTIO_PCI_VENDOR &&
-		    (d->device == VIRTIO_PCI_DEVICE(VIRTIO_TYPE_BLOCK) || d->device == 0x1001) &&
-		    index-- == 0)
-			return d;
-	}
-	return NULL;
-}
-
-void vblk_opts_from_cmdline(struct vblk_opts *o)
-{
-	uint64_t v;
-
-	*o = (struct vblk_opts){.irq = cmdline_has("irq"),
-				.no_indirect = cmdline_has("noindirect"),
-				.no_event_idx = cmdline_has("noevent_idx")};
-	if (!cmdline_get_u64("qsize", &v) && v <= VIRTQ_MAX_SIZE)
-		o->queue_size = v;
-	if (!cmdline_get_u64("segs", &v) && v <= VBLK_MAX_SEGS)
-		o->max_segs = v;
+	virtio_opts_from_cmdline(o, VBLK_MAX_SEGS);
 }
 
 int vblk_open(struct vblk *b, unsigned int index, const char *name)
 {
-	struct vblk_opts o;
-	struct pci_dev *d;
-	int r = pci_init();
+	struct virtio_opts o;
+	struct pci_dev *d =
+	    virtio_pci_open(VIRTIO_TYPE_BLOCK, 0x1001, index, name, "virtio-blk disk");
+	int r;
 
-	if (r < 0) {
-		printf("%s: no PCI configuration mechanism\n", name);
-		return r;
-	}
-	d = vblk_find(index);
-	if (!d) {
-		printf("%s: no virtio-blk disk %u on PCI bus 0 (%s)\n", name, index, pci_method());
+	if (!d)
 		return -ENODEV;
-	}
 	vblk_opts_from_cmdline(&o);
-	if (cmdline_has("relocate")) {
-		uint64_t high = 0;
-		cmdline_get_u64("relocate_high", &high);
-		r = pci_dev_relocate(d, high);
-		if (r) {
-			printf("%s: moving the BARs failed: %d\n", name, r);
-			return r;
-		}
-	}
 	r = vblk_init(b, d, &o);
 	if (r) {
 		printf("%s: disk %u: initialisation failed: %d (device status 0x%x)\n", name, index,
@@ -93,10 +55,7 @@ int vblk_restart(struct vblk *b)
 			  1ull << VIRTIO_BLK_F_WRITE_ZEROES;
 	int r;
 
-	if (!b->opts.no_indirect)
-		wanted |= 1ull << VIRTIO_F_INDIRECT_DESC;
-	if (!b->opts.no_event_idx)
-		wanted |= 1ull << VIRTIO_F_EVENT_IDX;
+	wanted |= virtio_opts_features(&b->opts);
 	b->error = 0;
 	r = virtio_negotiate(v, wanted);
 	if (r)
@@ -136,7 +95,7 @@ int vblk_restart(struct vblk *b)
 	return virtio_driver_ok(v);
 }
 
-int vblk_init(struct vblk *b, struct pci_dev *d, const struct vblk_opts *o)
+int vblk_init(struct vblk *b, struct pci_dev *d, const struct virtio_opts *o)
 {
 	int r;
 
@@ -161,24 +120,13 @@ int vblk_init(struct vblk *b, struct pci_dev *d, const struct vblk_opts *o)
 	return vblk_restart(b);
 }
 
-/* Split [p, p + len) into descriptors of at most @seg bytes. Returns the
- * number of buffers added at @out, or -E2BIG. */
+/* Split [p, p + len) into descriptors of at most @seg bytes (and size_max). */
 static int add_data(const struct vblk *b, struct virtq_buf *out, const uint8_t *p, uint32_t len,
 		    uint32_t seg)
 {
-	int n = 0;
-
 	if (b->size_max && (!seg || seg > b->size_max))
 		seg = b->size_max;
-	while (len) {
-		uint32_t k = seg && len > seg ? seg : len;
-		if (n == b->max_segs)
-			return -E2BIG;
-		out[n++] = (struct virtq_buf){p, k};
-		p += k;
-		len -= k;
-	}
-	return n;
+	return virtq_split(out, b->max_segs, p, len, seg);
 }
 
 int vblk_submit(struct vblk *b, struct vblk_req *r)
@@ -234,43 +182,19 @@ struct vblk_req *vblk_reap(struct vblk *b)
 	return r;
 }
 
-static bool has_used(void *vq)
-{
-	return virtq_has_used(vq);
-}
-
 struct vblk_req *vblk_wait(struct vblk *b, uint64_t timeout_tsc)
 {
 	struct vblk_req *r;
-	uint64_t t0 = rdtsc(), check = tsc_ms(STATUS_CHECK_MS), next = t0 + check;
 
 	vblk_kick(b);
-	for (;;) {
-		if ((r = vblk_reap(b)))
-			return r;
-		uint64_t now = rdtsc();
-		if (now - t0 > timeout_tsc) {
-			b->error = -ETIMEDOUT;
+	while (!(r = vblk_reap(b))) {
+		int e = virtio_wait_used(&b->vd, &b->vq, b->opts.irq, timeout_tsc, &b->irq_waits);
+		if (e) {
+			b->error = e;
 			return NULL;
 		}
-		if (now >= next) {
-			if (virtio_status(&b->vd) & VIRTIO_STATUS_NEEDS_RESET) {
-				b->error = -EIO;
-				return NULL;
-			}
-			next = now + check;
-		}
-		if (b->opts.irq) {
-			/* Ask for an interrupt, then sleep unless one is already due. */
-			if (!virtq_enable_irq(&b->vq)) {
-				b->irq_waits++;
-				irq_wait(has_used, &b->vq, check);
-			}
-		} else {
-			for (int i = 0; i < 1000 && !virtq_has_used(&b->vq); i++)
-				cpu_relax();
-		}
 	}
+	return r;
 }
 
 int vblk_do(struct vblk *b, struct vblk_req *r)

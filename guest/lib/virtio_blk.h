@@ -82,18 +82,10 @@ struct vblk_req {
 	struct virtio_blk_range range;
 };
 
-struct vblk_opts {
-	uint16_t queue_size; /* 0: the device's maximum, capped at 256 */
-	bool irq;	     /* completion by MSI-X interrupt instead of polling */
-	bool no_indirect;    /* do not negotiate INDIRECT_DESC */
-	bool no_event_idx;   /* do not negotiate EVENT_IDX */
-	uint16_t max_segs;   /* data descriptors per request (0: 64) */
-};
-
 struct vblk {
 	struct virtio_dev vd;
 	struct virtq vq;
-	struct vblk_opts opts;
+	struct virtio_opts opts;
 	uint64_t capacity; /* in 512-byte sectors */
 	uint32_t blk_size; /* logical block size (512 unless BLK_SIZE says otherwise) */
 	uint32_t size_max; /* bytes per descriptor, 0: no limit */
@@ -108,12 +100,9 @@ struct vblk {
 	struct virtq_buf scratch[VBLK_MAX_SEGS + 2];
 };
 
-/* The @index-th virtio-blk PCI function on bus 0 (pci_init first), or NULL. */
-struct pci_dev *vblk_find(unsigned int index);
-
-/* Options from the command line: `irq` (MSI-X completion), `qsize=N`,
- * `segs=N` (max_segs), `noindirect`, `noevent_idx`. */
-void vblk_opts_from_cmdline(struct vblk_opts *o);
+/* Options from the command line (virtio_opts_from_cmdline), segs= up to
+ * VBLK_MAX_SEGS. */
+void vblk_opts_from_cmdline(struct virtio_opts *o);
 
 /*
  * The usual start of a guest: pci_init, find disk @index, vblk_init with
@@ -129,7 +118,7 @@ int vblk_open(struct vblk *b, unsigned int index, const char *name);
  * change on MSI-X entry 0, requests on entry 1 if @o->irq), and start the
  * device (vblk_restart). @o may be NULL (defaults). Returns 0 or -errno.
  */
-int vblk_init(struct vblk *b, struct pci_dev *d, const struct vblk_opts *o);
+int vblk_init(struct vblk *b, struct pci_dev *d, const struct virtio_opts *o);
 
 /*
  * Reset the device and bring it up again: features, configuration, queue 0

@@ -35,6 +35,7 @@
  * `snap-blk: done`. Exit: 0 all good, 1 data mismatch, 2 I/O error,
  * timeout, a completion not in flight or twice, 3 setup failure.
  */
+#include "blkpattern.h"
 #include "guest.h"
 #include "virtio_blk.h"
 
@@ -64,38 +65,6 @@ static uint64_t *gens; /* last generation written to each block (0: never) */
 static uint8_t *busy;  /* a slot owns the block */
 static uint64_t writes, reads, flushes, inflight, flush_every = 16;
 static int failure; /* exit status once something went wrong */
-
-/* The bytes sector @k of block @b holds after its write number @g. */
-static void fill_sector(uint8_t *p, uint64_t b, uint64_t g, unsigned int k)
-{
-	uint64_t words[3] = {b, g, b * SECTORS + k};
-
-	memcpy(p, "snap-blk", 8);
-	memcpy(p + 8, words, sizeof(words));
-	memset(p + 32, (int)((131 * b + 7 * g + k) & 0xff), VBLK_SECTOR - 32);
-}
-
-static void fill(uint8_t *buf, uint64_t b, uint64_t g)
-{
-	for (unsigned int k = 0; k < SECTORS; k++)
-		fill_sector(buf + k * VBLK_SECTOR, b, g, k);
-}
-
-/* Does @buf hold block @b as write @g left it (zeroes for g = 0)? */
-static bool check(const uint8_t *buf, uint64_t b, uint64_t g)
-{
-	uint8_t want[VBLK_SECTOR];
-
-	for (unsigned int k = 0; k < SECTORS; k++) {
-		if (g)
-			fill_sector(want, b, g, k);
-		else
-			memset(want, 0, sizeof(want));
-		if (memcmp(buf + k * VBLK_SECTOR, want, VBLK_SECTOR))
-			return false;
-	}
-	return true;
-}
 
 static void fail(int status, const char *what, uint64_t b)
 {
@@ -164,7 +133,7 @@ static void assign(void)
 			continue;
 		busy[s->block] = 1;
 		s->gen = gens[s->block] + 1;
-		fill(s->buf, s->block, s->gen);
+		blkpattern_fill(s->buf, "snap-blk", SECTORS, s->block, s->gen);
 		start(s, WRITING);
 	}
 }
@@ -195,7 +164,7 @@ static void complete(struct vblk_req *r)
 		return;
 	case READING:
 		reads++;
-		if (!check(s->buf, s->block, s->gen))
+		if (!blkpattern_check(s->buf, "snap-blk", SECTORS, s->block, s->gen))
 			fail(1, "read back something else than was written", s->block);
 		busy[s->block] = 0;
 		if (flush_every && reads % flush_every == 0) {
@@ -276,7 +245,7 @@ static long verify(void *arg)
 			printf("snap-blk: verify: read of block %lu: %d\n", b, st);
 			return 2;
 		}
-		if (!check(buf, b, gens[b])) {
+		if (!blkpattern_check(buf, "snap-blk", SECTORS, b, gens[b])) {
 			printf("snap-blk: verify: block %lu does not hold write %lu\n", b, gens[b]);
 			return 1;
 		}

@@ -76,7 +76,18 @@ def qemu_blk_cmd(append, image):
     return cmd
 
 
-def main():
+def has_option(option):
+    """Does kvmini --help list @option?"""
+    import subprocess
+    p = subprocess.run([KVMINI, "--help"], capture_output=True, text=True, timeout=10)
+    return option in p.stdout + p.stderr
+
+
+def main(guest="blkbench", kvmini_cmd=kvmini_cmd, qemu_cmd=qemu_blk_cmd,
+         title="virtio-blk sequential reads", qemu_dev="virtio-blk-pci", kvmini_option=None):
+    """The benchmark for @guest (blkbench's output format); scsi.py runs it
+    for scsibench with its own command lines. @kvmini_option: an option
+    kvmini must list in --help, or its column is skipped."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=int(os.environ.get("BLK_RUNS", 3)))
     ap.add_argument("--modes", default=os.environ.get("BLK_MODES", "poll,irq"))
@@ -87,15 +98,17 @@ def main():
     ap.add_argument("--reqs", type=int, default=16384)
     a = ap.parse_args()
 
-    if not os.path.exists(guest_elf("blkbench")):
-        sys.exit(f"{guest_elf('blkbench')} missing: run make guests")
+    if not os.path.exists(guest_elf(guest)):
+        sys.exit(f"{guest_elf(guest)} missing: run make guests")
     sides = []
-    if os.access(KVMINI, os.X_OK):
+    if os.access(KVMINI, os.X_OK) and kvmini_option and not has_option(kvmini_option):
+        print(f"({KVMINI} has no {kvmini_option} option: kvmini column skipped)")
+    elif os.access(KVMINI, os.X_OK):
         sides.append(("kvmini", kvmini_cmd, 0))
     else:
         print(f"(no {KVMINI}: kvmini column skipped)")
     if shutil.which("qemu-system-x86_64"):
-        sides.append(("qemu", qemu_blk_cmd, qemu_status(0)))
+        sides.append(("qemu", qemu_cmd, qemu_status(0)))
     else:
         print("(qemu-system-x86_64 not installed: QEMU column skipped)")
     if not sides:
@@ -125,7 +138,7 @@ def main():
                                f"reqs={a.reqs}")
                         for side, mk, want in sides:
                             out, cpu, _ = run_reaped(mk(arg, image), want)
-                            pts = parse_bench(out)
+                            pts = parse_bench(out, guest)
                             p = pts.get((mode, kb * 1024, qd))
                             if not p:
                                 sys.exit(f"{side}: no result line for {arg}:\n{out}")
@@ -134,8 +147,8 @@ def main():
 
     names = [s for s, _, _ in sides]
     b = {s: statistics.median(base[s]) for s in names}
-    print(f"virtio-blk sequential reads, {a.image_mb} MiB image in the host page cache, "
-          f"median of {a.runs} runs; QEMU: microvm pcie=on, virtio-blk-pci"
+    print(f"{title}, {a.image_mb} MiB image in the host page cache, "
+          f"median of {a.runs} runs; QEMU: microvm pcie=on, {qemu_dev}"
           f"{', iothread' if os.environ.get('BLK_QEMU_IOTHREAD', '1') != '0' else ''}"
           f"{', aio=' + os.environ['BLK_QEMU_AIO'] if os.environ.get('BLK_QEMU_AIO') else ''}")
     print("CPU us/req: host CPU time of the whole VMM process (all threads) per request, "

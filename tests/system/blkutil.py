@@ -87,8 +87,33 @@ def qemu_disk_args(disks):
     return args
 
 
-def qemu_cmd(guest, append="", disks=(), machine="microvm", memory=128):
-    """QEMU command line booting build/guest/GUEST.elf with virtio-blk disks."""
+@dataclass
+class ScsiDisk:
+    """A LUN of target 0 on one virtio-scsi controller (QEMU scsi-hd)."""
+    path: str
+    lun: int = 0
+    readonly: bool = False
+    serial: str = ""
+
+
+def qemu_scsi_args(luns):
+    if not luns:
+        return []
+    args = ["-device", "virtio-scsi-pci,id=scsi0,disable-legacy=on"]
+    for i, d in enumerate(luns):
+        drive = f"file={d.path},if=none,id=s{i},format=raw"
+        if d.readonly:
+            drive += ",readonly=on"
+        dev = f"scsi-hd,drive=s{i},bus=scsi0.0,scsi-id=0,lun={d.lun}"
+        if d.serial:
+            dev += f",serial={d.serial}"
+        args += ["-drive", drive, "-device", dev]
+    return args
+
+
+def qemu_cmd(guest, append="", disks=(), machine="microvm", memory=128, scsi=()):
+    """QEMU command line booting build/guest/GUEST.elf with virtio-blk disks
+    and a virtio-scsi controller holding the LUNs @scsi (ScsiDisk)."""
     if machine == "microvm":
         m, append = MICROVM, f"{MICROVM_ECAM} {append}".strip()
     else:
@@ -101,22 +126,22 @@ def qemu_cmd(guest, append="", disks=(), machine="microvm", memory=128):
         "-nodefaults", "-no-user-config", "-nographic", "-serial", "stdio", "-no-reboot",
         "-kernel", str(guest_elf(guest)), "-append", append,
         "-device", "isa-debug-exit,iobase=0xf4,iosize=4",
-    ] + qemu_disk_args(disks)
+    ] + qemu_disk_args(disks) + qemu_scsi_args(scsi)
 
 
 def qemu_status(guest_status):
     return (guest_status << 1) | 1
 
 
-BENCH_LINE = re.compile(
-    r"^blkbench: mode=(\w+) bs=(\d+) qd=(\d+) reqs=(\d+) bytes=(\d+) ns=(\d+) "
-    r"MBps=([\d.]+) iops=(\d+) kicks=(\d+) irq_waits=(\d+)$", re.M)
+BENCH_LINE = (r"^{}: mode=(\w+) bs=(\d+) qd=(\d+) reqs=(\d+) bytes=(\d+) ns=(\d+) "
+              r"MBps=([\d.]+) iops=(\d+) kicks=(\d+) irq_waits=(\d+)$")
 
 
-def parse_bench(out):
-    """blkbench output -> {(mode, bs, qd): dict(reqs, bytes, ns, mbps, iops, kicks, irq_waits)}"""
+def parse_bench(out, guest="blkbench"):
+    """blkbench (or scsibench, @guest) output ->
+    {(mode, bs, qd): dict(reqs, bytes, ns, mbps, iops, kicks, irq_waits)}"""
     points = {}
-    for m in BENCH_LINE.finditer(out):
+    for m in re.finditer(BENCH_LINE.format(guest), out, re.M):
         mode, bs, qd, reqs, nbytes, ns, mbps, iops, kicks, waits = m.groups()
         points[(mode, int(bs), int(qd))] = dict(
             reqs=int(reqs), bytes=int(nbytes), ns=int(ns), mbps=float(mbps), iops=int(iops),
@@ -160,3 +185,66 @@ def check_blkops(out, msix=True):
 EVIL_CASES = ("loop", "next_oob", "head_oob", "avail_jump", "oob_addr", "overflow", "toolong",
               "indirect_over_qsize", "indirect_len", "indirect_zero", "indirect_oob", "indirect_nested",
               "indirect_next", "write_before_read", "short_header")
+
+
+# scsievil's cases (guest/scsievil/scsievil.c) and its per-case result lines.
+SCSIEVIL_CASES = ("opcodes", "long_cdb", "huge_len10", "huge_len16", "lba_2_64", "read_short_buf",
+                  "write_no_data", "write_data_in", "mixed_dirs", "any_layout", "short_header",
+                  "no_response", "short_response", "lun_not1", "target5", "lun300", "tmf_abort",
+                  "tmf_lu_reset", "tmf_bad_lun", "tmf_bad_subtype", "ctrl_unknown", "ctrl_short")
+
+# QEMU 7.2 takes the first descriptor of a request as its whole header
+# unless the legacy VIRTIO_F_ANY_LAYOUT was negotiated (hw/scsi/virtio-scsi.c,
+# virtio_scsi_parse_req), so a header split over descriptors gets
+# VIRTIO_SCSI_S_FAILURE: against virtio 1.x 2.6.4 (message framing).
+SCSIEVIL_QEMU_ALLOWED = ("any_layout",)
+
+SCSIEVIL_LINE = re.compile(
+    r"^scsievil: case=(\w+) needs_reset=([01]) recovered=([01]) result=([\w-]+)$", re.M)
+
+
+def parse_scsievil(out):
+    """scsievil output -> {case: dict(needs_reset, recovered, result)}"""
+    return {m.group(1): dict(needs_reset=m.group(2) == "1", recovered=m.group(3) == "1",
+                             result=m.group(4)) for m in SCSIEVIL_LINE.finditer(out)}
+
+
+def scsicopy_checks(out):
+    """scsicopy's check lines -> {name: True (ok) / False (FAILED)}"""
+    return {m.group(1): m.group(2) == "ok"
+            for m in re.finditer(r"^scsicopy: check (\w+) (ok|FAILED)", out, re.M)}
+
+
+def check_scsicopy(out, path, orig_first):
+    """scsicopy passed every check and copied the first half of @path onto
+    the second, which the host sees too."""
+    checks = scsicopy_checks(out)
+    assert checks and all(checks.values()), out
+    half = Path(path).stat().st_size // 2
+    assert re.search(rf"scsicopy: copied {half} bytes in \d+ requests, max in flight \d+", out)
+    assert "scsicopy: flush status 0" in out, out
+    assert f"scsicopy: verified {half} bytes: match" in out, out
+    first, second = halves(path)
+    assert first == orig_first, "the first half changed"
+    assert second == first, "second half differs from the first on the host"
+
+
+def check_image_pattern(path, nblocks, gensum, magic, block=4096, sector=512):
+    """Every block of @path holds one whole write of a snapshot workload
+    (guest/lib/blkpattern.h with @magic) or zeroes, and the sum over blocks
+    of (b + 1) * generation is @gensum."""
+    import struct
+    data = Path(path).read_bytes()
+    total = 0
+    spb = block // sector
+    for b in range(nblocks):
+        blk = data[b * block:(b + 1) * block]
+        if blk == bytes(block):
+            continue
+        gen, = struct.unpack_from("<Q", blk, 16)
+        for k in range(spb):
+            want = (magic + struct.pack("<QQQ", b, gen, b * spb + k) +
+                    bytes([(131 * b + 7 * gen + k) & 0xff]) * (sector - 32))
+            assert blk[k * sector:(k + 1) * sector] == want, f"block {b} sector {k}"
+        total += (b + 1) * gen
+    assert total == gensum, (hex(total), hex(gensum))
