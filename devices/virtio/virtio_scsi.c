@@ -1346,8 +1346,10 @@ static int vscsi_req_snap_check(const struct vscsi_req_snap *s, char *why, size_
 		return snprintf(why, n, "queue %u", s->queue), -EINVAL;
 	if (s->state != VS_HELD_DONE && s->state != VS_HELD_NEW && s->state != VS_HELD_FAILED)
 		return snprintf(why, n, "state %u", s->state), -EINVAL;
-	if (s->tmf > 1 || s->tmf != (s->queue == VSCSI_CTRL_Q) ||
-	    (s->tmf && s->state != VS_HELD_DONE))
+	if (s->tmf > 1 || s->tmf != (s->queue == VSCSI_CTRL_Q))
+		return snprintf(why, n, "task management flag %u on queue %u", s->tmf, s->queue),
+		       -EINVAL;
+	if (s->tmf && s->state != VS_HELD_DONE)
 		return snprintf(why, n, "a task management request that is not finished"), -EINVAL;
 	if (s->sense_len > SCSI_SENSE_LEN || s->response > VIRTIO_SCSI_S_INCORRECT_LUN)
 		return snprintf(why, n, "sense length %u, response %u", s->sense_len, s->response),
