@@ -88,7 +88,8 @@ struct vscsi_req {
 	struct virtio_scsi *vs;
 	struct vq_elem *elem;
 	bool tmf;		      /* a control-queue TMF (waiting for aborted requests) */
-	bool aborted;		      /* a TMF aborted it: it returns ABORTED */
+	bool aborted;		      /* a TMF aborted it: it returns abort_response */
+	uint8_t abort_response;	      /* ABORTED, or RESET for a LUN or nexus reset */
 	struct vscsi_req *tmf_waiter; /* ... and that TMF waits for it */
 	unsigned tmf_pending;	      /* TMF: aborted requests not yet over */
 	struct vscsi_lun *lun;	      /* NULL: a missing LUN, or a TMF */
@@ -342,7 +343,7 @@ static void vscsi_tmf_done(struct vscsi_req *t)
 static void vscsi_abort_done(struct vscsi_req *r)
 {
 	struct vscsi_req *t = r->tmf_waiter;
-	struct vscsi_result res = {.response = VIRTIO_SCSI_S_ABORTED};
+	struct vscsi_result res = {.response = r->abort_response};
 
 	vscsi_complete(r, &res);
 	if (t && !--t->tmf_pending)
@@ -751,6 +752,8 @@ static void vscsi_tmf(struct virtio_scsi *vs, struct vscsi_req *t,
 			break;
 		}
 		r->aborted = true;
+		/* virtio 5.6.6.1.1: ABORTED for the abort TMFs, RESET for resets. */
+		r->abort_response = reset ? VIRTIO_SCSI_S_RESET : VIRTIO_SCSI_S_ABORTED;
 		r->tmf_waiter = t;
 		t->tmf_pending++;
 		if (r->preq)

@@ -156,3 +156,20 @@ def test_scsibench_smoke(image):
     for (mode, bs, qd), p in points.items():
         assert p["bytes"] == p["reqs"] * bs and p["reqs"] == (1 << 20) // bs, out
     assert "scsibench: done" in out, out
+
+
+@pytest.mark.parametrize("lun,opts", [(0, ""), (4, "irq writes=32 kb=2048")])
+def test_scsitmf(tmp_path, lun, opts):
+    """Task management with writes really in flight: each round's TMF completes
+    only after the writes it cancelled were returned (ABORTED for the abort TMFs,
+    RESET for the resets), every write comes back once, resets leave a unit
+    attention, and the LUN works afterwards. Over the rounds the device must
+    have cancelled at least one write (writes queue behind 16 pool workers)."""
+    img = tmp_path / "t.img"
+    with open(img, "wb") as f:
+        f.truncate(16 << 20)
+    status, out, err = run_kvmini("scsitmf", f"lun={lun} {opts}", [f"path={img},lun={lun}"])
+    assert status == 0, (out, err)
+    assert out.count("result=pass") == 5 and "scsitmf: ok" in out, out
+    m = re.search(r"scsitmf: aborted (\d+) of (\d+) writes", out)
+    assert m and int(m.group(1)) > 0, out
