@@ -467,6 +467,13 @@ bool uring_prep_rw(struct uring *u, bool write, int fd, const struct iovec *iov,
 		   uint64_t off, uint64_t user_data);
 /* Hand queued entries to the kernel; returns how many it took or -errno. */
 int uring_submit(struct uring *u);
+/* Are completions waiting in the ring? (The kernel may post them inside
+ * uring_submit: page-cache hits complete there.) */
+static inline bool uring_has_cqe(const struct uring *u)
+{
+	/* Acquire: pairs with the kernel's release of cq_tail (as uring_reap). */
+	return *u->cq_head != __atomic_load_n(u->cq_tail, __ATOMIC_ACQUIRE);
+}
 /* Drain the eventfd and every completion, calling @cb for each (which may
  * queue and submit more). Returns the number reaped. */
 unsigned uring_reap(struct uring *u, void (*cb)(void *opaque, uint64_t user_data, int32_t res),

@@ -496,6 +496,8 @@ static bool vscsi_uring_queue(struct vscsi_req *r)
 			     r->niov - r->iov_pos, r->off, (uint64_t)(uintptr_t)r);
 }
 
+static void vscsi_uring_done(void *opaque, uint64_t user_data, int32_t res);
+
 static void vscsi_uring_submit(struct virtio_scsi *vs)
 {
 	int e;
@@ -506,6 +508,10 @@ static void vscsi_uring_submit(struct virtio_scsi *vs)
 	/* What the kernel did not take stays queued for the next submit. */
 	if (e < 0 && e != -EAGAIN && e != -EBUSY && e != -EINTR)
 		fprintf(stderr, "kvmini: %s: io_uring_enter: %s\n", vs->name, strerror(-e));
+	/* Reads the page cache served inside io_uring_enter are done already:
+	 * return them now rather than after another trip through epoll. */
+	if (uring_has_cqe(&vs->uring))
+		uring_reap(&vs->uring, vscsi_uring_done, vs);
 }
 
 static void vscsi_uring_done(void *opaque, uint64_t user_data, int32_t res)
