@@ -194,6 +194,13 @@ static inline bool vq_need_event(uint16_t event, uint16_t new_idx, uint16_t old)
  * the bytes copied. */
 size_t iov_to_buf(const struct iovec *iov, unsigned n, size_t off, void *buf, size_t len);
 size_t iov_from_buf(const struct iovec *iov, unsigned n, size_t off, const void *buf, size_t len);
+/* Copy the iovecs covering [off, off + len) of @src (@n of them) into @dst;
+ * returns how many. Pure. */
+unsigned iov_slice(const struct iovec *src, unsigned n, uint64_t off, uint64_t len,
+		   struct iovec *dst);
+/* Consume @n bytes from iov[@pos...] (which must hold them): returns the
+ * first iovec left, trimmed in place (a transfer that stopped short). */
+unsigned iov_skip(struct iovec *iov, unsigned pos, uint64_t n);
 
 /* ------------------------------------------------------------------ */
 /* virtio-pci transport (virtio_pci.c). */

@@ -107,31 +107,6 @@ struct virtio_blk {
 
 /* ---- request parsing and execution (pure / worker side) ---- */
 
-/* Copy the iovecs covering [off, off + len) of @src into @dst; returns the count. */
-static unsigned iov_slice(const struct iovec *src, unsigned n, uint64_t off, uint64_t len,
-			  struct iovec *dst)
-{
-	unsigned k = 0;
-
-	for (unsigned i = 0; i < n && len; i++) {
-		uint64_t l;
-
-		if (off >= src[i].iov_len) {
-			off -= src[i].iov_len;
-			continue;
-		}
-		l = src[i].iov_len - off;
-		if (l > len)
-			l = len;
-		dst[k].iov_base = (uint8_t *)src[i].iov_base + off;
-		dst[k].iov_len = l;
-		k++;
-		len -= l;
-		off = 0;
-	}
-	return k;
-}
-
 struct blk_req *blk_req_parse(const struct vq_elem *elem, const char **why)
 {
 	struct virtio_blk_outhdr hdr;
@@ -452,12 +427,7 @@ static void blk_uring_done(void *opaque, uint64_t user_data, int32_t res)
 	if (got < f->left) {
 		f->off += got;
 		f->left -= got;
-		while (got >= r->iov[f->iov_pos].iov_len) {
-			got -= r->iov[f->iov_pos].iov_len;
-			f->iov_pos++;
-		}
-		r->iov[f->iov_pos].iov_base = (uint8_t *)r->iov[f->iov_pos].iov_base + got;
-		r->iov[f->iov_pos].iov_len -= got;
+		f->iov_pos = iov_skip(r->iov, f->iov_pos, got);
 		if (!blk_uring_queue(f))
 			blk_finish(f, VIRTIO_BLK_S_IOERR, 0);
 		return;

@@ -226,31 +226,6 @@ static struct vscsi_req *vscsi_req_new(struct virtio_scsi *vs, struct vq_elem *e
 	return r;
 }
 
-/* Copy the iovecs covering [off, off + len) of @src into @dst; the count. */
-static unsigned vscsi_iov_slice(const struct iovec *src, unsigned n, uint64_t off, uint64_t len,
-				struct iovec *dst)
-{
-	unsigned k = 0;
-
-	for (unsigned i = 0; i < n && len; i++) {
-		uint64_t l;
-
-		if (off >= src[i].iov_len) {
-			off -= src[i].iov_len;
-			continue;
-		}
-		l = src[i].iov_len - off;
-		if (l > len)
-			l = len;
-		dst[k].iov_base = (uint8_t *)src[i].iov_base + off;
-		dst[k].iov_len = l;
-		k++;
-		len -= l;
-		off = 0;
-	}
-	return k;
-}
-
 /* ---- completion ---- */
 
 static uint32_t vscsi_sense_size(struct virtio_scsi *vs)
@@ -530,12 +505,7 @@ static void vscsi_uring_done(void *opaque, uint64_t user_data, int32_t res)
 		/* A short read goes on where it stopped. */
 		r->off += got;
 		r->left -= got;
-		while (got >= r->iov[r->iov_pos].iov_len) {
-			got -= r->iov[r->iov_pos].iov_len;
-			r->iov_pos++;
-		}
-		r->iov[r->iov_pos].iov_base = (uint8_t *)r->iov[r->iov_pos].iov_base + got;
-		r->iov[r->iov_pos].iov_len -= got;
+		r->iov_pos = iov_skip(r->iov, r->iov_pos, got);
 		if (!vscsi_uring_queue(r)) {
 			r->error = EIO;
 			vscsi_finish(r);
@@ -636,14 +606,14 @@ static void vscsi_cmd_run(struct virtio_scsi *vs, struct vscsi_req *r, const uin
 		r->len = xfer;
 		r->resid = (uint32_t)((c->op == SCSI_OP_READ ? din : dout) - xfer);
 		if (c->op == SCSI_OP_READ)
-			r->niov = vscsi_iov_slice(e->in, e->in_num, resp_hdr, xfer, r->iov);
+			r->niov = iov_slice(e->in, e->in_num, resp_hdr, xfer, r->iov);
 		else
-			r->niov = vscsi_iov_slice(e->out, e->out_num, req_hdr, xfer, r->iov);
+			r->niov = iov_slice(e->out, e->out_num, req_hdr, xfer, r->iov);
 		break;
 	case SCSI_OP_UNMAP:
 		r->len = dout < c->param_len ? dout : c->param_len;
 		r->resid = (uint32_t)(dout - r->len);
-		r->niov = vscsi_iov_slice(e->out, e->out_num, req_hdr, r->len, r->iov);
+		r->niov = iov_slice(e->out, e->out_num, req_hdr, r->len, r->iov);
 		break;
 	default:
 		r->len = 0;

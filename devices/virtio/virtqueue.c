@@ -566,3 +566,40 @@ size_t iov_from_buf(const struct iovec *iov, unsigned n, size_t off, const void 
 {
 	return iov_copy(iov, n, off, (void *)buf, len, true);
 }
+
+unsigned iov_slice(const struct iovec *src, unsigned n, uint64_t off, uint64_t len,
+		   struct iovec *dst)
+{
+	unsigned k = 0;
+
+	for (unsigned i = 0; i < n && len; i++) {
+		uint64_t l;
+
+		if (off >= src[i].iov_len) {
+			off -= src[i].iov_len;
+			continue;
+		}
+		l = src[i].iov_len - off;
+		if (l > len)
+			l = len;
+		dst[k].iov_base = (uint8_t *)src[i].iov_base + off;
+		dst[k].iov_len = l;
+		k++;
+		len -= l;
+		off = 0;
+	}
+	return k;
+}
+
+unsigned iov_skip(struct iovec *iov, unsigned pos, uint64_t n)
+{
+	while (n && n >= iov[pos].iov_len) {
+		n -= iov[pos].iov_len;
+		pos++;
+	}
+	if (n) {
+		iov[pos].iov_base = (uint8_t *)iov[pos].iov_base + n;
+		iov[pos].iov_len -= n;
+	}
+	return pos;
+}
