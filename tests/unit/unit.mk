@@ -60,3 +60,7 @@ test_ivshmem_SRCS := devices/ivshmem/ivshmem.c devices/ivshmem/ivshmem_proto.c \
 	vmm/cli.c vmm/cpuid.c $(AIO_LIB_SRCS)
 test_ivshmem_DEPS := devices/ivshmem/ivshmem.h devices/ivshmem/ivshmem_int.h vmm/pci.h \
 	vmm/msix.h vmm/config.h vmm/vm.h aio/aio.h
+
+UNIT_TESTS += test_scsi_disk
+test_scsi_disk_SRCS := devices/virtio/scsi_disk.c
+test_scsi_disk_DEPS := devices/virtio/scsi.h
