@@ -600,7 +600,9 @@ static void vscsi_cmd_run(struct virtio_scsi *vs, struct vscsi_req *r, const uin
 		if (c->status == SCSI_STATUS_GOOD && c->data_len)
 			n = (uint32_t)iov_from_buf(e->in, e->in_num, resp_hdr, c->data,
 						   c->data_len);
-		vscsi_result_cmd(&res, c->status, &c->sense, n, (uint32_t)(din - n));
+		/* Nothing of a data-out buffer was transferred either (a
+		 * write refused by the emulation). */
+		vscsi_result_cmd(&res, c->status, &c->sense, n, (uint32_t)(din + dout - n));
 		vscsi_complete(r, &res);
 		return;
 	}
