@@ -508,3 +508,30 @@ void assert_used_once(struct drv *d, unsigned q, const uint16_t *heads, unsigned
 			fail_msg("head %u returned %u times", heads[i], seen);
 	}
 }
+
+void check_mutations(const struct device_ops *ops, void *state, const uint8_t *good, size_t len,
+		     const struct mutation *m, size_t n, void (*after)(const struct mutation *))
+{
+	uint8_t *bad = test_malloc(len);
+	struct errbuf err;
+
+	for (size_t i = 0; i < n; i++) {
+		uint64_t v = 0;
+
+		memcpy(bad, good, len);
+		memcpy(&v, bad + m[i].off, m[i].width);
+		v = m[i].xor ? v ^ m[i].xor : m[i].set;
+		if (m[i].from)
+			memcpy(&v, good + m[i].from, m[i].width);
+		memcpy(bad + m[i].off, &v, m[i].width);
+		err.msg[0] = '\0';
+		if (ops->load(state, bad, len, &err) != -EINVAL)
+			fail_msg("%s: damaged state accepted", m[i].what);
+		if (!strstr(err.msg, m[i].needle))
+			fail_msg("%s: '%s' does not mention '%s'", m[i].what, err.msg, m[i].needle);
+		assert_null(strchr(err.msg, '\n'));
+		if (after)
+			after(&m[i]);
+	}
+	test_free(bad);
+}

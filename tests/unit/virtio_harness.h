@@ -177,6 +177,23 @@ uint32_t used_head(struct drv *d, unsigned q, uint16_t i, uint32_t *len);
 bool wait_used(struct drv *d, unsigned q, uint16_t target);
 /* Wait for a config-change interrupt; true if one came. */
 bool wait_config_irq(struct drv *d);
+/* One way to damage a saved device state. */
+struct mutation {
+	const char *what;
+	int off;	    /* byte to change */
+	unsigned width;	    /* 1, 2, 4 or 8 bytes */
+	uint64_t xor ;	    /* bits to flip, or ... */
+	uint64_t set;	    /* ... with xor 0, the value to store, or ... */
+	int from;	    /* ... if not 0, the value at this offset of the state */
+	const char *needle; /* the refusal's message mentions it */
+};
+
+/* Load each of @m (@n of them) applied to @good (@len bytes) into @state
+ * with @ops->load: each must be refused with -EINVAL and one line naming
+ * its needle. @after (may be NULL) runs after each refusal. */
+void check_mutations(const struct device_ops *ops, void *state, const uint8_t *good, size_t len,
+		     const struct mutation *m, size_t n, void (*after)(const struct mutation *));
+
 /* Used entries [0, n) of queue @q hold each of @heads (count @n) once. */
 void assert_used_once(struct drv *d, unsigned q, const uint16_t *heads, unsigned n);
 
