@@ -419,6 +419,16 @@ int virtio_pci_save(struct virtio_dev *vdev, void *buf, size_t len, unsigned nin
 int virtio_pci_load(struct virtio_dev *vdev, const void *buf, size_t len, unsigned ninflight,
 		    virtio_load_elem_fn *fn, void *opaque, struct errbuf *err);
 
+/*
+ * The device config bytes (vdev->config_len of them) in the transport
+ * state @buf of @len bytes, or NULL if @buf is too short to hold them.
+ * virtio_pci_load compares them with the device's only when the driver
+ * cannot write the config (no ops->config_write); a device that lets it
+ * checks them itself, before virtio_pci_load, since nothing may fail after
+ * that applied the state. Any thread.
+ */
+const void *virtio_pci_snap_config(const struct virtio_dev *vdev, const void *buf, size_t len);
+
 /* Configuration change: bump the generation and interrupt. Any thread. */
 void virtio_config_changed(struct virtio_dev *vdev);
 

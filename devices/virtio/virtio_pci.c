@@ -958,6 +958,13 @@ size_t virtio_pci_snap_size(const struct virtio_dev *vdev)
 	return virtio_snap_layout(vdev).total;
 }
 
+const void *virtio_pci_snap_config(const struct virtio_dev *vdev, const void *buf, size_t len)
+{
+	struct virtio_snap_layout l = virtio_snap_layout(vdev);
+
+	return len < l.config + vdev->config_len ? NULL : (const uint8_t *)buf + l.config;
+}
+
 int virtio_pci_save(struct virtio_dev *vdev, void *buf, size_t len, unsigned ninflight)
 {
 	struct virtio_snap_layout l = virtio_snap_layout(vdev);

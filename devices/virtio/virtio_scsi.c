@@ -577,7 +577,9 @@ static void vscsi_cmd_run(struct virtio_scsi *vs, struct vscsi_req *r, const uin
 		if (c->status == SCSI_STATUS_GOOD && c->data_len)
 			n = (uint32_t)iov_from_buf(e->in, e->in_num, resp_hdr, c->data,
 						   c->data_len);
-		vscsi_result_cmd(&res, c->status, &c->sense, n, (uint32_t)(din - n));
+		/* Nothing of a data-out buffer was transferred either (a
+		 * write refused by the emulation). */
+		vscsi_result_cmd(&res, c->status, &c->sense, n, (uint32_t)(din + dout - n));
 		vscsi_complete(r, &res);
 		return;
 	}
@@ -1403,6 +1405,7 @@ static int virtio_scsi_load(void *state, const void *buf, size_t len, struct err
 	struct virtio_scsi *vs = state;
 	struct vscsi_load_ctx c = {.vs = vs};
 	const uint8_t *b = buf;
+	const void *cfgp;
 	struct vscsi_snap h;
 	uint8_t ua[DISK_LUN_MAX + 1];
 	uint8_t io[DISK_LUN_MAX + 1];
@@ -1477,27 +1480,30 @@ static int virtio_scsi_load(void *state, const void *buf, size_t len, struct err
 	if (!vs->paused || vs->held.n)
 		return err_set(err, EBUSY, "%s: can only load into a fresh, paused device",
 			       vs->name);
+	/* The config bytes the transport will restore must agree, checked
+	 * now: nothing may fail once virtio_pci_load applied its state. */
+	cfgp = virtio_pci_snap_config(&vs->vdev, b + off, len - off);
+	if (cfgp) {
+		struct virtio_scsi_config want = vs->config_ro;
+
+		want.cdb_size = h.cdb_size;
+		want.sense_size = h.sense_size;
+		if (memcmp(cfgp, &want, sizeof(want)))
+			return err_set(err, EINVAL,
+				       "%s: the saved device configuration is not this device's",
+				       vs->name);
+	}
 	/* The chains are parsed with the saved sizes. */
 	vs->cdb_size = h.cdb_size;
 	vs->sense_size = h.sense_size;
 	ret = virtio_pci_load(&vs->vdev, b + off, len - off, h.nrequests, vscsi_load_elem, &c, err);
 	if (ret == 0) {
-		struct virtio_scsi_config cfg;
-
-		/* The config bytes the transport restored must agree. */
-		memcpy(&cfg, vs->vdev.config, sizeof(cfg));
 		vs->config_ro.cdb_size = h.cdb_size;
 		vs->config_ro.sense_size = h.sense_size;
-		if (memcmp(&cfg, &vs->config_ro, sizeof(cfg)))
-			ret = err_set(err, EINVAL,
-				      "%s: the saved device configuration is not this device's",
-				      vs->name);
 	}
 	if (ret < 0) {
 		vs->cdb_size = VIRTIO_SCSI_CDB_DEFAULT_SIZE;
 		vs->sense_size = VIRTIO_SCSI_SENSE_DEFAULT_SIZE;
-		vs->config_ro.cdb_size = vs->cdb_size;
-		vs->config_ro.sense_size = vs->sense_size;
 		while (c.list.head) {
 			struct vscsi_req *r = c.list.head;
 

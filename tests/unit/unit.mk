@@ -38,10 +38,10 @@ test_virtqueue_SRCS := devices/virtio/virtqueue.c vmm/memory.c
 test_virtqueue_DEPS := devices/virtio/virtio.h vmm/memory.h
 
 UNIT_TESTS += test_virtio_blk
-test_virtio_blk_SRCS := devices/virtio/virtio_blk.c devices/virtio/disk.c devices/virtio/virtio_pci.c devices/virtio/uring.c \
+test_virtio_blk_SRCS := tests/unit/virtio_harness.c devices/virtio/virtio_blk.c devices/virtio/disk.c devices/virtio/virtio_pci.c devices/virtio/uring.c \
 	devices/virtio/virtqueue.c vmm/pci.c vmm/msix.c vmm/bus.c vmm/memory.c vmm/util.c \
 	vmm/cli.c vmm/cpuid.c $(AIO_LIB_SRCS)
-test_virtio_blk_DEPS := devices/virtio/virtio.h vmm/pci.h vmm/msix.h vmm/config.h aio/aio.h
+test_virtio_blk_DEPS := tests/unit/virtio_harness.h devices/virtio/virtio.h vmm/pci.h vmm/msix.h vmm/config.h aio/aio.h
 
 # The same virtio-blk test under ThreadSanitizer (pause/hold/resume cross
 # threads: vCPU-side resets, the iothread, pool workers). About 2 s.
@@ -64,3 +64,13 @@ test_ivshmem_DEPS := devices/ivshmem/ivshmem.h devices/ivshmem/ivshmem_int.h vmm
 UNIT_TESTS += test_scsi_disk
 test_scsi_disk_SRCS := devices/virtio/scsi_disk.c
 test_scsi_disk_DEPS := devices/virtio/scsi.h
+
+# virtio-scsi end to end; thread_pool_cancel is wrapped to see a pause begin.
+UNIT_TESTS += test_virtio_scsi
+test_virtio_scsi_SRCS := tests/unit/virtio_harness.c devices/virtio/virtio_scsi.c \
+	devices/virtio/scsi_disk.c devices/virtio/disk.c devices/virtio/virtio_pci.c \
+	devices/virtio/uring.c devices/virtio/virtqueue.c vmm/pci.c vmm/msix.c vmm/bus.c \
+	vmm/memory.c vmm/util.c vmm/cli.c vmm/cpuid.c $(AIO_LIB_SRCS)
+test_virtio_scsi_DEPS := tests/unit/virtio_harness.h devices/virtio/scsi.h \
+	devices/virtio/virtio.h vmm/pci.h vmm/msix.h vmm/config.h aio/aio.h
+test_virtio_scsi_LIBS := -Wl,--wrap=thread_pool_cancel
