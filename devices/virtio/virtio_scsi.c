@@ -856,7 +856,9 @@ static void vscsi_reset(struct virtio_dev *vdev)
 {
 	struct virtio_scsi *vs = vdev->opaque;
 
-	/* Sizes back to their defaults (lock held); LUNs see a reset. */
+	/* Sizes back to their defaults (lock held). No unit attention is set
+	 * (QEMU sets one): a driver that just initialised the device need not
+	 * expect one, and held requests were dropped, not cancelled. */
 	vs->config_ro.cdb_size = VIRTIO_SCSI_CDB_DEFAULT_SIZE;
 	vs->config_ro.sense_size = VIRTIO_SCSI_SENSE_DEFAULT_SIZE;
 	memcpy(vdev->config, &vs->config_ro, sizeof(vs->config_ro));
