@@ -1024,39 +1024,39 @@ static int vscsi_lun_cmp(const void *a, const void *b)
 static int vscsi_open_luns(struct virtio_scsi *vs, const struct vm_config *cfg, enum disk_aio *aio,
 			   struct errbuf *err)
 {
-	struct disk_config *dc = malloc(sizeof(*dc));
+	unsigned n = cfg->nscsi_disks;
+	struct disk_config *dc = calloc(n, sizeof(*dc));
 	bool used[DISK_LUN_MAX + 1] = {false};
 	int ret = 0;
 
-	vs->luns = calloc(cfg->nscsi_disks, sizeof(vs->luns[0]));
-	vs->lun_ids = calloc(cfg->nscsi_disks, sizeof(vs->lun_ids[0]));
+	vs->luns = calloc(n, sizeof(vs->luns[0]));
+	vs->lun_ids = calloc(n, sizeof(vs->lun_ids[0]));
 	if (!dc || !vs->luns || !vs->lun_ids) {
 		free(dc);
 		return err_set(err, ENOMEM, "out of memory");
 	}
 	*aio = DISK_AIO_AUTO;
 	/* Explicit LUNs first, so that a default never takes one. */
-	for (unsigned i = 0; i < cfg->nscsi_disks; i++) {
-		ret = scsi_disk_config_parse(cfg->scsi_disks[i], dc, err);
+	for (unsigned i = 0; i < n; i++) {
+		ret = scsi_disk_config_parse(cfg->scsi_disks[i], &dc[i], err);
 		if (ret < 0)
 			goto out;
-		if (dc->lun < 0)
+		if (dc[i].lun < 0)
 			continue;
-		if (used[dc->lun]) {
+		if (used[dc[i].lun]) {
 			ret = err_set(err, EINVAL, "--scsi-disk '%s': lun %d is already taken",
-				      cfg->scsi_disks[i], dc->lun);
+				      cfg->scsi_disks[i], dc[i].lun);
 			goto out;
 		}
-		used[dc->lun] = true;
+		used[dc[i].lun] = true;
 	}
-	for (unsigned i = 0; i < cfg->nscsi_disks; i++) {
+	for (unsigned i = 0; i < n; i++) {
 		struct vscsi_lun *l = &vs->luns[i];
 		uint64_t size;
 		unsigned id;
 
-		scsi_disk_config_parse(cfg->scsi_disks[i], dc, err); /* parsed above */
-		if (dc->lun >= 0) {
-			id = (unsigned)dc->lun;
+		if (dc[i].lun >= 0) {
+			id = (unsigned)dc[i].lun;
 		} else {
 			for (id = 0; used[id]; id++)
 				;
@@ -1064,33 +1064,35 @@ static int vscsi_open_luns(struct virtio_scsi *vs, const struct vm_config *cfg, 
 		}
 		l->fd = -1;
 		vs->nluns = i + 1;
-		ret = disk_image_open(dc->path, dc->readonly, &l->fd, &size, err);
+		ret = disk_image_open(dc[i].path, dc[i].readonly, &l->fd, &size, err);
 		if (ret < 0)
 			goto out;
-		snprintf(l->path, sizeof(l->path), "%s", dc->path);
+		snprintf(l->path, sizeof(l->path), "%s", dc[i].path);
 		l->s.lun = (uint16_t)id;
 		l->s.nblocks = size / SCSI_BLOCK;
-		l->s.readonly = dc->readonly;
-		l->s.unmap = !dc->readonly;
+		l->s.readonly = dc[i].readonly;
+		l->s.unmap = !dc[i].readonly;
 		l->s.ua = SCSI_UA_NONE;
-		memcpy(l->s.serial, dc->serial, strlen(dc->serial) + 1);
+		memcpy(l->s.serial, dc[i].serial, strlen(dc[i].serial) + 1);
 		if (!l->s.serial[0])
 			snprintf(l->s.serial, sizeof(l->s.serial), "kvmini-lun%u", id);
-		l->werror = dc->werror;
-		l->rerror = dc->rerror;
+		l->werror = dc[i].werror;
+		l->rerror = dc[i].rerror;
 		snprintf(l->block.id, sizeof(l->block.id), "%.16s-lun%u", vs->name, id);
-		l->block.path = l->path;
-		l->block.readonly = dc->readonly;
+		l->block.readonly = dc[i].readonly;
 		l->block.io_status = "ok";
 		/* One ring for the controller: threads if any LUN asks. */
-		if (dc->aio == DISK_AIO_THREADS || *aio == DISK_AIO_THREADS)
+		if (dc[i].aio == DISK_AIO_THREADS || *aio == DISK_AIO_THREADS)
 			*aio = DISK_AIO_THREADS;
-		else if (dc->aio == DISK_AIO_IO_URING)
+		else if (dc[i].aio == DISK_AIO_IO_URING)
 			*aio = DISK_AIO_IO_URING;
 	}
 	qsort(vs->luns, vs->nluns, sizeof(vs->luns[0]), vscsi_lun_cmp);
-	for (unsigned i = 0; i < vs->nluns; i++)
+	for (unsigned i = 0; i < vs->nluns; i++) {
+		/* Only now: sorting moved the paths. */
+		vs->luns[i].block.path = vs->luns[i].path;
 		vs->lun_ids[i] = vs->luns[i].s.lun;
+	}
 out:
 	free(dc);
 	return ret;

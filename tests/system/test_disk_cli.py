@@ -243,3 +243,31 @@ def test_scsi_query_block_and_snapshot(tmp_path):
     assert_one_line_error(run_kvmini("run", "--incoming", f"file:{snap}", *luns[:4]),
                           "virtio-scsi0", "3 LUNs", "gives 2")
     assert_one_line_error(run_kvmini("run", "--incoming", f"file:{snap}"), "devices")
+
+
+@needs_kvm
+def test_scsi_query_block_luns_out_of_order(tmp_path):
+    """LUNs are kept sorted by number: each must still report its own image."""
+    from qmpclient import QMP
+
+    a, b, c = image(tmp_path, "a.img"), image(tmp_path, "b.img"), image(tmp_path, "c.img")
+    sock = str(tmp_path / "qmp.sock")
+    p = subprocess.Popen([KVMINI, "run", "--kernel", guest("exit"), "--cmdline", "hang",
+                          "--qmp", sock, "--timeout", "60",
+                          "--scsi-disk", f"path={a},lun=9", "--scsi-disk", f"path={b},lun=2",
+                          "--scsi-disk", f"path={c},readonly=on"],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        q = QMP(sock)
+        blocks = q.cmd("query-block")["return"]
+        assert sorted((x["device"], x["inserted"]["file"], x["inserted"]["ro"])
+                      for x in blocks) == [("virtio-scsi0-lun0", c, True),
+                                           ("virtio-scsi0-lun2", b, False),
+                                           ("virtio-scsi0-lun9", a, False)]
+        q.cmd("quit")
+        assert p.wait(timeout=30) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+        p.communicate()
