@@ -996,13 +996,19 @@ static void vscsi_ctx_teardown(void *opaque)
 	vs->notify_bh = NULL;
 }
 
+/* Free the pool and BH on the iothread, then stop it. Main thread. */
+static void vscsi_stop_iothread(struct virtio_scsi *vs)
+{
+	if (!vs->iothread)
+		return;
+	virtio_ctx_call(vs->ctx, NULL, vscsi_ctx_teardown, vs);
+	iothread_destroy(vs->iothread);
+	vs->iothread = NULL;
+}
+
 static void vscsi_free_dev(struct virtio_scsi *vs)
 {
-	if (vs->iothread) {
-		virtio_ctx_call(vs->ctx, NULL, vscsi_ctx_teardown, vs);
-		iothread_destroy(vs->iothread);
-		vs->iothread = NULL;
-	}
+	vscsi_stop_iothread(vs);
 	disk_reports_exit(&vs->reports);
 	uring_exit(&vs->uring);
 	for (unsigned i = 0; i < vs->nluns; i++)
@@ -1205,11 +1211,7 @@ static void virtio_scsi_exit(void *state)
 	vscsi_drop_held(&vs->vdev);
 	pthread_mutex_unlock(&vs->vdev.lock);
 	virtio_pci_stop(&vs->vdev);
-	if (vs->iothread) {
-		virtio_ctx_call(vs->ctx, NULL, vscsi_ctx_teardown, vs);
-		iothread_destroy(vs->iothread);
-		vs->iothread = NULL;
-	}
+	vscsi_stop_iothread(vs); /* no completion or BH touches the device after this */
 	virtio_pci_exit(&vs->vdev);
 	vscsi_free_dev(vs);
 }
@@ -1501,10 +1503,6 @@ static int virtio_scsi_load(void *state, const void *buf, size_t len, struct err
 	vs->cdb_size = h.cdb_size;
 	vs->sense_size = h.sense_size;
 	ret = virtio_pci_load(&vs->vdev, b + off, len - off, h.nrequests, vscsi_load_elem, &c, err);
-	if (ret == 0) {
-		vs->config_ro.cdb_size = h.cdb_size;
-		vs->config_ro.sense_size = h.sense_size;
-	}
 	if (ret < 0) {
 		vs->cdb_size = VIRTIO_SCSI_CDB_DEFAULT_SIZE;
 		vs->sense_size = VIRTIO_SCSI_SENSE_DEFAULT_SIZE;
@@ -1517,6 +1515,8 @@ static int virtio_scsi_load(void *state, const void *buf, size_t len, struct err
 		}
 		return ret;
 	}
+	vs->config_ro.cdb_size = h.cdb_size;
+	vs->config_ro.sense_size = h.sense_size;
 	for (unsigned i = 0; i < vs->nluns; i++) {
 		vs->luns[i].s.ua = ua[i];
 		vs->luns[i].block.io_status = vscsi_io_status[io[i]];
