@@ -655,8 +655,6 @@ static bool vscsi_cmd_parse(struct virtio_scsi *vs, struct vscsi_req *r, bool ru
 		res.response = VIRTIO_SCSI_S_BAD_TARGET;
 		if (run)
 			vscsi_complete(r, &res);
-		else
-			r->op = SCSI_OP_DONE;
 		return true;
 	}
 	if (run)
