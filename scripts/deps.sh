@@ -8,7 +8,10 @@ missing=()
 for p in "${PKGS[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
+BOX_STAMP="$(dirname "$0")/../build/kvmbox/STAMP"
 if [ "${1:-}" = "--if-missing" ] && [ ${#missing[@]} -eq 0 ]; then
+	# The test VM's kernel and busybox (scripts/kvmbox), once.
+	[ -e "$BOX_STAMP" ] || exec "$(dirname "$0")/kvmbox" prepare
 	exit 0
 fi
 SUDO=
@@ -16,3 +19,6 @@ SUDO=
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${PKGS[@]}"
+# The test VM that runs VM tests on hosts without /dev/kvm: Debian's kernel and
+# busybox-static, downloaded with apt-get download and unpacked under build/.
+"$(dirname "$0")/kvmbox" prepare

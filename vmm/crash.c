@@ -58,6 +58,17 @@ static int crash_code_bits(const struct kvm_sregs *sregs)
 	return sregs->cs.db ? 32 : 16;
 }
 
+/*
+ * The architectural state after RESET/INIT. KVM on AMD SVM reinitialises a
+ * vCPU when it intercepts a shutdown (the VMCB is undefined afterwards), so a
+ * triple fault there leaves this state instead of the registers at the fault.
+ */
+static bool crash_is_reset_state(const struct kvm_regs *r, const struct kvm_sregs *s)
+{
+	return r->rip == 0xfff0 && s->cs.selector == 0xf000 && s->cs.base == 0xffff0000 &&
+	       !(s->cr0 & 1) && s->idt.base == 0 && s->gdt.base == 0;
+}
+
 void crash_report(struct vcpu *vcpu, const char *reason)
 {
 	struct kvm_regs r;
@@ -95,6 +106,13 @@ void crash_report(struct vcpu *vcpu, const char *reason)
 	fprintf(f, "  gdt=%016llx/%04x idt=%016llx/%04x\n", (unsigned long long)s.gdt.base,
 		s.gdt.limit, (unsigned long long)s.idt.base, s.idt.limit);
 
+	if (crash_is_reset_state(&r, &s)) {
+		fprintf(
+		    f,
+		    "  these are the vCPU's reset values: this host's KVM (AMD SVM) reset the vCPU "
+		    "when the guest shut down, so its registers at the fault are lost\n");
+		goto out;
+	}
 	bits = crash_code_bits(&s);
 	gva = bits == 64 ? r.rip : s.cs.base + (bits == 32 ? (uint32_t)r.rip : (uint16_t)r.rip);
 	n = crash_read_gva(vcpu, gva, code, sizeof(code), &gpa);

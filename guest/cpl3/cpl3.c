@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
  * Runs its compute at CPL3 and talks from there:
- *  1. user_call(compute): writes a line with raw port I/O from CPL3 (the
- *     #GP path), then rounds=N (default 100000000) steps of xorshift64 and
+ *  1. user_call(compute): writes a line with raw port I/O from CPL3 (IOPL is
+ *     3: hardware KVM runs it, KVM-on-PVM raises #GP and guest/lib's handler
+ *     performs it), then rounds=N (default 100000000) steps of xorshift64 and
  *     a small floating-point check (work_cpl3.c, compiled with SSE),
  *     printing with printf (kernel_call path);
  *  2. back at CPL0, checks the result came back through user_call;
@@ -12,8 +13,9 @@
  */
 #include "cpl3.h"
 
-/* Write @s with raw port I/O from CPL3: every access below raises #GP and
- * is performed by guest/lib's #GP handler (an `in`, then one `rep outsb`). */
+/* Write @s with raw port I/O from CPL3. Where the host faults it (KVM on
+ * PVM), every access raises #GP and guest/lib's #GP handler performs it (an
+ * `in`, then one `rep outsb`); with hardware VMX/SVM IOPL 3 just lets it run. */
 static void raw_write(const char *s)
 {
 	size_t n = strlen(s);
@@ -30,7 +32,7 @@ static long compute(void *arg)
 
 	if (cpl() != 3)
 		return -1;
-	raw_write("cpl3: this line was written by CPL3 port I/O through #GP\n");
+	raw_write("cpl3: this line was written by CPL3 port I/O\n");
 	printf("cpl3: #GP port-I/O emulations: %lu\n", trap_user_pio_count() - pio0);
 	printf("cpl3: running at CPL%u: %lu rounds of xorshift64\n", cpl(), w->rounds);
 	w->result = cpl3_xorshift(w->rounds);

@@ -53,3 +53,34 @@ def assert_one_line_error(p, *needles):
 
 def run_guest(name, *args, timeout=60, **kw):
     return run_kvmini("run", "--kernel", guest(name), *args, timeout=timeout, **kw)
+
+
+# ---------------------------------------------------------------- make test
+# `make test` sets KVMINI_TEST_REQUIRE_KVM=1: it runs the system tests natively
+# only where /dev/kvm is usable and otherwise inside the test VM
+# (scripts/kvmbox), so a missing /dev/kvm is then an error, never a skip.
+REQUIRE_KVM = os.environ.get("KVMINI_TEST_REQUIRE_KVM") == "1"
+
+
+def pytest_collection_modifyitems(session, config, items):
+    if REQUIRE_KVM and not kvm_usable():
+        pytest.exit("/dev/kvm is missing or not accessible, and this run must not skip VM "
+                    "tests for it (KVMINI_TEST_REQUIRE_KVM=1): run them through "
+                    "scripts/kvmbox, as make test does", returncode=3)
+
+
+_file_seconds = {}
+
+
+def pytest_runtest_logreport(report):
+    path = report.nodeid.split("::", 1)[0]
+    _file_seconds[path] = _file_seconds.get(path, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Seconds per test file, slowest first: what to make faster."""
+    if not _file_seconds:
+        return
+    terminalreporter.section("seconds per file")
+    for path, secs in sorted(_file_seconds.items(), key=lambda kv: -kv[1]):
+        terminalreporter.write_line(f"{secs:8.1f} s  {path}")

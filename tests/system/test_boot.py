@@ -63,8 +63,16 @@ def test_triple_fault_crash_report():
     err = p.stderr
     assert "triple fault" in err
     assert "rip=" in err and "cr3=" in err
-    assert "=> " in err  # the instruction at RIP, disassembled
-    assert "ud2" in err.split("=> ", 1)[1].splitlines()[0]
+    if os.path.exists("/sys/module/kvm_amd"):
+        # KVM on AMD SVM resets a vCPU at a shutdown intercept: the registers
+        # at the fault are gone, and the report must say so, not disassemble
+        # the reset state (the nested test VM of scripts/kvmbox is such a host).
+        assert "rip=000000000000fff0" in err, err
+        assert "reset the vCPU when the guest shut down" in err, err
+        assert "=> " not in err, err
+    else:
+        assert "=> " in err  # the instruction at RIP, disassembled
+        assert "ud2" in err.split("=> ", 1)[1].splitlines()[0]
 
 
 def test_serial_file(tmp_path):

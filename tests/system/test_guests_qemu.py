@@ -192,9 +192,16 @@ def xorshift64(rounds):
 def test_cpl3(rounds):
     status, out = run_qemu("cpl3", f"rounds={rounds}")
     x = xorshift64(rounds)
-    assert "cpl3: this line was written by CPL3 port I/O through #GP" in out, out
+    assert "cpl3: this line was written by CPL3 port I/O\n" in out, out
     m = re.search(r"#GP port-I/O emulations: (\d+)", out)
-    assert m and int(m.group(1)) >= 2, out  # at least the LSR read and the rep outsb
+    assert m, out
+    if os.path.exists("/sys/module/kvm_pvm"):
+        # KVM on PVM faults CPL3 port I/O even with IOPL 3: the guest's #GP
+        # handler performs at least the LSR read and the rep outsb.
+        assert int(m.group(1)) >= 2, out
+    else:
+        # Hardware VMX/SVM (also nested, as in scripts/kvmbox) runs it.
+        assert int(m.group(1)) == 0, out
     assert f"running at CPL3: {rounds} rounds" in out, out
     assert f"cpl3: result 0x{x:016x}" in out, out
     assert "cpl3: sse ok" in out, out
