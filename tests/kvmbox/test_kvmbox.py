@@ -134,3 +134,33 @@ def test_auto_native_when_forbidden_box():
                env=dict(os.environ, KVMBOX="1"))
     assert p.returncode == 0 and p.stdout == "inside=1\n", (p.stdout, p.stderr)
     assert "running nested in an emulated machine" in p.stderr
+
+
+def test_terminal_gets_a_tty_and_all_its_output():
+    """stdin a terminal: the command gets a tty (COM2), input goes through,
+    and what it printed last is not lost when it exits."""
+    import pty
+    import select
+    import time
+
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(sys.executable, [sys.executable, str(KVMBOX), "--", "sh", "-c",
+                                  "tty; read x; echo got=$x; exit 3"])
+    buf, sent, t0 = b"", False, time.monotonic()
+    while time.monotonic() - t0 < 240:
+        if not select.select([fd], [], [], 1)[0]:
+            continue
+        try:
+            data = os.read(fd, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        buf += data
+        if b"/dev/ttyS1" in buf and not sent:
+            os.write(fd, b"hello\r")
+            sent = True
+    _, st = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(st) == 3, buf
+    assert b"/dev/ttyS1\r\n" in buf and b"got=hello\r\n" in buf, buf
