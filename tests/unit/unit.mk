@@ -38,16 +38,19 @@ test_virtqueue_SRCS := devices/virtio/virtqueue.c vmm/memory.c
 test_virtqueue_DEPS := devices/virtio/virtio.h vmm/memory.h
 
 UNIT_TESTS += test_virtio_blk
-test_virtio_blk_SRCS := tests/unit/virtio_harness.c devices/virtio/virtio_blk.c devices/virtio/disk.c devices/virtio/virtio_pci.c devices/virtio/uring.c \
+test_virtio_blk_SRCS := tests/unit/virtio_harness.c devices/virtio/virtio_blk.c devices/block/disk.c devices/block/engine.c devices/virtio/virtio_pci.c devices/block/uring.c \
 	devices/virtio/virtqueue.c vmm/pci.c vmm/msix.c vmm/bus.c vmm/memory.c vmm/util.c \
 	vmm/cli.c vmm/cpuid.c $(AIO_LIB_SRCS)
+# The request engine's choices are tested through wrapped calls.
+test_virtio_blk_LIBS := -Wl,--wrap=thread_pool_submit -Wl,--wrap=disk_rw_full \
+	-Wl,--wrap=uring_submit -Wl,--wrap=uring_reap -Wl,--wrap=aio_poll
 test_virtio_blk_DEPS := tests/unit/virtio_harness.h devices/virtio/virtio.h vmm/pci.h vmm/msix.h vmm/config.h aio/aio.h
 
 # The same virtio-blk test under ThreadSanitizer (pause/hold/resume cross
 # threads: vCPU-side resets, the iothread, pool workers). About 2 s.
 $(BUILD)/tsan/test_virtio_blk: tests/unit/test_virtio_blk.c $(test_virtio_blk_SRCS) $(test_virtio_blk_DEPS)
 	@mkdir -p $(dir $@)
-	$(TSAN_CC) $(TSAN_CFLAGS) -o $@ $< $(test_virtio_blk_SRCS) $(TEST_LIBS)
+	$(TSAN_CC) $(TSAN_CFLAGS) -o $@ $< $(test_virtio_blk_SRCS) $(TEST_LIBS) $(test_virtio_blk_LIBS)
 
 EXTRA_TESTS += test-tsan-blk
 .PHONY: test-tsan-blk
@@ -62,15 +65,15 @@ test_ivshmem_DEPS := devices/ivshmem/ivshmem.h devices/ivshmem/ivshmem_int.h vmm
 	vmm/msix.h vmm/config.h vmm/vm.h aio/aio.h
 
 UNIT_TESTS += test_scsi_disk
-test_scsi_disk_SRCS := devices/virtio/scsi_disk.c
-test_scsi_disk_DEPS := devices/virtio/scsi.h
+test_scsi_disk_SRCS := devices/block/scsi_disk.c
+test_scsi_disk_DEPS := devices/block/scsi.h
 
 # virtio-scsi end to end; thread_pool_cancel is wrapped to see a pause begin.
 UNIT_TESTS += test_virtio_scsi
 test_virtio_scsi_SRCS := tests/unit/virtio_harness.c devices/virtio/virtio_scsi.c \
-	devices/virtio/scsi_disk.c devices/virtio/disk.c devices/virtio/virtio_pci.c \
-	devices/virtio/uring.c devices/virtio/virtqueue.c vmm/pci.c vmm/msix.c vmm/bus.c \
+	devices/block/scsi_disk.c devices/block/disk.c devices/block/engine.c devices/virtio/virtio_pci.c \
+	devices/block/uring.c devices/virtio/virtqueue.c vmm/pci.c vmm/msix.c vmm/bus.c \
 	vmm/memory.c vmm/util.c vmm/cli.c vmm/cpuid.c $(AIO_LIB_SRCS)
-test_virtio_scsi_DEPS := tests/unit/virtio_harness.h devices/virtio/scsi.h \
+test_virtio_scsi_DEPS := tests/unit/virtio_harness.h devices/block/scsi.h \
 	devices/virtio/virtio.h vmm/pci.h vmm/msix.h vmm/config.h aio/aio.h
 test_virtio_scsi_LIBS := -Wl,--wrap=thread_pool_cancel

@@ -194,6 +194,18 @@ void env_free(struct env *e)
 	test_free(e);
 }
 
+unsigned wait_deliver(struct fake_kvm *k, uint32_t data)
+{
+	unsigned n = 0;
+
+	for (int i = 0; i < 10000 && !n; i++) {
+		n = fake_deliver(k, data);
+		if (!n)
+			nanosleep(&(struct timespec){0, 1000000}, NULL);
+	}
+	return n;
+}
+
 bool wait_io_errors(struct env *e, int n)
 {
 	for (int i = 0; i < 10000; i++) {

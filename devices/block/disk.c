@@ -15,7 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "devices/virtio/virtio.h"
+#include "devices/block/block.h"
 #include "vmm/vm.h"
 
 int disk_image_open(const char *path, bool readonly, int *fdp, uint64_t *sizep, struct errbuf *err)
