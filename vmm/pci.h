@@ -22,7 +22,7 @@
 #include <stdint.h>
 
 #include "vmm/bus.h"
-#include "vmm/msix.h"
+#include "vmm/kvm_irq.h"
 #include "vmm/util.h"
 
 struct vm;
