@@ -12,7 +12,6 @@
 
 #include "vmm/layout.h"
 #include "vmm/loader.h"
-#include "vmm/qmp.h"
 #include "vmm/vm.h"
 
 /* Below the LAPIC, inside the PCI hole: the TSS and identity-map pages
@@ -463,6 +462,13 @@ static const char *vm_block_action_name(enum disk_error_action a)
 	return "report";
 }
 
+/* Raise event @name through the sink the top level installed, if any. */
+static void vm_event(struct vm *vm, const char *name, const char *data_json)
+{
+	if (vm->events.event)
+		vm->events.event(vm->events.opaque, name, data_json);
+}
+
 void vm_block_io_error(struct vm *vm, struct vm_block *b, bool is_read,
 		       enum disk_error_action action, int error)
 {
@@ -475,7 +481,7 @@ void vm_block_io_error(struct vm *vm, struct vm_block *b, bool is_read,
 		 "\"nospace\": %s, \"reason\": \"%s\"}",
 		 b->id, is_read ? "read" : "write", vm_block_action_name(action),
 		 error == ENOSPC ? "true" : "false", strerror(error));
-	qmp_event(vm->qmp, "BLOCK_IO_ERROR", data);
+	vm_event(vm, "BLOCK_IO_ERROR", data);
 	if (action != DISK_ACTION_STOP)
 		return;
 	b->io_status = error == ENOSPC ? "nospace" : "failed";
@@ -485,7 +491,7 @@ void vm_block_io_error(struct vm *vm, struct vm_block *b, bool is_read,
 		is_read ? "read" : "write", strerror(error));
 	vm_pause(vm);
 	vm->run_state = VM_RUN_IO_ERROR;
-	qmp_event(vm->qmp, "STOP", NULL);
+	vm_event(vm, "STOP", NULL);
 }
 
 void vm_query_block_json(struct vm *vm, char *buf, size_t size)

@@ -67,7 +67,16 @@ enum vm_run_state {
 	VM_RUN_SHUTDOWN,
 };
 
-struct qmp_server;
+/*
+ * Where the VM raises events (QMP's STOP, BLOCK_IO_ERROR): the top level
+ * installs it before vm_start, so the VM knows nothing of who listens.
+ * @event runs on the main thread; @data_json is a JSON object or NULL for
+ * {}. An unset sink drops events.
+ */
+struct vm_events {
+	void (*event)(void *opaque, const char *name, const char *data_json);
+	void *opaque;
+};
 
 struct vcpu {
 	struct vm *vm;
@@ -139,7 +148,7 @@ struct vm {
 	enum vm_run_state run_state;		 /* main thread */
 	struct vm_block *blocks[VM_MAX_DEVICES]; /* main thread */
 	int nblocks;
-	struct qmp_server *qmp; /* NULL without --qmp; main thread */
+	struct vm_events events; /* set by the top level; main thread */
 };
 
 /*
@@ -245,8 +254,8 @@ int vm_cont(struct vm *vm, struct errbuf *err);
 
 /*
  * A disk's host I/O failed with errno @error on a read (@is_read) or
- * write/flush, and its error policy chose @action: emit BLOCK_IO_ERROR on
- * QMP, and for DISK_ACTION_STOP set the disk's io-status ("nospace" for
+ * write/flush, and its error policy chose @action: raise BLOCK_IO_ERROR
+ * (vm->events), and for DISK_ACTION_STOP set the disk's io-status ("nospace" for
  * ENOSPC, else "failed") and, if the VM is running, pause it in run state
  * io-error (one line on stderr, STOP event). Main thread: a device
  * reports from a bottom half on the main context.
