@@ -136,7 +136,7 @@ static int main_run_vm(struct main_state *ms, const struct boot_files *bf, int *
 	 * VM is paused (snapshot_restore): resuming it restarts its devices'
 	 * in-flight requests, which then complete whenever the vCPUs run. */
 	if (cfg->paused && first_boot) {
-		atomic_store(&vm.pause_req, true);
+		atomic_store(&vm.cpus.pause_req, true);
 		vm.run_state = VM_RUN_PAUSED;
 	} else {
 		vm_resume(&vm);

@@ -377,7 +377,7 @@ int snapshot_save(struct vm *vm, const char *path, struct snapshot_stats *stats,
 	w->pos = sizeof(h);
 
 	m.mem_size = vm->cfg->mem_size;
-	m.ncpus = (uint32_t)vm->ncpus;
+	m.ncpus = (uint32_t)vm->cpus.n;
 	m.ndevices = (uint32_t)vm->ndevices;
 	for (int i = 0; i < vm->ndevices; i++)
 		snprintf(m.devices[i], sizeof(m.devices[i]), "%s", vm->devices[i].ops->name);
@@ -385,8 +385,8 @@ int snapshot_save(struct vm *vm, const char *path, struct snapshot_stats *stats,
 	if (ret < 0)
 		goto fail;
 
-	for (int i = 0; i < vm->ncpus; i++) {
-		ret = snap_save_vcpu(vm, &vm->vcpus[i], sv, err);
+	for (int i = 0; i < vm->cpus.n; i++) {
+		ret = snap_save_vcpu(vm, &vm->cpus.vcpus[i], sv, err);
 		if (ret < 0)
 			goto fail;
 		snprintf(name, sizeof(name), "vcpu.%d", i);
@@ -654,10 +654,10 @@ static int snap_check_machine(struct vm *vm, const struct snap_machine *m, struc
 			       "snapshot has %lluM of RAM but the command line says --memory %lluM",
 			       (unsigned long long)(m->mem_size >> 20),
 			       (unsigned long long)(vm->cfg->mem_size >> 20));
-	if (m->ncpus != (uint32_t)vm->ncpus)
+	if (m->ncpus != (uint32_t)vm->cpus.n)
 		return err_set(err, EINVAL,
 			       "snapshot has %u vCPUs but the command line says --cpus %d",
-			       m->ncpus, vm->ncpus);
+			       m->ncpus, vm->cpus.n);
 	if (m->ndevices != (uint32_t)vm->ndevices)
 		return err_set(err, EINVAL, "snapshot has %u devices but the command line gives %d",
 			       m->ndevices, vm->ndevices);
@@ -824,12 +824,12 @@ int snapshot_restore(struct vm *vm, const char *path, struct errbuf *err)
 	ret = snap_restore_ram(r, vm, err);
 	if (ret < 0)
 		goto out;
-	for (int i = 0; i < vm->ncpus; i++) {
+	for (int i = 0; i < vm->cpus.n; i++) {
 		snprintf(name, sizeof(name), "vcpu.%d", i);
 		ret = snap_read(r, name, 1, sv, sizeof(*sv), true, err);
 		if (ret < 0)
 			goto out;
-		ret = snap_restore_vcpu(vm, &vm->vcpus[i], sv, err);
+		ret = snap_restore_vcpu(vm, &vm->cpus.vcpus[i], sv, err);
 		if (ret < 0)
 			goto out;
 	}

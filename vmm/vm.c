@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "vmm/layout.h"
+#include "vmm/cpuid.h"
 #include "vmm/loader.h"
 #include "vmm/vm.h"
 
@@ -118,6 +119,27 @@ static int vm_setup_memory(struct vm *vm, struct errbuf *err)
 	return 0;
 }
 
+/* What a vCPU's reason to end the VM means for it. Any vCPU thread. */
+static void vm_vcpu_end(void *opaque, enum vcpu_end why)
+{
+	struct vm *vm = opaque;
+
+	switch (why) {
+	case VCPU_END_RESET:
+		vm_request_exit(vm, VM_EXIT_RESET, VM_RESET_GUEST);
+		break;
+	case VCPU_END_SHUTDOWN:
+		vm_request_exit(vm, VM_EXIT_STATUS, 0);
+		break;
+	case VCPU_END_CRASH:
+		vm_request_exit(vm, VM_EXIT_STATUS, EXIT_CRASH);
+		break;
+	case VCPU_END_HOST_ERROR:
+		vm_request_exit(vm, VM_EXIT_STATUS, EXIT_HOST_ERROR);
+		break;
+	}
+}
+
 static void vm_exit_bh(void *opaque)
 {
 	/* Nothing to do: scheduling this BH woke the main loop, which checks
@@ -138,10 +160,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct aio_context *ma
 	vm->kvm_fd = vm->vm_fd = -1;
 	vm->main_ctx = main_ctx;
 	pthread_mutex_init(&vm->exit_lock, NULL);
-	atomic_init(&vm->stopping, false);
-	atomic_init(&vm->pause_req, false);
-	pthread_mutex_init(&vm->park_lock, NULL);
-	pthread_cond_init(&vm->park_cond, NULL);
+	vcpu_group_init(&vm->cpus);
 	pthread_mutex_init(&vm->slot_lock, NULL);
 	bus_init(&vm->pio, "port I/O");
 	bus_init(&vm->mmio, "MMIO");
@@ -200,17 +219,16 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct aio_context *ma
 		ret = err_set(err, ENOMEM, "out of memory");
 		goto fail;
 	}
-	vm->vcpus = calloc(cfg->ncpus, sizeof(*vm->vcpus));
-	if (!vm->vcpus) {
-		ret = err_set(err, ENOMEM, "out of memory");
+	vm->cpus.kvm_fd = vm->kvm_fd;
+	vm->cpus.vm_fd = vm->vm_fd;
+	vm->cpus.pio = &vm->pio;
+	vm->cpus.mmio = &vm->mmio;
+	vm->cpus.mem = &vm->mem;
+	vm->cpus.end = vm_vcpu_end;
+	vm->cpus.opaque = vm;
+	ret = vcpu_group_create(&vm->cpus, (int)cfg->ncpus, vm->cpuid, err);
+	if (ret < 0)
 		goto fail;
-	}
-	for (unsigned i = 0; i < cfg->ncpus; i++) {
-		ret = vcpu_create(vm, &vm->vcpus[i], (int)i, err);
-		if (ret < 0)
-			goto fail;
-		vm->ncpus++;
-	}
 	return 0;
 fail:
 	vm_destroy(vm);
@@ -368,30 +386,13 @@ int vm_load_kernel(struct vm *vm, const struct boot_files *bf, struct errbuf *er
 				   bf->initrd_len, img.load_high, &start_info, err);
 	if (ret < 0)
 		return ret;
-	return vcpu_set_boot_state(&vm->vcpus[0], img.entry, (uint32_t)start_info, err);
+	return vcpu_set_boot_state(&vm->cpus.vcpus[0], img.entry, (uint32_t)start_info, err);
 }
 
 int vm_start(struct vm *vm, struct errbuf *err)
 {
 	vm->started = true;
-	for (int i = 0; i < vm->ncpus; i++) {
-		struct vcpu *v = &vm->vcpus[i];
-		int e;
-
-		/* Counted before it exists: it may finish before we look again. */
-		pthread_mutex_lock(&vm->park_lock);
-		vm->nrunning++;
-		pthread_mutex_unlock(&vm->park_lock);
-		e = pthread_create(&v->thread, NULL, vcpu_thread, v);
-		if (e) {
-			pthread_mutex_lock(&vm->park_lock);
-			vm->nrunning--;
-			pthread_mutex_unlock(&vm->park_lock);
-			return err_set(err, e, "cannot start vCPU %d thread: %s", i, strerror(e));
-		}
-		v->thread_started = true;
-	}
-	return 0;
+	return vcpu_group_start(&vm->cpus, err);
 }
 
 void vm_pause(struct vm *vm)
@@ -408,19 +409,8 @@ void vm_pause(struct vm *vm)
 			if (vm->devices[i].ops->pause)
 				vm->devices[i].ops->pause(vm->devices[i].state);
 	}
-	if (vm->started) {
-		/* Pairs with the load at the top of the vCPU loop: a vCPU that
-		 * misses it is in (or about to enter) KVM_RUN, which the kick
-		 * ends. */
-		atomic_store(&vm->pause_req, true);
-		for (int i = 0; i < vm->ncpus; i++)
-			if (vm->vcpus[i].thread_started)
-				vcpu_kick(&vm->vcpus[i]);
-		pthread_mutex_lock(&vm->park_lock);
-		while (vm->nparked < vm->nrunning)
-			pthread_cond_wait(&vm->park_cond, &vm->park_lock);
-		pthread_mutex_unlock(&vm->park_lock);
-	}
+	if (vm->started)
+		vcpu_group_pause(&vm->cpus);
 }
 
 void vm_resume(struct vm *vm)
@@ -431,10 +421,7 @@ void vm_resume(struct vm *vm)
 				vm->devices[i].ops->resume(vm->devices[i].state);
 		vm->devices_paused = false;
 	}
-	pthread_mutex_lock(&vm->park_lock);
-	atomic_store(&vm->pause_req, false);
-	pthread_cond_broadcast(&vm->park_cond);
-	pthread_mutex_unlock(&vm->park_lock);
+	vcpu_group_resume(&vm->cpus);
 }
 
 int vm_cont(struct vm *vm, struct errbuf *err)
@@ -527,7 +514,7 @@ void vm_query_block_json(struct vm *vm, char *buf, size_t size)
 
 bool vm_is_paused(struct vm *vm)
 {
-	return !vm->started || atomic_load(&vm->pause_req);
+	return !vm->started || atomic_load(&vm->cpus.pause_req);
 }
 
 void vm_request_exit(struct vm *vm, enum vm_exit_kind kind, int status)
@@ -553,21 +540,7 @@ bool vm_exit_requested(struct vm *vm)
 
 void vm_stop(struct vm *vm)
 {
-	/* Pairs with the load in the vCPU loop: once a thread sees it (or its
-	 * KVM_RUN returns through immediate_exit/signal) it leaves. */
-	atomic_store(&vm->stopping, true);
-	pthread_mutex_lock(&vm->park_lock);
-	pthread_cond_broadcast(&vm->park_cond); /* parked vCPUs see stopping */
-	pthread_mutex_unlock(&vm->park_lock);
-	for (int i = 0; i < vm->ncpus; i++)
-		if (vm->vcpus[i].thread_started)
-			vcpu_kick(&vm->vcpus[i]);
-	for (int i = 0; i < vm->ncpus; i++) {
-		if (vm->vcpus[i].thread_started) {
-			pthread_join(vm->vcpus[i].thread, NULL);
-			vm->vcpus[i].thread_started = false;
-		}
-	}
+	vcpu_group_stop(&vm->cpus);
 }
 
 void vm_destroy(struct vm *vm)
@@ -576,11 +549,7 @@ void vm_destroy(struct vm *vm)
 		if (vm->devices[i].ops->exit)
 			vm->devices[i].ops->exit(vm->devices[i].state);
 	vm->ndevices = 0;
-	for (int i = vm->ncpus - 1; i >= 0; i--)
-		vcpu_destroy(&vm->vcpus[i]);
-	vm->ncpus = 0;
-	free(vm->vcpus);
-	vm->vcpus = NULL;
+	vcpu_group_destroy(&vm->cpus);
 	if (vm->exit_bh)
 		aio_bh_delete(vm->exit_bh);
 	vm->exit_bh = NULL;
@@ -598,7 +567,5 @@ void vm_destroy(struct vm *vm)
 	bus_destroy(&vm->mmio);
 	bus_destroy(&vm->pio);
 	pthread_mutex_destroy(&vm->exit_lock);
-	pthread_cond_destroy(&vm->park_cond);
-	pthread_mutex_destroy(&vm->park_lock);
 	pthread_mutex_destroy(&vm->slot_lock);
 }

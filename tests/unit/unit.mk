@@ -6,7 +6,7 @@ test_bus_DEPS := vmm/bus.h
 
 UNIT_TESTS += test_cli
 test_cli_SRCS := vmm/cli.c vmm/cpuid.c vmm/util.c
-test_cli_DEPS := vmm/config.h
+test_cli_DEPS := vmm/config.h vmm/cpuid.h
 
 UNIT_TESTS += test_disasm
 test_disasm_SRCS := vmm/disasm.c
