@@ -12,6 +12,7 @@
 
 #include "vmm/layout.h"
 #include "vmm/cpuid.h"
+#include "vmm/irqchip.h"
 #include "vmm/loader.h"
 #include "vmm/vm.h"
 
@@ -150,7 +151,6 @@ static void vm_exit_bh(void *opaque)
 int vm_create(struct vm *vm, const struct vm_config *cfg, struct aio_context *main_ctx,
 	      bool restoring, struct errbuf *err)
 {
-	struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
 	int ret;
 
 	memset(vm, 0, sizeof(*vm));
@@ -196,14 +196,9 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct aio_context *ma
 			goto fail;
 		}
 	}
-	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) {
-		ret = err_set(err, errno, "KVM_CREATE_IRQCHIP: %s", strerror(errno));
+	ret = irqchip_create(vm->vm_fd, err);
+	if (ret < 0)
 		goto fail;
-	}
-	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0) {
-		ret = err_set(err, errno, "KVM_CREATE_PIT2: %s", strerror(errno));
-		goto fail;
-	}
 	/* A restored VM gets the CPUID saved in its snapshot (and skips
 	 * KVM_GET_SUPPORTED_CPUID, which takes ~2 ms here). */
 	if (!vm_restoring(vm)) {
