@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "vmm/config.h"
-#include "vmm/vm.h"
+#include "vmm/cpuid.h"
 
 const char cli_usage[] =
     "usage: kvmini run --kernel ELF [options]\n"

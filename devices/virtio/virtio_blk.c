@@ -3,28 +3,15 @@
  * virtio-blk over a raw image: `--disk path=FILE[,readonly=on][,serial=STR]
  * [,aio=auto|threads|io_uring][,werror=POLICY][,rerror=POLICY]`.
  *
- * Each disk has its own iothread. Its AioContext receives the queue's
- * doorbell (a KVM ioeventfd) and pops requests. Reads go to an io_uring
- * (one io_uring_enter per batch; page-cache hits complete inside it) and
- * everything else to the AioContext's thread pool, whose workers do the
- * blocking pwritev/fdatasync/fallocate; with aio=threads (or where the
- * host refuses io_uring) reads use the pool too. All I/O goes straight
- * to/from guest RAM. Completions come back on the iothread (ring eventfd or
- * pool BH), which writes the status byte, returns the chain and (after a
- * batch) raises the queue's MSI-X vector. The vCPU thread only pays for the
- * doorbell write, which KVM absorbs. Why this split: docs/devices.md
- * (measured: io_uring reads cost 3-5x less host CPU per request than the
- * pool's two thread hand-offs, while buffered writes gain nothing, as
- * io_uring punts them to its own workers and serialises them per file).
- *
- * Pausing (vm_pause) stops the pops, cancels pool work no worker started,
- * waits for the host I/O in progress and holds every result: the device
- * then touches neither guest RAM nor interrupts, and everything popped and
- * not returned is "held" (blk->held). Resume returns held results and
- * starts the rest; a snapshot saves the held requests' heads, and a restore
- * reads their chains again and starts them at resume. A host I/O error
- * under werror/rerror=stop holds the request too and asks the main thread
- * (a BH) to report it and pause the VM; cont (resume) retries it.
+ * What is virtio-blk's: parsing a chain into a request (header, data
+ * slice, status byte), carrying it out on a pool worker (blk_req_execute),
+ * and its status. Everything else is the request engine's
+ * (devices/block/engine.h), shared with virtio-scsi: each disk has its own
+ * iothread, which receives the queue's doorbell (a KVM ioeventfd); reads
+ * go to an io_uring, the rest to the pool, straight to and from guest RAM;
+ * completions return the chain and raise one interrupt per batch; pausing
+ * holds every result; werror/rerror; snapshots of held requests (a
+ * finished one is returned with its saved status, never run twice).
  *
  * Host I/O in progress at exit completes before the file is fdatasync'd
  * and closed; held requests are dropped. See docs/devices.md.

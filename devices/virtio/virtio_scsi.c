@@ -7,18 +7,14 @@
  * Queues: 0 control (task management, async-notification queries), 1
  * event (never popped: there are no events to send without hotplug, so the
  * driver's buffers simply stay in the ring), 2 requests. Commands are
- * decoded by the SCSI disk emulation (scsi_disk.c); what it answers itself
- * completes at once on the iothread, and reads, writes, flushes and unmaps
- * take virtio-blk's path: one iothread for the controller, reads on an
- * io_uring, the rest on the thread pool, straight to and from guest RAM.
- *
- * A request's life (vs->lock-free on the iothread; the HELD lists under
- * vdev.lock) is virtio-blk's: SUBMITTED while the host works on it; held
- * (DONE, NEW, FAILED) while the device is paused or werror/rerror=stop
- * waits for cont. Unlike virtio-blk a held request keeps its whole result
- * (SCSI status, sense, residual), and a snapshot saves it with the CDB:
- * at restore a finished request is returned with that result, not run
- * again, and every chain read back must carry the CDB the snapshot saved.
+ * decoded by the SCSI disk emulation (devices/block/scsi_disk.c); what it
+ * answers itself completes at once, and reads, writes, flushes and unmaps
+ * go to the request engine (devices/block/engine.h), as virtio-blk's do:
+ * one iothread for the controller, reads on an io_uring, the rest on the
+ * thread pool, straight to and from guest RAM; held requests while paused
+ * or under werror/rerror=stop. A held request keeps its whole result (SCSI
+ * status, sense, residual), and a snapshot saves it with the CDB and tag:
+ * every chain read back at restore must carry the ones saved.
  *
  * Task management (virtio spec 5.6.6.1): ABORT TASK, ABORT TASK SET,
  * CLEAR TASK SET, LOGICAL UNIT RESET and I_T NEXUS RESET mark the matching

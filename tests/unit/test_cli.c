@@ -9,7 +9,7 @@
 #include <cmocka.h>
 
 #include "vmm/config.h"
-#include "vmm/vm.h"
+#include "vmm/cpuid.h"
 
 #define MAXARGS 48
 

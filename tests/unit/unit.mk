@@ -6,7 +6,7 @@ test_bus_DEPS := vmm/bus.h
 
 UNIT_TESTS += test_cli
 test_cli_SRCS := vmm/cli.c vmm/cpuid.c vmm/util.c
-test_cli_DEPS := vmm/config.h
+test_cli_DEPS := vmm/config.h vmm/cpuid.h
 
 UNIT_TESTS += test_disasm
 test_disasm_SRCS := vmm/disasm.c
@@ -26,12 +26,12 @@ test_pvh_SRCS := vmm/pvh.c vmm/memory.c vmm/util.c
 test_pvh_DEPS := vmm/loader.h vmm/memory.h vmm/util.h vmm/layout.h
 
 UNIT_TESTS += test_pci
-test_pci_SRCS := vmm/pci.c vmm/msix.c vmm/bus.c vmm/util.c
-test_pci_DEPS := vmm/pci.h vmm/msix.h vmm/bus.h vmm/layout.h
+test_pci_SRCS := vmm/pci.c vmm/kvm_irq.c vmm/bus.c vmm/util.c
+test_pci_DEPS := vmm/pci.h vmm/kvm_irq.h vmm/bus.h vmm/layout.h
 
 UNIT_TESTS += test_msix
-test_msix_SRCS := vmm/msix.c vmm/pci.c vmm/bus.c vmm/util.c
-test_msix_DEPS := vmm/pci.h vmm/msix.h vmm/bus.h
+test_msix_SRCS := vmm/msix.c vmm/kvm_irq.c vmm/pci.c vmm/bus.c vmm/util.c
+test_msix_DEPS := vmm/pci.h vmm/msix.h vmm/kvm_irq.h vmm/bus.h
 
 UNIT_TESTS += test_virtqueue
 test_virtqueue_SRCS := devices/virtio/virtqueue.c vmm/memory.c
@@ -39,12 +39,12 @@ test_virtqueue_DEPS := devices/virtio/virtio.h vmm/memory.h
 
 UNIT_TESTS += test_virtio_blk
 test_virtio_blk_SRCS := tests/unit/virtio_harness.c devices/virtio/virtio_blk.c devices/block/disk.c devices/block/engine.c devices/virtio/virtio_pci.c devices/block/uring.c \
-	devices/virtio/virtqueue.c vmm/pci.c vmm/msix.c vmm/bus.c vmm/memory.c vmm/util.c \
+	devices/virtio/virtqueue.c vmm/pci.c vmm/msix.c vmm/kvm_irq.c vmm/bus.c vmm/memory.c vmm/util.c \
 	vmm/cli.c vmm/cpuid.c $(AIO_LIB_SRCS)
 # The request engine's choices are tested through wrapped calls.
 test_virtio_blk_LIBS := -Wl,--wrap=thread_pool_submit -Wl,--wrap=disk_rw_full \
 	-Wl,--wrap=uring_submit -Wl,--wrap=uring_reap -Wl,--wrap=aio_poll
-test_virtio_blk_DEPS := tests/unit/virtio_harness.h devices/virtio/virtio.h vmm/pci.h vmm/msix.h vmm/config.h aio/aio.h
+test_virtio_blk_DEPS := tests/unit/virtio_harness.h devices/virtio/virtio.h vmm/pci.h vmm/msix.h vmm/kvm_irq.h vmm/config.h aio/aio.h
 
 # The same virtio-blk test under ThreadSanitizer (pause/hold/resume cross
 # threads: vCPU-side resets, the iothread, pool workers). About 2 s.
@@ -59,10 +59,10 @@ test-tsan-blk: $(BUILD)/tsan/test_virtio_blk
 
 UNIT_TESTS += test_ivshmem
 test_ivshmem_SRCS := devices/ivshmem/ivshmem.c devices/ivshmem/ivshmem_proto.c \
-	devices/ivshmem/ivshmem_server.c vmm/pci.c vmm/msix.c vmm/bus.c vmm/memory.c vmm/util.c \
+	devices/ivshmem/ivshmem_server.c vmm/pci.c vmm/msix.c vmm/kvm_irq.c vmm/bus.c vmm/memory.c vmm/util.c \
 	vmm/cli.c vmm/cpuid.c $(AIO_LIB_SRCS)
 test_ivshmem_DEPS := devices/ivshmem/ivshmem.h devices/ivshmem/ivshmem_int.h vmm/pci.h \
-	vmm/msix.h vmm/config.h vmm/vm.h aio/aio.h
+	vmm/msix.h vmm/kvm_irq.h vmm/config.h vmm/vm.h aio/aio.h
 
 UNIT_TESTS += test_scsi_disk
 test_scsi_disk_SRCS := devices/block/scsi_disk.c
@@ -72,8 +72,8 @@ test_scsi_disk_DEPS := devices/block/scsi.h
 UNIT_TESTS += test_virtio_scsi
 test_virtio_scsi_SRCS := tests/unit/virtio_harness.c devices/virtio/virtio_scsi.c \
 	devices/block/scsi_disk.c devices/block/disk.c devices/block/engine.c devices/virtio/virtio_pci.c \
-	devices/block/uring.c devices/virtio/virtqueue.c vmm/pci.c vmm/msix.c vmm/bus.c \
+	devices/block/uring.c devices/virtio/virtqueue.c vmm/pci.c vmm/msix.c vmm/kvm_irq.c vmm/bus.c \
 	vmm/memory.c vmm/util.c vmm/cli.c vmm/cpuid.c $(AIO_LIB_SRCS)
 test_virtio_scsi_DEPS := tests/unit/virtio_harness.h devices/block/scsi.h \
-	devices/virtio/virtio.h vmm/pci.h vmm/msix.h vmm/config.h aio/aio.h
+	devices/virtio/virtio.h vmm/pci.h vmm/msix.h vmm/kvm_irq.h vmm/config.h aio/aio.h
 test_virtio_scsi_LIBS := -Wl,--wrap=thread_pool_cancel

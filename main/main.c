@@ -51,6 +51,14 @@ static void main_timeout(void *opaque)
 		vm_request_exit(ms->vm, VM_EXIT_STATUS, EXIT_TIMEOUT);
 }
 
+/* The VM's event sink: its events go to QMP's clients (none without --qmp). */
+static void main_vm_event(void *opaque, const char *name, const char *data_json)
+{
+	struct main_state *ms = opaque;
+
+	qmp_event(ms->qmp, name, data_json);
+}
+
 /*
  * The devices, in the order a snapshot records them: the legacy ones, the
  * PCI host bridge, then the PCI devices: each --disk, the virtio-scsi
@@ -120,7 +128,7 @@ static int main_run_vm(struct main_state *ms, const struct boot_files *bf, int *
 		goto out;
 	ms->booted_once = true;
 	ms->vm = &vm;
-	vm.qmp = ms->qmp;
+	vm.events = (struct vm_events){.event = main_vm_event, .opaque = ms};
 	qmp_server_set_vm(ms->qmp, &vm);
 	if (ms->signo) /* a signal that arrived during a reboot */
 		vm_request_exit(&vm, VM_EXIT_STATUS, 128 + ms->signo);
@@ -128,7 +136,7 @@ static int main_run_vm(struct main_state *ms, const struct boot_files *bf, int *
 	 * VM is paused (snapshot_restore): resuming it restarts its devices'
 	 * in-flight requests, which then complete whenever the vCPUs run. */
 	if (cfg->paused && first_boot) {
-		atomic_store(&vm.pause_req, true);
+		atomic_store(&vm.cpus.pause_req, true);
 		vm.run_state = VM_RUN_PAUSED;
 	} else {
 		vm_resume(&vm);
