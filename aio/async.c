@@ -15,6 +15,8 @@
  * comment says which label it pairs with.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -591,4 +593,49 @@ int64_t aio_bh_timeout(struct aio_context *ctx, struct aio_bh **head_seen)
 		timeout = bh_chain_timeout(s->head, timeout);
 	}
 	return timeout;
+}
+
+/* ---- aio_call_sync ---- */
+
+struct aio_sync_call {
+	void (*fn)(void *);
+	void *arg;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool done;
+};
+
+static void aio_sync_call_bh(void *opaque)
+{
+	struct aio_sync_call *c = opaque;
+
+	c->fn(c->arg);
+	pthread_mutex_lock(&c->lock);
+	c->done = true;
+	pthread_cond_signal(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+}
+
+int aio_call_sync(struct aio_context *ctx, struct aio_context *self_ctx, void (*fn)(void *),
+		  void *arg)
+{
+	struct aio_sync_call c = {.fn = fn, .arg = arg};
+	int ret;
+
+	if (ctx == self_ctx) {
+		fn(arg);
+		return 0;
+	}
+	pthread_mutex_init(&c.lock, NULL);
+	pthread_cond_init(&c.cond, NULL);
+	ret = aio_bh_schedule_oneshot(ctx, aio_sync_call_bh, &c);
+	if (ret == 0) {
+		pthread_mutex_lock(&c.lock);
+		while (!c.done)
+			pthread_cond_wait(&c.cond, &c.lock);
+		pthread_mutex_unlock(&c.lock);
+	}
+	pthread_cond_destroy(&c.cond);
+	pthread_mutex_destroy(&c.lock);
+	return ret;
 }

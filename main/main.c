@@ -11,6 +11,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "devices/block/block.h"
 #include "devices/ivshmem/ivshmem.h"
 #include "devices/virtio/virtio.h"
 #include "vmm/legacy.h"
@@ -289,6 +290,11 @@ int main(int argc, char **argv)
 		return ivshmem_server_main(&cfg.ivserver);
 	case CLI_RUN:
 		break;
+	}
+	/* Every bad disk option is reported before /dev/kvm is opened. */
+	if (disk_config_check(&cfg, &err) < 0) {
+		fprintf(stderr, "kvmini: %s\n", err.msg);
+		return EXIT_HOST_ERROR;
 	}
 	return main_run(&cfg);
 }

@@ -58,6 +58,13 @@ struct vm_block {
 	const char *io_status;
 };
 
+/* What one failure does, as the policy decides. */
+enum disk_error_action {
+	DISK_ACTION_REPORT, /* complete the request with an I/O error */
+	DISK_ACTION_IGNORE, /* complete it as if it had worked */
+	DISK_ACTION_STOP,   /* hold it and pause the VM; cont retries it */
+};
+
 /* What query-status reports. Written by the main thread only. */
 enum vm_run_state {
 	VM_RUN_PRELAUNCH, /* created, not started */

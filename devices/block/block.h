@@ -17,9 +17,65 @@
 #include "aio/aio.h"
 #include "vmm/config.h"
 #include "vmm/util.h"
+#include "vmm/vm.h"
 
 struct vm;
 struct vm_block;
+
+/* ------------------------------------------------------------------ */
+/* Disk options and the error policy (disk_config.c). */
+
+#define DISK_SERIAL_MAX 20 /* virtio-blk's GET_ID string */
+#define DISK_PATH_MAX	4096
+#define DISK_LUN_MAX	255 /* --scsi-disk lun= */
+
+/* How a disk does its I/O (see docs/devices.md). */
+enum disk_aio {
+	DISK_AIO_AUTO = 0, /* io_uring for reads if the host allows it, else threads */
+	DISK_AIO_THREADS,  /* every request on the thread pool */
+	DISK_AIO_IO_URING, /* like auto, but an error if io_uring is unavailable */
+};
+
+/* werror= / rerror=: what a failed host I/O does (QEMU's values). */
+enum disk_error_policy {
+	DISK_ERROR_REPORT = 0, /* the default: the request completes with an error */
+	DISK_ERROR_IGNORE,
+	DISK_ERROR_STOP,
+	DISK_ERROR_ENOSPC, /* stop on ENOSPC, report anything else (werror only) */
+};
+
+/* The action @p takes for a host I/O that failed with errno @error. Pure. */
+enum disk_error_action disk_error_action(enum disk_error_policy p, int error);
+
+/* One --disk or --scsi-disk, parsed: path=FILE[,readonly=on|off][,serial=STR][,aio=MODE]
+ * [,werror=POLICY][,rerror=POLICY]. */
+struct disk_config {
+	char path[DISK_PATH_MAX];
+	char serial[DISK_SERIAL_MAX + 1]; /* "" if not given */
+	bool readonly;
+	enum disk_aio aio;
+	enum disk_error_policy werror; /* writes, flushes, discards, write-zeroes */
+	enum disk_error_policy rerror; /* reads */
+	int lun;		       /* --scsi-disk lun=N, or -1: the first free one */
+};
+
+/*
+ * Parse a --disk option string into *@dc. Pure; any thread. Returns 0, or
+ * -EINVAL with a one-line message naming the option and what is wrong
+ * (unknown or repeated key, missing path, bad on/off, serial longer than
+ * 20 characters or not printable ASCII, aio not auto/threads/io_uring,
+ * werror not stop/report/ignore/enospc, rerror not stop/report/ignore).
+ */
+int disk_config_parse(const char *spec, struct disk_config *dc, struct errbuf *err);
+/* The same for --scsi-disk, which also takes lun=0..DISK_LUN_MAX. */
+int scsi_disk_config_parse(const char *spec, struct disk_config *dc, struct errbuf *err);
+
+/*
+ * Check every --disk and --scsi-disk option string of @cfg: 0, or -EINVAL
+ * with the first one's message. Pure; the top level calls it before it
+ * opens /dev/kvm.
+ */
+int disk_config_check(const struct vm_config *cfg, struct errbuf *err);
 
 /* ------------------------------------------------------------------ */
 /* io_uring through raw syscalls (uring.c). One thread uses a ring. */

@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "devices/block/engine.h"
-#include "vmm/vm.h"
+#include "vmm/iov.h"
 
 void block_list_add(struct block_list *l, struct block_req *r)
 {
@@ -57,7 +57,7 @@ static void block_notify_bh(void *opaque)
 	e->notify_queues = 0;
 	for (unsigned q = 0; q < e->nqueues; q++)
 		if (m & (1u << q))
-			virtio_notify(e->vdev, q);
+			e->tops->notify(e->t, q);
 }
 
 /* Write @r's result, return the chain, free @r. */
@@ -65,12 +65,12 @@ static void block_req_return(struct block_req *r)
 {
 	struct block_engine *e = r->eng;
 	struct vq_elem *elem = r->elem;
-	unsigned q = elem->queue;
+	unsigned q = r->queue;
 	/* The element is still ours (a reset waits for it), so the result
 	 * may be written even if the device broke meanwhile. */
 	uint32_t len = e->ops->put_result(r);
 
-	virtio_push(e->vdev, q, elem, len); /* frees elem */
+	e->tops->push(e->t, q, elem, len); /* frees elem */
 	e->ops->free(r);
 	block_schedule_notify(e, q);
 }
@@ -78,20 +78,20 @@ static void block_req_return(struct block_req *r)
 /*
  * Keep @r, with no host work, in @st until resume (or a reset or exit drops
  * it). False if the device may not hold it (resetting, exiting or broken):
- * the caller completes it, which then only retires it. Takes vdev->lock.
+ * the caller completes it, which then only retires it. Takes the transport's lock.
  */
 static bool block_hold(struct block_req *r, enum block_state st)
 {
 	struct block_engine *e = r->eng;
 	bool ok;
 
-	pthread_mutex_lock(&e->vdev->lock);
-	ok = virtio_hold_ok(e->vdev);
+	pthread_mutex_lock(e->lock);
+	ok = e->tops->hold_ok(e->t);
 	if (ok) {
 		r->state = st;
 		block_list_add(&e->held, r);
 	}
-	pthread_mutex_unlock(&e->vdev->lock);
+	pthread_mutex_unlock(e->lock);
 	return ok;
 }
 
@@ -274,7 +274,7 @@ static void block_quiesce_fn(void *opaque)
 	struct block_quiesce_arg *a = opaque;
 	struct block_engine *e = a->e;
 
-	virtio_pause(e->vdev);
+	e->tops->pause(e->t);
 	e->paused = true;
 	if (a->cancel)
 		for (struct block_req *r = e->submitted.head; r; r = r->next)
@@ -290,7 +290,7 @@ static void block_quiesce(struct block_engine *e, bool cancel)
 	struct block_quiesce_arg a = {e, cancel};
 
 	if (e->iothread)
-		virtio_ctx_call(e->ctx, NULL, block_quiesce_fn, &a);
+		aio_call_sync(e->ctx, NULL, block_quiesce_fn, &a);
 }
 
 void block_engine_pause(struct block_engine *e)
@@ -306,10 +306,10 @@ static void block_resume_fn(void *opaque)
 	struct block_list l;
 
 	e->paused = false;
-	pthread_mutex_lock(&e->vdev->lock);
+	pthread_mutex_lock(e->lock);
 	l = e->held;
 	e->held = (struct block_list){0};
-	pthread_mutex_unlock(&e->vdev->lock);
+	pthread_mutex_unlock(e->lock);
 	while (l.head) {
 		struct block_req *r = l.head;
 		const char *why = "out of host memory";
@@ -324,18 +324,18 @@ static void block_resume_fn(void *opaque)
 			/* Cannot happen for a chain that parsed before (what it
 			 * depends on only changes by a reset, which drops held
 			 * requests); safe anyway. */
-			virtio_error(e->vdev, "queue %u: %s", r->elem->queue, why);
-			virtio_push(e->vdev, r->elem->queue, r->elem, 0); /* discarded: broken */
+			e->tops->broken(e->t, r->queue, why);
+			e->tops->push(e->t, r->queue, r->elem, 0); /* discarded: broken */
 			e->ops->free(r);
 		}
 	}
 	block_engine_submit(e);
-	virtio_resume(e->vdev);
+	e->tops->resume(e->t);
 }
 
 void block_engine_resume(struct block_engine *e)
 {
-	virtio_ctx_call(e->ctx, NULL, block_resume_fn, e);
+	aio_call_sync(e->ctx, NULL, block_resume_fn, e);
 }
 
 void block_device_pause(void *state)
@@ -348,18 +348,13 @@ void block_device_resume(void *state)
 	block_engine_resume(state);
 }
 
-void block_device_drop_held(struct virtio_dev *vdev)
-{
-	block_engine_drop_held(vdev->opaque);
-}
-
 void block_engine_drop_held(struct block_engine *e)
 {
 	struct block_req *r;
 
 	while ((r = e->held.head)) {
 		block_list_del(&e->held, r);
-		virtio_discard_locked(e->vdev, r->elem);
+		e->tops->discard(e->t, r->elem);
 		e->ops->free(r);
 	}
 }
@@ -419,15 +414,27 @@ int block_engine_init(struct block_engine *e, const struct block_engine_params *
 	e->ctx = iothread_get_aio_context(e->iothread);
 	ret = thread_pool_new(e->ctx, p->pool_threads, &e->pool);
 	if (ret == 0)
-		ret = virtio_ctx_call(e->ctx, NULL, block_ctx_setup, e);
+		ret = aio_call_sync(e->ctx, NULL, block_ctx_setup, e);
 	if (ret < 0 || !e->notify_bh)
 		return err_set(err, ENOMEM, "%s: out of memory", e->name);
 	return 0;
 }
 
-void block_engine_attach(struct block_engine *e, struct virtio_dev *vdev)
+void block_engine_attach(struct block_engine *e, const struct block_transport_ops *tops, void *t,
+			 pthread_mutex_t *lock)
 {
-	e->vdev = vdev;
+	e->tops = tops;
+	e->t = t;
+	e->lock = lock;
+}
+
+void block_req_init(struct block_req *r, struct block_engine *e, struct vq_elem *elem,
+		    uint16_t queue, uint16_t head)
+{
+	r->eng = e;
+	r->elem = elem;
+	r->queue = queue;
+	r->head = head;
 }
 
 /* Free the pool and BH on the iothread, then stop it. Main thread. */
@@ -435,7 +442,7 @@ static void block_stop_iothread(struct block_engine *e)
 {
 	if (!e->iothread)
 		return;
-	virtio_ctx_call(e->ctx, NULL, block_ctx_teardown, e);
+	aio_call_sync(e->ctx, NULL, block_ctx_teardown, e);
 	iothread_destroy(e->iothread);
 	e->iothread = NULL;
 }
@@ -449,10 +456,10 @@ void block_engine_stop(struct block_engine *e)
 	 * is going away and never sees it return.
 	 */
 	block_quiesce(e, false);
-	pthread_mutex_lock(&e->vdev->lock);
+	pthread_mutex_lock(e->lock);
 	block_engine_drop_held(e);
-	pthread_mutex_unlock(&e->vdev->lock);
-	virtio_pci_stop(e->vdev);
+	pthread_mutex_unlock(e->lock);
+	e->tops->stop(e->t);
 	/* No completion or notify BH can touch the device after this. */
 	block_stop_iothread(e);
 }
@@ -476,9 +483,9 @@ unsigned block_engine_nheld(struct block_engine *e)
 {
 	unsigned n;
 
-	pthread_mutex_lock(&e->vdev->lock);
+	pthread_mutex_lock(e->lock);
 	n = e->held.n;
-	pthread_mutex_unlock(&e->vdev->lock);
+	pthread_mutex_unlock(e->lock);
 	return n;
 }
 
@@ -487,17 +494,17 @@ void block_engine_save_held(struct block_engine *e, void *buf, size_t rec_size,
 {
 	uint8_t *b = buf;
 
-	pthread_mutex_lock(&e->vdev->lock);
+	pthread_mutex_lock(e->lock);
 	for (const struct block_req *r = e->held.head; r; r = r->next, b += rec_size) {
 		struct block_req_snap_hdr h = {
-		    .queue = r->elem->queue, .head = r->elem->head, .state = (uint8_t)r->state};
+		    .queue = r->queue, .head = r->head, .state = (uint8_t)r->state};
 
 		memset(b, 0, rec_size);
 		fill(r, b);
 		/* The prefix only: the padding byte is the device's. */
 		memcpy(b, &h, offsetof(struct block_req_snap_hdr, state) + 1);
 	}
-	pthread_mutex_unlock(&e->vdev->lock);
+	pthread_mutex_unlock(e->lock);
 }
 
 int block_req_snap_check(const struct block_req_snap_hdr *h, unsigned nqueues, char *why,
@@ -513,8 +520,8 @@ int block_req_snap_check(const struct block_req_snap_hdr *h, unsigned nqueues, c
 
 void block_engine_set_held(struct block_engine *e, struct block_list *l)
 {
-	pthread_mutex_lock(&e->vdev->lock);
+	pthread_mutex_lock(e->lock);
 	e->held = *l;
-	pthread_mutex_unlock(&e->vdev->lock);
+	pthread_mutex_unlock(e->lock);
 	*l = (struct block_list){0};
 }

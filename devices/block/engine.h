@@ -21,9 +21,12 @@
  *  - the snapshot records of held requests: a request that had finished is
  *    saved with its result and returned with it at restore, never run twice.
  *
+ * The engine knows no transport: it returns requests through struct
+ * block_transport_ops (virtio-pci's is devices/virtio/virtio_block.c).
+ *
  * Threads: the engine's functions run on its iothread unless said
- * otherwise. The HELD list is under vdev->lock; the rest is the iothread's
- * (the main thread's while the iothread is idle: realize, load).
+ * otherwise. The HELD list is under the transport's lock; the rest is the
+ * iothread's (the main thread's while the iothread is idle: realize, load).
  */
 #ifndef KVMINI_BLOCK_ENGINE_H
 #define KVMINI_BLOCK_ENGINE_H
@@ -33,7 +36,8 @@
 #include <sys/uio.h>
 
 #include "devices/block/block.h"
-#include "devices/virtio/virtio.h"
+
+struct vq_elem;
 
 /* Where a popped request is. The values are saved in snapshots. */
 enum block_state {
@@ -54,10 +58,11 @@ struct block_drive {
 
 struct block_engine;
 
-/* The part of a device's request the engine owns. */
+/* The part of a device's request the engine owns (block_req_init). */
 struct block_req {
 	struct block_engine *eng;
-	struct vq_elem *elem;
+	struct vq_elem *elem;		 /* the transport's: the engine only hands it back */
+	uint16_t queue, head;		 /* where @elem came from */
 	const struct block_drive *drive; /* host I/O and error policy; NULL: none */
 	bool is_read;			 /* rerror applies (else werror); io_uring-able */
 	bool aborted;			 /* the device cancelled it (TMF): no policy */
@@ -106,6 +111,29 @@ struct block_engine_ops {
 	void (*free)(struct block_req *r);
 };
 
+/*
+ * How the engine returns requests and pauses the device: the transport's
+ * side, with @t its opaque. hold_ok and discard run under the transport's
+ * lock (block_engine_attach), the rest without it.
+ */
+struct block_transport_ops {
+	/* May a request stay unreturned with no host work (held)? */
+	bool (*hold_ok)(void *t);
+	/* Forget @elem without returning it, and free it (a driver reset). */
+	void (*discard)(void *t, struct vq_elem *elem);
+	/* Return @elem to queue @q with @len bytes written, and free it. */
+	void (*push)(void *t, unsigned q, struct vq_elem *elem, uint32_t len);
+	/* Interrupt the driver for queue @q if it wants one now. */
+	void (*notify)(void *t, unsigned q);
+	/* Stop / restart taking requests from the queues. */
+	void (*pause)(void *t);
+	void (*resume)(void *t);
+	/* The driver broke the protocol (@why): the device needs a reset. */
+	void (*broken)(void *t, unsigned q, const char *why);
+	/* Exit: wait for every element to be returned, stop the doorbells. */
+	void (*stop)(void *t);
+};
+
 struct block_engine_params {
 	const char *name; /* messages and the iothread's name */
 	const char *what; /* who asked for aio=io_uring, in its error ("disk 'x.img'") */
@@ -119,8 +147,11 @@ struct block_engine_params {
 
 struct block_engine {
 	char name[32];
-	struct virtio_dev *vdev; /* set by block_engine_attach */
 	const struct block_engine_ops *ops;
+	/* block_engine_attach */
+	const struct block_transport_ops *tops;
+	void *t;
+	pthread_mutex_t *lock; /* the transport's: held list, hold_ok, discard */
 	struct iothread *iothread;
 	struct aio_context *ctx;
 	struct thread_pool *pool;
@@ -135,7 +166,7 @@ struct block_engine {
 	bool notify_scheduled;
 	unsigned notify_queues; /* bit per queue pushed to since the last notify */
 	struct block_list submitted;
-	/* vdev->lock */
+	/* *lock */
 	struct block_list held; /* in pop order (resume keeps it) */
 };
 
@@ -147,13 +178,15 @@ struct block_engine {
  */
 int block_engine_init(struct block_engine *e, const struct block_engine_params *p,
 		      struct errbuf *err);
-/* The virtio device the engine pushes to (realized on e->ctx). Main thread. */
-void block_engine_attach(struct block_engine *e, struct virtio_dev *vdev);
+/* The transport the engine returns requests through, its opaque and its
+ * lock (realized on e->ctx). Main thread, before the first request. */
+void block_engine_attach(struct block_engine *e, const struct block_transport_ops *tops, void *t,
+			 pthread_mutex_t *lock);
 /*
  * Exit: host work in progress completes (nothing started is cut short),
- * held requests are dropped, the transport stops (virtio_pci_stop) and the
- * iothread with it. Main thread, vCPUs stopped. Then virtio_pci_exit and
- * block_engine_free.
+ * held requests are dropped, the transport stops (tops->stop) and the
+ * iothread with it. Main thread, vCPUs stopped. Then the transport's exit
+ * and block_engine_free.
  */
 void block_engine_stop(struct block_engine *e);
 /* Stop the iothread if running; free the ring and the reports. Harmless
@@ -169,15 +202,17 @@ void block_engine_resume(struct block_engine *e);
 void block_device_pause(void *state);
 void block_device_resume(void *state);
 
-/* Driver reset: forget every held request. vdev->lock held (vCPU thread).
- * block_device_drop_held is virtio_dev_ops.drop_held for a device whose
- * vdev->opaque begins with its engine. */
+/* Driver reset: forget every held request. The transport's lock held
+ * (vCPU thread). */
 void block_engine_drop_held(struct block_engine *e);
-void block_device_drop_held(struct virtio_dev *vdev);
 
 /* Hand the queued io_uring reads to the kernel, and return at once those
  * the page cache served meanwhile. After a batch of block_req_start. */
 void block_engine_submit(struct block_engine *e);
+
+/* Make @r (zeroed) a request of @e for the transport's @elem. */
+void block_req_init(struct block_req *r, struct block_engine *e, struct vq_elem *elem,
+		    uint16_t queue, uint16_t head);
 
 /*
  * Start @r's host work: an io_uring read when it is a read (r->iov, niov,

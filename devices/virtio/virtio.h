@@ -31,6 +31,7 @@
 
 #include "aio/aio.h"
 #include "vmm/config.h"
+#include "vmm/iov.h"
 #include "vmm/memory.h"
 #include "vmm/msix.h"
 #include "vmm/pci.h"
@@ -189,18 +190,6 @@ static inline bool vq_need_event(uint16_t event, uint16_t new_idx, uint16_t old)
 {
 	return (uint16_t)(new_idx - event - 1) < (uint16_t)(new_idx - old);
 }
-
-/* Copy up to @len bytes out of / into an iovec array at byte @off; returns
- * the bytes copied. */
-size_t iov_to_buf(const struct iovec *iov, unsigned n, size_t off, void *buf, size_t len);
-size_t iov_from_buf(const struct iovec *iov, unsigned n, size_t off, const void *buf, size_t len);
-/* Copy the iovecs covering [off, off + len) of @src (@n of them) into @dst;
- * returns how many. Pure. */
-unsigned iov_slice(const struct iovec *src, unsigned n, uint64_t off, uint64_t len,
-		   struct iovec *dst);
-/* Consume @n bytes from iov[@pos...] (which must hold them): returns the
- * first iovec left, trimmed in place (a transfer that stopped short). */
-unsigned iov_skip(struct iovec *iov, unsigned pos, uint64_t n);
 
 /* ------------------------------------------------------------------ */
 /* virtio-pci transport (virtio_pci.c). */
@@ -442,18 +431,25 @@ void virtio_set_needs_reset(struct virtio_dev *vdev, const char *fmt, ...)
 void virtio_error(struct virtio_dev *vdev, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/*
- * Run @fn(@arg) on @ctx's owner thread and wait for it; runs it directly
- * when @ctx is @self_ctx (the caller's own context). Main thread.
- */
-int virtio_ctx_call(struct aio_context *ctx, struct aio_context *self_ctx, void (*fn)(void *),
-		    void *arg);
-
 /* Has the driver accepted feature @bit? Lock held or after FEATURES_OK. */
 static inline bool virtio_has_feature(const struct virtio_dev *vdev, unsigned bit)
 {
 	return vdev->guest_features & (1ULL << bit);
 }
+
+/* ------------------------------------------------------------------ */
+/* virtio-pci as the block request engine's transport (virtio_block.c). */
+
+struct block_engine;
+struct block_req;
+
+/* Serve @e's requests through @vdev (after virtio_pci_init). Main thread. */
+void virtio_block_attach(struct block_engine *e, struct virtio_dev *vdev);
+/* virtio_dev_ops.drop_held of a device whose vdev->opaque begins with its
+ * struct block_engine. vdev->lock held, vCPU thread. */
+void virtio_block_drop_held(struct virtio_dev *vdev);
+/* block_req_init for a popped @elem. */
+void virtio_block_req_init(struct block_req *r, struct block_engine *e, struct vq_elem *elem);
 
 /* ------------------------------------------------------------------ */
 /* virtio-blk (virtio_blk.c) */

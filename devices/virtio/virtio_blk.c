@@ -313,8 +313,7 @@ static struct blk_inflight *blk_inflight_new(struct virtio_blk *blk, struct vq_e
 		return NULL;
 	}
 	f->blk = blk;
-	f->br.eng = &blk->eng;
-	f->br.elem = elem;
+	virtio_block_req_init(&f->br, &blk->eng, elem);
 	f->br.drive = &blk->drive;
 	return f;
 }
@@ -341,7 +340,7 @@ static void blk_queue_notify(struct virtio_dev *vdev, unsigned q)
 
 static const struct virtio_dev_ops blk_virtio_ops = {
     .queue_notify = blk_queue_notify,
-    .drop_held = block_device_drop_held,
+    .drop_held = virtio_block_drop_held,
 };
 
 /* ---- realize, exit ---- */
@@ -428,7 +427,6 @@ static int virtio_blk_realize(struct vm *vm, const char *opts, void **state, str
 	ret = block_engine_init(&blk->eng, &ep, err);
 	if (ret < 0)
 		goto fail;
-	block_engine_attach(&blk->eng, &blk->vdev);
 
 	blk_fill_config(blk, &cfg);
 	p = (struct virtio_dev_params){
@@ -452,6 +450,7 @@ static int virtio_blk_realize(struct vm *vm, const char *opts, void **state, str
 	ret = virtio_pci_init(&blk->vdev, vm, &p, err);
 	if (ret < 0)
 		goto fail;
+	virtio_block_attach(&blk->eng, &blk->vdev);
 	snprintf(blk->block.id, sizeof(blk->block.id), "%s", blk->name);
 	blk->block.path = blk->path;
 	blk->block.readonly = dc->readonly;

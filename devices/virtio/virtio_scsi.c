@@ -169,8 +169,7 @@ static struct vscsi_req *vscsi_req_new(struct virtio_scsi *vs, struct vq_elem *e
 	if (!r)
 		return NULL;
 	r->vs = vs;
-	r->br.eng = &vs->eng;
-	r->br.elem = elem;
+	virtio_block_req_init(&r->br, &vs->eng, elem);
 	r->iov = r->iov_store;
 	return r;
 }
@@ -671,7 +670,7 @@ static const struct virtio_dev_ops vscsi_virtio_ops = {
     .queue_notify = vscsi_queue_notify,
     .reset = vscsi_reset,
     .config_write = vscsi_config_write,
-    .drop_held = block_device_drop_held,
+    .drop_held = virtio_block_drop_held,
 };
 
 /* ---- pause, resume ---- */
@@ -822,7 +821,6 @@ static int virtio_scsi_realize(struct vm *vm, const char *opts, void **state, st
 	ret = block_engine_init(&vs->eng, &ep, err);
 	if (ret < 0)
 		goto fail;
-	block_engine_attach(&vs->eng, &vs->vdev);
 
 	vs->config_ro = (struct virtio_scsi_config){
 	    .num_queues = 1,
@@ -854,6 +852,7 @@ static int virtio_scsi_realize(struct vm *vm, const char *opts, void **state, st
 	ret = virtio_pci_init(&vs->vdev, vm, &p, err);
 	if (ret < 0)
 		goto fail;
+	virtio_block_attach(&vs->eng, &vs->vdev);
 	for (unsigned i = 0; i < vs->nluns; i++)
 		vm->blocks[vm->nblocks++] = &vs->luns[i].block;
 	*state = vs;

@@ -5,7 +5,7 @@ test_bus_SRCS := vmm/bus.c vmm/util.c
 test_bus_DEPS := vmm/bus.h
 
 UNIT_TESTS += test_cli
-test_cli_SRCS := vmm/cli.c vmm/cpuid.c vmm/util.c
+test_cli_SRCS := vmm/cli.c vmm/cpuid.c vmm/util.c devices/block/disk_config.c
 test_cli_DEPS := vmm/config.h vmm/cpuid.h
 
 UNIT_TESTS += test_disasm
@@ -34,13 +34,13 @@ test_msix_SRCS := vmm/msix.c vmm/kvm_irq.c vmm/pci.c vmm/bus.c vmm/util.c
 test_msix_DEPS := vmm/pci.h vmm/msix.h vmm/kvm_irq.h vmm/bus.h
 
 UNIT_TESTS += test_virtqueue
-test_virtqueue_SRCS := devices/virtio/virtqueue.c vmm/memory.c
+test_virtqueue_SRCS := devices/virtio/virtqueue.c vmm/iov.c vmm/memory.c
 test_virtqueue_DEPS := devices/virtio/virtio.h vmm/memory.h
 
 UNIT_TESTS += test_virtio_blk
-test_virtio_blk_SRCS := tests/unit/virtio_harness.c devices/virtio/virtio_blk.c devices/block/disk.c devices/block/engine.c devices/virtio/virtio_pci.c devices/block/uring.c \
-	devices/virtio/virtqueue.c vmm/pci.c vmm/msix.c vmm/kvm_irq.c vmm/bus.c vmm/memory.c vmm/util.c \
-	vmm/cli.c vmm/cpuid.c $(AIO_LIB_SRCS)
+test_virtio_blk_SRCS := tests/unit/virtio_harness.c devices/virtio/virtio_blk.c devices/virtio/virtio_block.c devices/block/disk.c devices/block/engine.c devices/virtio/virtio_pci.c devices/block/uring.c \
+	devices/virtio/virtqueue.c vmm/iov.c vmm/pci.c vmm/msix.c vmm/kvm_irq.c vmm/bus.c vmm/memory.c vmm/util.c \
+	devices/block/disk_config.c $(AIO_LIB_SRCS)
 # The request engine's choices are tested through wrapped calls.
 test_virtio_blk_LIBS := -Wl,--wrap=thread_pool_submit -Wl,--wrap=disk_rw_full \
 	-Wl,--wrap=uring_submit -Wl,--wrap=uring_reap -Wl,--wrap=aio_poll
@@ -70,10 +70,10 @@ test_scsi_disk_DEPS := devices/block/scsi.h
 
 # virtio-scsi end to end; thread_pool_cancel is wrapped to see a pause begin.
 UNIT_TESTS += test_virtio_scsi
-test_virtio_scsi_SRCS := tests/unit/virtio_harness.c devices/virtio/virtio_scsi.c \
+test_virtio_scsi_SRCS := tests/unit/virtio_harness.c devices/virtio/virtio_scsi.c devices/virtio/virtio_block.c \
 	devices/block/scsi_disk.c devices/block/disk.c devices/block/engine.c devices/virtio/virtio_pci.c \
-	devices/block/uring.c devices/virtio/virtqueue.c vmm/pci.c vmm/msix.c vmm/kvm_irq.c vmm/bus.c \
-	vmm/memory.c vmm/util.c vmm/cli.c vmm/cpuid.c $(AIO_LIB_SRCS)
+	devices/block/uring.c devices/virtio/virtqueue.c vmm/iov.c vmm/pci.c vmm/msix.c vmm/kvm_irq.c vmm/bus.c \
+	vmm/memory.c vmm/util.c devices/block/disk_config.c $(AIO_LIB_SRCS)
 test_virtio_scsi_DEPS := tests/unit/virtio_harness.h devices/block/scsi.h \
 	devices/virtio/virtio.h vmm/pci.h vmm/msix.h vmm/kvm_irq.h vmm/config.h aio/aio.h
 test_virtio_scsi_LIBS := -Wl,--wrap=thread_pool_cancel
