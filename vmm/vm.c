@@ -431,6 +431,26 @@ int vm_cont(struct vm *vm, struct errbuf *err)
 	return 0;
 }
 
+int vm_block_add(struct vm *vm, struct vm_block *b)
+{
+	if (vm->nblocks == (int)ARRAY_SIZE(vm->blocks))
+		return -ENOSPC;
+	vm->blocks[vm->nblocks++] = b;
+	return 0;
+}
+
+void vm_block_remove(struct vm *vm, struct vm_block *b)
+{
+	for (int i = 0; i < vm->nblocks; i++) {
+		if (vm->blocks[i] != b)
+			continue;
+		memmove(&vm->blocks[i], &vm->blocks[i + 1],
+			(size_t)(vm->nblocks - i - 1) * sizeof(vm->blocks[0]));
+		vm->nblocks--;
+		return;
+	}
+}
+
 static const char *vm_block_action_name(enum disk_error_action a)
 {
 	switch (a) {

@@ -243,6 +243,14 @@ int vm_cont(struct vm *vm, struct errbuf *err);
  * io-error (one line on stderr, STOP event). Main thread: a device
  * reports from a bottom half on the main context.
  */
+/*
+ * Block devices list their drives for query-block while they exist:
+ * vm_block_add (-ENOSPC when VM_MAX_DEVICES are listed), vm_block_remove
+ * (harmless if @b is not listed). Main thread.
+ */
+int vm_block_add(struct vm *vm, struct vm_block *b);
+void vm_block_remove(struct vm *vm, struct vm_block *b);
+
 void vm_block_io_error(struct vm *vm, struct vm_block *b, bool is_read,
 		       enum disk_error_action action, int error);
 

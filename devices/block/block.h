@@ -147,7 +147,26 @@ int disk_punch(int fd, uint64_t off, uint64_t len);
  * the range, else write zero blocks. 0 or -errno. Worker threads. */
 int disk_write_zeroes(int fd, uint64_t off, uint64_t len, bool may_unmap);
 
-/* A failed host I/O for the main thread to report (vm_block_io_error). */
+/*
+ * What the block layer needs of the VM, injected (as ivshmem's env is):
+ * block_env_from_vm fills it from a struct vm; unit tests may fill their
+ * own. All three callbacks run on the main thread.
+ */
+struct block_env {
+	void *opaque;
+	struct aio_context *main_ctx; /* error reports are sent from here */
+	/* A drive exists (query-block lists it) / is gone. -ENOSPC when full. */
+	int (*drive_add)(void *opaque, struct vm_block *b);
+	void (*drive_remove)(void *opaque, struct vm_block *b);
+	/* BLOCK_IO_ERROR, and for a stop the VM's pause (vm_block_io_error). */
+	void (*io_error)(void *opaque, struct vm_block *b, bool is_read,
+			 enum disk_error_action action, int error);
+};
+
+/* The VM's services for block devices. Main thread at realize. */
+void block_env_from_vm(struct block_env *env, struct vm *vm);
+
+/* A failed host I/O for the main thread to report (env->io_error). */
 struct disk_report {
 	struct vm_block *block;
 	bool is_read;
@@ -157,15 +176,15 @@ struct disk_report {
 
 /* Reports an iothread queued; a BH on the main context sends them. */
 struct disk_reports {
-	struct vm *vm;
+	struct block_env env;
 	pthread_mutex_t lock; /* n, reports */
 	struct disk_report reports[DISK_MAX_REPORTS];
 	unsigned n;
-	struct aio_bh *bh; /* on vm->main_ctx */
+	struct aio_bh *bh; /* on env.main_ctx */
 };
 
 /* Main thread at realize / exit (after the iothread stopped). -ENOMEM. */
-int disk_reports_init(struct disk_reports *r, struct vm *vm);
+int disk_reports_init(struct disk_reports *r, const struct block_env *env);
 void disk_reports_exit(struct disk_reports *r);
 /* Queue a BLOCK_IO_ERROR for @block (beyond DISK_MAX_REPORTS reports are
  * dropped, never a stop). Any thread. */

@@ -396,7 +396,8 @@ int block_engine_init(struct block_engine *e, const struct block_engine_params *
 	snprintf(e->name, sizeof(e->name), "%s", p->name);
 	e->ops = p->ops;
 	e->nqueues = p->nqueues;
-	if (disk_reports_init(&e->reports, p->vm) < 0)
+	e->env = *p->env;
+	if (disk_reports_init(&e->reports, p->env) < 0)
 		return err_set(err, ENOMEM, "out of memory");
 	if (p->aio != DISK_AIO_THREADS) {
 		ret = uring_init(&e->uring, p->uring_entries);
@@ -426,6 +427,16 @@ void block_engine_attach(struct block_engine *e, const struct block_transport_op
 	e->tops = tops;
 	e->t = t;
 	e->lock = lock;
+}
+
+int block_drive_register(struct block_engine *e, struct vm_block *b)
+{
+	return e->env.drive_add(e->env.opaque, b);
+}
+
+void block_drive_unregister(struct block_engine *e, struct vm_block *b)
+{
+	e->env.drive_remove(e->env.opaque, b);
 }
 
 void block_req_init(struct block_req *r, struct block_engine *e, struct vq_elem *elem,

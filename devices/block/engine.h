@@ -135,9 +135,9 @@ struct block_transport_ops {
 };
 
 struct block_engine_params {
-	const char *name; /* messages and the iothread's name */
-	const char *what; /* who asked for aio=io_uring, in its error ("disk 'x.img'") */
-	struct vm *vm;	  /* where BLOCK_IO_ERROR reports go; NULL in unit tests */
+	const char *name;	     /* messages and the iothread's name */
+	const char *what;	     /* who asked for aio=io_uring, in its error ("disk 'x.img'") */
+	const struct block_env *env; /* the VM's services (copied) */
 	enum disk_aio aio;
 	unsigned pool_threads;
 	unsigned uring_entries; /* a power of two */
@@ -158,6 +158,7 @@ struct block_engine {
 	struct aio_bh *notify_bh; /* one interrupt decision per batch of completions */
 	bool use_uring;
 	struct uring uring;
+	struct block_env env;
 	struct disk_reports reports;
 	unsigned nqueues;
 
@@ -192,6 +193,11 @@ void block_engine_stop(struct block_engine *e);
 /* Stop the iothread if running; free the ring and the reports. Harmless
  * on a zeroed or partly initialised engine. Main thread. */
 void block_engine_free(struct block_engine *e);
+
+/* Make drive @b known to the VM (query-block) / forget it. Main thread:
+ * register after realize succeeded, unregister at exit. -ENOSPC. */
+int block_drive_register(struct block_engine *e, struct vm_block *b);
+void block_drive_unregister(struct block_engine *e, struct vm_block *b);
 
 /* Pause / resume (the device's pause/resume ops). Main thread; they run
  * on the iothread and wait for it. */

@@ -50,7 +50,6 @@ struct blk_inflight {
 struct virtio_blk {
 	struct block_engine eng; /* first: block_device_pause and the like take the device */
 	struct virtio_dev vdev;
-	struct vm *vm;
 	char name[32];
 	char path[DISK_PATH_MAX];
 	struct blk_disk disk;
@@ -390,6 +389,7 @@ static int virtio_blk_realize(struct vm *vm, const char *opts, void **state, str
 	struct virtio_blk_config cfg;
 	struct virtio_dev_params p;
 	struct block_engine_params ep;
+	struct block_env env;
 	struct disk_config *dc;
 	char what[256];
 	struct virtio_blk *blk;
@@ -406,7 +406,6 @@ static int virtio_blk_realize(struct vm *vm, const char *opts, void **state, str
 	}
 	blk->disk.fd = -1;
 	blk->eng.uring.fd = blk->eng.uring.efd = -1;
-	blk->vm = vm;
 	snprintf(blk->name, sizeof(blk->name), "virtio-blk%d", index);
 	ret = disk_config_parse(opts ? opts : "", dc, err);
 	if (ret < 0)
@@ -415,8 +414,9 @@ static int virtio_blk_realize(struct vm *vm, const char *opts, void **state, str
 	ret = blk_open(blk, dc, err);
 	if (ret < 0)
 		goto fail;
+	block_env_from_vm(&env, vm);
 	ep = (struct block_engine_params){.name = blk->name,
-					  .vm = vm,
+					  .env = &env,
 					  .aio = dc->aio,
 					  .pool_threads = BLK_POOL_THREADS,
 					  .uring_entries = BLK_URING_ENTRIES,
@@ -455,7 +455,13 @@ static int virtio_blk_realize(struct vm *vm, const char *opts, void **state, str
 	blk->block.path = blk->path;
 	blk->block.readonly = dc->readonly;
 	blk->block.io_status = "ok";
-	vm->blocks[vm->nblocks++] = &blk->block;
+	ret = block_drive_register(&blk->eng, &blk->block);
+	if (ret < 0) {
+		err_set(err, -ret, "%s: too many block devices", blk->name);
+		block_engine_stop(&blk->eng);
+		virtio_pci_exit(&blk->vdev);
+		goto fail;
+	}
 	free(dc);
 	*state = blk;
 	return 0;
@@ -468,16 +474,8 @@ fail:
 static void virtio_blk_exit(void *state)
 {
 	struct virtio_blk *blk = state;
-	struct vm *vm = blk->vm;
 
-	for (int i = 0; i < vm->nblocks; i++) {
-		if (vm->blocks[i] != &blk->block)
-			continue;
-		memmove(&vm->blocks[i], &vm->blocks[i + 1],
-			(size_t)(vm->nblocks - i - 1) * sizeof(vm->blocks[0]));
-		vm->nblocks--;
-		break;
-	}
+	block_drive_unregister(&blk->eng, &blk->block);
 	block_engine_stop(&blk->eng);
 	virtio_pci_exit(&blk->vdev);
 	blk_free(blk);

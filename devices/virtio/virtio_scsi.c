@@ -109,7 +109,6 @@ struct vscsi_req {
 struct virtio_scsi {
 	struct block_engine eng; /* first: block_device_pause and the like take the device */
 	struct virtio_dev vdev;
-	struct vm *vm;
 	char name[32];
 	struct vscsi_lun *luns; /* ascending LUN numbers */
 	uint16_t *lun_ids;	/* the same numbers, for REPORT LUNS */
@@ -796,6 +795,7 @@ static int virtio_scsi_realize(struct vm *vm, const char *opts, void **state, st
 {
 	struct virtio_dev_params p;
 	struct block_engine_params ep;
+	struct block_env env;
 	struct virtio_scsi *vs;
 	enum disk_aio aio = DISK_AIO_AUTO;
 	int ret;
@@ -804,15 +804,15 @@ static int virtio_scsi_realize(struct vm *vm, const char *opts, void **state, st
 	vs = calloc(1, sizeof(*vs));
 	if (!vs)
 		return err_set(err, ENOMEM, "out of memory");
-	vs->vm = vm;
 	vs->eng.uring.fd = vs->eng.uring.efd = -1;
 	snprintf(vs->name, sizeof(vs->name), "virtio-scsi0");
 	ret = vscsi_open_luns(vs, vm->cfg, &aio, err);
 	if (ret < 0)
 		goto fail;
+	block_env_from_vm(&env, vm);
 	ep = (struct block_engine_params){.name = vs->name,
 					  .what = "--scsi-disk",
-					  .vm = vm,
+					  .env = &env,
 					  .aio = aio,
 					  .pool_threads = VSCSI_POOL_THREADS,
 					  .uring_entries = VSCSI_QUEUE_SIZE,
@@ -853,8 +853,17 @@ static int virtio_scsi_realize(struct vm *vm, const char *opts, void **state, st
 	if (ret < 0)
 		goto fail;
 	virtio_block_attach(&vs->eng, &vs->vdev);
-	for (unsigned i = 0; i < vs->nluns; i++)
-		vm->blocks[vm->nblocks++] = &vs->luns[i].block;
+	for (unsigned i = 0; i < vs->nluns; i++) {
+		ret = block_drive_register(&vs->eng, &vs->luns[i].block);
+		if (ret < 0) {
+			err_set(err, -ret, "%s: too many block devices", vs->name);
+			while (i--)
+				block_drive_unregister(&vs->eng, &vs->luns[i].block);
+			block_engine_stop(&vs->eng);
+			virtio_pci_exit(&vs->vdev);
+			goto fail;
+		}
+	}
 	*state = vs;
 	return 0;
 fail:
@@ -865,18 +874,9 @@ fail:
 static void virtio_scsi_exit(void *state)
 {
 	struct virtio_scsi *vs = state;
-	struct vm *vm = vs->vm;
 
-	for (int i = 0; i < vm->nblocks;) {
-		if (vm->blocks[i] >= &vs->luns[0].block &&
-		    vm->blocks[i] <= &vs->luns[vs->nluns - 1].block) {
-			memmove(&vm->blocks[i], &vm->blocks[i + 1],
-				(size_t)(vm->nblocks - i - 1) * sizeof(vm->blocks[0]));
-			vm->nblocks--;
-			continue;
-		}
-		i++;
-	}
+	for (unsigned i = 0; i < vs->nluns; i++)
+		block_drive_unregister(&vs->eng, &vs->luns[i].block);
 	block_engine_stop(&vs->eng);
 	virtio_pci_exit(&vs->vdev);
 	vscsi_free_dev(vs);

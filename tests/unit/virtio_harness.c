@@ -101,6 +101,23 @@ void vm_block_io_error(struct vm *vm, struct vm_block *b, bool is_read,
 	io_errors.n++;
 }
 
+int vm_block_add(struct vm *vm, struct vm_block *b)
+{
+	if (vm->nblocks == (int)ARRAY_SIZE(vm->blocks))
+		return -ENOSPC;
+	vm->blocks[vm->nblocks++] = b;
+	return 0;
+}
+
+void vm_block_remove(struct vm *vm, struct vm_block *b)
+{
+	for (int i = 0; i < vm->nblocks; i++)
+		if (vm->blocks[i] == b) {
+			vm->blocks[i] = vm->blocks[--vm->nblocks];
+			return;
+		}
+}
+
 /* ---- the VM around the devices ---- */
 
 struct env *env_new(void)
