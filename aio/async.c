@@ -62,9 +62,11 @@ int aio_context_new(struct aio_context **out)
 	if (ret) {
 		goto err_hold_cond;
 	}
-	ret = aio_co_init(ctx);
-	if (ret) {
-		goto err_posix;
+	if (aio_co_init) {
+		ret = aio_co_init(ctx);
+		if (ret) {
+			goto err_posix;
+		}
 	}
 	*out = ctx;
 	return 0;
@@ -118,7 +120,9 @@ int aio_context_free(struct aio_context *ctx)
 		fprintf(stderr, "aio: aio_context_free called inside aio_poll or while held\n");
 		abort();
 	}
-	leaks += aio_co_cleanup(ctx); /* deletes co_bh: freed below */
+	if (aio_co_cleanup) {
+		leaks += aio_co_cleanup(ctx); /* deletes co_bh: freed below */
+	}
 
 	/* [P1'] like [P1] in aio_bh_poll: acquire pairs with [E2]. */
 	bh = atomic_exchange_explicit(&ctx->bh_list, NULL, memory_order_seq_cst);
