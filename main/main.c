@@ -14,9 +14,12 @@
 #include "devices/block/block.h"
 #include "devices/ivshmem/ivshmem.h"
 #include "devices/virtio/virtio.h"
-#include "vmm/legacy.h"
+#include "vmm/cli.h"
+#include "vmm/debug_exit.h"
+#include "vmm/i8042.h"
 #include "vmm/pci.h"
 #include "vmm/qmp.h"
+#include "vmm/serial.h"
 #include "vmm/snapshot.h"
 #include "vmm/vm.h"
 

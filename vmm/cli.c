@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vmm/cli.h"
 #include "vmm/config.h"
 #include "vmm/cpuid.h"
 

@@ -12,7 +12,7 @@
 #include "vmm/cpuid.h"
 #include "vmm/crash.h"
 #include "vmm/layout.h"
-#include "vmm/loader.h"
+#include "vmm/pvh.h"
 #include "vmm/vcpu.h"
 
 #define SIG_KICK SIGUSR1

@@ -13,7 +13,7 @@
 #include "vmm/layout.h"
 #include "vmm/cpuid.h"
 #include "vmm/irqchip.h"
-#include "vmm/loader.h"
+#include "vmm/pvh.h"
 #include "vmm/vm.h"
 
 /* Below the LAPIC, inside the PCI hole: the TSS and identity-map pages

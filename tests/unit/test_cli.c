@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "devices/block/block.h"
+#include "vmm/cli.h"
 #include "vmm/config.h"
 #include "vmm/cpuid.h"
 

@@ -23,7 +23,7 @@ test_memory_DEPS := vmm/memory.h vmm/layout.h
 
 UNIT_TESTS += test_pvh
 test_pvh_SRCS := vmm/pvh.c vmm/memory.c vmm/util.c
-test_pvh_DEPS := vmm/loader.h vmm/memory.h vmm/util.h vmm/layout.h
+test_pvh_DEPS := vmm/pvh.h vmm/memory.h vmm/util.h vmm/layout.h
 
 UNIT_TESTS += test_pci
 test_pci_SRCS := vmm/pci.c vmm/kvm_irq.c vmm/bus.c vmm/util.c
