@@ -1,7 +1,7 @@
 # kvmini — the only build entry.
 #   make [all]   build/kvmini (static, musl) and build/guest/*.elf
 #   make deps    install every Debian package needed (apt-get)
-#   make test    unit tests (cmocka) + system tests (pytest)
+#   make test    layering check + unit tests (cmocka) + system tests (pytest)
 #   make run     boot build/guest/demo.elf
 #   make bench   benchmarks, kvmini beside QEMU
 #   make clean
@@ -35,8 +35,10 @@ TEST_CFLAGS := $(COMMON) -O1 -fsanitize=address,undefined -fno-omit-frame-pointe
                -I$(ZYDIS_DIR)/include -DZYDIS_STATIC_BUILD -DUNIT_TEST
 TEST_LIBS   := -lcmocka -pthread
 
-# Sources of the kvmini binary. Fragments append.
+# Sources of the kvmini binary. Fragments append. main/ is the top level:
+# it wires the VM, the devices and QMP together, and nothing includes it.
 AIO_SRCS    :=
+MAIN_SRCS   := $(wildcard main/*.c)
 VMM_SRCS    := $(wildcard vmm/*.c)
 DEV_SRCS    := $(wildcard devices/*/*.c)
 UNIT_TESTS  :=
@@ -47,10 +49,10 @@ BENCH_DEPS  :=
 -include guest/guest.mk
 -include tests/unit/unit.mk
 
-KVMINI_SRCS := $(VMM_SRCS) $(DEV_SRCS) $(AIO_SRCS)
+KVMINI_SRCS := $(MAIN_SRCS) $(VMM_SRCS) $(DEV_SRCS) $(AIO_SRCS)
 KVMINI_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(KVMINI_SRCS))
 
-.PHONY: all deps deps-if-missing test unit kvmbox-test system run bench clean format
+.PHONY: all deps deps-if-missing test check-layering unit kvmbox-test system run bench clean format
 all: deps-if-missing $(BUILD)/kvmini guests
 
 deps:
@@ -107,7 +109,11 @@ kvmbox-test: deps-if-missing
 system: all
 	KVMINI_TEST_REQUIRE_KVM=1 $(KVMBOX_RUN) $(PYTHON) -m pytest -q -ra --durations=15 $(PYTEST_ARGS)
 
-test: unit kvmbox-test system $(EXTRA_TESTS)
+# No include loops among the host sources (aio/ vmm/ devices/ main/). Instant.
+check-layering:
+	$(PYTHON) scripts/check-layering
+
+test: check-layering unit kvmbox-test system $(EXTRA_TESTS)
 
 run: all
 	$(KVMBOX_RUN) $(BUILD)/kvmini run --kernel $(BUILD)/guest/demo.elf --cpus 2 --cmdline "hello from make run"

@@ -75,6 +75,14 @@ int aio_bh_schedule_oneshot_named(struct aio_context *ctx, aio_bh_fn *cb, void *
 	aio_bh_schedule_oneshot_named((ctx), (cb), (opaque), #cb)
 
 /*
+ * Run @fn(@arg) on @ctx's owner thread (as a one-shot BH) and wait until it
+ * returned; run it directly when @ctx is @self_ctx, the caller's own
+ * context. Any thread but @ctx's owner. 0, or -ENOMEM (@fn did not run).
+ */
+int aio_call_sync(struct aio_context *ctx, struct aio_context *self_ctx, void (*fn)(void *),
+		  void *arg);
+
+/*
  * fd handlers: owner thread (or before the owner starts polling).
  * Passing NULL for both callbacks removes the handler (also from inside a
  * callback). Level-triggered: io_read runs while the fd is readable or hung

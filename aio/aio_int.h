@@ -189,8 +189,15 @@ void coroutine_enter_loop(struct aio_context *ctx, struct coroutine *co, bool qu
 void coroutine_report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* aio_co.c. */
-int aio_co_init(struct aio_context *ctx);    /* from aio_context_new */
-int aio_co_cleanup(struct aio_context *ctx); /* from aio_context_free; returns leaks */
+/*
+ * Weak: coroutines (coroutine.c, aio_co.c) are linked only into programs
+ * that use them. kvmini does not: its block requests are callback state
+ * machines whose every state a pause and a snapshot can see (docs/aio.md).
+ * Without aio_co.c these are NULL and contexts have no coroutine queue.
+ */
+int aio_co_init(struct aio_context *ctx) __attribute__((weak)); /* from aio_context_new */
+int aio_co_cleanup(struct aio_context *ctx)
+    __attribute__((weak)); /* from aio_context_free; returns leaks */
 void aio_co_push(struct aio_context *ctx, struct coroutine *co); /* any thread */
 
 /* async.c: the current context of this thread (aio_poll, acquire). */

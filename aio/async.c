@@ -15,6 +15,8 @@
  * comment says which label it pairs with.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,9 +62,11 @@ int aio_context_new(struct aio_context **out)
 	if (ret) {
 		goto err_hold_cond;
 	}
-	ret = aio_co_init(ctx);
-	if (ret) {
-		goto err_posix;
+	if (aio_co_init) {
+		ret = aio_co_init(ctx);
+		if (ret) {
+			goto err_posix;
+		}
 	}
 	*out = ctx;
 	return 0;
@@ -116,7 +120,9 @@ int aio_context_free(struct aio_context *ctx)
 		fprintf(stderr, "aio: aio_context_free called inside aio_poll or while held\n");
 		abort();
 	}
-	leaks += aio_co_cleanup(ctx); /* deletes co_bh: freed below */
+	if (aio_co_cleanup) {
+		leaks += aio_co_cleanup(ctx); /* deletes co_bh: freed below */
+	}
 
 	/* [P1'] like [P1] in aio_bh_poll: acquire pairs with [E2]. */
 	bh = atomic_exchange_explicit(&ctx->bh_list, NULL, memory_order_seq_cst);
@@ -591,4 +597,49 @@ int64_t aio_bh_timeout(struct aio_context *ctx, struct aio_bh **head_seen)
 		timeout = bh_chain_timeout(s->head, timeout);
 	}
 	return timeout;
+}
+
+/* ---- aio_call_sync ---- */
+
+struct aio_sync_call {
+	void (*fn)(void *);
+	void *arg;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool done;
+};
+
+static void aio_sync_call_bh(void *opaque)
+{
+	struct aio_sync_call *c = opaque;
+
+	c->fn(c->arg);
+	pthread_mutex_lock(&c->lock);
+	c->done = true;
+	pthread_cond_signal(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+}
+
+int aio_call_sync(struct aio_context *ctx, struct aio_context *self_ctx, void (*fn)(void *),
+		  void *arg)
+{
+	struct aio_sync_call c = {.fn = fn, .arg = arg};
+	int ret;
+
+	if (ctx == self_ctx) {
+		fn(arg);
+		return 0;
+	}
+	pthread_mutex_init(&c.lock, NULL);
+	pthread_cond_init(&c.cond, NULL);
+	ret = aio_bh_schedule_oneshot(ctx, aio_sync_call_bh, &c);
+	if (ret == 0) {
+		pthread_mutex_lock(&c.lock);
+		while (!c.done)
+			pthread_cond_wait(&c.cond, &c.lock);
+		pthread_mutex_unlock(&c.lock);
+	}
+	pthread_cond_destroy(&c.cond);
+	pthread_mutex_destroy(&c.lock);
+	return ret;
 }

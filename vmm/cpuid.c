@@ -9,7 +9,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
-#include "vmm/vm.h"
+#include "vmm/cpuid.h"
 
 enum { R_EAX, R_EBX, R_ECX, R_EDX };
 
@@ -211,18 +211,18 @@ static struct kvm_cpuid_entry2 cpuid_topology_level(uint32_t level, uint32_t api
 	return e;
 }
 
-int cpuid_setup_vcpu(struct vcpu *vcpu, const struct kvm_cpuid2 *cpuid, int ncpus,
+int cpuid_setup_vcpu(int vcpu_fd, int vcpu_id, const struct kvm_cpuid2 *cpuid, int ncpus,
 		     struct errbuf *err)
 {
 	/* The supported table may lack leaf 0xB's sub-leaves: rebuild that leaf. */
 	uint32_t max = cpuid->nent + 3;
 	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + max * sizeof(c->entries[0]));
-	uint32_t apic_id = (uint32_t)vcpu->id;
+	uint32_t apic_id = (uint32_t)vcpu_id;
 	int shift = ilog2_ceil((unsigned)ncpus);
 	int ret = 0;
 
 	if (!c)
-		return err_set(err, ENOMEM, "vcpu %d: out of memory for CPUID", vcpu->id);
+		return err_set(err, ENOMEM, "vcpu %d: out of memory for CPUID", vcpu_id);
 	for (uint32_t i = 0; i < cpuid->nent; i++) {
 		struct kvm_cpuid_entry2 e = cpuid->entries[i];
 
@@ -260,8 +260,8 @@ int cpuid_setup_vcpu(struct vcpu *vcpu, const struct kvm_cpuid2 *cpuid, int ncpu
 	}
 	for (uint32_t level = 0; level < 3; level++)
 		c->entries[c->nent++] = cpuid_topology_level(level, apic_id, shift, ncpus);
-	if (ioctl(vcpu->fd, KVM_SET_CPUID2, c) < 0)
-		ret = err_set(err, errno, "vcpu %d: KVM_SET_CPUID2: %s", vcpu->id, strerror(errno));
+	if (ioctl(vcpu_fd, KVM_SET_CPUID2, c) < 0)
+		ret = err_set(err, errno, "vcpu %d: KVM_SET_CPUID2: %s", vcpu_id, strerror(errno));
 	free(c);
 	return ret;
 }

@@ -5,20 +5,21 @@
  * are cheapest there); writes one block to stderr.
  */
 #include <errno.h>
+#include <linux/kvm.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 
 #include "vmm/disasm.h"
-#include "vmm/vm.h"
+#include "vmm/crash.h"
 
 #define CRASH_CODE_BYTES 64
 #define CRASH_INSNS	 6
 
 /* Copy guest-virtual [gva, gva+len) through the vCPU's page tables, a page
  * at a time; returns bytes copied (stops at the first unmapped page). */
-static size_t crash_read_gva(struct vcpu *vcpu, uint64_t gva, uint8_t *buf, size_t len,
-			     uint64_t *first_gpa)
+static size_t crash_read_gva(int vcpu_fd, const struct guest_mem *mem, uint64_t gva, uint8_t *buf,
+			     size_t len, uint64_t *first_gpa)
 {
 	size_t done = 0;
 
@@ -29,11 +30,11 @@ static size_t crash_read_gva(struct vcpu *vcpu, uint64_t gva, uint8_t *buf, size
 
 		if (chunk > len - done)
 			chunk = len - done;
-		if (ioctl(vcpu->fd, KVM_TRANSLATE, &tr) < 0 || !tr.valid)
+		if (ioctl(vcpu_fd, KVM_TRANSLATE, &tr) < 0 || !tr.valid)
 			break;
 		if (done == 0)
 			*first_gpa = tr.physical_address;
-		p = guest_mem_ptr(&vcpu->vm->mem, tr.physical_address, chunk);
+		p = guest_mem_ptr(mem, tr.physical_address, chunk);
 		if (!p)
 			break;
 		memcpy(buf + done, p, chunk);
@@ -69,7 +70,7 @@ static bool crash_is_reset_state(const struct kvm_regs *r, const struct kvm_sreg
 	       !(s->cr0 & 1) && s->idt.base == 0 && s->gdt.base == 0;
 }
 
-void crash_report(struct vcpu *vcpu, const char *reason)
+void crash_report(int vcpu_fd, int vcpu_id, const struct guest_mem *mem, const char *reason)
 {
 	struct kvm_regs r;
 	struct kvm_sregs s;
@@ -82,8 +83,8 @@ void crash_report(struct vcpu *vcpu, const char *reason)
 	FILE *f = stderr;
 
 	flockfile(f);
-	fprintf(f, "kvmini: guest crashed on vCPU %d: %s\n", vcpu->id, reason);
-	if (ioctl(vcpu->fd, KVM_GET_REGS, &r) < 0 || ioctl(vcpu->fd, KVM_GET_SREGS, &s) < 0) {
+	fprintf(f, "kvmini: guest crashed on vCPU %d: %s\n", vcpu_id, reason);
+	if (ioctl(vcpu_fd, KVM_GET_REGS, &r) < 0 || ioctl(vcpu_fd, KVM_GET_SREGS, &s) < 0) {
 		fprintf(f, "  (cannot read vCPU registers: %s)\n", strerror(errno));
 		goto out;
 	}
@@ -115,7 +116,7 @@ void crash_report(struct vcpu *vcpu, const char *reason)
 	}
 	bits = crash_code_bits(&s);
 	gva = bits == 64 ? r.rip : s.cs.base + (bits == 32 ? (uint32_t)r.rip : (uint16_t)r.rip);
-	n = crash_read_gva(vcpu, gva, code, sizeof(code), &gpa);
+	n = crash_read_gva(vcpu_fd, mem, gva, code, sizeof(code), &gpa);
 	if (n == 0) {
 		fprintf(f, "  code at rip: not readable (address %016llx is not mapped to RAM)\n",
 			(unsigned long long)gva);

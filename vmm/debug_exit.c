@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "vmm/legacy.h"
+#include "vmm/debug_exit.h"
 #include "vmm/vm.h"
 
 #define DEBUG_EXIT_PORT 0xf4

@@ -6,7 +6,7 @@
  */
 #include <string.h>
 
-#include "vmm/legacy.h"
+#include "vmm/i8042.h"
 #include "vmm/vm.h"
 
 #define I8042_DATA	0x60

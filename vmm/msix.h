@@ -2,21 +2,14 @@
 /*
  * MSI-X for PCI devices, delivered by KVM.
  *
- * Three layers:
- *  - struct kvm_irq_ops: the few KVM calls interrupts and doorbells need
- *    (GSI routing table, irqfd, ioeventfd). kvm_irq_ops_vm issues the real
- *    ioctls on a VM fd; unit tests supply their own recording table. This is
- *    the only seam: the logic above it is the same in both cases.
- *  - struct msi_router: the VM's GSI routing table. It keeps KVM's default
- *    irqchip routes (GSI 0-23: PIC and IOAPIC pins, which the legacy devices'
- *    KVM_IRQ_LINE needs) and adds one MSI route per MSI-X vector.
- *  - struct msix: one function's MSI-X capability, table and PBA. Every
- *    vector owns an eventfd. While the vector is deliverable (MSI-X enabled,
- *    function and vector unmasked) that eventfd is a KVM irqfd on the
- *    vector's GSI, so writing it injects the interrupt without leaving the
- *    kernel. While it is masked the irqfd is removed and writes accumulate
- *    in the eventfd: they are the vector's pending bit (the PBA shows them),
- *    and unmasking delivers them once.
+ * struct msix: one function's MSI-X capability, table and PBA, over a PCI
+ * device (vmm/pci.h) and its host's GSI router (vmm/kvm_irq.h). Every vector
+ * owns an eventfd. While the vector is deliverable (MSI-X enabled, function
+ * and vector unmasked) that eventfd is a KVM irqfd on the vector's GSI, so
+ * writing it injects the interrupt without leaving the kernel. While it is
+ * masked the irqfd is removed and writes accumulate in the eventfd: they are
+ * the vector's pending bit (the PBA shows them), and unmasking delivers them
+ * once. msix depends on pci, never the other way.
  *
  * Threads: msix_notify may be called from any thread (it only writes the
  * eventfd). Table/PBA accesses come from vCPU threads through the BAR;
@@ -27,69 +20,14 @@
 #ifndef KVMINI_MSIX_H
 #define KVMINI_MSIX_H
 
-#include <linux/kvm.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "vmm/kvm_irq.h"
 #include "vmm/util.h"
 
 struct pci_device;
-
-/* The KVM calls behind MSI-X and virtio doorbells. Every op returns 0 or -errno. */
-struct kvm_irq_ops {
-	/* Replace the VM's whole GSI routing table (KVM_SET_GSI_ROUTING). */
-	int (*set_gsi_routing)(void *opaque, const struct kvm_irq_routing *table);
-	/* Attach (@assign) or detach eventfd @fd as an irqfd on @gsi (KVM_IRQFD). */
-	int (*irqfd)(void *opaque, int fd, uint32_t gsi, bool assign);
-	/* Attach or detach @fd to writes of @len bytes at MMIO (or port, @pio)
-	 * address @addr (KVM_IOEVENTFD, no data match). */
-	int (*ioeventfd)(void *opaque, uint64_t addr, uint32_t len, int fd, bool pio, bool assign);
-	/*
-	 * Optional (NULL: not available): attach or detach @fd to MMIO writes
-	 * of @len (1, 2, 4 or 8) bytes at @addr whose value is @data
-	 * (KVM_IOEVENTFD_FLAG_DATAMATCH). Several fds may share an address
-	 * with different values (ivshmem's doorbell: one per peer and vector).
-	 */
-	int (*ioeventfd_datamatch)(void *opaque, uint64_t addr, uint32_t len, uint64_t data, int fd,
-				   bool assign);
-};
-
-/* The real thing: @opaque is a pointer to the VM fd (int *). */
-extern const struct kvm_irq_ops kvm_irq_ops_vm;
-
-#define MSI_ROUTER_FIRST_GSI 24	  /* 0-23 are the irqchip pins */
-#define MSI_ROUTER_MAX_GSI   1024 /* well below KVM_MAX_IRQ_ROUTES */
-
-struct msi_router {
-	const struct kvm_irq_ops *ops;
-	void *opaque;
-	pthread_mutex_t lock;	       /* everything below */
-	struct kvm_irq_routing *table; /* irqchip entries first, then MSI routes */
-	uint32_t cap;		       /* entries table has room for */
-	uint32_t next_gsi;	       /* GSIs are never reused (no hot-unplug) */
-	bool dirty;		       /* table differs from what KVM has */
-};
-
-/*
- * Set up the default irqchip routes; nothing is sent to KVM until the first
- * MSI route is committed. Main thread. -ENOMEM.
- */
-int msi_router_init(struct msi_router *r, const struct kvm_irq_ops *ops, void *opaque);
-void msi_router_destroy(struct msi_router *r);
-
-/* Reserve a GSI for an MSI route. Any thread. -ENOSPC past MSI_ROUTER_MAX_GSI. */
-int msi_router_alloc_gsi(struct msi_router *r, uint32_t *gsi);
-
-/*
- * Route @gsi to the MSI message (@addr, @data); nothing reaches KVM until
- * msi_router_commit. Any thread. -EINVAL for a GSI never allocated,
- * -ENOMEM.
- */
-int msi_router_set(struct msi_router *r, uint32_t gsi, uint64_t addr, uint32_t data);
-
-/* Push the table to KVM if it changed since the last commit. Any thread. */
-int msi_router_commit(struct msi_router *r);
 
 #define MSIX_MAX_VECTORS 2048 /* the capability's 11-bit table size */
 #define MSIX_ENTRY_SIZE	 16

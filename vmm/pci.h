@@ -22,7 +22,7 @@
 #include <stdint.h>
 
 #include "vmm/bus.h"
-#include "vmm/msix.h"
+#include "vmm/kvm_irq.h"
 #include "vmm/util.h"
 
 struct vm;
@@ -145,7 +145,7 @@ int pci_host_init(struct pci_host *h, struct bus *pio, struct bus *mmio, uint64_
 void pci_host_destroy(struct pci_host *h);
 
 /*
- * The host bridge as a device (vmm/main.c realizes it before any PCI
+ * The host bridge as a device (main/main.c realizes it before any PCI
  * device): creates vm->pci with KVM's real irq ops on vm->vm_fd.
  */
 extern const struct device_ops pci_host_ops;

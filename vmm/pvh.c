@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * PVH boot: load an ELF kernel by physical address and build hvm_start_info.
- * See vmm/loader.h for what is accepted and what the guest gets.
+ * See vmm/pvh.h for what is accepted and what the guest gets.
  *
  * The image is untrusted: every header is copied out with memcpy (offsets may
  * be unaligned) after an overflow-safe range check, and nothing is written
@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "vmm/layout.h"
-#include "vmm/loader.h"
+#include "vmm/pvh.h"
 
 /* Flat descriptors; see loader.h for the selector table. */
 const uint64_t pvh_gdt[PVH_GDT_ENTRIES] = {

@@ -17,7 +17,7 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "vmm/legacy.h"
+#include "vmm/serial.h"
 #include "vmm/vm.h"
 
 #define SERIAL_BASE 0x3f8

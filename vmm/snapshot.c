@@ -13,19 +13,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "vmm/irqchip.h"
 #include "vmm/snapshot.h"
+#include "vmm/vcpu_state.h"
 #include "vmm/vm.h"
 
 #define SNAP_MAGIC	  "KVMINISN"
 #define SNAP_FORMAT	  1
 #define SNAP_MAX_SECTIONS 64
-#define SNAP_MAX_MSRS	  128
-#define SNAP_MAX_CPUID	  128
 #define SNAP_PAGE	  4096ULL
 #define SNAP_DEV_MAX	  (256 * 1024)
 
@@ -61,33 +60,8 @@ struct snap_machine {
 	char devices[VM_MAX_DEVICES][32];
 };
 
-/* "vcpu.N" v1: the KVM state structs (fixed UAPI layouts) and MSRs. */
-struct snap_msr {
-	uint32_t index;
-	uint32_t reserved;
-	uint64_t data;
-};
-
-struct snap_vcpu {
-	struct kvm_regs regs;
-	struct kvm_sregs sregs;
-	struct kvm_xsave xsave;
-	struct kvm_xcrs xcrs;
-	struct kvm_lapic_state lapic;
-	struct kvm_mp_state mp_state;
-	struct kvm_vcpu_events events;
-	struct kvm_debugregs debugregs;
-	uint32_t nmsrs;
-	uint32_t ncpuid;
-	struct snap_msr msrs[SNAP_MAX_MSRS];
-	/* The CPUID the guest saw: a restored guest must see the same. */
-	struct kvm_cpuid_entry2 cpuid[SNAP_MAX_CPUID];
-};
-
-/* "irqchip" v1, "pit" v1, "clock" v1. */
-struct snap_irqchip {
-	struct kvm_irqchip chip[3]; /* PIC master, PIC slave, IOAPIC */
-};
+/* "vcpu.N" v1 is struct vcpu_state (vmm/vcpu_state.h); "irqchip" v1, "pit"
+ * v1 and "clock" v1 are the members of struct irqchip_state (vmm/irqchip.h). */
 
 /* "ram" v1: where each region's pages are in the file. */
 struct snap_ram_region {
@@ -151,71 +125,6 @@ static int snap_add(struct snap_writer *w, const char *name, uint32_t version, c
 	ret = snap_pwrite(w, buf, len, w->pos, err);
 	w->pos += len;
 	return ret;
-}
-
-/* Every MSR KVM lists that it can also read back for this vCPU. */
-static int snap_get_msrs(struct vm *vm, struct vcpu *v, struct snap_vcpu *sv, struct errbuf *err)
-{
-	struct {
-		struct kvm_msr_list hdr;
-		uint32_t idx[512];
-	} list = {.hdr.nmsrs = 512};
-	struct {
-		struct kvm_msrs hdr;
-		struct kvm_msr_entry e[1];
-	} one;
-
-	if (ioctl(vm->kvm_fd, KVM_GET_MSR_INDEX_LIST, &list) < 0)
-		return err_set(err, errno, "snapshot: KVM_GET_MSR_INDEX_LIST: %s", strerror(errno));
-	sv->nmsrs = 0;
-	for (uint32_t i = 0; i < list.hdr.nmsrs && i < 512; i++) {
-		memset(&one, 0, sizeof(one));
-		one.hdr.nmsrs = 1;
-		one.e[0].index = list.idx[i];
-		if (ioctl(v->fd, KVM_GET_MSRS, &one) != 1)
-			continue; /* listed but not readable for this vCPU model */
-		if (sv->nmsrs == SNAP_MAX_MSRS)
-			return err_set(err, E2BIG, "snapshot: more than %d MSRs", SNAP_MAX_MSRS);
-		sv->msrs[sv->nmsrs].index = one.e[0].index;
-		sv->msrs[sv->nmsrs].data = one.e[0].data;
-		sv->nmsrs++;
-	}
-	return 0;
-}
-
-static int snap_save_vcpu(struct vm *vm, struct vcpu *v, struct snap_vcpu *sv, struct errbuf *err)
-{
-	static const struct {
-		unsigned long req;
-		size_t off;
-		const char *name;
-	} gets[] = {
-	    {KVM_GET_REGS, offsetof(struct snap_vcpu, regs), "KVM_GET_REGS"},
-	    {KVM_GET_SREGS, offsetof(struct snap_vcpu, sregs), "KVM_GET_SREGS"},
-	    {KVM_GET_XSAVE, offsetof(struct snap_vcpu, xsave), "KVM_GET_XSAVE"},
-	    {KVM_GET_XCRS, offsetof(struct snap_vcpu, xcrs), "KVM_GET_XCRS"},
-	    {KVM_GET_LAPIC, offsetof(struct snap_vcpu, lapic), "KVM_GET_LAPIC"},
-	    {KVM_GET_MP_STATE, offsetof(struct snap_vcpu, mp_state), "KVM_GET_MP_STATE"},
-	    {KVM_GET_VCPU_EVENTS, offsetof(struct snap_vcpu, events), "KVM_GET_VCPU_EVENTS"},
-	    {KVM_GET_DEBUGREGS, offsetof(struct snap_vcpu, debugregs), "KVM_GET_DEBUGREGS"},
-	};
-
-	struct {
-		struct kvm_cpuid2 hdr;
-		struct kvm_cpuid_entry2 e[SNAP_MAX_CPUID];
-	} cpuid = {.hdr.nent = SNAP_MAX_CPUID};
-
-	memset(sv, 0, sizeof(*sv));
-	for (size_t i = 0; i < ARRAY_SIZE(gets); i++)
-		if (ioctl(v->fd, gets[i].req, (uint8_t *)sv + gets[i].off) < 0)
-			return err_set(err, errno, "snapshot: vCPU %d: %s: %s", v->id, gets[i].name,
-				       strerror(errno));
-	if (ioctl(v->fd, KVM_GET_CPUID2, &cpuid) < 0)
-		return err_set(err, errno, "snapshot: vCPU %d: KVM_GET_CPUID2: %s", v->id,
-			       strerror(errno));
-	sv->ncpuid = cpuid.hdr.nent;
-	memcpy(sv->cpuid, cpuid.e, sv->ncpuid * sizeof(cpuid.e[0]));
-	return snap_get_msrs(vm, v, sv, err);
 }
 
 static bool snap_page_zero(const uint8_t *p)
@@ -349,10 +258,8 @@ int snapshot_save(struct vm *vm, const char *path, struct snapshot_stats *stats,
 	struct snap_writer *w;
 	struct snap_header h = {0};
 	struct snap_machine m = {0};
-	struct snap_vcpu *sv = NULL;
-	struct snap_irqchip ic = {0};
-	struct kvm_pit_state2 pit = {0};
-	struct kvm_clock_data clock = {0};
+	struct vcpu_state *sv = NULL;
+	struct irqchip_state *ic = NULL;
 	uint8_t *devbuf = NULL;
 	char tmp[4096], name[24];
 	int ret;
@@ -364,8 +271,9 @@ int snapshot_save(struct vm *vm, const char *path, struct snapshot_stats *stats,
 		return err_set(err, ENAMETOOLONG, "snapshot: path too long");
 	w = calloc(1, sizeof(*w));
 	sv = malloc(sizeof(*sv));
+	ic = malloc(sizeof(*ic));
 	devbuf = malloc(SNAP_DEV_MAX);
-	if (!w || !sv || !devbuf) {
+	if (!w || !sv || !ic || !devbuf) {
 		ret = err_set(err, ENOMEM, "snapshot: out of memory");
 		goto out;
 	}
@@ -377,7 +285,7 @@ int snapshot_save(struct vm *vm, const char *path, struct snapshot_stats *stats,
 	w->pos = sizeof(h);
 
 	m.mem_size = vm->cfg->mem_size;
-	m.ncpus = (uint32_t)vm->ncpus;
+	m.ncpus = (uint32_t)vm->cpus.n;
 	m.ndevices = (uint32_t)vm->ndevices;
 	for (int i = 0; i < vm->ndevices; i++)
 		snprintf(m.devices[i], sizeof(m.devices[i]), "%s", vm->devices[i].ops->name);
@@ -385,8 +293,8 @@ int snapshot_save(struct vm *vm, const char *path, struct snapshot_stats *stats,
 	if (ret < 0)
 		goto fail;
 
-	for (int i = 0; i < vm->ncpus; i++) {
-		ret = snap_save_vcpu(vm, &vm->vcpus[i], sv, err);
+	for (int i = 0; i < vm->cpus.n; i++) {
+		ret = vcpu_state_save(&vm->cpus.vcpus[i], sv, err);
 		if (ret < 0)
 			goto fail;
 		snprintf(name, sizeof(name), "vcpu.%d", i);
@@ -395,24 +303,13 @@ int snapshot_save(struct vm *vm, const char *path, struct snapshot_stats *stats,
 			goto fail;
 	}
 
-	for (uint32_t i = 0; i < 3; i++) {
-		ic.chip[i].chip_id = i;
-		if (ioctl(vm->vm_fd, KVM_GET_IRQCHIP, &ic.chip[i]) < 0) {
-			ret = err_set(err, errno, "snapshot: KVM_GET_IRQCHIP %u: %s", i,
-				      strerror(errno));
-			goto fail;
-		}
-	}
-	if (ioctl(vm->vm_fd, KVM_GET_PIT2, &pit) < 0 ||
-	    ioctl(vm->vm_fd, KVM_GET_CLOCK, &clock) < 0) {
-		ret = err_set(err, errno, "snapshot: KVM_GET_PIT2/CLOCK: %s", strerror(errno));
-		goto fail;
-	}
-	ret = snap_add(w, "irqchip", 1, &ic, sizeof(ic), err);
+	ret = irqchip_state_save(vm->vm_fd, ic, err);
 	if (ret == 0)
-		ret = snap_add(w, "pit", 1, &pit, sizeof(pit), err);
+		ret = snap_add(w, "irqchip", 1, ic->chip, sizeof(ic->chip), err);
 	if (ret == 0)
-		ret = snap_add(w, "clock", 1, &clock, sizeof(clock), err);
+		ret = snap_add(w, "pit", 1, &ic->pit, sizeof(ic->pit), err);
+	if (ret == 0)
+		ret = snap_add(w, "clock", 1, &ic->clock, sizeof(ic->clock), err);
 	if (ret < 0)
 		goto fail;
 
@@ -487,6 +384,7 @@ out:
 	if (w && w->fd > 0)
 		close(w->fd);
 	free(devbuf);
+	free(ic);
 	free(sv);
 	free(w);
 	return ret;
@@ -654,10 +552,10 @@ static int snap_check_machine(struct vm *vm, const struct snap_machine *m, struc
 			       "snapshot has %lluM of RAM but the command line says --memory %lluM",
 			       (unsigned long long)(m->mem_size >> 20),
 			       (unsigned long long)(vm->cfg->mem_size >> 20));
-	if (m->ncpus != (uint32_t)vm->ncpus)
+	if (m->ncpus != (uint32_t)vm->cpus.n)
 		return err_set(err, EINVAL,
 			       "snapshot has %u vCPUs but the command line says --cpus %d",
-			       m->ncpus, vm->ncpus);
+			       m->ncpus, vm->cpus.n);
 	if (m->ndevices != (uint32_t)vm->ndevices)
 		return err_set(err, EINVAL, "snapshot has %u devices but the command line gives %d",
 			       m->ndevices, vm->ndevices);
@@ -709,89 +607,17 @@ static int snap_restore_ram(struct snap_reader *r, struct vm *vm, struct errbuf 
 	return 0;
 }
 
-static int snap_restore_vcpu(struct vm *vm, struct vcpu *v, struct snap_vcpu *sv,
-			     struct errbuf *err)
-{
-	/* The order KVM needs: sregs (APIC base, EFER) before the LAPIC and
-	 * MSRs; events and MP state last. */
-	static const struct {
-		unsigned long req;
-		size_t off;
-		const char *name;
-	} sets[] = {
-	    {KVM_SET_SREGS, offsetof(struct snap_vcpu, sregs), "special registers"},
-	    {KVM_SET_REGS, offsetof(struct snap_vcpu, regs), "registers"},
-	    {KVM_SET_XSAVE, offsetof(struct snap_vcpu, xsave), "XSAVE state"},
-	    {KVM_SET_XCRS, offsetof(struct snap_vcpu, xcrs), "XCRs"},
-	    {KVM_SET_LAPIC, offsetof(struct snap_vcpu, lapic), "local APIC"},
-	    {KVM_SET_VCPU_EVENTS, offsetof(struct snap_vcpu, events), "pending events"},
-	    {KVM_SET_DEBUGREGS, offsetof(struct snap_vcpu, debugregs), "debug registers"},
-	    {KVM_SET_MP_STATE, offsetof(struct snap_vcpu, mp_state), "MP state"},
-	};
-	struct {
-		struct kvm_msrs hdr;
-		struct kvm_msr_entry e[SNAP_MAX_MSRS];
-	} msrs = {0};
-	uint32_t mp = sv->mp_state.mp_state;
-	int n;
-
-	if (mp != KVM_MP_STATE_RUNNABLE && mp != KVM_MP_STATE_UNINITIALIZED &&
-	    mp != KVM_MP_STATE_INIT_RECEIVED && mp != KVM_MP_STATE_HALTED &&
-	    mp != KVM_MP_STATE_SIPI_RECEIVED)
-		return err_set(err, EINVAL, "snapshot: vCPU %d has an invalid MP state %u", v->id,
-			       mp);
-	if (sv->nmsrs > SNAP_MAX_MSRS)
-		return err_set(err, EINVAL, "snapshot: vCPU %d has %u MSRs (at most %d)", v->id,
-			       sv->nmsrs, SNAP_MAX_MSRS);
-	if (sv->ncpuid == 0 || sv->ncpuid > SNAP_MAX_CPUID)
-		return err_set(err, EINVAL, "snapshot: vCPU %d has %u CPUID entries (1..%d)", v->id,
-			       sv->ncpuid, SNAP_MAX_CPUID);
-	{
-		struct {
-			struct kvm_cpuid2 hdr;
-			struct kvm_cpuid_entry2 e[SNAP_MAX_CPUID];
-		} cpuid = {.hdr.nent = sv->ncpuid};
-
-		memcpy(cpuid.e, sv->cpuid, sv->ncpuid * sizeof(cpuid.e[0]));
-		if (ioctl(v->fd, KVM_SET_CPUID2, &cpuid) < 0)
-			return err_set(err, errno,
-				       "snapshot: vCPU %d: KVM refused the saved CPUID: %s", v->id,
-				       strerror(errno));
-	}
-	for (size_t i = 0; i < ARRAY_SIZE(sets); i++) {
-		if (sets[i].req == KVM_SET_LAPIC) {
-			msrs.hdr.nmsrs = sv->nmsrs;
-			for (uint32_t m = 0; m < sv->nmsrs; m++) {
-				msrs.e[m].index = sv->msrs[m].index;
-				msrs.e[m].data = sv->msrs[m].data;
-			}
-			n = ioctl(v->fd, KVM_SET_MSRS, &msrs);
-			if (n != (int)sv->nmsrs)
-				return err_set(
-				    err, EINVAL, "snapshot: vCPU %d: KVM refused MSR 0x%x", v->id,
-				    n >= 0 && (uint32_t)n < sv->nmsrs ? sv->msrs[n].index : 0);
-		}
-		if (ioctl(v->fd, sets[i].req, (uint8_t *)sv + sets[i].off) < 0)
-			return err_set(err, errno,
-				       "snapshot: vCPU %d: KVM refused the saved %s: %s", v->id,
-				       sets[i].name, strerror(errno));
-	}
-	return 0;
-}
-
 int snapshot_restore(struct vm *vm, const char *path, struct errbuf *err)
 {
 	struct snap_reader *r = malloc(sizeof(*r));
 	struct snap_machine m;
-	struct snap_vcpu *sv = malloc(sizeof(*sv));
-	struct snap_irqchip ic;
-	struct kvm_pit_state2 pit;
-	struct kvm_clock_data clock;
+	struct vcpu_state *sv = malloc(sizeof(*sv));
+	struct irqchip_state *ic = malloc(sizeof(*ic));
 	uint8_t *devbuf = malloc(SNAP_DEV_MAX);
 	char name[24];
 	int ret;
 
-	if (!r || !sv || !devbuf) {
+	if (!r || !sv || !ic || !devbuf) {
 		ret = err_set(err, ENOMEM, "snapshot: out of memory");
 		goto out_free;
 	}
@@ -807,50 +633,31 @@ int snapshot_restore(struct vm *vm, const char *path, struct errbuf *err)
 	ret = snap_check_machine(vm, &m, err);
 	if (ret < 0)
 		goto out;
-	ret = snap_read(r, "irqchip", 1, &ic, sizeof(ic), true, err);
+	ret = snap_read(r, "irqchip", 1, ic->chip, sizeof(ic->chip), true, err);
 	if (ret >= 0)
-		ret = snap_read(r, "pit", 1, &pit, sizeof(pit), true, err);
+		ret = snap_read(r, "pit", 1, &ic->pit, sizeof(ic->pit), true, err);
 	if (ret >= 0)
-		ret = snap_read(r, "clock", 1, &clock, sizeof(clock), true, err);
+		ret = snap_read(r, "clock", 1, &ic->clock, sizeof(ic->clock), true, err);
+	if (ret >= 0)
+		ret = irqchip_state_check(ic, err);
 	if (ret < 0)
 		goto out;
-	for (uint32_t i = 0; i < 3; i++)
-		if (ic.chip[i].chip_id != i) {
-			ret = err_set(err, EINVAL, "snapshot: irqchip %u has id %u", i,
-				      ic.chip[i].chip_id);
-			goto out;
-		}
 
 	ret = snap_restore_ram(r, vm, err);
 	if (ret < 0)
 		goto out;
-	for (int i = 0; i < vm->ncpus; i++) {
+	for (int i = 0; i < vm->cpus.n; i++) {
 		snprintf(name, sizeof(name), "vcpu.%d", i);
 		ret = snap_read(r, name, 1, sv, sizeof(*sv), true, err);
 		if (ret < 0)
 			goto out;
-		ret = snap_restore_vcpu(vm, &vm->vcpus[i], sv, err);
+		ret = vcpu_state_load(&vm->cpus.vcpus[i], sv, err);
 		if (ret < 0)
 			goto out;
 	}
-	for (uint32_t i = 0; i < 3; i++)
-		if (ioctl(vm->vm_fd, KVM_SET_IRQCHIP, &ic.chip[i]) < 0) {
-			ret = err_set(err, errno, "snapshot: KVM refused irqchip %u: %s", i,
-				      strerror(errno));
-			goto out;
-		}
-	if (ioctl(vm->vm_fd, KVM_SET_PIT2, &pit) < 0) {
-		ret =
-		    err_set(err, errno, "snapshot: KVM refused the PIT state: %s", strerror(errno));
+	ret = irqchip_state_load(vm->vm_fd, ic, err);
+	if (ret < 0)
 		goto out;
-	}
-	/* Only the clock value: host-realtime correction flags are not ours. */
-	clock.flags = 0;
-	memset(clock.pad, 0, sizeof(clock.pad));
-	if (ioctl(vm->vm_fd, KVM_SET_CLOCK, &clock) < 0) {
-		ret = err_set(err, errno, "snapshot: KVM refused the clock: %s", strerror(errno));
-		goto out;
-	}
 	for (int i = 0; i < vm->ndevices; i++) {
 		const struct device *d = &vm->devices[i];
 
@@ -894,6 +701,7 @@ out:
 	close(r->fd);
 out_free:
 	free(devbuf);
+	free(ic);
 	free(sv);
 	free(r);
 	return ret;

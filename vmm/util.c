@@ -146,3 +146,47 @@ uint32_t crc32_update(uint32_t crc, const void *buf, size_t len)
 		crc = crc32_tab[0][(crc ^ *p++) & 0xff] ^ (crc >> 8);
 	return ~crc;
 }
+
+/* Is [key, key + klen) the key @name? */
+bool opt_key_is(const char *key, size_t klen, const char *name)
+{
+	return strlen(name) == klen && !strncmp(key, name, klen);
+}
+
+/*
+ * The next key=value of the comma-separated option list @spec given to
+ * --@opt (--disk, --ivshmem), from *@p: returns 1 with the key (@klen
+ * bytes at *@key) and the value (NUL-terminated in @val), 0 at the end of
+ * the list, or -EINVAL with a message (empty option, no '=', a value
+ * longer than @valsz - 1, trailing comma). @keys lists the keys for the
+ * message.
+ */
+int opt_list_next(const char *opt, const char *spec, const char *keys, const char **p,
+		  const char **key, size_t *klen, char *val, size_t valsz, struct errbuf *err)
+{
+	const char *s = *p, *end, *eq;
+	size_t len, vlen;
+
+	if (!*s)
+		return 0;
+	end = strchr(s, ',');
+	len = end ? (size_t)(end - s) : strlen(s);
+	if (len == 0)
+		return err_set(err, EINVAL, "--%s '%s': empty option", opt, spec);
+	eq = memchr(s, '=', len);
+	if (!eq)
+		return err_set(err, EINVAL, "--%s '%s': '%.*s' is not key=value (keys: %s)", opt,
+			       spec, (int)len, s, keys);
+	*key = s;
+	*klen = (size_t)(eq - s);
+	vlen = len - *klen - 1;
+	if (vlen >= valsz)
+		return err_set(err, EINVAL, "--%s '%s': %.*s is too long", opt, spec, (int)*klen,
+			       s);
+	memcpy(val, eq + 1, vlen);
+	val[vlen] = '\0';
+	*p = end ? end + 1 : s + len;
+	if (end && !end[1])
+		return err_set(err, EINVAL, "--%s '%s': trailing comma", opt, spec);
+	return 1;
+}

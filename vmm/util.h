@@ -3,6 +3,7 @@
 #ifndef KVMINI_UTIL_H
 #define KVMINI_UTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -44,5 +45,18 @@ int parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 /* CRC-32 (IEEE 802.3, as zlib): crc32_update(0, buf, len) starts a new
  * sum; pass the previous result to continue it. Pure. */
 uint32_t crc32_update(uint32_t crc, const void *buf, size_t len);
+
+/*
+ * The next key=value of the comma-separated option list @spec given to
+ * --@opt (--disk, --ivshmem), from *@p: returns 1 with the key (@klen
+ * bytes at *@key) and the value (NUL-terminated in @val), 0 at the end of
+ * the list, or -EINVAL with a message (empty option, no '=', a value
+ * longer than @valsz - 1, trailing comma). @keys lists the keys for the
+ * message. Pure.
+ */
+int opt_list_next(const char *opt, const char *spec, const char *keys, const char **p,
+		  const char **key, size_t *klen, char *val, size_t valsz, struct errbuf *err);
+/* Is [key, key + klen) the key @name? Pure. */
+bool opt_key_is(const char *key, size_t klen, const char *name);
 
 #endif

@@ -3,28 +3,32 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "vmm/cpuid.h"
+#include "vmm/crash.h"
 #include "vmm/layout.h"
-#include "vmm/loader.h"
-#include "vmm/vm.h"
+#include "vmm/pvh.h"
+#include "vmm/vcpu.h"
 
 #define SIG_KICK SIGUSR1
 
-int vcpu_create(struct vm *vm, struct vcpu *vcpu, int id, struct errbuf *err)
+static int vcpu_create(struct vcpu_group *g, struct vcpu *vcpu, int id,
+		       const struct kvm_cpuid2 *cpuid, int ncpus, struct errbuf *err)
 {
 	int mmap_size, ret;
 
 	memset(vcpu, 0, sizeof(*vcpu));
-	vcpu->vm = vm;
+	vcpu->group = g;
 	vcpu->id = id;
-	vcpu->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)id);
+	vcpu->fd = ioctl(g->vm_fd, KVM_CREATE_VCPU, (unsigned long)id);
 	if (vcpu->fd < 0)
 		return err_set(err, errno, "KVM_CREATE_VCPU %d: %s", id, strerror(errno));
-	mmap_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	mmap_size = ioctl(g->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
 	if (mmap_size < (int)sizeof(struct kvm_run)) {
 		ret = err_set(err, EINVAL, "KVM_GET_VCPU_MMAP_SIZE: %d", mmap_size);
 		goto fail_fd;
@@ -36,8 +40,8 @@ int vcpu_create(struct vm *vm, struct vcpu *vcpu, int id, struct errbuf *err)
 		goto fail_fd;
 	}
 	vcpu->run_size = (size_t)mmap_size;
-	if (vm->cpuid) { /* else restored from a snapshot */
-		ret = cpuid_setup_vcpu(vcpu, vm->cpuid, vm->cfg->ncpus, err);
+	if (cpuid) { /* else restored from a snapshot */
+		ret = cpuid_setup_vcpu(vcpu->fd, id, cpuid, ncpus, err);
 		if (ret < 0)
 			goto fail_run;
 	}
@@ -51,7 +55,7 @@ fail_fd:
 	return ret;
 }
 
-void vcpu_destroy(struct vcpu *vcpu)
+static void vcpu_destroy(struct vcpu *vcpu)
 {
 	if (vcpu->run)
 		munmap(vcpu->run, vcpu->run_size);
@@ -129,7 +133,7 @@ static void vcpu_handle_io(struct vcpu *vcpu)
 	/* data_offset/size/count come from KVM, not the guest: the page is
 	 * sized for them. A string instruction repeats count times. */
 	for (uint32_t i = 0; i < run->io.count; i++, data += run->io.size) {
-		if (!bus_dispatch(&vcpu->vm->pio, run->io.port, data, run->io.size, is_write) &&
+		if (!bus_dispatch(vcpu->group->pio, run->io.port, data, run->io.size, is_write) &&
 		    !is_write)
 			memset(data, 0xff, run->io.size);
 	}
@@ -142,7 +146,7 @@ static void vcpu_handle_mmio(struct vcpu *vcpu)
 
 	if (len == 0 || len > sizeof(run->mmio.data))
 		return;
-	if (!bus_dispatch(&vcpu->vm->mmio, run->mmio.phys_addr, run->mmio.data, len,
+	if (!bus_dispatch(vcpu->group->mmio, run->mmio.phys_addr, run->mmio.data, len,
 			  run->mmio.is_write) &&
 	    !run->mmio.is_write)
 		memset(run->mmio.data, 0xff, len);
@@ -165,6 +169,7 @@ static const char *vcpu_internal_suberror(uint32_t s)
 /* Returns false when the vCPU must stop running. */
 static bool vcpu_handle_exit(struct vcpu *vcpu)
 {
+	struct vcpu_group *g = vcpu->group;
 	struct kvm_run *run = vcpu->run;
 	char reason[160];
 
@@ -178,44 +183,44 @@ static bool vcpu_handle_exit(struct vcpu *vcpu)
 	case KVM_EXIT_INTR:
 		return true;
 	case KVM_EXIT_SHUTDOWN:
-		crash_report(vcpu, "triple fault (KVM_EXIT_SHUTDOWN)");
+		crash_report(vcpu->fd, vcpu->id, g->mem, "triple fault (KVM_EXIT_SHUTDOWN)");
 		break;
 	case KVM_EXIT_INTERNAL_ERROR:
 		snprintf(reason, sizeof(reason), "KVM internal error %u: %s",
 			 run->internal.suberror, vcpu_internal_suberror(run->internal.suberror));
-		crash_report(vcpu, reason);
+		crash_report(vcpu->fd, vcpu->id, g->mem, reason);
 		break;
 	case KVM_EXIT_FAIL_ENTRY:
 		snprintf(reason, sizeof(reason),
 			 "VM entry failed (hardware_entry_failure_reason 0x%llx)",
 			 (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
-		crash_report(vcpu, reason);
+		crash_report(vcpu->fd, vcpu->id, g->mem, reason);
 		break;
 	case KVM_EXIT_SYSTEM_EVENT:
 		if (run->system_event.type == KVM_SYSTEM_EVENT_RESET) {
-			vm_request_exit(vcpu->vm, VM_EXIT_RESET, 0);
+			g->end(g->opaque, VCPU_END_RESET);
 			return false;
 		}
 		if (run->system_event.type == KVM_SYSTEM_EVENT_SHUTDOWN) {
-			vm_request_exit(vcpu->vm, VM_EXIT_STATUS, 0);
+			g->end(g->opaque, VCPU_END_SHUTDOWN);
 			return false;
 		}
 		snprintf(reason, sizeof(reason), "unhandled system event %u",
 			 run->system_event.type);
-		crash_report(vcpu, reason);
+		crash_report(vcpu->fd, vcpu->id, g->mem, reason);
 		break;
 	default:
 		snprintf(reason, sizeof(reason), "unhandled KVM exit reason %u", run->exit_reason);
-		crash_report(vcpu, reason);
+		crash_report(vcpu->fd, vcpu->id, g->mem, reason);
 		break;
 	}
-	vm_request_exit(vcpu->vm, VM_EXIT_STATUS, EXIT_CRASH);
+	g->end(g->opaque, VCPU_END_CRASH);
 	return false;
 }
 
 void vcpu_park(struct vcpu *vcpu)
 {
-	struct vm *vm = vcpu->vm;
+	struct vcpu_group *g = vcpu->group;
 
 	/* KVM completes an exit's pending port/MMIO read on the next KVM_RUN:
 	 * with immediate_exit set it does just that and returns EINTR, so the
@@ -231,30 +236,30 @@ void vcpu_park(struct vcpu *vcpu)
 	}
 	__atomic_store_n(&vcpu->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
 
-	pthread_mutex_lock(&vm->park_lock);
-	vm->nparked++;
-	pthread_cond_broadcast(&vm->park_cond);
-	while (atomic_load(&vm->pause_req) && !atomic_load(&vm->stopping))
-		pthread_cond_wait(&vm->park_cond, &vm->park_lock);
-	vm->nparked--;
-	pthread_mutex_unlock(&vm->park_lock);
+	pthread_mutex_lock(&g->park_lock);
+	g->nparked++;
+	pthread_cond_broadcast(&g->park_cond);
+	while (atomic_load(&g->pause_req) && !atomic_load(&g->stopping))
+		pthread_cond_wait(&g->park_cond, &g->park_lock);
+	g->nparked--;
+	pthread_mutex_unlock(&g->park_lock);
 }
 
 /* The thread leaves its loop: a pause no longer waits for it. */
 static void vcpu_thread_done(struct vcpu *vcpu)
 {
-	struct vm *vm = vcpu->vm;
+	struct vcpu_group *g = vcpu->group;
 
-	pthread_mutex_lock(&vm->park_lock);
-	vm->nrunning--;
-	pthread_cond_broadcast(&vm->park_cond);
-	pthread_mutex_unlock(&vm->park_lock);
+	pthread_mutex_lock(&g->park_lock);
+	g->nrunning--;
+	pthread_cond_broadcast(&g->park_cond);
+	pthread_mutex_unlock(&g->park_lock);
 }
 
-void *vcpu_thread(void *arg)
+static void *vcpu_thread(void *arg)
 {
 	struct vcpu *vcpu = arg;
-	struct vm *vm = vcpu->vm;
+	struct vcpu_group *g = vcpu->group;
 	struct sigaction sa = {.sa_handler = vcpu_kick_handler}; /* no SA_RESTART */
 	sigset_t set;
 	char name[16];
@@ -266,10 +271,10 @@ void *vcpu_thread(void *arg)
 	sigaddset(&set, SIG_KICK);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 
-	/* Pairs with the store in vm_stop(). */
-	while (!atomic_load(&vm->stopping)) {
-		/* Pairs with the store in vm_pause(). */
-		if (atomic_load(&vm->pause_req)) {
+	/* Pairs with the store in vcpu_group_stop(). */
+	while (!atomic_load(&g->stopping)) {
+		/* Pairs with the store in vcpu_group_pause(). */
+		if (atomic_load(&g->pause_req)) {
 			vcpu_park(vcpu);
 			continue;
 		}
@@ -281,7 +286,7 @@ void *vcpu_thread(void *arg)
 			}
 			fprintf(stderr, "kvmini: vcpu %d: KVM_RUN: %s\n", vcpu->id,
 				strerror(errno));
-			vm_request_exit(vm, VM_EXIT_STATUS, EXIT_HOST_ERROR);
+			g->end(g->opaque, VCPU_END_HOST_ERROR);
 			break;
 		}
 		if (!vcpu_handle_exit(vcpu))
@@ -289,4 +294,102 @@ void *vcpu_thread(void *arg)
 	}
 	vcpu_thread_done(vcpu);
 	return NULL;
+}
+
+void vcpu_group_init(struct vcpu_group *g)
+{
+	atomic_init(&g->stopping, false);
+	atomic_init(&g->pause_req, false);
+	pthread_mutex_init(&g->park_lock, NULL);
+	pthread_cond_init(&g->park_cond, NULL);
+}
+
+int vcpu_group_create(struct vcpu_group *g, int n, const struct kvm_cpuid2 *cpuid,
+		      struct errbuf *err)
+{
+	g->vcpus = calloc((size_t)n, sizeof(*g->vcpus));
+	if (!g->vcpus)
+		return err_set(err, ENOMEM, "out of memory");
+	for (int i = 0; i < n; i++) {
+		int ret = vcpu_create(g, &g->vcpus[i], i, cpuid, n, err);
+
+		if (ret < 0)
+			return ret;
+		g->n++;
+	}
+	return 0;
+}
+
+void vcpu_group_destroy(struct vcpu_group *g)
+{
+	for (int i = g->n - 1; i >= 0; i--)
+		vcpu_destroy(&g->vcpus[i]);
+	g->n = 0;
+	free(g->vcpus);
+	g->vcpus = NULL;
+	pthread_cond_destroy(&g->park_cond);
+	pthread_mutex_destroy(&g->park_lock);
+}
+
+int vcpu_group_start(struct vcpu_group *g, struct errbuf *err)
+{
+	for (int i = 0; i < g->n; i++) {
+		struct vcpu *v = &g->vcpus[i];
+		int e;
+
+		/* Counted before it exists: it may finish before we look again. */
+		pthread_mutex_lock(&g->park_lock);
+		g->nrunning++;
+		pthread_mutex_unlock(&g->park_lock);
+		e = pthread_create(&v->thread, NULL, vcpu_thread, v);
+		if (e) {
+			pthread_mutex_lock(&g->park_lock);
+			g->nrunning--;
+			pthread_mutex_unlock(&g->park_lock);
+			return err_set(err, e, "cannot start vCPU %d thread: %s", i, strerror(e));
+		}
+		v->thread_started = true;
+	}
+	return 0;
+}
+
+void vcpu_group_pause(struct vcpu_group *g)
+{
+	/* Pairs with the load at the top of the vCPU loop: a vCPU that misses
+	 * it is in (or about to enter) KVM_RUN, which the kick ends. */
+	atomic_store(&g->pause_req, true);
+	for (int i = 0; i < g->n; i++)
+		if (g->vcpus[i].thread_started)
+			vcpu_kick(&g->vcpus[i]);
+	pthread_mutex_lock(&g->park_lock);
+	while (g->nparked < g->nrunning)
+		pthread_cond_wait(&g->park_cond, &g->park_lock);
+	pthread_mutex_unlock(&g->park_lock);
+}
+
+void vcpu_group_resume(struct vcpu_group *g)
+{
+	pthread_mutex_lock(&g->park_lock);
+	atomic_store(&g->pause_req, false);
+	pthread_cond_broadcast(&g->park_cond);
+	pthread_mutex_unlock(&g->park_lock);
+}
+
+void vcpu_group_stop(struct vcpu_group *g)
+{
+	/* Pairs with the load in the vCPU loop: once a thread sees it (or its
+	 * KVM_RUN returns through immediate_exit/signal) it leaves. */
+	atomic_store(&g->stopping, true);
+	pthread_mutex_lock(&g->park_lock);
+	pthread_cond_broadcast(&g->park_cond); /* parked vCPUs see stopping */
+	pthread_mutex_unlock(&g->park_lock);
+	for (int i = 0; i < g->n; i++)
+		if (g->vcpus[i].thread_started)
+			vcpu_kick(&g->vcpus[i]);
+	for (int i = 0; i < g->n; i++) {
+		if (g->vcpus[i].thread_started) {
+			pthread_join(g->vcpus[i].thread, NULL);
+			g->vcpus[i].thread_started = false;
+		}
+	}
 }

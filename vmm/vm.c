@@ -11,8 +11,9 @@
 #include <unistd.h>
 
 #include "vmm/layout.h"
-#include "vmm/loader.h"
-#include "vmm/qmp.h"
+#include "vmm/cpuid.h"
+#include "vmm/irqchip.h"
+#include "vmm/pvh.h"
 #include "vmm/vm.h"
 
 /* Below the LAPIC, inside the PCI hole: the TSS and identity-map pages
@@ -119,6 +120,27 @@ static int vm_setup_memory(struct vm *vm, struct errbuf *err)
 	return 0;
 }
 
+/* What a vCPU's reason to end the VM means for it. Any vCPU thread. */
+static void vm_vcpu_end(void *opaque, enum vcpu_end why)
+{
+	struct vm *vm = opaque;
+
+	switch (why) {
+	case VCPU_END_RESET:
+		vm_request_exit(vm, VM_EXIT_RESET, VM_RESET_GUEST);
+		break;
+	case VCPU_END_SHUTDOWN:
+		vm_request_exit(vm, VM_EXIT_STATUS, 0);
+		break;
+	case VCPU_END_CRASH:
+		vm_request_exit(vm, VM_EXIT_STATUS, EXIT_CRASH);
+		break;
+	case VCPU_END_HOST_ERROR:
+		vm_request_exit(vm, VM_EXIT_STATUS, EXIT_HOST_ERROR);
+		break;
+	}
+}
+
 static void vm_exit_bh(void *opaque)
 {
 	/* Nothing to do: scheduling this BH woke the main loop, which checks
@@ -129,7 +151,6 @@ static void vm_exit_bh(void *opaque)
 int vm_create(struct vm *vm, const struct vm_config *cfg, struct aio_context *main_ctx,
 	      bool restoring, struct errbuf *err)
 {
-	struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
 	int ret;
 
 	memset(vm, 0, sizeof(*vm));
@@ -139,10 +160,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct aio_context *ma
 	vm->kvm_fd = vm->vm_fd = -1;
 	vm->main_ctx = main_ctx;
 	pthread_mutex_init(&vm->exit_lock, NULL);
-	atomic_init(&vm->stopping, false);
-	atomic_init(&vm->pause_req, false);
-	pthread_mutex_init(&vm->park_lock, NULL);
-	pthread_cond_init(&vm->park_cond, NULL);
+	vcpu_group_init(&vm->cpus);
 	pthread_mutex_init(&vm->slot_lock, NULL);
 	bus_init(&vm->pio, "port I/O");
 	bus_init(&vm->mmio, "MMIO");
@@ -178,14 +196,9 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct aio_context *ma
 			goto fail;
 		}
 	}
-	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) {
-		ret = err_set(err, errno, "KVM_CREATE_IRQCHIP: %s", strerror(errno));
+	ret = irqchip_create(vm->vm_fd, err);
+	if (ret < 0)
 		goto fail;
-	}
-	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0) {
-		ret = err_set(err, errno, "KVM_CREATE_PIT2: %s", strerror(errno));
-		goto fail;
-	}
 	/* A restored VM gets the CPUID saved in its snapshot (and skips
 	 * KVM_GET_SUPPORTED_CPUID, which takes ~2 ms here). */
 	if (!vm_restoring(vm)) {
@@ -201,17 +214,16 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct aio_context *ma
 		ret = err_set(err, ENOMEM, "out of memory");
 		goto fail;
 	}
-	vm->vcpus = calloc(cfg->ncpus, sizeof(*vm->vcpus));
-	if (!vm->vcpus) {
-		ret = err_set(err, ENOMEM, "out of memory");
+	vm->cpus.kvm_fd = vm->kvm_fd;
+	vm->cpus.vm_fd = vm->vm_fd;
+	vm->cpus.pio = &vm->pio;
+	vm->cpus.mmio = &vm->mmio;
+	vm->cpus.mem = &vm->mem;
+	vm->cpus.end = vm_vcpu_end;
+	vm->cpus.opaque = vm;
+	ret = vcpu_group_create(&vm->cpus, (int)cfg->ncpus, vm->cpuid, err);
+	if (ret < 0)
 		goto fail;
-	}
-	for (unsigned i = 0; i < cfg->ncpus; i++) {
-		ret = vcpu_create(vm, &vm->vcpus[i], (int)i, err);
-		if (ret < 0)
-			goto fail;
-		vm->ncpus++;
-	}
 	return 0;
 fail:
 	vm_destroy(vm);
@@ -369,30 +381,13 @@ int vm_load_kernel(struct vm *vm, const struct boot_files *bf, struct errbuf *er
 				   bf->initrd_len, img.load_high, &start_info, err);
 	if (ret < 0)
 		return ret;
-	return vcpu_set_boot_state(&vm->vcpus[0], img.entry, (uint32_t)start_info, err);
+	return vcpu_set_boot_state(&vm->cpus.vcpus[0], img.entry, (uint32_t)start_info, err);
 }
 
 int vm_start(struct vm *vm, struct errbuf *err)
 {
 	vm->started = true;
-	for (int i = 0; i < vm->ncpus; i++) {
-		struct vcpu *v = &vm->vcpus[i];
-		int e;
-
-		/* Counted before it exists: it may finish before we look again. */
-		pthread_mutex_lock(&vm->park_lock);
-		vm->nrunning++;
-		pthread_mutex_unlock(&vm->park_lock);
-		e = pthread_create(&v->thread, NULL, vcpu_thread, v);
-		if (e) {
-			pthread_mutex_lock(&vm->park_lock);
-			vm->nrunning--;
-			pthread_mutex_unlock(&vm->park_lock);
-			return err_set(err, e, "cannot start vCPU %d thread: %s", i, strerror(e));
-		}
-		v->thread_started = true;
-	}
-	return 0;
+	return vcpu_group_start(&vm->cpus, err);
 }
 
 void vm_pause(struct vm *vm)
@@ -409,19 +404,8 @@ void vm_pause(struct vm *vm)
 			if (vm->devices[i].ops->pause)
 				vm->devices[i].ops->pause(vm->devices[i].state);
 	}
-	if (vm->started) {
-		/* Pairs with the load at the top of the vCPU loop: a vCPU that
-		 * misses it is in (or about to enter) KVM_RUN, which the kick
-		 * ends. */
-		atomic_store(&vm->pause_req, true);
-		for (int i = 0; i < vm->ncpus; i++)
-			if (vm->vcpus[i].thread_started)
-				vcpu_kick(&vm->vcpus[i]);
-		pthread_mutex_lock(&vm->park_lock);
-		while (vm->nparked < vm->nrunning)
-			pthread_cond_wait(&vm->park_cond, &vm->park_lock);
-		pthread_mutex_unlock(&vm->park_lock);
-	}
+	if (vm->started)
+		vcpu_group_pause(&vm->cpus);
 }
 
 void vm_resume(struct vm *vm)
@@ -432,10 +416,7 @@ void vm_resume(struct vm *vm)
 				vm->devices[i].ops->resume(vm->devices[i].state);
 		vm->devices_paused = false;
 	}
-	pthread_mutex_lock(&vm->park_lock);
-	atomic_store(&vm->pause_req, false);
-	pthread_cond_broadcast(&vm->park_cond);
-	pthread_mutex_unlock(&vm->park_lock);
+	vcpu_group_resume(&vm->cpus);
 }
 
 int vm_cont(struct vm *vm, struct errbuf *err)
@@ -448,6 +429,26 @@ int vm_cont(struct vm *vm, struct errbuf *err)
 	vm_resume(vm);
 	vm->run_state = VM_RUN_RUNNING;
 	return 0;
+}
+
+int vm_block_add(struct vm *vm, struct vm_block *b)
+{
+	if (vm->nblocks == (int)ARRAY_SIZE(vm->blocks))
+		return -ENOSPC;
+	vm->blocks[vm->nblocks++] = b;
+	return 0;
+}
+
+void vm_block_remove(struct vm *vm, struct vm_block *b)
+{
+	for (int i = 0; i < vm->nblocks; i++) {
+		if (vm->blocks[i] != b)
+			continue;
+		memmove(&vm->blocks[i], &vm->blocks[i + 1],
+			(size_t)(vm->nblocks - i - 1) * sizeof(vm->blocks[0]));
+		vm->nblocks--;
+		return;
+	}
 }
 
 static const char *vm_block_action_name(enum disk_error_action a)
@@ -463,6 +464,13 @@ static const char *vm_block_action_name(enum disk_error_action a)
 	return "report";
 }
 
+/* Raise event @name through the sink the top level installed, if any. */
+static void vm_event(struct vm *vm, const char *name, const char *data_json)
+{
+	if (vm->events.event)
+		vm->events.event(vm->events.opaque, name, data_json);
+}
+
 void vm_block_io_error(struct vm *vm, struct vm_block *b, bool is_read,
 		       enum disk_error_action action, int error)
 {
@@ -475,7 +483,7 @@ void vm_block_io_error(struct vm *vm, struct vm_block *b, bool is_read,
 		 "\"nospace\": %s, \"reason\": \"%s\"}",
 		 b->id, is_read ? "read" : "write", vm_block_action_name(action),
 		 error == ENOSPC ? "true" : "false", strerror(error));
-	qmp_event(vm->qmp, "BLOCK_IO_ERROR", data);
+	vm_event(vm, "BLOCK_IO_ERROR", data);
 	if (action != DISK_ACTION_STOP)
 		return;
 	b->io_status = error == ENOSPC ? "nospace" : "failed";
@@ -485,7 +493,7 @@ void vm_block_io_error(struct vm *vm, struct vm_block *b, bool is_read,
 		is_read ? "read" : "write", strerror(error));
 	vm_pause(vm);
 	vm->run_state = VM_RUN_IO_ERROR;
-	qmp_event(vm->qmp, "STOP", NULL);
+	vm_event(vm, "STOP", NULL);
 }
 
 void vm_query_block_json(struct vm *vm, char *buf, size_t size)
@@ -521,7 +529,7 @@ void vm_query_block_json(struct vm *vm, char *buf, size_t size)
 
 bool vm_is_paused(struct vm *vm)
 {
-	return !vm->started || atomic_load(&vm->pause_req);
+	return !vm->started || atomic_load(&vm->cpus.pause_req);
 }
 
 void vm_request_exit(struct vm *vm, enum vm_exit_kind kind, int status)
@@ -547,21 +555,7 @@ bool vm_exit_requested(struct vm *vm)
 
 void vm_stop(struct vm *vm)
 {
-	/* Pairs with the load in the vCPU loop: once a thread sees it (or its
-	 * KVM_RUN returns through immediate_exit/signal) it leaves. */
-	atomic_store(&vm->stopping, true);
-	pthread_mutex_lock(&vm->park_lock);
-	pthread_cond_broadcast(&vm->park_cond); /* parked vCPUs see stopping */
-	pthread_mutex_unlock(&vm->park_lock);
-	for (int i = 0; i < vm->ncpus; i++)
-		if (vm->vcpus[i].thread_started)
-			vcpu_kick(&vm->vcpus[i]);
-	for (int i = 0; i < vm->ncpus; i++) {
-		if (vm->vcpus[i].thread_started) {
-			pthread_join(vm->vcpus[i].thread, NULL);
-			vm->vcpus[i].thread_started = false;
-		}
-	}
+	vcpu_group_stop(&vm->cpus);
 }
 
 void vm_destroy(struct vm *vm)
@@ -570,11 +564,7 @@ void vm_destroy(struct vm *vm)
 		if (vm->devices[i].ops->exit)
 			vm->devices[i].ops->exit(vm->devices[i].state);
 	vm->ndevices = 0;
-	for (int i = vm->ncpus - 1; i >= 0; i--)
-		vcpu_destroy(&vm->vcpus[i]);
-	vm->ncpus = 0;
-	free(vm->vcpus);
-	vm->vcpus = NULL;
+	vcpu_group_destroy(&vm->cpus);
 	if (vm->exit_bh)
 		aio_bh_delete(vm->exit_bh);
 	vm->exit_bh = NULL;
@@ -592,7 +582,5 @@ void vm_destroy(struct vm *vm)
 	bus_destroy(&vm->mmio);
 	bus_destroy(&vm->pio);
 	pthread_mutex_destroy(&vm->exit_lock);
-	pthread_cond_destroy(&vm->park_cond);
-	pthread_mutex_destroy(&vm->park_lock);
 	pthread_mutex_destroy(&vm->slot_lock);
 }

@@ -22,6 +22,7 @@
 #include "vmm/device.h"
 #include "vmm/memory.h"
 #include "vmm/util.h"
+#include "vmm/vcpu.h"
 
 /* kvmini's exit statuses (guest statuses are 0..123). */
 #define EXIT_GUEST_MAX	123
@@ -57,6 +58,13 @@ struct vm_block {
 	const char *io_status;
 };
 
+/* What one failure does, as the policy decides. */
+enum disk_error_action {
+	DISK_ACTION_REPORT, /* complete the request with an I/O error */
+	DISK_ACTION_IGNORE, /* complete it as if it had worked */
+	DISK_ACTION_STOP,   /* hold it and pause the VM; cont retries it */
+};
+
 /* What query-status reports. Written by the main thread only. */
 enum vm_run_state {
 	VM_RUN_PRELAUNCH, /* created, not started */
@@ -67,16 +75,15 @@ enum vm_run_state {
 	VM_RUN_SHUTDOWN,
 };
 
-struct qmp_server;
-
-struct vcpu {
-	struct vm *vm;
-	int id;
-	int fd;
-	struct kvm_run *run;
-	size_t run_size;
-	pthread_t thread;
-	bool thread_started;
+/*
+ * Where the VM raises events (QMP's STOP, BLOCK_IO_ERROR): the top level
+ * installs it before vm_start, so the VM knows nothing of who listens.
+ * @event runs on the main thread; @data_json is a JSON object or NULL for
+ * {}. An unset sink drops events.
+ */
+struct vm_events {
+	void (*event)(void *opaque, const char *name, const char *data_json);
+	void *opaque;
 };
 
 struct vm {
@@ -87,8 +94,7 @@ struct vm {
 	struct bus pio;
 	struct bus mmio;
 	struct kvm_cpuid2 *cpuid; /* supported CPUID, edited per cfg */
-	struct vcpu *vcpus;
-	int ncpus;
+	struct vcpu_group cpus;	  /* the vCPUs, their threads and pause protocol */
 	struct device devices[VM_MAX_DEVICES];
 	int ndevices;
 	struct pci_host *pci; /* set by pci_host_ops' realize (vmm/pci.h) */
@@ -101,20 +107,6 @@ struct vm {
 	int exit_status;
 	struct aio_bh *exit_bh;
 
-	/* vCPU threads leave their loop once this is set (see vm_stop). */
-	atomic_bool stopping;
-
-	/*
-	 * Pause protocol (vm_pause / vm_resume, main thread): pause_req is set,
-	 * every vCPU is kicked, and each parks in vcpu_park() after completing
-	 * its pending I/O. park_lock protects nparked and nrunning; park_cond
-	 * signals both directions.
-	 */
-	atomic_bool pause_req;
-	pthread_mutex_t park_lock;
-	pthread_cond_t park_cond;
-	int nparked;	     /* vCPU threads parked */
-	int nrunning;	     /* vCPU threads inside their loop */
 	bool started;	     /* vm_start ran: vCPU threads exist */
 	bool restoring;	     /* created for snapshot_restore */
 	bool devices_paused; /* devices' pause ops ran, resume ops not yet (main) */
@@ -139,7 +131,7 @@ struct vm {
 	enum vm_run_state run_state;		 /* main thread */
 	struct vm_block *blocks[VM_MAX_DEVICES]; /* main thread */
 	int nblocks;
-	struct qmp_server *qmp; /* NULL without --qmp; main thread */
+	struct vm_events events; /* set by the top level; main thread */
 };
 
 /*
@@ -245,12 +237,20 @@ int vm_cont(struct vm *vm, struct errbuf *err);
 
 /*
  * A disk's host I/O failed with errno @error on a read (@is_read) or
- * write/flush, and its error policy chose @action: emit BLOCK_IO_ERROR on
- * QMP, and for DISK_ACTION_STOP set the disk's io-status ("nospace" for
+ * write/flush, and its error policy chose @action: raise BLOCK_IO_ERROR
+ * (vm->events), and for DISK_ACTION_STOP set the disk's io-status ("nospace" for
  * ENOSPC, else "failed") and, if the VM is running, pause it in run state
  * io-error (one line on stderr, STOP event). Main thread: a device
  * reports from a bottom half on the main context.
  */
+/*
+ * Block devices list their drives for query-block while they exist:
+ * vm_block_add (-ENOSPC when VM_MAX_DEVICES are listed), vm_block_remove
+ * (harmless if @b is not listed). Main thread.
+ */
+int vm_block_add(struct vm *vm, struct vm_block *b);
+void vm_block_remove(struct vm *vm, struct vm_block *b);
+
 void vm_block_io_error(struct vm *vm, struct vm_block *b, bool is_read,
 		       enum disk_error_action action, int error);
 
@@ -259,27 +259,5 @@ void vm_query_block_json(struct vm *vm, char *buf, size_t size);
 
 /* Free everything (devices' exit ops first). Main thread, after vm_stop. */
 void vm_destroy(struct vm *vm);
-
-/* vCPU side (vcpu.c). */
-int vcpu_create(struct vm *vm, struct vcpu *vcpu, int id, struct errbuf *err);
-void vcpu_destroy(struct vcpu *vcpu);
-int vcpu_set_boot_state(struct vcpu *vcpu, uint32_t entry, uint32_t start_info, struct errbuf *err);
-void *vcpu_thread(void *arg);
-/* Park the calling vCPU thread while a pause is requested. vCPU thread. */
-void vcpu_park(struct vcpu *vcpu);
-/* Kick @vcpu out of KVM_RUN (immediate_exit + signal). Any thread. */
-void vcpu_kick(struct vcpu *vcpu);
-
-/* CPUID (cpuid.c). */
-int cpuid_feature_lookup(const char *name);
-const char *cpuid_feature_name(int feature);
-/* Apply cfg's feature edits to @cpuid (the supported table). Main thread. */
-int cpuid_apply_features(struct kvm_cpuid2 *cpuid, const struct vm_config *cfg, struct errbuf *err);
-/* Set the per-vCPU topology fields (APIC ID, counts) and KVM_SET_CPUID2. */
-int cpuid_setup_vcpu(struct vcpu *vcpu, const struct kvm_cpuid2 *cpuid, int ncpus,
-		     struct errbuf *err);
-
-/* Crash report (crash.c): print why and where the guest died to stderr. vCPU thread. */
-void crash_report(struct vcpu *vcpu, const char *reason);
 
 #endif

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "devices/ivshmem/ivshmem_int.h"
+#include "vmm/cli.h"
 #include "vmm/vm.h"
 
 /* After the first eventfd for our own vectors, how long the setup waits

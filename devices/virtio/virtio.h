@@ -31,6 +31,7 @@
 
 #include "aio/aio.h"
 #include "vmm/config.h"
+#include "vmm/iov.h"
 #include "vmm/memory.h"
 #include "vmm/msix.h"
 #include "vmm/pci.h"
@@ -189,18 +190,6 @@ static inline bool vq_need_event(uint16_t event, uint16_t new_idx, uint16_t old)
 {
 	return (uint16_t)(new_idx - event - 1) < (uint16_t)(new_idx - old);
 }
-
-/* Copy up to @len bytes out of / into an iovec array at byte @off; returns
- * the bytes copied. */
-size_t iov_to_buf(const struct iovec *iov, unsigned n, size_t off, void *buf, size_t len);
-size_t iov_from_buf(const struct iovec *iov, unsigned n, size_t off, const void *buf, size_t len);
-/* Copy the iovecs covering [off, off + len) of @src (@n of them) into @dst;
- * returns how many. Pure. */
-unsigned iov_slice(const struct iovec *src, unsigned n, uint64_t off, uint64_t len,
-		   struct iovec *dst);
-/* Consume @n bytes from iov[@pos...] (which must hold them): returns the
- * first iovec left, trimmed in place (a transfer that stopped short). */
-unsigned iov_skip(struct iovec *iov, unsigned pos, uint64_t n);
 
 /* ------------------------------------------------------------------ */
 /* virtio-pci transport (virtio_pci.c). */
@@ -442,13 +431,6 @@ void virtio_set_needs_reset(struct virtio_dev *vdev, const char *fmt, ...)
 void virtio_error(struct virtio_dev *vdev, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/*
- * Run @fn(@arg) on @ctx's owner thread and wait for it; runs it directly
- * when @ctx is @self_ctx (the caller's own context). Main thread.
- */
-int virtio_ctx_call(struct aio_context *ctx, struct aio_context *self_ctx, void (*fn)(void *),
-		    void *arg);
-
 /* Has the driver accepted feature @bit? Lock held or after FEATURES_OK. */
 static inline bool virtio_has_feature(const struct virtio_dev *vdev, unsigned bit)
 {
@@ -456,99 +438,18 @@ static inline bool virtio_has_feature(const struct virtio_dev *vdev, unsigned bi
 }
 
 /* ------------------------------------------------------------------ */
-/* io_uring through raw syscalls (uring.c). One thread uses a ring. */
+/* virtio-pci as the block request engine's transport (virtio_block.c). */
 
-struct io_uring_sqe;
-struct io_uring_cqe;
+struct block_engine;
+struct block_req;
 
-struct uring {
-	int fd;	 /* the ring */
-	int efd; /* eventfd the kernel signals on completions (watch it for reading) */
-	void *sq_ring, *cq_ring;
-	struct io_uring_sqe *sqes;
-	size_t sq_len, cq_len, sqes_len;
-	uint32_t *sq_head, *sq_tail, *sq_array, *cq_head, *cq_tail;
-	uint32_t sq_mask, cq_mask, sq_entries;
-	uint32_t sq_local_tail; /* queued SQEs not yet published */
-	struct io_uring_cqe *cqes;
-};
-
-/* Set up a ring of @entries (power of two) with a completion eventfd.
- * Any thread. -errno if the host refuses io_uring (ENOSYS, EPERM, ...). */
-int uring_init(struct uring *u, unsigned entries);
-/* Unmap and close; harmless on a zeroed or failed ring. No I/O in flight. */
-void uring_exit(struct uring *u);
-/* Queue a readv/writev of @iov (kept alive by the caller until completion);
- * false if the submission queue is full. */
-bool uring_prep_rw(struct uring *u, bool write, int fd, const struct iovec *iov, unsigned n,
-		   uint64_t off, uint64_t user_data);
-/* Hand queued entries to the kernel; returns how many it took or -errno. */
-int uring_submit(struct uring *u);
-/* Are completions waiting in the ring? (The kernel may post them inside
- * uring_submit: page-cache hits complete there.) */
-static inline bool uring_has_cqe(const struct uring *u)
-{
-	/* Acquire: pairs with the kernel's release of cq_tail (as uring_reap). */
-	return *u->cq_head != __atomic_load_n(u->cq_tail, __ATOMIC_ACQUIRE);
-}
-/* Drain the eventfd and every completion, calling @cb for each (which may
- * queue and submit more). Returns the number reaped. */
-unsigned uring_reap(struct uring *u, void (*cb)(void *opaque, uint64_t user_data, int32_t res),
-		    void *opaque);
-
-/* ------------------------------------------------------------------ */
-/* Raw disk images (disk.c), shared by virtio-blk and virtio-scsi. */
-
-#define DISK_SECTOR	 512ULL
-#define DISK_MAX_REPORTS 64 /* BLOCK_IO_ERROR events waiting for the main thread */
-
-/*
- * Open the image @path (a regular file or block device whose size is a
- * multiple of 512), read-write unless @readonly, and lock it (shared when
- * read-only, exclusive otherwise) so two writers cannot share it. Returns
- * 0 with *@fd and *@size, or -errno with a one-line message. Main thread.
- */
-int disk_image_open(const char *path, bool readonly, int *fd, uint64_t *size, struct errbuf *err);
-/* fdatasync (unless read-only; a failure is reported on stderr) and close.
- * Harmless on fd < 0. No I/O in flight. */
-void disk_image_close(int fd, bool readonly, const char *name, const char *path);
-
-/*
- * preadv/pwritev until done: short transfers resume, EINTR retries; the
- * iovecs are consumed. 0 or -errno (-EIO: end of file). Worker threads.
- */
-int disk_rw_full(int fd, struct iovec *iov, unsigned n, uint64_t off, bool write);
-/* Deallocate [off, off+len) keeping the size; -errno (-EOPNOTSUPP: the file
- * system cannot). Worker threads. */
-int disk_punch(int fd, uint64_t off, uint64_t len);
-/* Make [off, off+len) read back as zeroes: punch (@may_unmap), else zero
- * the range, else write zero blocks. 0 or -errno. Worker threads. */
-int disk_write_zeroes(int fd, uint64_t off, uint64_t len, bool may_unmap);
-
-/* A failed host I/O for the main thread to report (vm_block_io_error). */
-struct disk_report {
-	struct vm_block *block;
-	bool is_read;
-	enum disk_error_action action;
-	int error;
-};
-
-/* Reports an iothread queued; a BH on the main context sends them. */
-struct disk_reports {
-	struct vm *vm;
-	pthread_mutex_t lock; /* n, reports */
-	struct disk_report reports[DISK_MAX_REPORTS];
-	unsigned n;
-	struct aio_bh *bh; /* on vm->main_ctx */
-};
-
-/* Main thread at realize / exit (after the iothread stopped). -ENOMEM. */
-int disk_reports_init(struct disk_reports *r, struct vm *vm);
-void disk_reports_exit(struct disk_reports *r);
-/* Queue a BLOCK_IO_ERROR for @block (beyond DISK_MAX_REPORTS reports are
- * dropped, never a stop). Any thread. */
-void disk_report(struct disk_reports *r, struct vm_block *block, bool is_read,
-		 enum disk_error_action action, int error);
+/* Serve @e's requests through @vdev (after virtio_pci_init). Main thread. */
+void virtio_block_attach(struct block_engine *e, struct virtio_dev *vdev);
+/* virtio_dev_ops.drop_held of a device whose vdev->opaque begins with its
+ * struct block_engine. vdev->lock held, vCPU thread. */
+void virtio_block_drop_held(struct virtio_dev *vdev);
+/* block_req_init for a popped @elem. */
+void virtio_block_req_init(struct block_req *r, struct block_engine *e, struct vq_elem *elem);
 
 /* ------------------------------------------------------------------ */
 /* virtio-blk (virtio_blk.c) */

@@ -3,28 +3,15 @@
  * virtio-blk over a raw image: `--disk path=FILE[,readonly=on][,serial=STR]
  * [,aio=auto|threads|io_uring][,werror=POLICY][,rerror=POLICY]`.
  *
- * Each disk has its own iothread. Its AioContext receives the queue's
- * doorbell (a KVM ioeventfd) and pops requests. Reads go to an io_uring
- * (one io_uring_enter per batch; page-cache hits complete inside it) and
- * everything else to the AioContext's thread pool, whose workers do the
- * blocking pwritev/fdatasync/fallocate; with aio=threads (or where the
- * host refuses io_uring) reads use the pool too. All I/O goes straight
- * to/from guest RAM. Completions come back on the iothread (ring eventfd or
- * pool BH), which writes the status byte, returns the chain and (after a
- * batch) raises the queue's MSI-X vector. The vCPU thread only pays for the
- * doorbell write, which KVM absorbs. Why this split: docs/devices.md
- * (measured: io_uring reads cost 3-5x less host CPU per request than the
- * pool's two thread hand-offs, while buffered writes gain nothing, as
- * io_uring punts them to its own workers and serialises them per file).
- *
- * Pausing (vm_pause) stops the pops, cancels pool work no worker started,
- * waits for the host I/O in progress and holds every result: the device
- * then touches neither guest RAM nor interrupts, and everything popped and
- * not returned is "held" (blk->held). Resume returns held results and
- * starts the rest; a snapshot saves the held requests' heads, and a restore
- * reads their chains again and starts them at resume. A host I/O error
- * under werror/rerror=stop holds the request too and asks the main thread
- * (a BH) to report it and pause the VM; cont (resume) retries it.
+ * What is virtio-blk's: parsing a chain into a request (header, data
+ * slice, status byte), carrying it out on a pool worker (blk_req_execute),
+ * and its status. Everything else is the request engine's
+ * (devices/block/engine.h), shared with virtio-scsi: each disk has its own
+ * iothread, which receives the queue's doorbell (a KVM ioeventfd); reads
+ * go to an io_uring, the rest to the pool, straight to and from guest RAM;
+ * completions return the chain and raise one interrupt per batch; pausing
+ * holds every result; werror/rerror; snapshots of held requests (a
+ * finished one is returned with its saved status, never run twice).
  *
  * Host I/O in progress at exit completes before the file is fdatasync'd
  * and closed; held requests are dropped. See docs/devices.md.
@@ -38,6 +25,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "devices/block/engine.h"
 #include "devices/virtio/virtio.h"
 #include "vmm/vm.h"
 
@@ -49,61 +37,27 @@
 #define BLK_REQ_HDR	  sizeof(struct virtio_blk_outhdr)
 #define BLK_DZ_SEGMENT	  sizeof(struct virtio_blk_discard_write_zeroes)
 
-#define BLK_SNAP_VERSION 1
+#define BLK_SNAP_VERSION 2
 
-/*
- * Where a popped request is. SUBMITTED: host I/O in progress (pool or
- * io_uring), on blk->submitted. The HELD states have no host I/O and are on
- * blk->held (under vdev.lock): DONE finished while the device was paused
- * (its status is returned at resume), NEW never ran (cancelled from the
- * pool's queue at pause, or restored from a snapshot: started at resume),
- * FAILED failed under werror/rerror=stop (retried at resume).
- */
-enum blk_state { BLK_SUBMITTED, BLK_HELD_DONE, BLK_HELD_NEW, BLK_HELD_FAILED };
-
-/* A request in flight: the chain, the parsed request, its disk. */
+/* A request in flight: the engine's part, the chain parsed, its result. */
 struct blk_inflight {
+	struct block_req br; /* first: the engine's callbacks get it */
 	struct virtio_blk *blk;
-	struct vq_elem *elem;
 	struct blk_req *req;
-	struct thread_pool_req *preq; /* on the pool, until its completion runs */
-	uint64_t off;		      /* io_uring reads: file offset of what is left */
-	uint64_t left;		      /* ... and how many bytes */
-	unsigned iov_pos;	      /* first iovec of what is left */
-	enum blk_state state;
-	uint8_t status; /* BLK_HELD_DONE: what to return */
-	struct blk_inflight *prev, *next;
-};
-
-struct blk_list {
-	struct blk_inflight *head, *tail;
-	unsigned n;
+	uint8_t status; /* the result to return (VIRTIO_BLK_S_*) */
 };
 
 struct virtio_blk {
+	struct block_engine eng; /* first: block_device_pause and the like take the device */
 	struct virtio_dev vdev;
-	struct vm *vm;
 	char name[32];
 	char path[DISK_PATH_MAX];
 	struct blk_disk disk;
-	enum disk_error_policy werror, rerror;
-	struct iothread *iothread;
-	struct aio_context *ctx;
-	struct thread_pool *pool;
-	struct aio_bh *notify_bh; /* one interrupt decision per batch of completions */
-	bool use_uring;		  /* reads through @uring (iothread only after realize) */
-	struct uring uring;
+	struct block_drive drive;
 	struct vm_block block; /* what query-block reports; in vm->blocks while realized */
-
-	/* iothread (or main, while the iothread is idle: realize, load) */
-	bool paused;		   /* blk_quiesce ran, blk_resume_fn not yet */
-	bool notify_scheduled;	   /* notify_bh is scheduled and has not run */
-	struct blk_list submitted; /* BLK_SUBMITTED requests, in start order */
-	/* vdev.lock */
-	struct blk_list held; /* BLK_HELD_* requests, in pop order (resume keeps it) */
-
-	struct disk_reports reports; /* the iothread adds, a main-context BH sends */
 };
+_Static_assert(offsetof(struct virtio_blk, eng) == 0,
+	       "block_device_* take the device as its engine");
 
 /* ---- request parsing and execution (pure / worker side) ---- */
 
@@ -248,247 +202,119 @@ void blk_req_execute(const struct blk_disk *d, struct blk_req *r)
 	r->result = st;
 }
 
-/* ---- the device (iothread side) ---- */
+/* ---- the device on the request engine (iothread side) ---- */
 
-static void blk_list_add(struct blk_list *l, struct blk_inflight *f)
+static struct blk_inflight *blk_of(const struct block_req *r)
 {
-	f->next = NULL;
-	f->prev = l->tail;
-	if (l->tail)
-		l->tail->next = f;
-	else
-		l->head = f;
-	l->tail = f;
-	l->n++;
+	return (struct blk_inflight *)r;
 }
 
-static void blk_list_del(struct blk_list *l, struct blk_inflight *f)
+static void blk_req_free(struct block_req *r)
 {
-	if (f->prev)
-		f->prev->next = f->next;
-	else
-		l->head = f->next;
-	if (f->next)
-		f->next->prev = f->prev;
-	else
-		l->tail = f->prev;
-	f->prev = f->next = NULL;
-	l->n--;
+	free(blk_of(r)->req);
+	free(blk_of(r));
 }
 
-static void blk_inflight_free(struct blk_inflight *f)
+/* Worker: the blocking operation. */
+static void blk_work(struct block_req *br)
 {
-	free(f->req);
-	free(f);
-}
-
-static int blk_work(void *arg)
-{
-	struct blk_inflight *f = arg;
+	struct blk_inflight *f = blk_of(br);
 
 	blk_req_execute(&f->blk->disk, f->req);
-	return 0;
+	br->error = f->req->error;
 }
 
-static void blk_schedule_notify(struct virtio_blk *blk)
+/* The host work is over: what to return. */
+static void blk_done(struct block_req *br)
 {
-	blk->notify_scheduled = true;
-	aio_bh_schedule(blk->notify_bh);
-}
-
-/* Return @f to the driver with @status and free it. iothread. */
-static void blk_complete(struct blk_inflight *f, uint8_t status)
-{
-	struct virtio_blk *blk = f->blk;
-
-	/* The element is still ours (a reset waits for it), so the status
-	 * byte may be written even if the device broke meanwhile. */
-	*f->req->status = status;
-	virtio_push(&blk->vdev, f->elem->queue, f->elem, f->req->written);
-	blk_inflight_free(f);
-	blk_schedule_notify(blk);
-}
-
-/*
- * Keep @f, with no host I/O, in state @st until resume (or a reset or exit
- * drops it). False if the device may not hold it (resetting, exiting or
- * broken): the caller completes it, which then only retires it. Any
- * thread; takes vdev.lock.
- */
-static bool blk_hold(struct blk_inflight *f, enum blk_state st, uint8_t status)
-{
-	struct virtio_blk *blk = f->blk;
-	bool ok;
-
-	pthread_mutex_lock(&blk->vdev.lock);
-	ok = virtio_hold_ok(&blk->vdev);
-	if (ok) {
-		f->state = st;
-		f->status = status;
-		blk_list_add(&blk->held, f);
-	}
-	pthread_mutex_unlock(&blk->vdev.lock);
-	return ok;
-}
-
-/*
- * @f's host work is over: @status as the device would return it, @error the
- * errno of a failed host operation (0: none). Applies werror/rerror, then
- * returns the request, or holds it (stop; or the device is paused). iothread.
- */
-static void blk_finish(struct blk_inflight *f, uint8_t status, int error)
-{
-	struct virtio_blk *blk = f->blk;
-
-	blk_list_del(&blk->submitted, f);
-	if (error) {
-		bool is_read = f->req->type == VIRTIO_BLK_T_IN;
-		enum disk_error_action a =
-		    disk_error_action(is_read ? blk->rerror : blk->werror, error);
-
-		disk_report(&blk->reports, &blk->block, is_read, a, error);
-		if (a == DISK_ACTION_STOP && blk_hold(f, BLK_HELD_FAILED, 0))
-			return;
-		if (a == DISK_ACTION_IGNORE) {
-			/* As QEMU: the guest is told it worked. */
-			status = VIRTIO_BLK_S_OK;
-			if (is_read)
-				f->req->written = (uint32_t)f->req->len + 1;
-		}
-	}
-	if (blk->paused && blk_hold(f, BLK_HELD_DONE, status))
-		return;
-	blk_complete(f, status);
-}
-
-static void blk_done(void *opaque, int ret)
-{
-	struct blk_inflight *f = opaque;
-	struct virtio_blk *blk = f->blk;
-
-	f->preq = NULL;
-	if (ret == -ECANCELED) {
-		/* Cancelled by a pause before a worker took it: it never ran. */
-		blk_list_del(&blk->submitted, f);
-		if (blk->paused && blk_hold(f, BLK_HELD_NEW, 0))
-			return;
-		blk_complete(f, VIRTIO_BLK_S_IOERR);
-		return;
-	}
-	blk_finish(f, f->req->result, f->req->error);
-}
-
-static void blk_notify_bh(void *opaque)
-{
-	struct virtio_blk *blk = opaque;
-
-	blk->notify_scheduled = false;
-	virtio_notify(&blk->vdev, 0);
-}
-
-/* Queue what is left of an io_uring read; false if the ring is full. */
-static bool blk_uring_queue(struct blk_inflight *f)
-{
+	struct blk_inflight *f = blk_of(br);
 	struct blk_req *r = f->req;
 
-	return uring_prep_rw(&f->blk->uring, false, f->blk->disk.fd, r->iov + f->iov_pos,
-			     r->niov - f->iov_pos, f->off, (uint64_t)(uintptr_t)f);
+	if (br->cancelled) /* a reset waits for it: it only needs retiring */
+		f->status = VIRTIO_BLK_S_IOERR;
+	else if (br->error)
+		f->status = VIRTIO_BLK_S_IOERR;
+	else if (br->ignored || br->uring)
+		f->status = VIRTIO_BLK_S_OK;
+	else
+		f->status = r->result;
+	/* A read that worked, or whose failure is ignored, wrote its data. */
+	if (f->status == VIRTIO_BLK_S_OK && r->type == VIRTIO_BLK_T_IN &&
+	    (br->uring || br->ignored))
+		r->written = (uint32_t)r->len + 1;
+	block_req_complete(br);
 }
 
-static void blk_uring_submit(struct virtio_blk *blk)
+static uint32_t blk_put_result(struct block_req *br)
 {
-	int r;
+	struct blk_inflight *f = blk_of(br);
 
-	if (!blk->use_uring)
-		return;
-	r = uring_submit(&blk->uring);
-	/* Entries the kernel did not take stay queued; the next submit (next
-	 * doorbell or completion) retries them. */
-	if (r < 0 && r != -EAGAIN && r != -EBUSY && r != -EINTR)
-		fprintf(stderr, "kvmini: %s: io_uring_enter: %s\n", blk->name, strerror(-r));
+	*f->req->status = f->status;
+	return f->req->written;
 }
 
-/* One io_uring completion (iothread). Short reads continue where they stopped. */
-static void blk_uring_done(void *opaque, uint64_t user_data, int32_t res)
-{
-	struct blk_inflight *f = (struct blk_inflight *)(uintptr_t)user_data;
-	struct blk_req *r = f->req;
-	uint64_t got = res > 0 ? (uint64_t)res : 0;
-
-	(void)opaque;
-	if (res < 0) {
-		blk_finish(f, VIRTIO_BLK_S_IOERR, -res);
-		return;
-	}
-	if (res == 0 && f->left) {
-		blk_finish(f, VIRTIO_BLK_S_IOERR, EIO); /* the file shrank */
-		return;
-	}
-	if (got < f->left) {
-		f->off += got;
-		f->left -= got;
-		f->iov_pos = iov_skip(r->iov, f->iov_pos, got);
-		if (!blk_uring_queue(f))
-			blk_finish(f, VIRTIO_BLK_S_IOERR, 0);
-		return;
-	}
-	r->written += (uint32_t)r->len;
-	blk_finish(f, VIRTIO_BLK_S_OK, 0);
-}
-
-static void blk_uring_ready(void *opaque)
-{
-	struct virtio_blk *blk = opaque;
-
-	uring_reap(&blk->uring, blk_uring_done, blk);
-	blk_uring_submit(blk); /* continuations of short reads */
-}
-
-/* Start @f: reads on the ring when there is one, the rest on the pool. */
-static void blk_start(struct virtio_blk *blk, struct blk_inflight *f)
+/* Start @f: a read the disk can serve goes to the engine as a read (its
+ * ring), a read it cannot is answered at once, the rest is pool work. */
+static void blk_start(struct blk_inflight *f)
 {
 	struct blk_req *r = f->req;
+	struct block_req *br = &f->br;
 
-	f->state = BLK_SUBMITTED;
-	blk_list_add(&blk->submitted, f);
-	if (blk->use_uring && r->type == VIRTIO_BLK_T_IN) {
-		if (!blk_read_ok(&blk->disk, r)) {
-			blk_finish(f, VIRTIO_BLK_S_IOERR, 0);
+	br->is_read = r->type == VIRTIO_BLK_T_IN;
+	if (br->is_read) {
+		if (!blk_read_ok(&f->blk->disk, r)) {
+			f->status = VIRTIO_BLK_S_IOERR;
+			block_req_complete(br);
 			return;
 		}
-		f->off = r->sector * SECTOR;
-		f->left = r->len;
-		f->iov_pos = 0;
-		if (!f->left) {
-			blk_finish(f, VIRTIO_BLK_S_OK, 0);
-			return;
-		}
-		if (blk_uring_queue(f))
-			return;
-		/* Ring full (cannot happen with one queue of at most as many
-		 * entries; kept safe): the pool does it instead. */
+		br->iov = r->iov;
+		br->niov = r->niov;
+		br->off = r->sector * SECTOR;
+		br->len = r->len;
 	}
-	f->preq = thread_pool_submit(blk->pool, blk_work, f, blk_done, f);
-	if (!f->preq)
-		blk_finish(f, VIRTIO_BLK_S_IOERR, 0);
+	block_req_start(br);
 }
 
-/* Start a held request again from its chain (the last attempt consumed
- * its iovecs). iothread. */
-static void blk_restart(struct virtio_blk *blk, struct blk_inflight *f)
+/* Run a held request again from its chain (the last attempt consumed its
+ * iovecs). */
+static bool blk_restart(struct block_req *br, const char **why)
 {
-	const char *why = "out of host memory";
-	struct blk_req *r = blk_req_parse(f->elem, &why);
+	struct blk_inflight *f = blk_of(br);
+	struct blk_req *r = blk_req_parse(br->elem, why);
 
-	if (!r) {
-		virtio_error(&blk->vdev, "queue %u: %s", f->elem->queue, why);
-		virtio_push(&blk->vdev, f->elem->queue, f->elem, 0); /* discarded: broken */
-		blk_inflight_free(f);
-		return;
-	}
+	if (!r)
+		return false;
 	free(f->req);
 	f->req = r;
-	blk_start(blk, f);
+	blk_start(f);
+	return true;
+}
+
+static const struct block_engine_ops blk_engine_ops = {
+    .work = blk_work,
+    .done = blk_done,
+    .put_result = blk_put_result,
+    .restart = blk_restart,
+    .free = blk_req_free,
+};
+
+/* A new request for @elem, parsed; NULL with @why if it is none. */
+static struct blk_inflight *blk_inflight_new(struct virtio_blk *blk, struct vq_elem *elem,
+					     const char **why)
+{
+	struct blk_inflight *f = calloc(1, sizeof(*f));
+
+	*why = "out of host memory";
+	if (f)
+		f->req = blk_req_parse(elem, why);
+	if (!f || !f->req) {
+		free(f);
+		return NULL;
+	}
+	f->blk = blk;
+	virtio_block_req_init(&f->br, &blk->eng, elem);
+	f->br.drive = &blk->drive;
+	return f;
 }
 
 static void blk_queue_notify(struct virtio_dev *vdev, unsigned q)
@@ -497,117 +323,26 @@ static void blk_queue_notify(struct virtio_dev *vdev, unsigned q)
 	struct vq_elem *elem;
 
 	while (virtio_pop(vdev, q, &elem) > 0) {
-		struct blk_inflight *f = calloc(1, sizeof(*f));
-		const char *why = "out of host memory";
+		const char *why;
+		struct blk_inflight *f = blk_inflight_new(blk, elem, &why);
 
-		if (f)
-			f->req = blk_req_parse(elem, &why);
-		if (!f || !f->req) {
-			free(f);
+		if (!f) {
 			virtio_error(vdev, "queue %u: %s", q, why);
 			virtio_push(vdev, q, elem, 0); /* discarded: the device is broken */
 			break;
 		}
-		f->blk = blk;
-		f->elem = elem;
-		blk_start(blk, f);
+		blk_start(f);
 	}
 	/* One system call for the whole batch of reads. */
-	blk_uring_submit(blk);
-}
-
-/* A driver reset: forget what is held (vdev.lock held, vCPU thread). */
-static void blk_drop_held(struct virtio_dev *vdev)
-{
-	struct virtio_blk *blk = vdev->opaque;
-	struct blk_inflight *f;
-
-	while ((f = blk->held.head)) {
-		blk_list_del(&blk->held, f);
-		virtio_discard_locked(vdev, f->elem);
-		blk_inflight_free(f);
-	}
+	block_engine_submit(&blk->eng);
 }
 
 static const struct virtio_dev_ops blk_virtio_ops = {
     .queue_notify = blk_queue_notify,
-    .drop_held = blk_drop_held,
+    .drop_held = virtio_block_drop_held,
 };
 
-/* ---- pause, resume, exit ---- */
-
-struct blk_quiesce_arg {
-	struct virtio_blk *blk;
-	bool cancel;
-};
-
-/*
- * iothread: take no new requests, and wait (polling this context) until no
- * host I/O is left; with @cancel, requests still queued on the pool are
- * not started. Everything that finishes meanwhile is held, not returned,
- * and no interrupt is left to send: from here on the device touches
- * neither guest memory nor interrupts.
- */
-static void blk_quiesce_fn(void *opaque)
-{
-	struct blk_quiesce_arg *a = opaque;
-	struct virtio_blk *blk = a->blk;
-
-	virtio_pause(&blk->vdev);
-	blk->paused = true;
-	if (a->cancel)
-		for (struct blk_inflight *f = blk->submitted.head; f; f = f->next)
-			if (f->preq)
-				thread_pool_cancel(f->preq); /* completion: -ECANCELED */
-	blk_uring_submit(blk); /* nothing may stay queued unsubmitted */
-	while (blk->submitted.n || blk->notify_scheduled)
-		aio_poll(blk->ctx, true);
-}
-
-static void blk_quiesce(struct virtio_blk *blk, bool cancel)
-{
-	struct blk_quiesce_arg a = {blk, cancel};
-
-	if (blk->iothread)
-		virtio_ctx_call(blk->ctx, NULL, blk_quiesce_fn, &a);
-}
-
-/* iothread: return or restart every held request, in pop order, then
- * take new ones. */
-static void blk_resume_fn(void *opaque)
-{
-	struct virtio_blk *blk = opaque;
-	struct blk_list l;
-
-	blk->paused = false;
-	pthread_mutex_lock(&blk->vdev.lock);
-	l = blk->held;
-	blk->held = (struct blk_list){0};
-	pthread_mutex_unlock(&blk->vdev.lock);
-	while (l.head) {
-		struct blk_inflight *f = l.head;
-
-		blk_list_del(&l, f);
-		if (f->state == BLK_HELD_DONE)
-			blk_complete(f, f->status);
-		else
-			blk_restart(blk, f);
-	}
-	blk_uring_submit(blk);
-	virtio_resume(&blk->vdev);
-}
-
-static void virtio_blk_pause(void *state)
-{
-	blk_quiesce(state, true);
-}
-
-static void virtio_blk_resume(void *state)
-{
-	struct virtio_blk *blk = state;
-
-	virtio_ctx_call(blk->ctx, NULL, blk_resume_fn, blk);
-}
+/* ---- realize, exit ---- */
 
 static int blk_open(struct virtio_blk *blk, const struct disk_config *dc, struct errbuf *err)
 {
@@ -619,32 +354,12 @@ static int blk_open(struct virtio_blk *blk, const struct disk_config *dc, struct
 	blk->disk.nsectors = size / SECTOR;
 	blk->disk.readonly = dc->readonly;
 	memcpy(blk->disk.serial, dc->serial, strlen(dc->serial));
+	blk->drive = (struct block_drive){.fd = blk->disk.fd,
+					  .readonly = dc->readonly,
+					  .werror = dc->werror,
+					  .rerror = dc->rerror,
+					  .block = &blk->block};
 	return 0;
-}
-
-static void blk_ctx_setup(void *opaque)
-{
-	struct virtio_blk *blk = opaque;
-
-	blk->notify_bh = aio_bh_new(blk->ctx, blk_notify_bh, blk);
-	if (blk->use_uring &&
-	    aio_set_fd_handler(blk->ctx, blk->uring.efd, blk_uring_ready, NULL, blk) < 0)
-		blk->use_uring = false;
-}
-
-static void blk_ctx_teardown(void *opaque)
-{
-	struct virtio_blk *blk = opaque;
-
-	/* Owner thread: the pool's and the ring's completions run here. */
-	if (blk->uring.efd >= 0)
-		aio_set_fd_handler(blk->ctx, blk->uring.efd, NULL, NULL, NULL);
-	if (blk->pool)
-		thread_pool_free(blk->pool);
-	blk->pool = NULL;
-	if (blk->notify_bh)
-		aio_bh_delete(blk->notify_bh);
-	blk->notify_bh = NULL;
 }
 
 static void blk_fill_config(const struct virtio_blk *blk, struct virtio_blk_config *c)
@@ -662,21 +377,9 @@ static void blk_fill_config(const struct virtio_blk *blk, struct virtio_blk_conf
 	c->write_zeroes_may_unmap = 1;
 }
 
-/* Free the pool and BH on the iothread, then stop it. Main thread. */
-static void blk_stop_iothread(struct virtio_blk *blk)
-{
-	if (!blk->iothread)
-		return;
-	virtio_ctx_call(blk->ctx, NULL, blk_ctx_teardown, blk);
-	iothread_destroy(blk->iothread);
-	blk->iothread = NULL;
-}
-
 static void blk_free(struct virtio_blk *blk)
 {
-	blk_stop_iothread(blk);
-	disk_reports_exit(&blk->reports);
-	uring_exit(&blk->uring); /* idle: every read was reaped before the stop */
+	block_engine_free(&blk->eng);
 	disk_image_close(blk->disk.fd, blk->disk.readonly, blk->name, blk->path);
 	free(blk);
 }
@@ -685,7 +388,10 @@ static int virtio_blk_realize(struct vm *vm, const char *opts, void **state, str
 {
 	struct virtio_blk_config cfg;
 	struct virtio_dev_params p;
+	struct block_engine_params ep;
+	struct block_env env;
 	struct disk_config *dc;
+	char what[256];
 	struct virtio_blk *blk;
 	int index = 0, ret;
 
@@ -699,47 +405,28 @@ static int virtio_blk_realize(struct vm *vm, const char *opts, void **state, str
 		return err_set(err, ENOMEM, "out of memory");
 	}
 	blk->disk.fd = -1;
-	blk->uring.fd = blk->uring.efd = -1;
-	blk->vm = vm;
+	blk->eng.uring.fd = blk->eng.uring.efd = -1;
 	snprintf(blk->name, sizeof(blk->name), "virtio-blk%d", index);
 	ret = disk_config_parse(opts ? opts : "", dc, err);
 	if (ret < 0)
 		goto fail;
 	snprintf(blk->path, sizeof(blk->path), "%s", dc->path);
-	blk->werror = dc->werror;
-	blk->rerror = dc->rerror;
-	if (disk_reports_init(&blk->reports, vm) < 0) {
-		ret = err_set(err, ENOMEM, "out of memory");
-		goto fail;
-	}
 	ret = blk_open(blk, dc, err);
 	if (ret < 0)
 		goto fail;
-	if (dc->aio != DISK_AIO_THREADS) {
-		ret = uring_init(&blk->uring, BLK_URING_ENTRIES);
-		if (ret == 0) {
-			blk->use_uring = true;
-		} else if (dc->aio == DISK_AIO_IO_URING) {
-			err_set(err, -ret,
-				"disk '%s': aio=io_uring: this host refuses io_uring: %s", dc->path,
-				strerror(-ret));
-			goto fail;
-		}
-	}
-
-	ret = iothread_new(blk->name, &blk->iothread);
-	if (ret < 0) {
-		err_set(err, -ret, "%s: cannot start its iothread: %s", blk->name, strerror(-ret));
+	block_env_from_vm(&env, vm);
+	ep = (struct block_engine_params){.name = blk->name,
+					  .env = &env,
+					  .aio = dc->aio,
+					  .pool_threads = BLK_POOL_THREADS,
+					  .uring_entries = BLK_URING_ENTRIES,
+					  .nqueues = 1,
+					  .ops = &blk_engine_ops};
+	snprintf(what, sizeof(what), "disk '%.200s'", dc->path);
+	ep.what = what;
+	ret = block_engine_init(&blk->eng, &ep, err);
+	if (ret < 0)
 		goto fail;
-	}
-	blk->ctx = iothread_get_aio_context(blk->iothread);
-	ret = thread_pool_new(blk->ctx, BLK_POOL_THREADS, &blk->pool);
-	if (ret == 0)
-		ret = virtio_ctx_call(blk->ctx, NULL, blk_ctx_setup, blk);
-	if (ret < 0 || !blk->notify_bh) {
-		ret = err_set(err, ENOMEM, "%s: out of memory", blk->name);
-		goto fail;
-	}
 
 	blk_fill_config(blk, &cfg);
 	p = (struct virtio_dev_params){
@@ -752,7 +439,7 @@ static int virtio_blk_realize(struct vm *vm, const char *opts, void **state, str
 	    .queue_size = VIRTIO_BLK_QUEUE_SIZE,
 	    .config = &cfg,
 	    .config_len = BLK_CONFIG_LEN,
-	    .ctx = blk->ctx,
+	    .ctx = blk->eng.ctx,
 	    .ops = &blk_virtio_ops,
 	    .opaque = blk,
 	};
@@ -763,11 +450,18 @@ static int virtio_blk_realize(struct vm *vm, const char *opts, void **state, str
 	ret = virtio_pci_init(&blk->vdev, vm, &p, err);
 	if (ret < 0)
 		goto fail;
+	virtio_block_attach(&blk->eng, &blk->vdev);
 	snprintf(blk->block.id, sizeof(blk->block.id), "%s", blk->name);
 	blk->block.path = blk->path;
 	blk->block.readonly = dc->readonly;
 	blk->block.io_status = "ok";
-	vm->blocks[vm->nblocks++] = &blk->block;
+	ret = block_drive_register(&blk->eng, &blk->block);
+	if (ret < 0) {
+		err_set(err, -ret, "%s: too many block devices", blk->name);
+		block_engine_stop(&blk->eng);
+		virtio_pci_exit(&blk->vdev);
+		goto fail;
+	}
 	free(dc);
 	*state = blk;
 	return 0;
@@ -780,30 +474,9 @@ fail:
 static void virtio_blk_exit(void *state)
 {
 	struct virtio_blk *blk = state;
-	struct vm *vm = blk->vm;
 
-	for (int i = 0; i < vm->nblocks; i++) {
-		if (vm->blocks[i] != &blk->block)
-			continue;
-		memmove(&vm->blocks[i], &vm->blocks[i + 1],
-			(size_t)(vm->nblocks - i - 1) * sizeof(vm->blocks[0]));
-		vm->nblocks--;
-		break;
-	}
-
-	/*
-	 * Every request the host already works on completes (nothing the
-	 * device started writing is cut short); then what is held (the VM
-	 * was paused, or a request waits under werror=stop) is dropped: the
-	 * guest is going away and never sees it return.
-	 */
-	blk_quiesce(blk, false);
-	pthread_mutex_lock(&blk->vdev.lock);
-	blk_drop_held(&blk->vdev);
-	pthread_mutex_unlock(&blk->vdev.lock);
-	virtio_pci_stop(&blk->vdev);
-	/* No completion or notify BH can touch the device after this. */
-	blk_stop_iothread(blk);
+	block_drive_unregister(&blk->eng, &blk->block);
+	block_engine_stop(&blk->eng);
 	virtio_pci_exit(&blk->vdev);
 	blk_free(blk);
 }
@@ -811,13 +484,13 @@ static void virtio_blk_exit(void *state)
 /* ---- snapshots ---- */
 
 /*
- * The device's section: this header, then the virtio transport's state
+ * The device's section: this header, the virtio transport's state
  * (virtio_pci_save: PCI config, MSI-X, status, features, queues with their
- * in-flight heads). The requests themselves are not saved: at restore their
- * chains are read again from guest RAM, checked again and started anew at
- * resume (a request that had finished on the source, but was held while
- * paused, runs a second time on the host: the same data to the same place,
- * and the guest sees it complete once).
+ * in-flight heads), then (version 2) one struct blk_req_snap per held
+ * request in pop order. At restore the chains are read again from guest
+ * RAM and checked again; a request that had finished is returned with its
+ * saved status, the others are started at resume. Version 1 (no records:
+ * every held request ran again) is still read.
  */
 struct blk_snap {
 	uint32_t version;
@@ -828,57 +501,119 @@ struct blk_snap {
 	uint8_t reserved[6];
 };
 
+struct blk_req_snap {
+	uint16_t queue, head; /* struct block_req_snap_hdr */
+	uint8_t state;
+	uint8_t status; /* BLOCK_HELD_DONE: the result */
+	uint8_t reserved[2];
+	uint32_t written; /* ... and the bytes written, status byte included */
+};
+
 static const char *const blk_io_status[] = {"ok", "failed", "nospace"};
+
+static void blk_fill_snap(const struct block_req *br, void *rec)
+{
+	const struct blk_inflight *f = (const struct blk_inflight *)br;
+	struct blk_req_snap s = {.status = 0};
+
+	if (br->state == BLOCK_HELD_DONE) {
+		s.status = f->status;
+		s.written = f->req->written;
+	}
+	memcpy(rec, &s, sizeof(s));
+}
 
 static int virtio_blk_save(void *state, void *buf, size_t len)
 {
 	struct virtio_blk *blk = state;
 	struct blk_snap h = {.version = BLK_SNAP_VERSION};
+	size_t recs;
 	int n;
 
 	if (len < sizeof(h))
 		return -ENOSPC;
-	/* Paused (vm_pause): the iothread has no host I/O and is idle. */
-	if (!blk->paused || blk->submitted.n)
+	if (!block_engine_idle(&blk->eng))
 		return -EBUSY;
-	pthread_mutex_lock(&blk->vdev.lock);
-	h.nrequests = blk->held.n;
-	pthread_mutex_unlock(&blk->vdev.lock);
+	h.nrequests = block_engine_nheld(&blk->eng);
 	h.nsectors = blk->disk.nsectors;
 	h.readonly = blk->disk.readonly;
 	for (uint8_t i = 0; i < ARRAY_SIZE(blk_io_status); i++)
 		if (!strcmp(blk->block.io_status, blk_io_status[i]))
 			h.io_status = i;
-	n = virtio_pci_save(&blk->vdev, (uint8_t *)buf + sizeof(h), len - sizeof(h), h.nrequests);
+	recs = (size_t)h.nrequests * sizeof(struct blk_req_snap);
+	if (len - sizeof(h) < recs)
+		return -ENOSPC;
+	n = virtio_pci_save(&blk->vdev, (uint8_t *)buf + sizeof(h), len - sizeof(h) - recs,
+			    h.nrequests);
 	if (n < 0)
 		return n;
+	block_engine_save_held(&blk->eng, (uint8_t *)buf + sizeof(h) + n,
+			       sizeof(struct blk_req_snap), blk_fill_snap);
 	memcpy(buf, &h, sizeof(h));
-	return (int)sizeof(h) + n;
+	return (int)(sizeof(h) + (size_t)n + recs);
 }
 
 struct blk_load_ctx {
 	struct virtio_blk *blk;
-	struct blk_list list;
+	const struct blk_req_snap *recs; /* NULL: version 1, every request NEW */
+	uint32_t nrecs;
+	struct block_list list;
 };
 
-/* Each in-flight chain read back at load: it must be a request. */
+/* Is @s a held request this device could have had? */
+static int blk_req_snap_check(const struct blk_req_snap *s, char *why, size_t n)
+{
+	struct block_req_snap_hdr h = {s->queue, s->head, s->state};
+
+	if (block_req_snap_check(&h, 1, why, n) < 0)
+		return -EINVAL;
+	if (s->reserved[0] | s->reserved[1])
+		return snprintf(why, n, "reserved bytes are not zero"), -EINVAL;
+	if (s->state != BLOCK_HELD_DONE && (s->status || s->written))
+		return snprintf(why, n, "a result for a request that has none"), -EINVAL;
+	if (s->state == BLOCK_HELD_DONE && (s->status > VIRTIO_BLK_S_UNSUPP || s->written < 1))
+		return snprintf(why, n, "status %u, %u bytes written", s->status, s->written),
+		       -EINVAL;
+	return 0;
+}
+
+/* Each in-flight chain read back at load: it must be a request, and the
+ * one saved. */
 static int blk_load_elem(void *opaque, struct vq_elem *elem, struct errbuf *err)
 {
 	struct blk_load_ctx *c = opaque;
-	const char *why = "out of host memory";
-	struct blk_inflight *f = calloc(1, sizeof(*f));
+	struct blk_req_snap s = {.state = BLOCK_HELD_NEW};
+	const char *why;
+	struct blk_inflight *f;
 
-	if (f)
-		f->req = blk_req_parse(elem, &why);
-	if (!f || !f->req) {
-		free(f);
+	if (c->recs) {
+		bool found = false;
+
+		for (uint32_t i = 0; i < c->nrecs && !found; i++) {
+			memcpy(&s, &c->recs[i], sizeof(s));
+			found = s.queue == elem->queue && s.head == elem->head;
+		}
+		if (!found)
+			return err_set(err, EINVAL,
+				       "%s: in-flight head %u of queue %u has no saved request",
+				       c->blk->name, elem->head, elem->queue);
+	}
+	f = blk_inflight_new(c->blk, elem, &why);
+	if (!f)
 		return err_set(err, EINVAL, "%s: in-flight request at head %u: %s", c->blk->name,
 			       elem->head, why);
+	if (s.state == BLOCK_HELD_DONE && s.written > elem->in_len) {
+		blk_req_free(&f->br);
+		return err_set(err, EINVAL,
+			       "%s: in-flight request at head %u: %u bytes written, its buffers "
+			       "hold %llu",
+			       c->blk->name, elem->head, s.written,
+			       (unsigned long long)elem->in_len);
 	}
-	f->blk = c->blk;
-	f->elem = elem;
-	f->state = BLK_HELD_NEW;
-	blk_list_add(&c->list, f);
+	f->br.state = s.state;
+	f->status = s.status;
+	f->req->written = s.state == BLOCK_HELD_DONE ? s.written : 1;
+	block_list_add(&c->list, &f->br);
 	return 0;
 }
 
@@ -887,14 +622,16 @@ static int virtio_blk_load(void *state, const void *buf, size_t len, struct errb
 	struct virtio_blk *blk = state;
 	struct blk_load_ctx c = {.blk = blk};
 	struct blk_snap h;
+	size_t recs = 0;
+	char why[96];
 	int ret;
 
 	if (len < sizeof(h))
 		return err_set(err, EINVAL, "%s: state is truncated (%zu bytes)", blk->name, len);
 	memcpy(&h, buf, sizeof(h));
-	if (h.version != BLK_SNAP_VERSION)
-		return err_set(err, EINVAL, "%s: state version %u, kvmini reads %u", blk->name,
-			       h.version, BLK_SNAP_VERSION);
+	if (h.version != BLK_SNAP_VERSION && h.version != 1)
+		return err_set(err, EINVAL, "%s: state version %u, kvmini reads 1 and %u",
+			       blk->name, h.version, BLK_SNAP_VERSION);
 	for (size_t i = 0; i < sizeof(h.reserved); i++)
 		if (h.reserved[i])
 			return err_set(err, EINVAL, "%s: reserved bytes are not zero", blk->name);
@@ -910,25 +647,47 @@ static int virtio_blk_load(void *state, const void *buf, size_t len, struct errb
 			       h.readonly ? "on" : "off", blk->disk.readonly ? "on" : "off");
 	if (h.io_status >= ARRAY_SIZE(blk_io_status))
 		return err_set(err, EINVAL, "%s: bad io-status %u", blk->name, h.io_status);
-	if (!blk->paused || blk->held.n)
+	if (h.nrequests > VIRTIO_BLK_QUEUE_SIZE)
+		return err_set(err, EINVAL, "%s: %u requests in flight (at most %u)", blk->name,
+			       h.nrequests, VIRTIO_BLK_QUEUE_SIZE);
+	if (h.version == BLK_SNAP_VERSION) {
+		recs = (size_t)h.nrequests * sizeof(struct blk_req_snap);
+		if (len - sizeof(h) < recs)
+			return err_set(err, EINVAL, "%s: state is truncated (%zu bytes)", blk->name,
+				       len);
+		c.recs = (const void *)((const uint8_t *)buf + len - recs);
+		c.nrecs = h.nrequests;
+		for (uint32_t i = 0; i < h.nrequests; i++) {
+			struct blk_req_snap s;
+
+			memcpy(&s, &c.recs[i], sizeof(s));
+			if (blk_req_snap_check(&s, why, sizeof(why)) < 0)
+				return err_set(err, EINVAL, "%s: saved request %u: %s", blk->name,
+					       i, why);
+			for (uint32_t k = 0; k < i; k++)
+				if (c.recs[k].head == s.head)
+					return err_set(err, EINVAL,
+						       "%s: saved request %u is there twice",
+						       blk->name, i);
+		}
+	}
+	if (!block_engine_idle(&blk->eng) || block_engine_nheld(&blk->eng))
 		return err_set(err, EBUSY, "%s: can only load into a fresh, paused device",
 			       blk->name);
-	ret = virtio_pci_load(&blk->vdev, (const uint8_t *)buf + sizeof(h), len - sizeof(h),
+	ret = virtio_pci_load(&blk->vdev, (const uint8_t *)buf + sizeof(h), len - sizeof(h) - recs,
 			      h.nrequests, blk_load_elem, &c, err);
 	if (ret < 0) {
 		while (c.list.head) {
-			struct blk_inflight *f = c.list.head;
+			struct block_req *br = c.list.head;
 
-			blk_list_del(&c.list, f);
-			free(f->elem);
-			blk_inflight_free(f);
+			block_list_del(&c.list, br);
+			free(br->elem);
+			blk_req_free(br);
 		}
 		return ret;
 	}
-	/* Started (in this order) when the VM is resumed. */
-	pthread_mutex_lock(&blk->vdev.lock);
-	blk->held = c.list;
-	pthread_mutex_unlock(&blk->vdev.lock);
+	/* Returned or started (in this order) when the VM is resumed. */
+	block_engine_set_held(&blk->eng, &c.list);
 	blk->block.io_status = blk_io_status[h.io_status];
 	return 0;
 }
@@ -938,7 +697,7 @@ const struct device_ops virtio_blk_ops = {
     .realize = virtio_blk_realize,
     .save = virtio_blk_save,
     .load = virtio_blk_load,
-    .pause = virtio_blk_pause,
-    .resume = virtio_blk_resume,
+    .pause = block_device_pause,
+    .resume = block_device_resume,
     .exit = virtio_blk_exit,
 };

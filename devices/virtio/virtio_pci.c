@@ -31,49 +31,6 @@
 
 /* ---- helpers ---- */
 
-struct ctx_call {
-	void (*fn)(void *);
-	void *arg;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	bool done;
-};
-
-static void ctx_call_bh(void *opaque)
-{
-	struct ctx_call *c = opaque;
-
-	c->fn(c->arg);
-	pthread_mutex_lock(&c->lock);
-	c->done = true;
-	pthread_cond_signal(&c->cond);
-	pthread_mutex_unlock(&c->lock);
-}
-
-int virtio_ctx_call(struct aio_context *ctx, struct aio_context *self_ctx, void (*fn)(void *),
-		    void *arg)
-{
-	struct ctx_call c = {.fn = fn, .arg = arg};
-	int ret;
-
-	if (ctx == self_ctx) {
-		fn(arg);
-		return 0;
-	}
-	pthread_mutex_init(&c.lock, NULL);
-	pthread_cond_init(&c.cond, NULL);
-	ret = aio_bh_schedule_oneshot(ctx, ctx_call_bh, &c);
-	if (ret == 0) {
-		pthread_mutex_lock(&c.lock);
-		while (!c.done)
-			pthread_cond_wait(&c.cond, &c.lock);
-		pthread_mutex_unlock(&c.lock);
-	}
-	pthread_cond_destroy(&c.cond);
-	pthread_mutex_destroy(&c.lock);
-	return ret;
-}
-
 static unsigned virtio_total_inuse(const struct virtio_dev *vdev)
 {
 	unsigned n = 0;
@@ -741,7 +698,7 @@ int virtio_pci_init_host(struct virtio_dev *vdev, struct pci_host *host,
 	if (ret < 0)
 		goto fail_pci;
 	vdev->handlers_on = true;
-	ret = virtio_ctx_call(vdev->ctx, main_ctx, virtio_handlers_set, vdev);
+	ret = aio_call_sync(vdev->ctx, main_ctx, virtio_handlers_set, vdev);
 	if (ret < 0) {
 		err_set(err, -ret, "%s: cannot watch the queue doorbells", vdev->name);
 		vdev->handlers_on = false;
@@ -781,7 +738,7 @@ void virtio_pci_stop(struct virtio_dev *vdev)
 	pthread_mutex_unlock(&vdev->lock);
 	if (vdev->handlers_on) {
 		vdev->handlers_on = false;
-		virtio_ctx_call(vdev->ctx, vdev->main_ctx, virtio_handlers_set, vdev);
+		aio_call_sync(vdev->ctx, vdev->main_ctx, virtio_handlers_set, vdev);
 	}
 }
 

@@ -7,18 +7,14 @@
  * Queues: 0 control (task management, async-notification queries), 1
  * event (never popped: there are no events to send without hotplug, so the
  * driver's buffers simply stay in the ring), 2 requests. Commands are
- * decoded by the SCSI disk emulation (scsi_disk.c); what it answers itself
- * completes at once on the iothread, and reads, writes, flushes and unmaps
- * take virtio-blk's path: one iothread for the controller, reads on an
- * io_uring, the rest on the thread pool, straight to and from guest RAM.
- *
- * A request's life (vs->lock-free on the iothread; the HELD lists under
- * vdev.lock) is virtio-blk's: SUBMITTED while the host works on it; held
- * (DONE, NEW, FAILED) while the device is paused or werror/rerror=stop
- * waits for cont. Unlike virtio-blk a held request keeps its whole result
- * (SCSI status, sense, residual), and a snapshot saves it with the CDB:
- * at restore a finished request is returned with that result, not run
- * again, and every chain read back must carry the CDB the snapshot saved.
+ * decoded by the SCSI disk emulation (devices/block/scsi_disk.c); what it
+ * answers itself completes at once, and reads, writes, flushes and unmaps
+ * go to the request engine (devices/block/engine.h), as virtio-blk's do:
+ * one iothread for the controller, reads on an io_uring, the rest on the
+ * thread pool, straight to and from guest RAM; held requests while paused
+ * or under werror/rerror=stop. A held request keeps its whole result (SCSI
+ * status, sense, residual), and a snapshot saves it with the CDB and tag:
+ * every chain read back at restore must carry the ones saved.
  *
  * Task management (virtio spec 5.6.6.1): ABORT TASK, ABORT TASK SET,
  * CLEAR TASK SET, LOGICAL UNIT RESET and I_T NEXUS RESET mark the matching
@@ -37,7 +33,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "devices/virtio/scsi.h"
+#include "devices/block/engine.h"
+#include "devices/block/scsi.h"
 #include "devices/virtio/virtio.h"
 #include "vmm/vm.h"
 
@@ -60,14 +57,10 @@
 #define VIRTIO_SCSI_S_FUNCTION_COMPLETE 0 /* the spec's name; Linux's header lacks it */
 #endif
 
-/* See the top comment. */
-enum vscsi_state { VS_SUBMITTED, VS_HELD_DONE, VS_HELD_NEW, VS_HELD_FAILED, VS_TMF_WAIT };
-
 struct vscsi_lun {
 	struct scsi_lun s; /* emulation state: iothread (main while paused) */
-	int fd;
+	struct block_drive drive;
 	char path[DISK_PATH_MAX];
-	enum disk_error_policy werror, rerror;
 	struct vm_block block;
 };
 
@@ -83,13 +76,14 @@ struct vscsi_result {
 
 struct virtio_scsi;
 
+enum vscsi_kind { VSCSI_CMD, VSCSI_TMF, VSCSI_AN };
+
 /* A request popped and not yet returned. */
 struct vscsi_req {
+	struct block_req br; /* first: the engine's callbacks get it */
 	struct virtio_scsi *vs;
-	struct vq_elem *elem;
-	bool tmf;		      /* a control-queue TMF (waiting for aborted requests) */
-	bool aborted;		      /* a TMF aborted it: it returns abort_response */
-	uint8_t abort_response;	      /* ABORTED, or RESET for a LUN or nexus reset */
+	enum vscsi_kind kind;
+	uint8_t abort_response;	      /* aborted: ABORTED, or RESET for a LUN or nexus reset */
 	struct vscsi_req *tmf_waiter; /* ... and that TMF waits for it */
 	unsigned tmf_pending;	      /* TMF: aborted requests not yet over */
 	struct vscsi_lun *lun;	      /* NULL: a missing LUN, or a TMF */
@@ -108,79 +102,32 @@ struct vscsi_req {
 	/* What the host operation did (worker). */
 	uint8_t status;
 	struct scsi_sense sense;
-	int error;
-	/* io_uring reads */
-	uint64_t off, left;
-	unsigned iov_pos;
-	struct thread_pool_req *preq;
-	enum vscsi_state state;
-	struct vscsi_result res; /* HELD_DONE: what to return */
-	struct vscsi_req *prev, *next;
+	struct vscsi_result res; /* the result to return */
 	struct iovec iov_store[];
 };
 
-struct vscsi_list {
-	struct vscsi_req *head, *tail;
-	unsigned n;
-};
-
 struct virtio_scsi {
+	struct block_engine eng; /* first: block_device_pause and the like take the device */
 	struct virtio_dev vdev;
-	struct vm *vm;
 	char name[32];
 	struct vscsi_lun *luns; /* ascending LUN numbers */
 	uint16_t *lun_ids;	/* the same numbers, for REPORT LUNS */
 	unsigned nluns;
-	bool readonly_all;
-	struct iothread *iothread;
-	struct aio_context *ctx;
-	struct thread_pool *pool;
-	struct aio_bh *notify_bh;
-	bool use_uring;
-	struct uring uring;
-	struct disk_reports reports;
 	struct virtio_scsi_config config_ro; /* what the driver may not change */
 	/* cdb_size, sense_size: written under vdev.lock (config_write), read
 	 * by the iothread with atomics. */
 	uint32_t cdb_size, sense_size;
 
 	/* iothread (or main while the iothread is idle) */
-	bool paused;
-	bool notify_scheduled;
-	unsigned notify_queues;	     /* bit per queue pushed to since the last notify */
-	struct vscsi_list submitted; /* SUBMITTED requests */
-	struct vscsi_list waiting;   /* TMFs waiting for aborted requests */
-	struct scsi_cmd cmd;	     /* scratch for decoding */
-	/* vdev.lock */
-	struct vscsi_list held;
+	struct block_list waiting; /* TMFs waiting for aborted requests */
+	struct scsi_cmd cmd;	   /* scratch for decoding */
 };
+_Static_assert(offsetof(struct virtio_scsi, eng) == 0,
+	       "block_device_* take the device as its engine");
 
-/* ---- lists ---- */
-
-static void vscsi_list_add(struct vscsi_list *l, struct vscsi_req *r)
+static struct vscsi_req *vscsi_of(const struct block_req *br)
 {
-	r->next = NULL;
-	r->prev = l->tail;
-	if (l->tail)
-		l->tail->next = r;
-	else
-		l->head = r;
-	l->tail = r;
-	l->n++;
-}
-
-static void vscsi_list_del(struct vscsi_list *l, struct vscsi_req *r)
-{
-	if (r->prev)
-		r->prev->next = r->next;
-	else
-		l->head = r->next;
-	if (r->next)
-		r->next->prev = r->prev;
-	else
-		l->tail = r->prev;
-	r->prev = r->next = NULL;
-	l->n--;
+	return (struct vscsi_req *)br;
 }
 
 /* ---- parsing ---- */
@@ -208,9 +155,9 @@ static int vscsi_lun_find(struct virtio_scsi *vs, const uint8_t l[8], struct vsc
 	return 0;
 }
 
-static void vscsi_free(struct vscsi_req *r)
+static void vscsi_free(struct block_req *br)
 {
-	free(r);
+	free(vscsi_of(br));
 }
 
 static struct vscsi_req *vscsi_req_new(struct virtio_scsi *vs, struct vq_elem *elem)
@@ -221,7 +168,7 @@ static struct vscsi_req *vscsi_req_new(struct virtio_scsi *vs, struct vq_elem *e
 	if (!r)
 		return NULL;
 	r->vs = vs;
-	r->elem = elem;
+	virtio_block_req_init(&r->br, &vs->eng, elem);
 	r->iov = r->iov_store;
 	return r;
 }
@@ -233,94 +180,75 @@ static uint32_t vscsi_sense_size(struct virtio_scsi *vs)
 	return __atomic_load_n(&vs->sense_size, __ATOMIC_RELAXED);
 }
 
-static void vscsi_schedule_notify(struct virtio_scsi *vs, unsigned q)
-{
-	vs->notify_queues |= 1u << q;
-	vs->notify_scheduled = true;
-	aio_bh_schedule(vs->notify_bh);
-}
-
 /*
- * Write @res into @r's device-writable buffers and return the chain. The
- * response header was checked at pop to fit. iothread.
+ * Write r->res into @r's device-writable buffers; returns the bytes
+ * written. The response header was checked at pop to fit. iothread.
  */
-static void vscsi_return(struct vscsi_req *r, const struct vscsi_result *res)
+static uint32_t vscsi_put_result(struct block_req *br)
 {
-	struct virtio_scsi *vs = r->vs;
-	struct vq_elem *e = r->elem;
-	uint32_t written;
+	struct vscsi_req *r = vscsi_of(br);
+	const struct vscsi_result *res = &r->res;
+	struct vq_elem *e = br->elem;
+	struct virtio_scsi_cmd_resp h = {0};
+	uint32_t ss, sl;
 
-	if (r->tmf) {
+	if (r->kind == VSCSI_TMF) {
 		iov_from_buf(e->in, e->in_num, 0, &res->response, 1);
-		written = 1;
-	} else {
-		struct virtio_scsi_cmd_resp h = {0};
-		uint32_t ss = vscsi_sense_size(vs);
-		uint32_t sl = res->sense_len < ss ? res->sense_len : ss;
-
-		h.sense_len = sl;
-		h.resid = res->resid;
-		h.status = res->status;
-		h.response = res->response;
-		memcpy(h.sense, res->sense, sl);
-		/* The header and as much sense as the driver asked for; a
-		 * driver sense_size beyond ours gets zeroes. */
-		iov_from_buf(e->in, e->in_num, 0, &h, VSCSI_RESP_HDR + sl);
-		written = (uint32_t)(VSCSI_RESP_HDR + ss) + res->data;
-		if (ss > sl) {
-			static const uint8_t zero[VSCSI_SIZE_MAX];
-
-			iov_from_buf(e->in, e->in_num, VSCSI_RESP_HDR + sl, zero, ss - sl);
-		}
+		return 1;
 	}
-	unsigned q = e->queue;
+	if (r->kind == VSCSI_AN) {
+		/* No asynchronous events are supported: none is granted. */
+		struct virtio_scsi_ctrl_an_resp a = {.event_actual = 0,
+						     .response = VIRTIO_SCSI_S_OK};
 
-	virtio_push(&vs->vdev, q, e, written); /* frees e */
-	vscsi_free(r);
-	vscsi_schedule_notify(vs, q);
+		iov_from_buf(e->in, e->in_num, 0, &a, sizeof(a));
+		return sizeof(a);
+	}
+	ss = vscsi_sense_size(r->vs);
+	sl = res->sense_len < ss ? res->sense_len : ss;
+	h.sense_len = sl;
+	h.resid = res->resid;
+	h.status = res->status;
+	h.response = res->response;
+	memcpy(h.sense, res->sense, sl);
+	/* The header and as much sense as the driver asked for; a driver
+	 * sense_size beyond ours gets zeroes. */
+	iov_from_buf(e->in, e->in_num, 0, &h, VSCSI_RESP_HDR + sl);
+	if (ss > sl) {
+		static const uint8_t zero[VSCSI_SIZE_MAX];
+
+		iov_from_buf(e->in, e->in_num, VSCSI_RESP_HDR + sl, zero, ss - sl);
+	}
+	return (uint32_t)(VSCSI_RESP_HDR + ss) + res->data;
 }
 
-/* Keep @r (no host work) in @st until resume; false if the device may not. */
-static bool vscsi_hold(struct vscsi_req *r, enum vscsi_state st, const struct vscsi_result *res)
-{
-	struct virtio_scsi *vs = r->vs;
-	bool ok;
-
-	pthread_mutex_lock(&vs->vdev.lock);
-	ok = virtio_hold_ok(&vs->vdev);
-	if (ok) {
-		r->state = st;
-		if (res)
-			r->res = *res;
-		vscsi_list_add(&vs->held, r);
-	}
-	pthread_mutex_unlock(&vs->vdev.lock);
-	return ok;
-}
-
-/* Return @r with @res now, or hold it if the device is paused. iothread. */
+/* Return @r with @res (or hold it while the device is paused). */
 static void vscsi_complete(struct vscsi_req *r, const struct vscsi_result *res)
 {
-	if (r->vs->paused && vscsi_hold(r, VS_HELD_DONE, res))
-		return;
-	vscsi_return(r, res);
+	r->res = *res;
+	block_req_complete(&r->br);
+}
+
+/* A response-only result (no SCSI status). */
+static void vscsi_respond(struct vscsi_req *r, uint8_t response)
+{
+	struct vscsi_result res = {.response = response};
+
+	vscsi_complete(r, &res);
 }
 
 static void vscsi_tmf_done(struct vscsi_req *t)
 {
-	struct vscsi_result res = {.response = VIRTIO_SCSI_S_FUNCTION_COMPLETE};
-
-	vscsi_list_del(&t->vs->waiting, t);
-	vscsi_complete(t, &res);
+	block_list_del(&t->vs->waiting, &t->br);
+	vscsi_respond(t, VIRTIO_SCSI_S_FUNCTION_COMPLETE);
 }
 
-/* An aborted request's host work is over: it returns ABORTED. */
+/* An aborted request's host work is over: it returns ABORTED (RESET). */
 static void vscsi_abort_done(struct vscsi_req *r)
 {
 	struct vscsi_req *t = r->tmf_waiter;
-	struct vscsi_result res = {.response = r->abort_response};
 
-	vscsi_complete(r, &res);
+	vscsi_respond(r, r->abort_response);
 	if (t && !--t->tmf_pending)
 		vscsi_tmf_done(t);
 }
@@ -340,46 +268,39 @@ static void vscsi_result_cmd(struct vscsi_result *res, uint8_t status,
 	}
 }
 
-static bool vscsi_is_read(const struct vscsi_req *r)
-{
-	return r->op == SCSI_OP_READ;
-}
-
 /*
- * @r's host work is over (r->status/sense/error as the worker or the ring
- * left them). Applies werror/rerror, then returns or holds it. iothread.
+ * @r's host work is over (the engine applied werror/rerror to br.error),
+ * or it was aborted or cancelled: its result. iothread.
  */
-static void vscsi_finish(struct vscsi_req *r)
+static void vscsi_done(struct block_req *br)
 {
-	struct virtio_scsi *vs = r->vs;
-	struct vscsi_result res;
+	struct vscsi_req *r = vscsi_of(br);
+	bool is_read = r->op == SCSI_OP_READ;
 	uint32_t data = 0;
 
-	vscsi_list_del(&vs->submitted, r);
-	if (r->aborted) {
+	if (br->aborted) {
 		vscsi_abort_done(r);
 		return;
 	}
-	if (r->error) {
-		bool is_read = vscsi_is_read(r);
-		enum disk_error_action a =
-		    disk_error_action(is_read ? r->lun->rerror : r->lun->werror, r->error);
+	if (br->cancelled) {
+		/* A reset is waiting for it: it only needs to be retired. */
+		struct scsi_sense sn = {SCSI_SENSE_ABORTED_COMMAND, 0, 0};
 
-		disk_report(&vs->reports, &r->lun->block, is_read, a, r->error);
-		if (a == DISK_ACTION_STOP && vscsi_hold(r, VS_HELD_FAILED, NULL))
-			return;
-		if (a == DISK_ACTION_IGNORE) {
-			r->status = SCSI_STATUS_GOOD; /* as QEMU: the guest is told it worked */
-		} else {
-			r->status = SCSI_STATUS_CHECK_CONDITION;
-			r->sense = scsi_sense_from_errno(r->error, is_read);
-		}
+		vscsi_result_cmd(&r->res, SCSI_STATUS_CHECK_CONDITION, &sn, 0, r->resid);
+		block_req_complete(br);
+		return;
 	}
-	if (r->status == SCSI_STATUS_GOOD && vscsi_is_read(r))
+	if (br->error) {
+		r->status = SCSI_STATUS_CHECK_CONDITION;
+		r->sense = scsi_sense_from_errno(br->error, is_read);
+	} else if (br->ignored || br->uring) {
+		r->status = SCSI_STATUS_GOOD;
+	}
+	if (r->status == SCSI_STATUS_GOOD && is_read)
 		data = (uint32_t)r->len;
-	vscsi_result_cmd(&res, r->status, &r->sense, data,
+	vscsi_result_cmd(&r->res, r->status, &r->sense, data,
 			 r->status == SCSI_STATUS_GOOD ? r->resid : r->resid + (uint32_t)r->len);
-	vscsi_complete(r, &res);
+	block_req_complete(br);
 }
 
 /* ---- host work ---- */
@@ -398,25 +319,24 @@ static void vscsi_unmap(struct vscsi_req *r)
 	}
 	for (int i = 0; i < nd; i++) {
 		/* A hint: a file system that cannot punch keeps the data. */
-		int e = disk_punch(r->lun->fd, descs[i].lba * SCSI_BLOCK,
+		int e = disk_punch(r->lun->drive.fd, descs[i].lba * SCSI_BLOCK,
 				   (uint64_t)descs[i].nblocks * SCSI_BLOCK);
 
 		if (e < 0 && e != -EOPNOTSUPP) {
-			r->error = -e;
+			r->br.error = -e;
 			return;
 		}
 	}
 }
 
 /* Worker thread: the blocking operation. Touches the data buffer only. */
-static int vscsi_work(void *arg)
+static void vscsi_work(struct block_req *br)
 {
-	struct vscsi_req *r = arg;
-	int fd = r->lun->fd;
+	struct vscsi_req *r = vscsi_of(br);
+	int fd = r->lun->drive.fd;
 	int e = 0;
 
 	r->status = SCSI_STATUS_GOOD;
-	r->error = 0;
 	switch (r->op) {
 	case SCSI_OP_READ:
 	case SCSI_OP_WRITE:
@@ -435,112 +355,21 @@ static int vscsi_work(void *arg)
 		break;
 	}
 	if (e)
-		r->error = -e;
-	return 0;
-}
-
-static void vscsi_done(void *opaque, int ret)
-{
-	struct vscsi_req *r = opaque;
-	struct virtio_scsi *vs = r->vs;
-
-	r->preq = NULL;
-	if (ret == -ECANCELED) {
-		/* Never ran: cancelled by an abort or a pause. */
-		vscsi_list_del(&vs->submitted, r);
-		if (r->aborted) {
-			vscsi_abort_done(r);
-			return;
-		}
-		if (vs->paused && vscsi_hold(r, VS_HELD_NEW, NULL))
-			return;
-		/* A reset is waiting for it: it only needs to be retired. */
-		struct scsi_sense s = {SCSI_SENSE_ABORTED_COMMAND, 0, 0};
-		struct vscsi_result res;
-
-		vscsi_result_cmd(&res, SCSI_STATUS_CHECK_CONDITION, &s, 0, r->resid);
-		vscsi_complete(r, &res);
-		return;
-	}
-	vscsi_finish(r);
-}
-
-static bool vscsi_uring_queue(struct vscsi_req *r)
-{
-	return uring_prep_rw(&r->vs->uring, false, r->lun->fd, r->iov + r->iov_pos,
-			     r->niov - r->iov_pos, r->off, (uint64_t)(uintptr_t)r);
-}
-
-static void vscsi_uring_done(void *opaque, uint64_t user_data, int32_t res);
-
-static void vscsi_uring_submit(struct virtio_scsi *vs)
-{
-	int e;
-
-	if (!vs->use_uring)
-		return;
-	e = uring_submit(&vs->uring);
-	/* What the kernel did not take stays queued for the next submit. */
-	if (e < 0 && e != -EAGAIN && e != -EBUSY && e != -EINTR)
-		fprintf(stderr, "kvmini: %s: io_uring_enter: %s\n", vs->name, strerror(-e));
-	/* Reads the page cache served inside io_uring_enter are done already:
-	 * return them now rather than after another trip through epoll. */
-	if (uring_has_cqe(&vs->uring))
-		uring_reap(&vs->uring, vscsi_uring_done, vs);
-}
-
-static void vscsi_uring_done(void *opaque, uint64_t user_data, int32_t res)
-{
-	struct vscsi_req *r = (struct vscsi_req *)(uintptr_t)user_data;
-	uint64_t got = res > 0 ? (uint64_t)res : 0;
-
-	(void)opaque;
-	r->status = SCSI_STATUS_GOOD;
-	if (res < 0 || (res == 0 && r->left)) {
-		r->error = res < 0 ? -res : EIO; /* EIO: the file shrank */
-		vscsi_finish(r);
-		return;
-	}
-	if (got < r->left) {
-		/* A short read goes on where it stopped. */
-		r->off += got;
-		r->left -= got;
-		r->iov_pos = iov_skip(r->iov, r->iov_pos, got);
-		if (!vscsi_uring_queue(r)) {
-			r->error = EIO;
-			vscsi_finish(r);
-		}
-		return;
-	}
-	vscsi_finish(r);
-}
-
-static void vscsi_uring_ready(void *opaque)
-{
-	struct virtio_scsi *vs = opaque;
-
-	uring_reap(&vs->uring, vscsi_uring_done, vs);
-	vscsi_uring_submit(vs);
+		br->error = -e;
 }
 
 /* Start @r's host operation (op != DONE, buffers sliced). iothread. */
-static void vscsi_start(struct virtio_scsi *vs, struct vscsi_req *r)
+static void vscsi_start(struct vscsi_req *r)
 {
-	r->state = VS_SUBMITTED;
-	r->error = 0;
-	vscsi_list_add(&vs->submitted, r);
-	if (vs->use_uring && r->op == SCSI_OP_READ) {
-		r->off = r->lba * SCSI_BLOCK;
-		r->left = r->len;
-		r->iov_pos = 0;
-		if (vscsi_uring_queue(r))
-			return;
-	}
-	r->preq = thread_pool_submit(vs->pool, vscsi_work, r, vscsi_done, r);
-	if (!r->preq) {
-		r->error = ENOMEM;
-		vscsi_finish(r);
-	}
+	struct block_req *br = &r->br;
+
+	br->drive = &r->lun->drive;
+	br->is_read = r->op == SCSI_OP_READ;
+	br->iov = r->iov;
+	br->niov = r->niov;
+	br->off = r->lba * SCSI_BLOCK;
+	br->len = r->len;
+	block_req_start(br);
 }
 
 /* ---- commands ---- */
@@ -554,7 +383,7 @@ static void vscsi_start(struct virtio_scsi *vs, struct vscsi_req *r)
 static void vscsi_cmd_run(struct virtio_scsi *vs, struct vscsi_req *r, const uint8_t *cdb,
 			  uint32_t cdb_len)
 {
-	struct vq_elem *e = r->elem;
+	struct vq_elem *e = r->br.elem;
 	uint64_t req_hdr = VSCSI_REQ_HDR + __atomic_load_n(&vs->cdb_size, __ATOMIC_RELAXED);
 	uint64_t resp_hdr = VSCSI_RESP_HDR + vscsi_sense_size(vs);
 	uint64_t dout = e->out_len - req_hdr, din = e->in_len - resp_hdr;
@@ -564,9 +393,7 @@ static void vscsi_cmd_run(struct virtio_scsi *vs, struct vscsi_req *r, const uin
 
 	if (dout && din) {
 		/* Bidirectional commands need VIRTIO_SCSI_F_INOUT, not offered. */
-		memset(&res, 0, sizeof(res));
-		res.response = VIRTIO_SCSI_S_FAILURE;
-		vscsi_complete(r, &res);
+		vscsi_respond(r, VIRTIO_SCSI_S_FAILURE);
 		return;
 	}
 	scsi_disk_command(r->lun ? &r->lun->s : NULL, vs->lun_ids, vs->nluns, cdb, cdb_len, din, c);
@@ -595,9 +422,7 @@ static void vscsi_cmd_run(struct virtio_scsi *vs, struct vscsi_req *r, const uin
 		 * command's direction. */
 		if ((c->op == SCSI_OP_READ ? din : dout) < xfer ||
 		    (c->op == SCSI_OP_READ ? dout : din) != 0) {
-			memset(&res, 0, sizeof(res));
-			res.response = VIRTIO_SCSI_S_OVERRUN;
-			vscsi_complete(r, &res);
+			vscsi_respond(r, VIRTIO_SCSI_S_OVERRUN);
 			return;
 		}
 		if (!xfer) {
@@ -623,7 +448,7 @@ static void vscsi_cmd_run(struct virtio_scsi *vs, struct vscsi_req *r, const uin
 		r->resid = (uint32_t)(din + dout);
 		break;
 	}
-	vscsi_start(vs, r);
+	vscsi_start(r);
 }
 
 /*
@@ -632,11 +457,10 @@ static void vscsi_cmd_run(struct virtio_scsi *vs, struct vscsi_req *r, const uin
  */
 static bool vscsi_cmd_parse(struct virtio_scsi *vs, struct vscsi_req *r, bool run, const char **why)
 {
-	struct vq_elem *e = r->elem;
+	struct vq_elem *e = r->br.elem;
 	uint32_t cdb_size = __atomic_load_n(&vs->cdb_size, __ATOMIC_RELAXED);
 	uint8_t hdr[VSCSI_REQ_HDR + VSCSI_SIZE_MAX];
 	struct virtio_scsi_cmd_req *h = (void *)hdr;
-	struct vscsi_result res;
 
 	if (e->out_len < VSCSI_REQ_HDR + cdb_size) {
 		*why = "command request shorter than its header";
@@ -651,10 +475,8 @@ static bool vscsi_cmd_parse(struct virtio_scsi *vs, struct vscsi_req *r, bool ru
 	memset(r->cdb, 0, sizeof(r->cdb));
 	memcpy(r->cdb, h->cdb, cdb_size < VSCSI_CDB_SAVED ? cdb_size : VSCSI_CDB_SAVED);
 	if (vscsi_lun_find(vs, h->lun, &r->lun) < 0) {
-		memset(&res, 0, sizeof(res));
-		res.response = VIRTIO_SCSI_S_BAD_TARGET;
 		if (run)
-			vscsi_complete(r, &res);
+			vscsi_respond(r, VIRTIO_SCSI_S_BAD_TARGET);
 		return true;
 	}
 	if (run)
@@ -664,11 +486,11 @@ static bool vscsi_cmd_parse(struct virtio_scsi *vs, struct vscsi_req *r, bool ru
 
 /* ---- task management ---- */
 
-/* Does @r match TMF @t's scope? (@tag: ABORT/QUERY TASK) */
+/* Does @r match a TMF's scope? (@tag: ABORT/QUERY TASK) */
 static bool vscsi_tmf_match(const struct vscsi_req *r, const struct vscsi_lun *lun, bool all_luns,
 			    bool by_tag, uint64_t tag)
 {
-	if (r->tmf || r->aborted)
+	if (r->kind != VSCSI_CMD || r->br.aborted)
 		return false;
 	if (!all_luns && r->lun != lun)
 		return false;
@@ -678,15 +500,14 @@ static bool vscsi_tmf_match(const struct vscsi_req *r, const struct vscsi_lun *l
 static void vscsi_tmf(struct virtio_scsi *vs, struct vscsi_req *t,
 		      const struct virtio_scsi_ctrl_tmf_req *q)
 {
-	struct vscsi_result res = {.response = VIRTIO_SCSI_S_FUNCTION_COMPLETE};
+	uint8_t response = VIRTIO_SCSI_S_FUNCTION_COMPLETE;
 	bool by_tag = false, all = false, reset = false, query = false;
 	struct vscsi_lun *lun;
-	struct vscsi_req *r, *next;
+	struct block_req *br, *next;
 
-	t->tmf = true;
+	t->kind = VSCSI_TMF;
 	if (vscsi_lun_find(vs, q->lun, &lun) < 0) {
-		res.response = VIRTIO_SCSI_S_BAD_TARGET;
-		vscsi_complete(t, &res);
+		vscsi_respond(t, VIRTIO_SCSI_S_BAD_TARGET);
 		return;
 	}
 	switch (q->subtype) {
@@ -710,47 +531,45 @@ static void vscsi_tmf(struct virtio_scsi *vs, struct vscsi_req *t,
 		break;
 	case VIRTIO_SCSI_T_TMF_CLEAR_ACA: /* NACA is never accepted: no ACA */
 	default:
-		res.response = VIRTIO_SCSI_S_FUNCTION_REJECTED;
-		vscsi_complete(t, &res);
+		vscsi_respond(t, VIRTIO_SCSI_S_FUNCTION_REJECTED);
 		return;
 	}
 	if (!lun && !all) {
-		res.response = VIRTIO_SCSI_S_INCORRECT_LUN;
-		vscsi_complete(t, &res);
+		vscsi_respond(t, VIRTIO_SCSI_S_INCORRECT_LUN);
 		return;
 	}
-	for (r = vs->submitted.head; r; r = next) {
-		next = r->next;
+	for (br = vs->eng.submitted.head; br; br = next) {
+		struct vscsi_req *r = vscsi_of(br);
+
+		next = br->next;
 		if (!vscsi_tmf_match(r, lun, all, by_tag, q->tag))
 			continue;
 		if (query) {
-			res.response = VIRTIO_SCSI_S_FUNCTION_SUCCEEDED;
+			response = VIRTIO_SCSI_S_FUNCTION_SUCCEEDED;
 			break;
 		}
-		r->aborted = true;
 		/* virtio 5.6.6.1.1: ABORTED for the abort TMFs, RESET for resets. */
 		r->abort_response = reset ? VIRTIO_SCSI_S_RESET : VIRTIO_SCSI_S_ABORTED;
 		r->tmf_waiter = t;
 		t->tmf_pending++;
-		if (r->preq)
-			thread_pool_cancel(r->preq); /* completion: -ECANCELED if not started */
+		block_req_abort(br);
 	}
 	if (reset)
 		for (unsigned i = 0; i < vs->nluns; i++)
 			if (all || &vs->luns[i] == lun)
 				vs->luns[i].s.ua = SCSI_UA_RESET;
 	if (t->tmf_pending) {
-		t->state = VS_TMF_WAIT;
-		vscsi_list_add(&vs->waiting, t);
+		t->br.state = BLOCK_DEVICE;
+		block_list_add(&vs->waiting, &t->br);
 		return;
 	}
-	vscsi_complete(t, &res);
+	vscsi_respond(t, response);
 }
 
 /* A control-queue request; false (@why) if malformed. iothread. */
 static bool vscsi_ctrl(struct virtio_scsi *vs, struct vscsi_req *r, const char **why)
 {
-	struct vq_elem *e = r->elem;
+	struct vq_elem *e = r->br.elem;
 	uint32_t type;
 
 	if (e->out_len < sizeof(type)) {
@@ -770,18 +589,13 @@ static bool vscsi_ctrl(struct virtio_scsi *vs, struct vscsi_req *r, const char *
 		return true;
 	}
 	if (type == VIRTIO_SCSI_T_AN_QUERY || type == VIRTIO_SCSI_T_AN_SUBSCRIBE) {
-		struct virtio_scsi_ctrl_an_resp a = {.event_actual = 0,
-						     .response = VIRTIO_SCSI_S_OK};
-
-		if (e->out_len < sizeof(struct virtio_scsi_ctrl_an_req) || e->in_len < sizeof(a)) {
+		if (e->out_len < sizeof(struct virtio_scsi_ctrl_an_req) ||
+		    e->in_len < sizeof(struct virtio_scsi_ctrl_an_resp)) {
 			*why = "async notification request or response too short";
 			return false;
 		}
-		/* No asynchronous events are supported: none is granted. */
-		iov_from_buf(e->in, e->in_num, 0, &a, sizeof(a));
-		virtio_push(&vs->vdev, VSCSI_CTRL_Q, e, sizeof(a));
-		vscsi_free(r);
-		vscsi_schedule_notify(vs, VSCSI_CTRL_Q);
+		r->kind = VSCSI_AN;
+		block_req_complete(&r->br);
 		return true;
 	}
 	*why = "unknown control request type";
@@ -810,20 +624,7 @@ static void vscsi_queue_notify(struct virtio_dev *vdev, unsigned q)
 			break;
 		}
 	}
-	vscsi_uring_submit(vs);
-}
-
-/* A driver reset: forget what is held (vdev.lock held, vCPU thread). */
-static void vscsi_drop_held(struct virtio_dev *vdev)
-{
-	struct virtio_scsi *vs = vdev->opaque;
-	struct vscsi_req *r;
-
-	while ((r = vs->held.head)) {
-		vscsi_list_del(&vs->held, r);
-		virtio_discard_locked(vdev, r->elem);
-		vscsi_free(r);
-	}
+	block_engine_submit(&vs->eng);
 }
 
 /*
@@ -868,149 +669,35 @@ static const struct virtio_dev_ops vscsi_virtio_ops = {
     .queue_notify = vscsi_queue_notify,
     .reset = vscsi_reset,
     .config_write = vscsi_config_write,
-    .drop_held = vscsi_drop_held,
+    .drop_held = virtio_block_drop_held,
 };
 
 /* ---- pause, resume ---- */
 
-struct vscsi_quiesce_arg {
-	struct virtio_scsi *vs;
-	bool cancel;
-};
-
-/* iothread: as blk_quiesce_fn (virtio_blk.c). */
-static void vscsi_quiesce_fn(void *opaque)
-{
-	struct vscsi_quiesce_arg *a = opaque;
-	struct virtio_scsi *vs = a->vs;
-
-	virtio_pause(&vs->vdev);
-	vs->paused = true;
-	if (a->cancel)
-		for (struct vscsi_req *r = vs->submitted.head; r; r = r->next)
-			if (r->preq)
-				thread_pool_cancel(r->preq);
-	vscsi_uring_submit(vs);
-	/* TMFs finish with the last request they wait for. */
-	while (vs->submitted.n || vs->notify_scheduled)
-		aio_poll(vs->ctx, true);
-}
-
-static void vscsi_quiesce(struct virtio_scsi *vs, bool cancel)
-{
-	struct vscsi_quiesce_arg a = {vs, cancel};
-
-	if (vs->iothread)
-		virtio_ctx_call(vs->ctx, NULL, vscsi_quiesce_fn, &a);
-}
-
 /* Run a held command again from its chain. iothread. */
-static void vscsi_restart(struct virtio_scsi *vs, struct vscsi_req *r)
+static bool vscsi_restart(struct block_req *br, const char **why)
 {
-	const char *why;
+	struct vscsi_req *r = vscsi_of(br);
 
-	r->aborted = false;
 	r->tmf_waiter = NULL;
-	if (!vscsi_cmd_parse(vs, r, true, &why)) {
-		/* Cannot happen for a chain that parsed before (sizes only
-		 * change by a reset, which drops held requests). */
-		virtio_error(&vs->vdev, "queue %u: %s", r->elem->queue, why);
-		virtio_push(&vs->vdev, r->elem->queue, r->elem, 0);
-		vscsi_free(r);
-	}
+	return vscsi_cmd_parse(r->vs, r, true, why);
 }
 
-static void vscsi_resume_fn(void *opaque)
-{
-	struct virtio_scsi *vs = opaque;
-	struct vscsi_list l;
-
-	vs->paused = false;
-	pthread_mutex_lock(&vs->vdev.lock);
-	l = vs->held;
-	vs->held = (struct vscsi_list){0};
-	pthread_mutex_unlock(&vs->vdev.lock);
-	while (l.head) {
-		struct vscsi_req *r = l.head;
-
-		vscsi_list_del(&l, r);
-		if (r->state == VS_HELD_DONE)
-			vscsi_return(r, &r->res);
-		else
-			vscsi_restart(vs, r);
-	}
-	vscsi_uring_submit(vs);
-	virtio_resume(&vs->vdev);
-}
-
-static void virtio_scsi_pause(void *state)
-{
-	vscsi_quiesce(state, true);
-}
-
-static void virtio_scsi_resume(void *state)
-{
-	struct virtio_scsi *vs = state;
-
-	virtio_ctx_call(vs->ctx, NULL, vscsi_resume_fn, vs);
-}
+static const struct block_engine_ops vscsi_engine_ops = {
+    .work = vscsi_work,
+    .done = vscsi_done,
+    .put_result = vscsi_put_result,
+    .restart = vscsi_restart,
+    .free = vscsi_free,
+};
 
 /* ---- realize, exit ---- */
 
-static void vscsi_notify_bh(void *opaque)
-{
-	struct virtio_scsi *vs = opaque;
-
-	unsigned m = vs->notify_queues;
-
-	vs->notify_scheduled = false;
-	vs->notify_queues = 0;
-	for (unsigned q = 0; q < VSCSI_NQUEUES; q++)
-		if (m & (1u << q))
-			virtio_notify(&vs->vdev, q);
-}
-
-static void vscsi_ctx_setup(void *opaque)
-{
-	struct virtio_scsi *vs = opaque;
-
-	vs->notify_bh = aio_bh_new(vs->ctx, vscsi_notify_bh, vs);
-	if (vs->use_uring &&
-	    aio_set_fd_handler(vs->ctx, vs->uring.efd, vscsi_uring_ready, NULL, vs) < 0)
-		vs->use_uring = false;
-}
-
-static void vscsi_ctx_teardown(void *opaque)
-{
-	struct virtio_scsi *vs = opaque;
-
-	if (vs->uring.efd >= 0)
-		aio_set_fd_handler(vs->ctx, vs->uring.efd, NULL, NULL, NULL);
-	if (vs->pool)
-		thread_pool_free(vs->pool);
-	vs->pool = NULL;
-	if (vs->notify_bh)
-		aio_bh_delete(vs->notify_bh);
-	vs->notify_bh = NULL;
-}
-
-/* Free the pool and BH on the iothread, then stop it. Main thread. */
-static void vscsi_stop_iothread(struct virtio_scsi *vs)
-{
-	if (!vs->iothread)
-		return;
-	virtio_ctx_call(vs->ctx, NULL, vscsi_ctx_teardown, vs);
-	iothread_destroy(vs->iothread);
-	vs->iothread = NULL;
-}
-
 static void vscsi_free_dev(struct virtio_scsi *vs)
 {
-	vscsi_stop_iothread(vs);
-	disk_reports_exit(&vs->reports);
-	uring_exit(&vs->uring);
+	block_engine_free(&vs->eng);
 	for (unsigned i = 0; i < vs->nluns; i++)
-		disk_image_close(vs->luns[i].fd, vs->luns[i].s.readonly, vs->luns[i].block.id,
+		disk_image_close(vs->luns[i].drive.fd, vs->luns[i].s.readonly, vs->luns[i].block.id,
 				 vs->luns[i].path);
 	free(vs->luns);
 	free(vs->lun_ids);
@@ -1066,9 +753,9 @@ static int vscsi_open_luns(struct virtio_scsi *vs, const struct vm_config *cfg, 
 				;
 			used[id] = true;
 		}
-		l->fd = -1;
+		l->drive.fd = -1;
 		vs->nluns = i + 1;
-		ret = disk_image_open(dc[i].path, dc[i].readonly, &l->fd, &size, err);
+		ret = disk_image_open(dc[i].path, dc[i].readonly, &l->drive.fd, &size, err);
 		if (ret < 0)
 			goto out;
 		snprintf(l->path, sizeof(l->path), "%s", dc[i].path);
@@ -1080,8 +767,9 @@ static int vscsi_open_luns(struct virtio_scsi *vs, const struct vm_config *cfg, 
 		memcpy(l->s.serial, dc[i].serial, strlen(dc[i].serial) + 1);
 		if (!l->s.serial[0])
 			snprintf(l->s.serial, sizeof(l->s.serial), "kvmini-lun%u", id);
-		l->werror = dc[i].werror;
-		l->rerror = dc[i].rerror;
+		l->drive.readonly = dc[i].readonly;
+		l->drive.werror = dc[i].werror;
+		l->drive.rerror = dc[i].rerror;
 		snprintf(l->block.id, sizeof(l->block.id), "%.16s-lun%u", vs->name, id);
 		l->block.readonly = dc[i].readonly;
 		l->block.io_status = "ok";
@@ -1095,6 +783,7 @@ static int vscsi_open_luns(struct virtio_scsi *vs, const struct vm_config *cfg, 
 	for (unsigned i = 0; i < vs->nluns; i++) {
 		/* Only now: sorting moved the paths. */
 		vs->luns[i].block.path = vs->luns[i].path;
+		vs->luns[i].drive.block = &vs->luns[i].block;
 		vs->lun_ids[i] = vs->luns[i].s.lun;
 	}
 out:
@@ -1105,6 +794,8 @@ out:
 static int virtio_scsi_realize(struct vm *vm, const char *opts, void **state, struct errbuf *err)
 {
 	struct virtio_dev_params p;
+	struct block_engine_params ep;
+	struct block_env env;
 	struct virtio_scsi *vs;
 	enum disk_aio aio = DISK_AIO_AUTO;
 	int ret;
@@ -1113,40 +804,23 @@ static int virtio_scsi_realize(struct vm *vm, const char *opts, void **state, st
 	vs = calloc(1, sizeof(*vs));
 	if (!vs)
 		return err_set(err, ENOMEM, "out of memory");
-	vs->vm = vm;
-	vs->uring.fd = vs->uring.efd = -1;
+	vs->eng.uring.fd = vs->eng.uring.efd = -1;
 	snprintf(vs->name, sizeof(vs->name), "virtio-scsi0");
 	ret = vscsi_open_luns(vs, vm->cfg, &aio, err);
 	if (ret < 0)
 		goto fail;
-	if (disk_reports_init(&vs->reports, vm) < 0) {
-		ret = err_set(err, ENOMEM, "out of memory");
+	block_env_from_vm(&env, vm);
+	ep = (struct block_engine_params){.name = vs->name,
+					  .what = "--scsi-disk",
+					  .env = &env,
+					  .aio = aio,
+					  .pool_threads = VSCSI_POOL_THREADS,
+					  .uring_entries = VSCSI_QUEUE_SIZE,
+					  .nqueues = VSCSI_NQUEUES,
+					  .ops = &vscsi_engine_ops};
+	ret = block_engine_init(&vs->eng, &ep, err);
+	if (ret < 0)
 		goto fail;
-	}
-	if (aio != DISK_AIO_THREADS) {
-		ret = uring_init(&vs->uring, VSCSI_QUEUE_SIZE);
-		if (ret == 0) {
-			vs->use_uring = true;
-		} else if (aio == DISK_AIO_IO_URING) {
-			err_set(err, -ret,
-				"--scsi-disk: aio=io_uring: this host refuses io_uring: %s",
-				strerror(-ret));
-			goto fail;
-		}
-	}
-	ret = iothread_new(vs->name, &vs->iothread);
-	if (ret < 0) {
-		err_set(err, -ret, "%s: cannot start its iothread: %s", vs->name, strerror(-ret));
-		goto fail;
-	}
-	vs->ctx = iothread_get_aio_context(vs->iothread);
-	ret = thread_pool_new(vs->ctx, VSCSI_POOL_THREADS, &vs->pool);
-	if (ret == 0)
-		ret = virtio_ctx_call(vs->ctx, NULL, vscsi_ctx_setup, vs);
-	if (ret < 0 || !vs->notify_bh) {
-		ret = err_set(err, ENOMEM, "%s: out of memory", vs->name);
-		goto fail;
-	}
 
 	vs->config_ro = (struct virtio_scsi_config){
 	    .num_queues = 1,
@@ -1171,15 +845,25 @@ static int virtio_scsi_realize(struct vm *vm, const char *opts, void **state, st
 	    .queue_size = VSCSI_QUEUE_SIZE,
 	    .config = &vs->config_ro,
 	    .config_len = sizeof(vs->config_ro),
-	    .ctx = vs->ctx,
+	    .ctx = vs->eng.ctx,
 	    .ops = &vscsi_virtio_ops,
 	    .opaque = vs,
 	};
 	ret = virtio_pci_init(&vs->vdev, vm, &p, err);
 	if (ret < 0)
 		goto fail;
-	for (unsigned i = 0; i < vs->nluns; i++)
-		vm->blocks[vm->nblocks++] = &vs->luns[i].block;
+	virtio_block_attach(&vs->eng, &vs->vdev);
+	for (unsigned i = 0; i < vs->nluns; i++) {
+		ret = block_drive_register(&vs->eng, &vs->luns[i].block);
+		if (ret < 0) {
+			err_set(err, -ret, "%s: too many block devices", vs->name);
+			while (i--)
+				block_drive_unregister(&vs->eng, &vs->luns[i].block);
+			block_engine_stop(&vs->eng);
+			virtio_pci_exit(&vs->vdev);
+			goto fail;
+		}
+	}
 	*state = vs;
 	return 0;
 fail:
@@ -1190,26 +874,10 @@ fail:
 static void virtio_scsi_exit(void *state)
 {
 	struct virtio_scsi *vs = state;
-	struct vm *vm = vs->vm;
 
-	for (int i = 0; i < vm->nblocks;) {
-		if (vm->blocks[i] >= &vs->luns[0].block &&
-		    vm->blocks[i] <= &vs->luns[vs->nluns - 1].block) {
-			memmove(&vm->blocks[i], &vm->blocks[i + 1],
-				(size_t)(vm->nblocks - i - 1) * sizeof(vm->blocks[0]));
-			vm->nblocks--;
-			continue;
-		}
-		i++;
-	}
-	/* As virtio-blk: host work in progress completes, held requests
-	 * are dropped (the guest goes away). */
-	vscsi_quiesce(vs, false);
-	pthread_mutex_lock(&vs->vdev.lock);
-	vscsi_drop_held(&vs->vdev);
-	pthread_mutex_unlock(&vs->vdev.lock);
-	virtio_pci_stop(&vs->vdev);
-	vscsi_stop_iothread(vs); /* no completion or BH touches the device after this */
+	for (unsigned i = 0; i < vs->nluns; i++)
+		block_drive_unregister(&vs->eng, &vs->luns[i].block);
+	block_engine_stop(&vs->eng);
 	virtio_pci_exit(&vs->vdev);
 	vscsi_free_dev(vs);
 }
@@ -1239,10 +907,10 @@ struct vscsi_lun_snap {
 };
 
 struct vscsi_req_snap {
-	uint16_t queue, head;
-	uint8_t state; /* VS_HELD_DONE, VS_HELD_NEW or VS_HELD_FAILED */
+	uint16_t queue, head; /* struct block_req_snap_hdr */
+	uint8_t state;	      /* BLOCK_HELD_DONE, BLOCK_HELD_NEW or BLOCK_HELD_FAILED */
 	uint8_t tmf;
-	uint8_t response, status; /* VS_HELD_DONE: the result */
+	uint8_t response, status; /* BLOCK_HELD_DONE: the result */
 	uint8_t sense_len;
 	uint8_t reserved[7];
 	uint32_t resid, data;
@@ -1254,6 +922,23 @@ struct vscsi_req_snap {
 
 static const char *const vscsi_io_status[] = {"ok", "failed", "nospace"};
 
+static void vscsi_fill_snap(const struct block_req *br, void *rec)
+{
+	const struct vscsi_req *r = vscsi_of(br);
+	struct vscsi_req_snap s = {.tmf = r->kind == VSCSI_TMF, .tag = r->tag};
+
+	if (br->state == BLOCK_HELD_DONE) {
+		s.response = r->res.response;
+		s.status = r->res.status;
+		s.sense_len = r->res.sense_len;
+		s.resid = r->res.resid;
+		s.data = r->res.data;
+		memcpy(s.sense, r->res.sense, sizeof(s.sense));
+	}
+	memcpy(s.cdb, r->cdb, sizeof(s.cdb));
+	memcpy(rec, &s, sizeof(s));
+}
+
 static int virtio_scsi_save(void *state, void *buf, size_t len)
 {
 	struct virtio_scsi *vs = state;
@@ -1262,18 +947,15 @@ static int virtio_scsi_save(void *state, void *buf, size_t len)
 	size_t off;
 	int n;
 
-	if (!vs->paused || vs->submitted.n || vs->waiting.n)
+	if (!block_engine_idle(&vs->eng) || vs->waiting.n)
 		return -EBUSY;
-	pthread_mutex_lock(&vs->vdev.lock);
-	h.nrequests = vs->held.n;
+	h.nrequests = block_engine_nheld(&vs->eng);
 	h.cdb_size = vs->cdb_size;
 	h.sense_size = vs->sense_size;
 	off = sizeof(h) + vs->nluns * sizeof(struct vscsi_lun_snap) +
 	      h.nrequests * sizeof(struct vscsi_req_snap);
-	if (len < off) {
-		pthread_mutex_unlock(&vs->vdev.lock);
+	if (len < off)
 		return -ENOSPC;
-	}
 	memcpy(b, &h, sizeof(h));
 	for (unsigned i = 0; i < vs->nluns; i++) {
 		const struct vscsi_lun *l = &vs->luns[i];
@@ -1287,28 +969,8 @@ static int virtio_scsi_save(void *state, void *buf, size_t len)
 				s.io_status = k;
 		memcpy(b + sizeof(h) + i * sizeof(s), &s, sizeof(s));
 	}
-	n = 0;
-	for (const struct vscsi_req *r = vs->held.head; r; r = r->next, n++) {
-		struct vscsi_req_snap s = {.queue = r->elem->queue,
-					   .head = r->elem->head,
-					   .state = (uint8_t)r->state,
-					   .tmf = r->tmf,
-					   .tag = r->tag};
-
-		if (r->state == VS_HELD_DONE) {
-			s.response = r->res.response;
-			s.status = r->res.status;
-			s.sense_len = r->res.sense_len;
-			s.resid = r->res.resid;
-			s.data = r->res.data;
-			memcpy(s.sense, r->res.sense, sizeof(s.sense));
-		}
-		memcpy(s.cdb, r->cdb, sizeof(s.cdb));
-		memcpy(b + sizeof(h) + vs->nluns * sizeof(struct vscsi_lun_snap) +
-			   (size_t)n * sizeof(s),
-		       &s, sizeof(s));
-	}
-	pthread_mutex_unlock(&vs->vdev.lock);
+	block_engine_save_held(&vs->eng, b + sizeof(h) + vs->nluns * sizeof(struct vscsi_lun_snap),
+			       sizeof(struct vscsi_req_snap), vscsi_fill_snap);
 	n = virtio_pci_save(&vs->vdev, b + off, len - off, h.nrequests);
 	if (n < 0)
 		return n;
@@ -1319,22 +981,23 @@ struct vscsi_load_ctx {
 	struct virtio_scsi *vs;
 	const struct vscsi_req_snap *reqs;
 	uint32_t nreqs;
-	struct vscsi_list list;
+	struct block_list list;
 };
 
 /* Is @s a held request this device could have had? */
 static int vscsi_req_snap_check(const struct vscsi_req_snap *s, char *why, size_t n)
 {
 	static const uint8_t zero[7];
+	struct block_req_snap_hdr h = {s->queue, s->head, s->state};
 
-	if (s->queue != VSCSI_CTRL_Q && s->queue != VSCSI_REQ_Q)
+	if (s->queue == VSCSI_EVENT_Q)
 		return snprintf(why, n, "queue %u", s->queue), -EINVAL;
-	if (s->state != VS_HELD_DONE && s->state != VS_HELD_NEW && s->state != VS_HELD_FAILED)
-		return snprintf(why, n, "state %u", s->state), -EINVAL;
+	if (block_req_snap_check(&h, VSCSI_NQUEUES, why, n) < 0)
+		return -EINVAL;
 	if (s->tmf > 1 || s->tmf != (s->queue == VSCSI_CTRL_Q))
 		return snprintf(why, n, "task management flag %u on queue %u", s->tmf, s->queue),
 		       -EINVAL;
-	if (s->tmf && s->state != VS_HELD_DONE)
+	if (s->tmf && s->state != BLOCK_HELD_DONE)
 		return snprintf(why, n, "a task management request that is not finished"), -EINVAL;
 	if (s->sense_len > SCSI_SENSE_LEN || s->response > VIRTIO_SCSI_S_INCORRECT_LUN)
 		return snprintf(why, n, "sense length %u, response %u", s->sense_len, s->response),
@@ -1342,7 +1005,7 @@ static int vscsi_req_snap_check(const struct vscsi_req_snap *s, char *why, size_
 	if (memcmp(s->reserved, zero, sizeof(s->reserved)) ||
 	    memcmp(s->reserved2, zero, sizeof(s->reserved2)))
 		return snprintf(why, n, "reserved bytes are not zero"), -EINVAL;
-	if (s->state != VS_HELD_DONE &&
+	if (s->state != BLOCK_HELD_DONE &&
 	    (s->response || s->status || s->sense_len || s->resid || s->data))
 		return snprintf(why, n, "a result for a request that has none"), -EINVAL;
 	return 0;
@@ -1367,8 +1030,8 @@ static int vscsi_load_elem(void *opaque, struct vq_elem *elem, struct errbuf *er
 	r = vscsi_req_new(vs, elem);
 	if (!r)
 		return err_set(err, ENOMEM, "%s: out of host memory", vs->name);
-	r->state = s->state;
-	r->tmf = s->tmf;
+	r->br.state = s->state;
+	r->kind = s->tmf ? VSCSI_TMF : VSCSI_CMD;
 	if (s->tmf) {
 		uint32_t type = UINT32_MAX;
 
@@ -1392,7 +1055,7 @@ static int vscsi_load_elem(void *opaque, struct vq_elem *elem, struct errbuf *er
 		    "not the one saved",
 		    vs->name, elem->head);
 	}
-	if (s->state == VS_HELD_DONE) {
+	if (s->state == BLOCK_HELD_DONE) {
 		r->res.response = s->response;
 		r->res.status = s->status;
 		r->res.sense_len = s->sense_len;
@@ -1400,7 +1063,7 @@ static int vscsi_load_elem(void *opaque, struct vq_elem *elem, struct errbuf *er
 		r->res.data = s->data;
 		memcpy(r->res.sense, s->sense, sizeof(s->sense));
 	}
-	vscsi_list_add(&c->list, r);
+	block_list_add(&c->list, &r->br);
 	return 0;
 }
 
@@ -1481,7 +1144,7 @@ static int virtio_scsi_load(void *state, const void *buf, size_t len, struct err
 				return err_set(err, EINVAL, "%s: saved request %u is there twice",
 					       vs->name, i);
 	}
-	if (!vs->paused || vs->held.n)
+	if (!block_engine_idle(&vs->eng) || block_engine_nheld(&vs->eng))
 		return err_set(err, EBUSY, "%s: can only load into a fresh, paused device",
 			       vs->name);
 	/* The config bytes the transport will restore must agree, checked
@@ -1505,11 +1168,11 @@ static int virtio_scsi_load(void *state, const void *buf, size_t len, struct err
 		vs->cdb_size = VIRTIO_SCSI_CDB_DEFAULT_SIZE;
 		vs->sense_size = VIRTIO_SCSI_SENSE_DEFAULT_SIZE;
 		while (c.list.head) {
-			struct vscsi_req *r = c.list.head;
+			struct block_req *br = c.list.head;
 
-			vscsi_list_del(&c.list, r);
-			free(r->elem);
-			vscsi_free(r);
+			block_list_del(&c.list, br);
+			free(br->elem);
+			vscsi_free(br);
 		}
 		return ret;
 	}
@@ -1519,9 +1182,7 @@ static int virtio_scsi_load(void *state, const void *buf, size_t len, struct err
 		vs->luns[i].s.ua = ua[i];
 		vs->luns[i].block.io_status = vscsi_io_status[io[i]];
 	}
-	pthread_mutex_lock(&vs->vdev.lock);
-	vs->held = c.list;
-	pthread_mutex_unlock(&vs->vdev.lock);
+	block_engine_set_held(&vs->eng, &c.list);
 	return 0;
 }
 
@@ -1530,7 +1191,7 @@ const struct device_ops virtio_scsi_ops = {
     .realize = virtio_scsi_realize,
     .save = virtio_scsi_save,
     .load = virtio_scsi_load,
-    .pause = virtio_scsi_pause,
-    .resume = virtio_scsi_resume,
+    .pause = block_device_pause,
+    .resume = block_device_resume,
     .exit = virtio_scsi_exit,
 };

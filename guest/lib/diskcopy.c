@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-/* The blkcopy workload over struct diskcopy_ops (diskcopy.h). */
+/* The blkcopy workload over disk_drv.h (diskcopy.h). */
 #include "diskcopy.h"
 #include "guest.h"
 
@@ -12,7 +12,7 @@ struct diskcopy_slot {
 	unsigned int pending;  /* verify: reads not completed yet */
 	bool ra_wait, rb_wait; /* prepared, not accepted by the ring yet */
 	uint8_t *a, *b;	       /* copy uses a; verify reads the source into a, the copy into b */
-	struct diskcopy_io ra, rb;
+	struct disk_req ra, rb;
 };
 
 static uint64_t rand64(struct diskcopy *c)
@@ -50,12 +50,12 @@ int diskcopy_setup(struct diskcopy *c)
 		s->b = mem_alloc(c->max_sectors * DISKCOPY_SECTOR, 4096);
 		if (!s->a || !s->b)
 			goto oom;
-		s->ra = (struct diskcopy_io){.id = 2 * i, .slot = s};
-		s->rb = (struct diskcopy_io){.id = 2 * i + 1, .slot = s};
+		s->ra.user = s;
+		s->rb.user = s;
 	}
 	return 0;
 oom:
-	printf("%s: out of memory for %u buffers of %u KiB\n", c->name, 2 * c->depth,
+	printf("%s: out of memory for %u buffers of %u KiB\n", c->disk->name, 2 * c->depth,
 	       c->max_sectors / 2);
 	return -ENOMEM;
 }
@@ -73,16 +73,16 @@ static uint32_t chunk_sectors(struct diskcopy *c)
 	return n;
 }
 
-static void prepare(struct diskcopy *c, struct diskcopy_io *io, bool write, uint64_t sector,
+static void prepare(struct diskcopy *c, struct disk_req *io, bool write, uint64_t sector,
 		    uint8_t *buf, uint32_t nsec)
 {
 	static const uint32_t segs[] = {0, 4096, 1000};
 	uint32_t len = nsec * DISKCOPY_SECTOR, seg = segs[rand64(c) % 3];
 
 	/* Mixed segmentation, within what the driver allows per request. */
-	if (seg && (len + seg - 1) / seg > c->max_segs)
+	if (seg && (len + seg - 1) / seg > c->disk->max_segs)
 		seg = 0;
-	io->write = write;
+	io->op = write ? DISK_WRITE : DISK_READ;
 	io->sector = sector;
 	io->nsec = nsec;
 	io->buf = buf;
@@ -90,24 +90,24 @@ static void prepare(struct diskcopy *c, struct diskcopy_io *io, bool write, uint
 }
 
 /* Submit @io if *@wait; false if the ring has no room now (retry after reaping). */
-static bool submit(struct diskcopy *c, struct diskcopy_io *io, bool *wait)
+static bool submit(struct diskcopy *c, struct disk_req *io, bool *wait)
 {
 	int e;
 
 	if (!*wait)
 		return true;
-	e = c->ops->submit(c->ctx, io);
-	if (e == -ENOSPC && c->ops->inflight(c->ctx) > 0)
+	e = disk_submit(c->disk, io);
+	if (e == -ENOSPC && disk_inflight(c->disk) > 0)
 		return false;
 	if (e) {
-		printf("%s: submit failed: %d\n", c->name, e);
+		printf("%s: submit failed: %d\n", c->disk->name, e);
 		c->io_error = 1;
 		return false;
 	}
 	*wait = false;
 	c->requests++;
-	if (c->ops->inflight(c->ctx) > c->max_inflight)
-		c->max_inflight = c->ops->inflight(c->ctx);
+	if (disk_inflight(c->disk) > c->max_inflight)
+		c->max_inflight = disk_inflight(c->disk);
 	return true;
 }
 
@@ -151,20 +151,20 @@ static void verify_done(struct diskcopy *c, struct diskcopy_slot *s)
 /* Wait for at least one completion and hand each on. */
 static void reap(struct diskcopy *c, bool verify)
 {
-	struct diskcopy_io *io = c->ops->wait(c->ctx);
+	struct disk_req *io = disk_wait(c->disk, tsc_ms(DISK_TIMEOUT_MS));
 
 	if (!io) {
 		c->io_error = 1;
 		return;
 	}
 	do {
-		if (c->ops->failed(c->ctx, io))
+		if (disk_result(c->disk, io))
 			c->io_error = 1;
 		else if (verify)
-			verify_done(c, io->slot);
+			verify_done(c, io->user);
 		else
-			copy_done(c, io->slot);
-	} while (!c->io_error && (io = c->ops->reap(c->ctx)));
+			copy_done(c, io->user);
+	} while (!c->io_error && (io = disk_reap(c->disk)));
 }
 
 static bool busy(const struct diskcopy *c)
@@ -215,19 +215,19 @@ long diskcopy_run(struct diskcopy *c, bool verify_only)
 	int s;
 
 	if (verify_only) {
-		printf("%s: verify_only: comparing the halves without copying\n", c->name);
+		printf("%s: verify_only: comparing the halves without copying\n", c->disk->name);
 		goto verify;
 	}
 	pass(c, false);
 	if (c->io_error)
 		return 2;
-	printf("%s: copied %lu bytes in %lu requests, max in flight %lu\n", c->name,
+	printf("%s: copied %lu bytes in %lu requests, max in flight %lu\n", c->disk->name,
 	       c->bytes_copied, c->requests, c->max_inflight);
-	s = c->ops->flush(c->ctx);
-	if (s == -ENOTSUP) {
-		printf("%s: flush not offered by the device: skipped\n", c->name);
+	if (!c->disk->can_flush) {
+		printf("%s: flush not offered by the device: skipped\n", c->disk->name);
 	} else {
-		printf("%s: flush status %d\n", c->name, s);
+		s = c->disk->ops->flush(c->disk);
+		printf("%s: flush status %d\n", c->disk->name, s);
 		if (s)
 			return 2;
 	}
@@ -236,10 +236,10 @@ verify:
 	if (c->io_error)
 		return 2;
 	if (c->mismatch_at != UINT64_MAX) {
-		printf("%s: verified %lu bytes: MISMATCH at sector %lu\n", c->name,
+		printf("%s: verified %lu bytes: MISMATCH at sector %lu\n", c->disk->name,
 		       c->half * DISKCOPY_SECTOR, c->mismatch_at);
 		return 1;
 	}
-	printf("%s: verified %lu bytes: match\n", c->name, c->half * DISKCOPY_SECTOR);
+	printf("%s: verified %lu bytes: match\n", c->disk->name, c->half * DISKCOPY_SECTOR);
 	return 0;
 }

@@ -2,9 +2,9 @@
 /*
  * blkcopy over virtio-scsi: checks what a disk LUN answers (SPC/SBC), then
  * copies the first half of the LUN onto its second half with READ/WRITE
- * (10) and (16) (the workload of guest/lib/diskcopy.c: mixed sizes and
- * segmentation, up to depth=N in flight), SYNCHRONIZE CACHE, and compares
- * the halves.
+ * (10) and (16) (the workload of guest/lib/diskcopy.c over disk_drv.h's
+ * disk_scsi_ops: mixed sizes and segmentation, up to depth=N in flight),
+ * SYNCHRONIZE CACHE, and compares the halves.
  *
  * Checks, one line each (`scsicopy: check NAME ok` or `... FAILED: why`):
  *   tur            TEST UNIT READY is GOOD (after at most one UNIT ATTENTION)
@@ -56,13 +56,12 @@
 #define RLUNS_LEN      (8 + 8 * 256)
 #define MODE_SENSE_LEN 192
 
-static struct vscsi ctl;
+static struct disk disk; /* the copy's requests go through disk_scsi_ops */
+static struct vscsi *ctl = &disk.u.scsi.ctl;
 static uint16_t lun;
 static uint64_t last_lba;
-static unsigned int cdb_mode; /* 10, 16, 0: alternate */
 static bool readonly;
 static unsigned int passed, failed;
-static struct vscsi_req reqs[2 * DISKCOPY_MAX_DEPTH];
 static uint8_t *buf, *buf2; /* check buffers */
 
 static bool check(const char *name, bool ok, const char *why)
@@ -85,7 +84,7 @@ static const char *outcome(int e)
 
 	if (e < 0)
 		snprintf(why, sizeof(why), "transport error %d", e);
-	else if (vscsi_sense(&ctl.sync, &sn))
+	else if (vscsi_sense(&ctl->sync, &sn))
 		snprintf(why, sizeof(why), "response %d status 0x%x sense %x/%02xh/%02xh",
 			 VSCSI_RESPONSE(e), VSCSI_STATUS(e), sn.key, sn.asc, sn.ascq);
 	else
@@ -114,7 +113,7 @@ static uint32_t be32(const uint8_t *p)
 
 static void check_inquiry(void)
 {
-	int e = scsi_inquiry(&ctl, lun, false, 0, buf, INQ_LEN);
+	int e = scsi_inquiry(ctl, lun, false, 0, buf, INQ_LEN);
 
 	if (!check("inquiry", e == 0, outcome(e)))
 		return;
@@ -166,7 +165,7 @@ static void check_vpd_page(uint8_t page)
 
 	snprintf(name, sizeof(name), "vpd_%02x", page);
 	memset(buf, 0xcc, VPD_LEN);
-	e = scsi_inquiry(&ctl, lun, true, page, buf, VPD_LEN);
+	e = scsi_inquiry(ctl, lun, true, page, buf, VPD_LEN);
 	if (!check(name, e == 0, outcome(e)))
 		return;
 	uint32_t n = be16(buf + 2);
@@ -205,7 +204,7 @@ static void check_vpd(void)
 	static const uint8_t need[] = {0x00, 0x83, 0xb0, 0xb1, 0xb2};
 	uint8_t pages[VPD_LEN];
 	bool ok = true, has80 = false;
-	int e = scsi_inquiry(&ctl, lun, true, 0x00, buf, VPD_LEN);
+	int e = scsi_inquiry(ctl, lun, true, 0x00, buf, VPD_LEN);
 	uint32_t n;
 
 	if (!check("vpd_00", e == 0, outcome(e)))
@@ -242,11 +241,11 @@ static void check_capacity(void)
 {
 	uint32_t last10, bl10, bl16;
 	uint64_t want;
-	int e = scsi_read_capacity10(&ctl, lun, &last10, &bl10);
+	int e = scsi_read_capacity10(ctl, lun, &last10, &bl10);
 
 	if (!check("capacity10", e == 0, outcome(e)))
 		return;
-	e = scsi_read_capacity16(&ctl, lun, &last_lba, &bl16, NULL, 0);
+	e = scsi_read_capacity16(ctl, lun, &last_lba, &bl16, NULL, 0);
 	if (!check("capacity16", e == 0, outcome(e)))
 		return;
 	printf("scsicopy: capacity: last lba %lu, block %u bytes\n", last_lba, bl16);
@@ -260,12 +259,12 @@ static void check_capacity(void)
 static void check_mode_sense(void)
 {
 	uint8_t cdb[6] = {SCSI_MODE_SENSE6, 0, 0x3f, 0, MODE_SENSE_LEN};
-	struct vscsi_req *r = &ctl.sync;
+	struct vscsi_req *r = &ctl->sync;
 	int e;
 
 	*r = (struct vscsi_req){.lun = lun, .in = buf, .in_len = MODE_SENSE_LEN};
 	memcpy(r->cdb, cdb, sizeof(cdb));
-	e = vscsi_do(&ctl, r);
+	e = vscsi_do(ctl, r);
 	if (!check("mode_sense", e == 0, outcome(e)))
 		return;
 	/* header: mode data length, medium type, device-specific (WP = bit 7) */
@@ -278,7 +277,7 @@ static void check_report_luns(void)
 	uint64_t want = 0;
 	/* To LUN 0: SPC-4 requires REPORT LUNS there (or at the well-known
 	 * LUN), not on every LUN; QEMU 7.2 refuses it on others (25h). */
-	int e = scsi_report_luns(&ctl, 0, buf, RLUNS_LEN);
+	int e = scsi_report_luns(ctl, 0, buf, RLUNS_LEN);
 	bool found = false;
 
 	if (!check("report_luns", e == 0, outcome(e)))
@@ -307,20 +306,20 @@ static void check_reads(void)
 {
 	int e;
 
-	e = scsi_read10(&ctl, lun, last_lba, 1, buf, BLOCK);
+	e = scsi_read10(ctl, lun, last_lba, 1, buf, BLOCK);
 	check("read_last10", e == 0, outcome(e));
-	e = scsi_read16(&ctl, lun, last_lba, 1, buf2, BLOCK);
+	e = scsi_read16(ctl, lun, last_lba, 1, buf2, BLOCK);
 	check("read_last16", e == 0 && !memcmp(buf, buf2, BLOCK), outcome(e));
-	e = scsi_read10(&ctl, lun, last_lba + 1, 1, buf, BLOCK);
-	check("read_oob10", vscsi_check(&ctl.sync, e, SCSI_SENSE_ILLEGAL_REQUEST, 0x21, 0),
+	e = scsi_read10(ctl, lun, last_lba + 1, 1, buf, BLOCK);
+	check("read_oob10", vscsi_check(&ctl->sync, e, SCSI_SENSE_ILLEGAL_REQUEST, 0x21, 0),
 	      outcome(e));
-	e = scsi_read16(&ctl, lun, last_lba, 2, buf, 2 * BLOCK);
-	check("read_oob16", vscsi_check(&ctl.sync, e, SCSI_SENSE_ILLEGAL_REQUEST, 0x21, 0),
+	e = scsi_read16(ctl, lun, last_lba, 2, buf, 2 * BLOCK);
+	check("read_oob16", vscsi_check(&ctl->sync, e, SCSI_SENSE_ILLEGAL_REQUEST, 0x21, 0),
 	      outcome(e));
-	ctl.sync = (struct vscsi_req){.lun = lun, .in = buf, .in_len = BLOCK};
-	ctl.sync.cdb[0] = UNSUPPORTED;
-	e = vscsi_do(&ctl, &ctl.sync);
-	check("bad_opcode", vscsi_check(&ctl.sync, e, SCSI_SENSE_ILLEGAL_REQUEST, 0x20, 0),
+	ctl->sync = (struct vscsi_req){.lun = lun, .in = buf, .in_len = BLOCK};
+	ctl->sync.cdb[0] = UNSUPPORTED;
+	e = vscsi_do(ctl, &ctl->sync);
+	check("bad_opcode", vscsi_check(&ctl->sync, e, SCSI_SENSE_ILLEGAL_REQUEST, 0x20, 0),
 	      outcome(e));
 }
 
@@ -328,23 +327,23 @@ static void check_write_protect(void)
 {
 	int e;
 
-	e = scsi_read10(&ctl, lun, 0, 1, buf, BLOCK);
+	e = scsi_read10(ctl, lun, 0, 1, buf, BLOCK);
 	if (!check("read_block0", e == 0, outcome(e)))
 		return;
 	for (unsigned int cdb = 10; cdb <= 16; cdb += 6) {
 		memcpy(buf2, buf, BLOCK);
 		buf2[0] ^= 0xff;
-		e = scsi_rw(&ctl, lun, true, cdb, 0, 1, buf2, BLOCK);
+		e = scsi_rw(ctl, lun, true, cdb, 0, 1, buf2, BLOCK);
 		check(cdb == 10 ? "write_protect10" : "write_protect16",
-		      vscsi_check(&ctl.sync, e, SCSI_SENSE_DATA_PROTECT, 0x27, -1), outcome(e));
+		      vscsi_check(&ctl->sync, e, SCSI_SENSE_DATA_PROTECT, 0x27, -1), outcome(e));
 	}
-	e = scsi_read10(&ctl, lun, 0, 1, buf2, BLOCK);
+	e = scsi_read10(ctl, lun, 0, 1, buf2, BLOCK);
 	check("write_protect_unchanged", e == 0 && !memcmp(buf, buf2, BLOCK), "block 0 changed");
 }
 
 static void checks(void)
 {
-	int e = scsi_test_unit_ready(&ctl, lun);
+	int e = scsi_test_unit_ready(ctl, lun);
 
 	check("tur", e == 0, outcome(e));
 	check_inquiry();
@@ -359,79 +358,7 @@ static void checks(void)
 	printf("scsicopy: %u checks passed, %u failed\n", passed, failed);
 }
 
-/* ---- diskcopy over READ/WRITE (10) and (16) ---- */
-
-static int scsi_submit(void *ctx, struct diskcopy_io *io)
-{
-	static unsigned int toggle;
-	struct vscsi_req *r = &reqs[io->id];
-	unsigned int cdb = cdb_mode ? cdb_mode : (toggle++ & 1) ? 16 : 10;
-
-	vscsi_prep_rw(r, lun, io->write, cdb, io->sector, io->nsec, io->buf, io->nsec * BLOCK);
-	r->seg = io->seg;
-	r->user = io;
-	return vscsi_submit(&ctl, r);
-}
-
-static struct diskcopy_io *scsi_wait(void *ctx)
-{
-	struct vscsi_req *r = vscsi_wait(&ctl, tsc_ms(VSCSI_TIMEOUT_MS));
-
-	if (!r) {
-		printf("scsicopy: waiting for a completion failed: %d (device status 0x%x)\n",
-		       ctl.error, virtio_status(&ctl.vd));
-		return NULL;
-	}
-	return r->user;
-}
-
-static struct diskcopy_io *scsi_reap(void *ctx)
-{
-	struct vscsi_req *r = vscsi_reap(&ctl);
-
-	return r ? r->user : NULL;
-}
-
-static bool scsi_failed(void *ctx, const struct diskcopy_io *io)
-{
-	const struct vscsi_req *r = &reqs[io->id];
-	struct vscsi_sense sn;
-	int e = vscsi_result(r);
-
-	if (!e)
-		return false;
-	vscsi_sense(r, &sn);
-	printf("scsicopy: %s(%u) of %u sectors at %lu failed: response %d status 0x%x sense "
-	       "%x/%02xh/%02xh\n",
-	       io->write ? "write" : "read", r->cdb[0] >= 0x80 ? 16 : 10, io->nsec, io->sector,
-	       VSCSI_RESPONSE(e), VSCSI_STATUS(e), sn.key, sn.asc, sn.ascq);
-	return true;
-}
-
-static unsigned int scsi_inflight(void *ctx)
-{
-	return vscsi_inflight(&ctl);
-}
-
-static int scsi_flush(void *ctx)
-{
-	int e = scsi_sync_cache(&ctl, lun);
-
-	if (e)
-		printf("scsicopy: SYNCHRONIZE CACHE: %s\n", outcome(e));
-	return e;
-}
-
-static const struct diskcopy_ops scsi_ops = {
-    .submit = scsi_submit,
-    .wait = scsi_wait,
-    .reap = scsi_reap,
-    .failed = scsi_failed,
-    .inflight = scsi_inflight,
-    .flush = scsi_flush,
-};
-
-static struct diskcopy copy = {.name = "scsicopy", .ops = &scsi_ops};
+static struct diskcopy copy = {.disk = &disk};
 
 static long run(void *arg)
 {
@@ -440,35 +367,29 @@ static long run(void *arg)
 	checks();
 	if (readonly || cmdline_has("checks_only"))
 		return failed ? 4 : 0;
-	copy.half = (last_lba + 1) / 2;
+	disk.sectors = last_lba + 1;
+	copy.half = disk.sectors / 2;
 	if (copy.half == 0) {
 		printf("scsicopy: LUN too small (%lu blocks)\n", last_lba + 1);
 		return 3;
 	}
 	printf("scsicopy: copying %lu sectors, depth %u, requests up to %u sectors, cdb %s\n",
 	       copy.half, copy.depth, copy.max_sectors,
-	       cdb_mode == 10	? "10"
-	       : cdb_mode == 16 ? "16"
-				: "mix");
+	       disk.u.scsi.cdb == 10   ? "10"
+	       : disk.u.scsi.cdb == 16 ? "16"
+				       : "mix");
 	r = diskcopy_run(&copy, cmdline_has("verify_only"));
 	return r ? r : failed ? 4 : 0;
 }
 
 int main(void)
 {
-	uint64_t v = 0;
-
-	cmdline_get_u64("ctrl", &v);
-	if (vscsi_open(&ctl, v, "scsicopy"))
+	if (disk_scsi_attach(&disk, "scsicopy"))
 		return 3;
-	if (!cmdline_get_u64("lun", &v))
-		lun = v;
-	if (!cmdline_get_u64("cdb", &v) && (v == 10 || v == 16))
-		cdb_mode = v;
+	lun = disk.u.scsi.lun;
 	readonly = cmdline_has("readonly");
 	buf = mem_alloc(RLUNS_LEN, 4096);
 	buf2 = mem_alloc(BLOCK, 4096);
-	copy.max_segs = ctl.max_segs;
 	if (!buf || !buf2 || diskcopy_setup(&copy))
 		return 3;
 	printf("scsicopy: lun %u%s\n", lun, readonly ? " (read-only expected)" : "");

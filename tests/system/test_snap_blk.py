@@ -187,9 +187,15 @@ def test_fifty_cycles(tmp_path):
     busy = 0
     for i in range(50):
         time.sleep(0.03)
-        r = vm.q.cmd("migrate", {"uri": f"file:{snap}"})
-        assert r == {"return": {}}, (i, r)
-        busy += in_flight(snap) > 0
+        if not busy:
+            # Until one snapshot has caught a request in flight, retry (cont)
+            # as snapshot_busy does: a loaded host may let many in a row miss.
+            snapshot_busy(vm, snap)
+            busy = 1
+        else:
+            r = vm.q.cmd("migrate", {"uri": f"file:{snap}"})
+            assert r == {"return": {}}, (i, r)
+            busy += in_flight(snap) > 0
         o, code, err = vm.quit()
         assert code == 0, (i, err)
         assert "completed once each" not in o, (i, o)
@@ -338,7 +344,9 @@ def dup_head(d, off):
 
 
 BAD = [
-    ("nrequests", put("<I", 4, xor=1), "but the device held"),
+    # version 2 keeps a record per held request after the transport's state:
+    # none said, and the records are taken for transport state
+    ("nrequests", put("<I", 4, 0), "bytes, expected"),
     ("capacity", put("<Q", 8, xor=8), "sectors"),
     ("readonly", put("<B", 16, 1), "readonly=on in the snapshot"),
     ("virtio version", put("<I", VP, 7), "virtio state version 7"),

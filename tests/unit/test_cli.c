@@ -8,8 +8,10 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "devices/block/block.h"
+#include "vmm/cli.h"
 #include "vmm/config.h"
-#include "vmm/vm.h"
+#include "vmm/cpuid.h"
 
 #define MAXARGS 48
 
@@ -105,6 +107,7 @@ static void bad(const char *needle, ...)
 	struct vm_config c;
 	struct errbuf e = {{0}};
 	enum cli_command cmd;
+	int r;
 
 	argv[argc] = strcpy(store[argc], "kvmini");
 	argc++;
@@ -114,7 +117,12 @@ static void bad(const char *needle, ...)
 		argc++;
 	}
 	va_end(ap);
-	assert_int_equal(cli_parse(argc, argv, &cmd, &c, &e), -EINVAL);
+	/* As the top level does: the CLI, then the block layer's check of
+	 * the disk option strings. */
+	r = cli_parse(argc, argv, &cmd, &c, &e);
+	if (r == 0 && cmd == CLI_RUN)
+		r = disk_config_check(&c, &e);
+	assert_int_equal(r, -EINVAL);
 	if (!strstr(e.msg, needle))
 		fail_msg("message '%s' does not name '%s'", e.msg, needle);
 	assert_null(strchr(e.msg, '\n'));

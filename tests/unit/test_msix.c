@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "vmm/msix.h"
 #include "vmm/pci.h"
 
 #define MAX_GSI 1024

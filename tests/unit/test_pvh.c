@@ -17,7 +17,7 @@
 #include <cmocka.h>
 
 #include "vmm/layout.h"
-#include "vmm/loader.h"
+#include "vmm/pvh.h"
 
 #define MiB (1ULL << 20)
 #define GiB (1ULL << 30)

@@ -19,7 +19,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "devices/virtio/scsi.h"
+#include "devices/block/scsi.h"
 
 #define NB 1000u /* blocks of the default test disk */
 

@@ -30,7 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "devices/virtio/scsi.h"
+#include "devices/block/scsi.h"
 #include "tests/unit/virtio_harness.h"
 
 #ifndef VIRTIO_SCSI_S_FUNCTION_COMPLETE
@@ -464,7 +464,7 @@ static void test_commands(void **st)
 	assert_int_equal(data(&d, 0)[4], 31);
 	used_head(&d, QR, 0, &len);
 	assert_int_equal(len, RESP_HDR + 96 + 36);
-	assert_true(fake_deliver(&e->k, d.q_data[QR]) >= 1);
+	assert_true(wait_deliver(&e->k, d.q_data[QR]) >= 1);
 	/* A LUN the target does not have: the emulation answers. */
 	r = do_simple(&d, 5, 0x12, 96);
 	assert_int_equal(r->status, SCSI_STATUS_GOOD);
@@ -675,7 +675,7 @@ static void test_control(void **st)
 		used_head(&d, QC, (uint16_t)(d.vq[QC].used_seen - 1), &len);
 		assert_int_equal(len, sizeof(*ar));
 	}
-	assert_true(fake_deliver(&e->k, d.q_data[QC]) >= 1);
+	assert_true(wait_deliver(&e->k, d.q_data[QC]) >= 1);
 	/* Nothing in flight: aborts and queries complete at once. */
 	tmf_is(&d, VIRTIO_SCSI_T_TMF_ABORT_TASK, 0, 77, VIRTIO_SCSI_S_FUNCTION_COMPLETE);
 	used_head(&d, QC, (uint16_t)(d.vq[QC].used_seen - 1), &len);

@@ -5,8 +5,8 @@ test_bus_SRCS := vmm/bus.c vmm/util.c
 test_bus_DEPS := vmm/bus.h
 
 UNIT_TESTS += test_cli
-test_cli_SRCS := vmm/cli.c vmm/cpuid.c vmm/util.c
-test_cli_DEPS := vmm/config.h
+test_cli_SRCS := vmm/cli.c vmm/cpuid.c vmm/util.c devices/block/disk_config.c
+test_cli_DEPS := vmm/config.h vmm/cpuid.h
 
 UNIT_TESTS += test_disasm
 test_disasm_SRCS := vmm/disasm.c
@@ -23,31 +23,34 @@ test_memory_DEPS := vmm/memory.h vmm/layout.h
 
 UNIT_TESTS += test_pvh
 test_pvh_SRCS := vmm/pvh.c vmm/memory.c vmm/util.c
-test_pvh_DEPS := vmm/loader.h vmm/memory.h vmm/util.h vmm/layout.h
+test_pvh_DEPS := vmm/pvh.h vmm/memory.h vmm/util.h vmm/layout.h
 
 UNIT_TESTS += test_pci
-test_pci_SRCS := vmm/pci.c vmm/msix.c vmm/bus.c vmm/util.c
-test_pci_DEPS := vmm/pci.h vmm/msix.h vmm/bus.h vmm/layout.h
+test_pci_SRCS := vmm/pci.c vmm/kvm_irq.c vmm/bus.c vmm/util.c
+test_pci_DEPS := vmm/pci.h vmm/kvm_irq.h vmm/bus.h vmm/layout.h
 
 UNIT_TESTS += test_msix
-test_msix_SRCS := vmm/msix.c vmm/pci.c vmm/bus.c vmm/util.c
-test_msix_DEPS := vmm/pci.h vmm/msix.h vmm/bus.h
+test_msix_SRCS := vmm/msix.c vmm/kvm_irq.c vmm/pci.c vmm/bus.c vmm/util.c
+test_msix_DEPS := vmm/pci.h vmm/msix.h vmm/kvm_irq.h vmm/bus.h
 
 UNIT_TESTS += test_virtqueue
-test_virtqueue_SRCS := devices/virtio/virtqueue.c vmm/memory.c
+test_virtqueue_SRCS := devices/virtio/virtqueue.c vmm/iov.c vmm/memory.c
 test_virtqueue_DEPS := devices/virtio/virtio.h vmm/memory.h
 
 UNIT_TESTS += test_virtio_blk
-test_virtio_blk_SRCS := tests/unit/virtio_harness.c devices/virtio/virtio_blk.c devices/virtio/disk.c devices/virtio/virtio_pci.c devices/virtio/uring.c \
-	devices/virtio/virtqueue.c vmm/pci.c vmm/msix.c vmm/bus.c vmm/memory.c vmm/util.c \
-	vmm/cli.c vmm/cpuid.c $(AIO_LIB_SRCS)
-test_virtio_blk_DEPS := tests/unit/virtio_harness.h devices/virtio/virtio.h vmm/pci.h vmm/msix.h vmm/config.h aio/aio.h
+test_virtio_blk_SRCS := tests/unit/virtio_harness.c devices/virtio/virtio_blk.c devices/virtio/virtio_block.c devices/block/disk.c devices/block/engine.c devices/virtio/virtio_pci.c devices/block/uring.c \
+	devices/virtio/virtqueue.c vmm/iov.c vmm/pci.c vmm/msix.c vmm/kvm_irq.c vmm/bus.c vmm/memory.c vmm/util.c \
+	devices/block/disk_config.c $(AIO_LIB_SRCS)
+# The request engine's choices are tested through wrapped calls.
+test_virtio_blk_LIBS := -Wl,--wrap=thread_pool_submit -Wl,--wrap=disk_rw_full \
+	-Wl,--wrap=uring_submit -Wl,--wrap=uring_reap -Wl,--wrap=aio_poll
+test_virtio_blk_DEPS := tests/unit/virtio_harness.h devices/virtio/virtio.h vmm/pci.h vmm/msix.h vmm/kvm_irq.h vmm/config.h aio/aio.h
 
 # The same virtio-blk test under ThreadSanitizer (pause/hold/resume cross
 # threads: vCPU-side resets, the iothread, pool workers). About 2 s.
 $(BUILD)/tsan/test_virtio_blk: tests/unit/test_virtio_blk.c $(test_virtio_blk_SRCS) $(test_virtio_blk_DEPS)
 	@mkdir -p $(dir $@)
-	$(TSAN_CC) $(TSAN_CFLAGS) -o $@ $< $(test_virtio_blk_SRCS) $(TEST_LIBS)
+	$(TSAN_CC) $(TSAN_CFLAGS) -o $@ $< $(test_virtio_blk_SRCS) $(TEST_LIBS) $(test_virtio_blk_LIBS)
 
 EXTRA_TESTS += test-tsan-blk
 .PHONY: test-tsan-blk
@@ -56,21 +59,21 @@ test-tsan-blk: $(BUILD)/tsan/test_virtio_blk
 
 UNIT_TESTS += test_ivshmem
 test_ivshmem_SRCS := devices/ivshmem/ivshmem.c devices/ivshmem/ivshmem_proto.c \
-	devices/ivshmem/ivshmem_server.c vmm/pci.c vmm/msix.c vmm/bus.c vmm/memory.c vmm/util.c \
+	devices/ivshmem/ivshmem_server.c vmm/pci.c vmm/msix.c vmm/kvm_irq.c vmm/bus.c vmm/memory.c vmm/util.c \
 	vmm/cli.c vmm/cpuid.c $(AIO_LIB_SRCS)
 test_ivshmem_DEPS := devices/ivshmem/ivshmem.h devices/ivshmem/ivshmem_int.h vmm/pci.h \
-	vmm/msix.h vmm/config.h vmm/vm.h aio/aio.h
+	vmm/msix.h vmm/kvm_irq.h vmm/config.h vmm/vm.h aio/aio.h
 
 UNIT_TESTS += test_scsi_disk
-test_scsi_disk_SRCS := devices/virtio/scsi_disk.c
-test_scsi_disk_DEPS := devices/virtio/scsi.h
+test_scsi_disk_SRCS := devices/block/scsi_disk.c
+test_scsi_disk_DEPS := devices/block/scsi.h
 
 # virtio-scsi end to end; thread_pool_cancel is wrapped to see a pause begin.
 UNIT_TESTS += test_virtio_scsi
-test_virtio_scsi_SRCS := tests/unit/virtio_harness.c devices/virtio/virtio_scsi.c \
-	devices/virtio/scsi_disk.c devices/virtio/disk.c devices/virtio/virtio_pci.c \
-	devices/virtio/uring.c devices/virtio/virtqueue.c vmm/pci.c vmm/msix.c vmm/bus.c \
-	vmm/memory.c vmm/util.c vmm/cli.c vmm/cpuid.c $(AIO_LIB_SRCS)
-test_virtio_scsi_DEPS := tests/unit/virtio_harness.h devices/virtio/scsi.h \
-	devices/virtio/virtio.h vmm/pci.h vmm/msix.h vmm/config.h aio/aio.h
+test_virtio_scsi_SRCS := tests/unit/virtio_harness.c devices/virtio/virtio_scsi.c devices/virtio/virtio_block.c \
+	devices/block/scsi_disk.c devices/block/disk.c devices/block/engine.c devices/virtio/virtio_pci.c \
+	devices/block/uring.c devices/virtio/virtqueue.c vmm/iov.c vmm/pci.c vmm/msix.c vmm/kvm_irq.c vmm/bus.c \
+	vmm/memory.c vmm/util.c devices/block/disk_config.c $(AIO_LIB_SRCS)
+test_virtio_scsi_DEPS := tests/unit/virtio_harness.h devices/block/scsi.h \
+	devices/virtio/virtio.h vmm/pci.h vmm/msix.h vmm/kvm_irq.h vmm/config.h aio/aio.h
 test_virtio_scsi_LIBS := -Wl,--wrap=thread_pool_cancel

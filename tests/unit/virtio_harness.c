@@ -101,6 +101,23 @@ void vm_block_io_error(struct vm *vm, struct vm_block *b, bool is_read,
 	io_errors.n++;
 }
 
+int vm_block_add(struct vm *vm, struct vm_block *b)
+{
+	if (vm->nblocks == (int)ARRAY_SIZE(vm->blocks))
+		return -ENOSPC;
+	vm->blocks[vm->nblocks++] = b;
+	return 0;
+}
+
+void vm_block_remove(struct vm *vm, struct vm_block *b)
+{
+	for (int i = 0; i < vm->nblocks; i++)
+		if (vm->blocks[i] == b) {
+			vm->blocks[i] = vm->blocks[--vm->nblocks];
+			return;
+		}
+}
+
 /* ---- the VM around the devices ---- */
 
 struct env *env_new(void)
@@ -192,6 +209,18 @@ void env_free(struct env *e)
 	guest_mem_free(&e->vm.mem);
 	pthread_mutex_destroy(&e->k.lock);
 	test_free(e);
+}
+
+unsigned wait_deliver(struct fake_kvm *k, uint32_t data)
+{
+	unsigned n = 0;
+
+	for (int i = 0; i < 10000 && !n; i++) {
+		n = fake_deliver(k, data);
+		if (!n)
+			nanosleep(&(struct timespec){0, 1000000}, NULL);
+	}
+	return n;
 }
 
 bool wait_io_errors(struct env *e, int n)

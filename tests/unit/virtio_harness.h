@@ -28,6 +28,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "devices/block/block.h"
 #include "devices/virtio/virtio.h"
 #include "vmm/config.h"
 #include "vmm/device.h"
@@ -61,6 +62,9 @@ struct fake_kvm {
 
 /* Messages delivered to the "LAPIC" since the last call, by MSI data. */
 unsigned fake_deliver(struct fake_kvm *k, uint32_t data);
+/* fake_deliver until something arrives or 10 s pass: the interrupt of a
+ * completion follows its used entry (a BH on the iothread decides it). */
+unsigned wait_deliver(struct fake_kvm *k, uint32_t data);
 
 /* ---- what devices report to the VM (vmm/vm.c's side, recorded) ---- */
 

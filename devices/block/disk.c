@@ -15,7 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "devices/virtio/virtio.h"
+#include "devices/block/block.h"
 #include "vmm/vm.h"
 
 int disk_image_open(const char *path, bool readonly, int *fdp, uint64_t *sizep, struct errbuf *err)
@@ -157,16 +157,16 @@ static void disk_reports_bh(void *opaque)
 	r->n = 0;
 	pthread_mutex_unlock(&r->lock);
 	for (unsigned i = 0; i < n; i++)
-		vm_block_io_error(r->vm, copy[i].block, copy[i].is_read, copy[i].action,
-				  copy[i].error);
+		r->env.io_error(r->env.opaque, copy[i].block, copy[i].is_read, copy[i].action,
+				copy[i].error);
 }
 
-int disk_reports_init(struct disk_reports *r, struct vm *vm)
+int disk_reports_init(struct disk_reports *r, const struct block_env *env)
 {
 	pthread_mutex_init(&r->lock, NULL);
-	r->vm = vm;
+	r->env = *env;
 	r->n = 0;
-	r->bh = aio_bh_new(vm->main_ctx, disk_reports_bh, r);
+	r->bh = aio_bh_new(env->main_ctx, disk_reports_bh, r);
 	if (!r->bh) {
 		pthread_mutex_destroy(&r->lock);
 		return -ENOMEM;
@@ -197,4 +197,31 @@ void disk_report(struct disk_reports *r, struct vm_block *block, bool is_read,
 		r->reports[DISK_MAX_REPORTS - 1] = rep;
 	pthread_mutex_unlock(&r->lock);
 	aio_bh_schedule(r->bh);
+}
+
+/* ---- the VM's services ---- */
+
+static int block_vm_drive_add(void *opaque, struct vm_block *b)
+{
+	return vm_block_add(opaque, b);
+}
+
+static void block_vm_drive_remove(void *opaque, struct vm_block *b)
+{
+	vm_block_remove(opaque, b);
+}
+
+static void block_vm_io_error(void *opaque, struct vm_block *b, bool is_read,
+			      enum disk_error_action action, int error)
+{
+	vm_block_io_error(opaque, b, is_read, action, error);
+}
+
+void block_env_from_vm(struct block_env *env, struct vm *vm)
+{
+	*env = (struct block_env){.opaque = vm,
+				  .main_ctx = vm->main_ctx,
+				  .drive_add = block_vm_drive_add,
+				  .drive_remove = block_vm_drive_remove,
+				  .io_error = block_vm_io_error};
 }

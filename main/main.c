@@ -11,11 +11,15 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "devices/block/block.h"
 #include "devices/ivshmem/ivshmem.h"
 #include "devices/virtio/virtio.h"
-#include "vmm/legacy.h"
+#include "vmm/cli.h"
+#include "vmm/debug_exit.h"
+#include "vmm/i8042.h"
 #include "vmm/pci.h"
 #include "vmm/qmp.h"
+#include "vmm/serial.h"
 #include "vmm/snapshot.h"
 #include "vmm/vm.h"
 
@@ -49,6 +53,14 @@ static void main_timeout(void *opaque)
 
 	if (ms->vm)
 		vm_request_exit(ms->vm, VM_EXIT_STATUS, EXIT_TIMEOUT);
+}
+
+/* The VM's event sink: its events go to QMP's clients (none without --qmp). */
+static void main_vm_event(void *opaque, const char *name, const char *data_json)
+{
+	struct main_state *ms = opaque;
+
+	qmp_event(ms->qmp, name, data_json);
 }
 
 /*
@@ -120,7 +132,7 @@ static int main_run_vm(struct main_state *ms, const struct boot_files *bf, int *
 		goto out;
 	ms->booted_once = true;
 	ms->vm = &vm;
-	vm.qmp = ms->qmp;
+	vm.events = (struct vm_events){.event = main_vm_event, .opaque = ms};
 	qmp_server_set_vm(ms->qmp, &vm);
 	if (ms->signo) /* a signal that arrived during a reboot */
 		vm_request_exit(&vm, VM_EXIT_STATUS, 128 + ms->signo);
@@ -128,7 +140,7 @@ static int main_run_vm(struct main_state *ms, const struct boot_files *bf, int *
 	 * VM is paused (snapshot_restore): resuming it restarts its devices'
 	 * in-flight requests, which then complete whenever the vCPUs run. */
 	if (cfg->paused && first_boot) {
-		atomic_store(&vm.pause_req, true);
+		atomic_store(&vm.cpus.pause_req, true);
 		vm.run_state = VM_RUN_PAUSED;
 	} else {
 		vm_resume(&vm);
@@ -281,6 +293,11 @@ int main(int argc, char **argv)
 		return ivshmem_server_main(&cfg.ivserver);
 	case CLI_RUN:
 		break;
+	}
+	/* Every bad disk option is reported before /dev/kvm is opened. */
+	if (disk_config_check(&cfg, &err) < 0) {
+		fprintf(stderr, "kvmini: %s\n", err.msg);
+		return EXIT_HOST_ERROR;
 	}
 	return main_run(&cfg);
 }

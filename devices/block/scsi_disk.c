@@ -48,7 +48,7 @@
 #include <stddef.h>
 #include <string.h>
 
-#include "devices/virtio/scsi.h"
+#include "devices/block/scsi.h"
 
 /* Opcodes. */
 #define OP_TEST_UNIT_READY   0x00

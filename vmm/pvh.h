@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Boot loaders. Main thread, before any vCPU runs. Each validates its whole
- * input (a kernel or initrd file is trusted no more than the guest) and on
- * error returns -errno with a one-line message in @err; nothing outside
- * guest RAM is ever written.
+ * The PVH ELF boot loader (pvh.c). Main thread, before any vCPU runs. It
+ * validates its whole input (a kernel or initrd file is trusted no more
+ * than the guest) and on error returns -errno with a one-line message in
+ * @err; nothing outside guest RAM is ever written.
  */
-#ifndef KVMINI_LOADER_H
-#define KVMINI_LOADER_H
+#ifndef KVMINI_PVH_H
+#define KVMINI_PVH_H
 
 #include <stddef.h>
 #include <stdint.h>

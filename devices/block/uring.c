@@ -2,7 +2,7 @@
 /*
  * A minimal io_uring through raw syscalls (no liburing: kvmini is a static
  * musl binary and Debian has no musl liburing). One ring per user, used by
- * one thread (the disk's iothread). See devices/virtio/virtio.h.
+ * one thread (the disk's iothread). See devices/block/block.h.
  */
 #include <errno.h>
 #include <linux/io_uring.h>
@@ -12,7 +12,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "devices/virtio/virtio.h"
+#include "devices/block/block.h"
 
 static void *uring_map(int fd, size_t len, off_t what)
 {

@@ -1,0 +1,182 @@
+// SPDX-License-Identifier: MIT
+/* KVM irq routing: the real kvm_irq_ops and the GSI routing table. See vmm/kvm_irq.h. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+#include "vmm/kvm_irq.h"
+
+/* ---- KVM ---- */
+
+static int kvm_vm_set_gsi_routing(void *opaque, const struct kvm_irq_routing *table)
+{
+	return ioctl(*(int *)opaque, KVM_SET_GSI_ROUTING, table) < 0 ? -errno : 0;
+}
+
+static int kvm_vm_irqfd(void *opaque, int fd, uint32_t gsi, bool assign)
+{
+	struct kvm_irqfd f = {
+	    .fd = (uint32_t)fd, .gsi = gsi, .flags = assign ? 0 : KVM_IRQFD_FLAG_DEASSIGN};
+
+	return ioctl(*(int *)opaque, KVM_IRQFD, &f) < 0 ? -errno : 0;
+}
+
+static int kvm_vm_ioeventfd(void *opaque, uint64_t addr, uint32_t len, int fd, bool pio,
+			    bool assign)
+{
+	struct kvm_ioeventfd e = {
+	    .addr = addr,
+	    .len = len,
+	    .fd = fd,
+	    .flags =
+		(pio ? KVM_IOEVENTFD_FLAG_PIO : 0) | (assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN),
+	};
+
+	return ioctl(*(int *)opaque, KVM_IOEVENTFD, &e) < 0 ? -errno : 0;
+}
+
+static int kvm_vm_ioeventfd_datamatch(void *opaque, uint64_t addr, uint32_t len, uint64_t data,
+				      int fd, bool assign)
+{
+	struct kvm_ioeventfd e = {
+	    .datamatch = data,
+	    .addr = addr,
+	    .len = len,
+	    .fd = fd,
+	    .flags = KVM_IOEVENTFD_FLAG_DATAMATCH | (assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN),
+	};
+
+	return ioctl(*(int *)opaque, KVM_IOEVENTFD, &e) < 0 ? -errno : 0;
+}
+
+const struct kvm_irq_ops kvm_irq_ops_vm = {
+    .set_gsi_routing = kvm_vm_set_gsi_routing,
+    .irqfd = kvm_vm_irqfd,
+    .ioeventfd = kvm_vm_ioeventfd,
+    .ioeventfd_datamatch = kvm_vm_ioeventfd_datamatch,
+};
+
+/* ---- GSI routing ---- */
+
+static void msi_router_add_irqchip(struct kvm_irq_routing *t, uint32_t gsi, uint32_t chip,
+				   uint32_t pin)
+{
+	struct kvm_irq_routing_entry *e = &t->entries[t->nr++];
+
+	memset(e, 0, sizeof(*e));
+	e->gsi = gsi;
+	e->type = KVM_IRQ_ROUTING_IRQCHIP;
+	e->u.irqchip.irqchip = chip;
+	e->u.irqchip.pin = pin;
+}
+
+static int msi_router_grow(struct msi_router *r, uint32_t need)
+{
+	struct kvm_irq_routing *t;
+	uint32_t cap = r->cap;
+
+	if (need <= cap)
+		return 0;
+	while (cap < need)
+		cap = cap ? cap * 2 : 64;
+	t = realloc(r->table, sizeof(*t) + cap * sizeof(t->entries[0]));
+	if (!t)
+		return -ENOMEM;
+	if (!r->table)
+		memset(t, 0, sizeof(*t));
+	r->table = t;
+	r->cap = cap;
+	return 0;
+}
+
+int msi_router_init(struct msi_router *r, const struct kvm_irq_ops *ops, void *opaque)
+{
+	memset(r, 0, sizeof(*r));
+	r->ops = ops;
+	r->opaque = opaque;
+	if (msi_router_grow(r, 64) < 0)
+		return -ENOMEM;
+	/* KVM's default table (arch/x86/kvm/irq_comm.c): GSIs 0-15 go to the
+	 * IOAPIC pin and the PIC pin of the same number, 16-23 to the IOAPIC.
+	 * Replacing the table must keep them or KVM_IRQ_LINE stops working. */
+	for (uint32_t gsi = 0; gsi < MSI_ROUTER_FIRST_GSI; gsi++) {
+		msi_router_add_irqchip(r->table, gsi, KVM_IRQCHIP_IOAPIC, gsi);
+		if (gsi < 16)
+			msi_router_add_irqchip(
+			    r->table, gsi, gsi < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE,
+			    gsi % 8);
+	}
+	r->next_gsi = MSI_ROUTER_FIRST_GSI;
+	pthread_mutex_init(&r->lock, NULL);
+	return 0;
+}
+
+void msi_router_destroy(struct msi_router *r)
+{
+	free(r->table);
+	r->table = NULL;
+	r->cap = 0;
+	pthread_mutex_destroy(&r->lock);
+}
+
+int msi_router_alloc_gsi(struct msi_router *r, uint32_t *gsi)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&r->lock);
+	if (r->next_gsi >= MSI_ROUTER_MAX_GSI)
+		ret = -ENOSPC;
+	else
+		*gsi = r->next_gsi++;
+	pthread_mutex_unlock(&r->lock);
+	return ret;
+}
+
+int msi_router_set(struct msi_router *r, uint32_t gsi, uint64_t addr, uint32_t data)
+{
+	struct kvm_irq_routing_entry *e = NULL;
+	int ret = 0;
+
+	pthread_mutex_lock(&r->lock);
+	if (gsi < MSI_ROUTER_FIRST_GSI || gsi >= r->next_gsi) {
+		ret = -EINVAL;
+		goto out;
+	}
+	for (uint32_t i = 0; i < r->table->nr; i++)
+		if (r->table->entries[i].gsi == gsi)
+			e = &r->table->entries[i];
+	if (e && e->u.msi.address_lo == (uint32_t)addr &&
+	    e->u.msi.address_hi == (uint32_t)(addr >> 32) && e->u.msi.data == data)
+		goto out;
+	if (!e) {
+		ret = msi_router_grow(r, r->table->nr + 1);
+		if (ret < 0)
+			goto out;
+		e = &r->table->entries[r->table->nr++];
+	}
+	memset(e, 0, sizeof(*e));
+	e->gsi = gsi;
+	e->type = KVM_IRQ_ROUTING_MSI;
+	e->u.msi.address_lo = (uint32_t)addr;
+	e->u.msi.address_hi = (uint32_t)(addr >> 32);
+	e->u.msi.data = data;
+	r->dirty = true;
+out:
+	pthread_mutex_unlock(&r->lock);
+	return ret;
+}
+
+int msi_router_commit(struct msi_router *r)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&r->lock);
+	if (r->dirty) {
+		ret = r->ops->set_gsi_routing(r->opaque, r->table);
+		if (ret == 0)
+			r->dirty = false;
+	}
+	pthread_mutex_unlock(&r->lock);
+	return ret;
+}

@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vCPUs: one thread each running KVM_RUN, exits dispatched to the buses, and
+ * the pause/stop protocol that parks them.
+ *
+ * A VM owns one struct vcpu_group (vm.h embeds it) and fills in what its
+ * vCPUs need: the KVM fds, the buses, guest RAM (for crash reports) and
+ * @end, through which a vCPU says why the VM must end. vCPUs know nothing
+ * else of the VM.
+ */
+#ifndef KVMINI_VCPU_H
+#define KVMINI_VCPU_H
+
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vmm/bus.h"
+#include "vmm/memory.h"
+#include "vmm/util.h"
+
+/* Why a vCPU ends the VM (vcpu_group.end). */
+enum vcpu_end {
+	VCPU_END_RESET,	     /* the guest asked for a reset (KVM system event) */
+	VCPU_END_SHUTDOWN,   /* the guest shut down (KVM system event): status 0 */
+	VCPU_END_CRASH,	     /* triple fault, KVM internal error, failed entry, ...: reported */
+	VCPU_END_HOST_ERROR, /* KVM_RUN failed */
+};
+
+struct vcpu_group;
+
+struct vcpu {
+	struct vcpu_group *group;
+	int id;
+	int fd;
+	struct kvm_run *run;
+	size_t run_size;
+	pthread_t thread;
+	bool thread_started;
+};
+
+struct vcpu_group {
+	/* Set by the owner before vcpu_group_create; read-only after. */
+	int kvm_fd;
+	int vm_fd;
+	struct bus *pio;
+	struct bus *mmio;
+	const struct guest_mem *mem;
+	/* Called once per ending vCPU on its own thread; must be thread safe. */
+	void (*end)(void *opaque, enum vcpu_end why);
+	void *opaque;
+
+	struct vcpu *vcpus; /* n of them, created by vcpu_group_create */
+	int n;
+
+	/* vCPU threads leave their loop once this is set (see vcpu_group_stop). */
+	atomic_bool stopping;
+	/*
+	 * Pause protocol (vcpu_group_pause / vcpu_group_resume, main thread):
+	 * pause_req is set, every vCPU is kicked, and each parks in vcpu_park()
+	 * after completing its pending I/O. park_lock protects nparked and
+	 * nrunning; park_cond signals both directions.
+	 */
+	atomic_bool pause_req;
+	pthread_mutex_t park_lock;
+	pthread_cond_t park_cond;
+	int nparked;  /* vCPU threads parked */
+	int nrunning; /* vCPU threads inside their loop */
+};
+
+/* Locks and flags of an empty group (no vCPU yet). Main thread. */
+void vcpu_group_init(struct vcpu_group *g);
+
+/*
+ * Create @n vCPUs (ids 0..n-1) on g->vm_fd, each given @cpuid with its own
+ * topology, or no CPUID when @cpuid is NULL (a snapshot restore sets the
+ * saved one). Main thread. -errno with @err; the vCPUs created so far stay
+ * in g->vcpus for vcpu_group_destroy.
+ */
+int vcpu_group_create(struct vcpu_group *g, int n, const struct kvm_cpuid2 *cpuid,
+		      struct errbuf *err);
+
+/* Close every vCPU and free the group. Main thread, after vcpu_group_stop. */
+void vcpu_group_destroy(struct vcpu_group *g);
+
+/* Start one thread per vCPU. Main thread. -errno with @err. */
+int vcpu_group_start(struct vcpu_group *g, struct errbuf *err);
+
+/*
+ * Stop every started vCPU at an instruction boundary (pending port/MMIO
+ * accesses completed) and wait until all are parked. vcpu_group_resume
+ * lets them run. Main thread.
+ */
+void vcpu_group_pause(struct vcpu_group *g);
+void vcpu_group_resume(struct vcpu_group *g);
+
+/* Make every vCPU thread leave KVM_RUN and its loop, then join them. Main thread. */
+void vcpu_group_stop(struct vcpu_group *g);
+
+/* Registers for a PVH boot: 32-bit protected mode at @entry, ebx = @start_info. Main thread. */
+int vcpu_set_boot_state(struct vcpu *vcpu, uint32_t entry, uint32_t start_info, struct errbuf *err);
+
+/* Park the calling vCPU thread while a pause is requested. vCPU thread. */
+void vcpu_park(struct vcpu *vcpu);
+/* Kick @vcpu out of KVM_RUN (immediate_exit + signal). Any thread. */
+void vcpu_kick(struct vcpu *vcpu);
+
+#endif
