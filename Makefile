@@ -70,7 +70,7 @@ $(MUSL_INC)/.stamp: Makefile
 	ln -sfn /usr/include/jsmn.h $(MUSL_INC)/jsmn.h
 	@touch $@
 
-$(ZYDIS_LIB): scripts/build-zydis.sh | $(MUSL_INC)/.stamp
+$(ZYDIS_LIB): scripts/build-zydis.sh scripts/fetch-deb-source.sh | $(MUSL_INC)/.stamp
 	scripts/build-zydis.sh $(ZYDIS_DIR) $(MUSLCC) $(abspath $(MUSL_INC))
 
 $(BUILD)/obj/%.o: %.c | $(MUSL_INC)/.stamp $(ZYDIS_LIB)
