@@ -38,8 +38,6 @@ PKG=liburing
 VERSION=2.3-3
 ORIG=liburing_2.3.orig.tar.gz
 ORIG_SHA256=2eac26f880125d83f75ba8641fde5d88226dd352d3cee95d45a9128758a8f1be
-MIRROR=${LIBURING_MIRROR:-http://deb.debian.org/debian}
-SUITE=${LIBURING_SUITE:-bookworm}
 
 mkdir -p "$DIR"
 DIR=$(cd "$DIR" && pwd)
@@ -49,13 +47,10 @@ if [ ! -e "$MUSL_INC/linux/io_uring.h" ]; then
 	exit 1
 fi
 
-"$(dirname "$0")/fetch-deb-source.sh" "$DIR/dl" "$PKG" "$VERSION" "$ORIG" "$ORIG_SHA256" \
-	"$MIRROR" "$SUITE"
-
+"$(dirname "$0")/fetch-deb-source.sh" "$DIR" "$PKG" "$VERSION" "$ORIG" "$ORIG_SHA256"
 SRC=$DIR/src
-rm -rf "$SRC" "$DIR/include" "$DIR/liburing.a"
-mkdir -p "$SRC" "$DIR/include/liburing"
-tar -xzf "$DIR/dl/$ORIG" -C "$SRC" --strip-components=1
+rm -rf "$DIR/include" "$DIR/liburing.a"
+mkdir -p "$DIR/include/liburing"
 
 # configure writes config-host.h and liburing/compat.h for this compiler and these
 # kernel headers; then upstream's own rule builds the archive (4 small files).

@@ -37,8 +37,6 @@ PKG=zydis
 VERSION=4.0.0-1
 ORIG=zydis_4.0.0.orig.tar.gz
 ORIG_SHA256=e990107f80c62afc1deb51de230023a1098db801b8ea6bf483e296d45459e234
-MIRROR=${ZYDIS_MIRROR:-http://deb.debian.org/debian}
-SUITE=${ZYDIS_SUITE:-bookworm}
 
 mkdir -p "$DIR"
 DIR=$(cd "$DIR" && pwd)
@@ -48,14 +46,11 @@ if [ ! -e "$MUSL_INC/Zycore/Defines.h" ]; then
 	exit 1
 fi
 
-"$(dirname "$0")/fetch-deb-source.sh" "$DIR/dl" "$PKG" "$VERSION" "$ORIG" "$ORIG_SHA256" \
-	"$MIRROR" "$SUITE"
-
+"$(dirname "$0")/fetch-deb-source.sh" "$DIR" "$PKG" "$VERSION" "$ORIG" "$ORIG_SHA256"
 SRC=$DIR/src
 OBJ=$DIR/obj
-rm -rf "$SRC" "$OBJ" "$DIR/include" "$DIR/libZydis.a"
-mkdir -p "$SRC" "$OBJ" "$DIR/include"
-tar -xzf "$DIR/dl/$ORIG" -C "$SRC" --strip-components=1
+rm -rf "$OBJ" "$DIR/include" "$DIR/libZydis.a"
+mkdir -p "$OBJ" "$DIR/include"
 
 CFLAGS=(-std=gnu11 -O2 -g -fPIE -isystem "$MUSL_INC" -I"$SRC/include" -I"$SRC/src"
 	-DZYDIS_STATIC_BUILD -DZYCORE_STATIC_BUILD -w)
