@@ -53,11 +53,12 @@ rm -rf "$DIR/include" "$DIR/liburing.a"
 mkdir -p "$DIR/include/liburing"
 
 # configure writes config-host.h and liburing/compat.h for this compiler and these
-# kernel headers; then upstream's own rule builds the archive (4 small files).
+# kernel headers; then upstream's own rule builds the archive (4 small files). Without
+# the calling make's MAKEFLAGS: its jobserver is not passed to scripts.
 (cd "$SRC" && ./configure --cc="$CC -isystem $MUSL_INC" >configure.out) ||
 	{ cat "$SRC/configure.out" >&2; echo "$0: configure failed" >&2; exit 1; }
-make -s -C "$SRC/src" ENABLE_SHARED=0 V=1 CFLAGS="-g -O2 -fPIE -fno-stack-protector -w" \
-	liburing.a
+env -u MAKEFLAGS -u MFLAGS make -s -C "$SRC/src" ENABLE_SHARED=0 \
+	CFLAGS="-g -O2 -fPIE -fno-stack-protector -w" liburing.a
 
 # Anything the objects need beyond this list would be libc that glibc and musl may not
 # both provide: fail loudly rather than at link time.
