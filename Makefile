@@ -25,14 +25,19 @@ COMMON    := -std=gnu11 -D_GNU_SOURCE -I. -g $(WARN)
 MUSL_INC  := $(BUILD)/musl-include
 ZYDIS_DIR := $(BUILD)/zydis
 ZYDIS_LIB := $(ZYDIS_DIR)/libZydis.a
+# liburing is built the same way (scripts/build-liburing.sh); one archive serves
+# kvmini and the host unit tests. -isystem: its inline functions are not ours to warn on.
+LIBURING_DIR := $(BUILD)/liburing
+LIBURING_LIB := $(LIBURING_DIR)/liburing.a
+LIBURING_CFLAGS := -isystem $(LIBURING_DIR)/include
 
 KVMINI_CFLAGS := $(COMMON) -O2 -isystem $(MUSL_INC) -I$(ZYDIS_DIR)/include \
-                 -DZYDIS_STATIC_BUILD -fno-strict-aliasing
+                 -DZYDIS_STATIC_BUILD $(LIBURING_CFLAGS) -fno-strict-aliasing
 KVMINI_LDFLAGS := -static -pthread
 
 # Host (glibc) builds for unit tests: sanitizers on.
 TEST_CFLAGS := $(COMMON) -O1 -fsanitize=address,undefined -fno-omit-frame-pointer \
-               -I$(ZYDIS_DIR)/include -DZYDIS_STATIC_BUILD -DUNIT_TEST
+               -I$(ZYDIS_DIR)/include -DZYDIS_STATIC_BUILD $(LIBURING_CFLAGS) -DUNIT_TEST
 TEST_LIBS   := -lcmocka -pthread
 
 # Sources of the kvmini binary. Fragments append. main/ is the top level:
@@ -70,15 +75,18 @@ $(MUSL_INC)/.stamp: Makefile
 	ln -sfn /usr/include/jsmn.h $(MUSL_INC)/jsmn.h
 	@touch $@
 
-$(ZYDIS_LIB): scripts/build-zydis.sh | $(MUSL_INC)/.stamp
+$(ZYDIS_LIB): scripts/build-zydis.sh scripts/fetch-deb-source.sh | $(MUSL_INC)/.stamp
 	scripts/build-zydis.sh $(ZYDIS_DIR) $(MUSLCC) $(abspath $(MUSL_INC))
 
-$(BUILD)/obj/%.o: %.c | $(MUSL_INC)/.stamp $(ZYDIS_LIB)
+$(LIBURING_LIB): scripts/build-liburing.sh scripts/fetch-deb-source.sh | $(MUSL_INC)/.stamp
+	scripts/build-liburing.sh $(LIBURING_DIR) $(MUSLCC) $(abspath $(MUSL_INC))
+
+$(BUILD)/obj/%.o: %.c | $(MUSL_INC)/.stamp $(ZYDIS_LIB) $(LIBURING_LIB)
 	@mkdir -p $(dir $@)
 	$(MUSLCC) $(KVMINI_CFLAGS) -MMD -MP -c -o $@ $<
 
-$(BUILD)/kvmini: $(KVMINI_OBJS) $(ZYDIS_LIB)
-	$(MUSLCC) $(KVMINI_LDFLAGS) -o $@ $(KVMINI_OBJS) $(ZYDIS_LIB)
+$(BUILD)/kvmini: $(KVMINI_OBJS) $(ZYDIS_LIB) $(LIBURING_LIB)
+	$(MUSLCC) $(KVMINI_LDFLAGS) -o $@ $(KVMINI_OBJS) $(ZYDIS_LIB) $(LIBURING_LIB)
 
 -include $(KVMINI_OBJS:.o=.d)
 
@@ -87,7 +95,7 @@ guests: $(GUEST_ELFS)
 # Unit tests: tests/unit/NAME.c plus $(NAME_SRCS), built with the host
 # compiler and sanitizers. Fragments add NAME to UNIT_TESTS.
 define unit_rule
-$(BUILD)/tests/$(1): tests/unit/$(1).c $$($(1)_SRCS) $$($(1)_DEPS) | $(ZYDIS_LIB)
+$(BUILD)/tests/$(1): tests/unit/$(1).c $$($(1)_SRCS) $$($(1)_DEPS) | $(ZYDIS_LIB) $(LIBURING_LIB)
 	@mkdir -p $$(dir $$@)
 	$(HOSTCC) $(TEST_CFLAGS) $$($(1)_CFLAGS) -o $$@ tests/unit/$(1).c $$($(1)_SRCS) $(TEST_LIBS) $$($(1)_LIBS)
 endef

@@ -9,9 +9,10 @@
 #           /usr/include/Zycore (package libzycore-dev), which is all Zydis needs of Zycore.
 #
 # Why: Debian ships only a shared libZydis, and kvmini is one static musl binary.
-# The source comes from a private deb-src list inside DIR, so the host's apt setup is
-# not touched. The orig tarball is checked against the SHA-256 pinned below (the same
-# one bookworm's zydis_4.0.0-1.dsc lists) and cached: a rebuild does not download.
+# The source comes through scripts/fetch-deb-source.sh (a private deb-src list, so
+# the host's apt setup is not touched). The orig tarball is checked against the
+# SHA-256 pinned below (the same one bookworm's zydis_4.0.0-1.dsc lists) and cached:
+# a rebuild does not download.
 #
 # Notes
 # - Zydis 4 has no CMake-generated export header (ZydisExportConfig.h was Zydis 3):
@@ -36,45 +37,20 @@ PKG=zydis
 VERSION=4.0.0-1
 ORIG=zydis_4.0.0.orig.tar.gz
 ORIG_SHA256=e990107f80c62afc1deb51de230023a1098db801b8ea6bf483e296d45459e234
-MIRROR=${ZYDIS_MIRROR:-http://deb.debian.org/debian}
-SUITE=${ZYDIS_SUITE:-bookworm}
 
 mkdir -p "$DIR"
 DIR=$(cd "$DIR" && pwd)
-DL=$DIR/dl
 
 if [ ! -e "$MUSL_INC/Zycore/Defines.h" ]; then
 	echo "$0: $MUSL_INC/Zycore/Defines.h missing (install libzycore-dev; make creates the link)" >&2
 	exit 1
 fi
 
-have_orig() {
-	[ -f "$DL/$ORIG" ] && echo "$ORIG_SHA256  $DL/$ORIG" | sha256sum --status -c -
-}
-
-if ! have_orig; then
-	APT=$DIR/apt
-	mkdir -p "$DL" "$APT/lists/partial" "$APT/cache/archives/partial"
-	echo "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $MIRROR $SUITE main" \
-		>"$APT/sources.list"
-	opts=(-o "Dir::Etc::SourceList=$APT/sources.list" -o Dir::Etc::SourceParts=/dev/null
-	      -o "Dir::State::Lists=$APT/lists" -o "Dir::Cache=$APT/cache"
-	      -o APT::Sandbox::User=root -qq)
-	echo "build-zydis: fetching $PKG $VERSION source from $MIRROR $SUITE"
-	apt-get "${opts[@]}" update
-	(cd "$DL" && apt-get "${opts[@]}" source --download-only "$PKG=$VERSION")
-	rm -rf "$APT" # the package lists are ~20 MB and not needed again
-	if ! have_orig; then
-		echo "$0: $DL/$ORIG missing or its SHA-256 is not $ORIG_SHA256" >&2
-		exit 1
-	fi
-fi
-
+"$(dirname "$0")/fetch-deb-source.sh" "$DIR" "$PKG" "$VERSION" "$ORIG" "$ORIG_SHA256"
 SRC=$DIR/src
 OBJ=$DIR/obj
-rm -rf "$SRC" "$OBJ" "$DIR/include" "$DIR/libZydis.a"
-mkdir -p "$SRC" "$OBJ" "$DIR/include"
-tar -xzf "$DL/$ORIG" -C "$SRC" --strip-components=1
+rm -rf "$OBJ" "$DIR/include" "$DIR/libZydis.a"
+mkdir -p "$OBJ" "$DIR/include"
 
 CFLAGS=(-std=gnu11 -O2 -g -fPIE -isystem "$MUSL_INC" -I"$SRC/include" -I"$SRC/src"
 	-DZYDIS_STATIC_BUILD -DZYCORE_STATIC_BUILD -w)

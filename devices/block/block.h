@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The block backend: raw disk images (disk.c), io_uring through raw
- * syscalls (uring.c) and the queue of host I/O errors that werror/rerror
+ * The block backend: raw disk images (disk.c), io_uring through
+ * liburing (uring.c) and the queue of host I/O errors that werror/rerror
  * report. Shared by every disk device through the request engine
  * (engine.h); the SCSI disk emulation has its own header (scsi.h). Nothing
  * here knows virtio.
@@ -78,21 +78,15 @@ int scsi_disk_config_parse(const char *spec, struct disk_config *dc, struct errb
 int disk_config_check(const struct vm_config *cfg, struct errbuf *err);
 
 /* ------------------------------------------------------------------ */
-/* io_uring through raw syscalls (uring.c). One thread uses a ring. */
+/* io_uring through liburing (uring.c). One thread uses a ring. Only uring.c
+ * sees liburing's headers: its ring lives behind a pointer. */
 
-struct io_uring_sqe;
-struct io_uring_cqe;
+struct io_uring;
 
 struct uring {
-	int fd;	 /* the ring */
+	int fd;	 /* the ring (-1 when closed) */
 	int efd; /* eventfd the kernel signals on completions (watch it for reading) */
-	void *sq_ring, *cq_ring;
-	struct io_uring_sqe *sqes;
-	size_t sq_len, cq_len, sqes_len;
-	uint32_t *sq_head, *sq_tail, *sq_array, *cq_head, *cq_tail;
-	uint32_t sq_mask, cq_mask, sq_entries;
-	uint32_t sq_local_tail; /* queued SQEs not yet published */
-	struct io_uring_cqe *cqes;
+	struct io_uring *ring;
 };
 
 /* Set up a ring of @entries (power of two) with a completion eventfd.
@@ -108,11 +102,7 @@ bool uring_prep_rw(struct uring *u, bool write, int fd, const struct iovec *iov,
 int uring_submit(struct uring *u);
 /* Are completions waiting in the ring? (The kernel may post them inside
  * uring_submit: page-cache hits complete there.) */
-static inline bool uring_has_cqe(const struct uring *u)
-{
-	/* Acquire: pairs with the kernel's release of cq_tail (as uring_reap). */
-	return *u->cq_head != __atomic_load_n(u->cq_tail, __ATOMIC_ACQUIRE);
-}
+bool uring_has_cqe(const struct uring *u);
 /* Drain the eventfd and every completion, calling @cb for each (which may
  * queue and submit more). Returns the number reaped. */
 unsigned uring_reap(struct uring *u, void (*cb)(void *opaque, uint64_t user_data, int32_t res),

@@ -43,14 +43,15 @@ test_virtio_blk_SRCS := tests/unit/virtio_harness.c devices/virtio/virtio_blk.c 
 	devices/block/disk_config.c $(AIO_LIB_SRCS)
 # The request engine's choices are tested through wrapped calls.
 test_virtio_blk_LIBS := -Wl,--wrap=thread_pool_submit -Wl,--wrap=disk_rw_full \
-	-Wl,--wrap=uring_submit -Wl,--wrap=uring_reap -Wl,--wrap=aio_poll
-test_virtio_blk_DEPS := tests/unit/virtio_harness.h devices/virtio/virtio.h vmm/pci.h vmm/msix.h vmm/kvm_irq.h vmm/config.h aio/aio.h
+	-Wl,--wrap=uring_submit -Wl,--wrap=uring_reap -Wl,--wrap=aio_poll $(LIBURING_LIB)
+test_virtio_blk_DEPS := tests/unit/virtio_harness.h devices/virtio/virtio.h vmm/pci.h vmm/msix.h vmm/kvm_irq.h vmm/config.h aio/aio.h \
+	$(LIBURING_LIB)
 
 # The same virtio-blk test under ThreadSanitizer (pause/hold/resume cross
 # threads: vCPU-side resets, the iothread, pool workers). About 2 s.
 $(BUILD)/tsan/test_virtio_blk: tests/unit/test_virtio_blk.c $(test_virtio_blk_SRCS) $(test_virtio_blk_DEPS)
 	@mkdir -p $(dir $@)
-	$(TSAN_CC) $(TSAN_CFLAGS) -o $@ $< $(test_virtio_blk_SRCS) $(TEST_LIBS) $(test_virtio_blk_LIBS)
+	$(TSAN_CC) $(TSAN_CFLAGS) $(LIBURING_CFLAGS) -o $@ $< $(test_virtio_blk_SRCS) $(TEST_LIBS) $(test_virtio_blk_LIBS)
 
 EXTRA_TESTS += test-tsan-blk
 .PHONY: test-tsan-blk
@@ -75,5 +76,5 @@ test_virtio_scsi_SRCS := tests/unit/virtio_harness.c devices/virtio/virtio_scsi.
 	devices/block/uring.c devices/virtio/virtqueue.c vmm/iov.c vmm/pci.c vmm/msix.c vmm/kvm_irq.c vmm/bus.c \
 	vmm/memory.c vmm/util.c devices/block/disk_config.c $(AIO_LIB_SRCS)
 test_virtio_scsi_DEPS := tests/unit/virtio_harness.h devices/block/scsi.h \
-	devices/virtio/virtio.h vmm/pci.h vmm/msix.h vmm/kvm_irq.h vmm/config.h aio/aio.h
-test_virtio_scsi_LIBS := -Wl,--wrap=thread_pool_cancel
+	devices/virtio/virtio.h vmm/pci.h vmm/msix.h vmm/kvm_irq.h vmm/config.h aio/aio.h $(LIBURING_LIB)
+test_virtio_scsi_LIBS := -Wl,--wrap=thread_pool_cancel $(LIBURING_LIB)
