@@ -230,9 +230,8 @@ static void blk_done(struct block_req *br)
 	struct blk_inflight *f = blk_of(br);
 	struct blk_req *r = f->req;
 
-	if (br->cancelled) /* a reset waits for it: it only needs retiring */
-		f->status = VIRTIO_BLK_S_IOERR;
-	else if (br->error)
+	/* cancelled: a reset waits for it, it only needs retiring */
+	if (br->cancelled || br->error)
 		f->status = VIRTIO_BLK_S_IOERR;
 	else if (br->ignored || br->uring)
 		f->status = VIRTIO_BLK_S_OK;
@@ -405,7 +404,6 @@ static int virtio_blk_realize(struct vm *vm, const char *opts, void **state, str
 		return err_set(err, ENOMEM, "out of memory");
 	}
 	blk->disk.fd = -1;
-	blk->eng.uring.fd = blk->eng.uring.efd = -1;
 	snprintf(blk->name, sizeof(blk->name), "virtio-blk%d", index);
 	ret = disk_config_parse(opts ? opts : "", dc, err);
 	if (ret < 0)

@@ -804,7 +804,6 @@ static int virtio_scsi_realize(struct vm *vm, const char *opts, void **state, st
 	vs = calloc(1, sizeof(*vs));
 	if (!vs)
 		return err_set(err, ENOMEM, "out of memory");
-	vs->eng.uring.fd = vs->eng.uring.efd = -1;
 	snprintf(vs->name, sizeof(vs->name), "virtio-scsi0");
 	ret = vscsi_open_luns(vs, vm->cfg, &aio, err);
 	if (ret < 0)
