@@ -55,7 +55,13 @@ BENCH_DEPS  :=
 -include tests/unit/unit.mk
 
 KVMINI_SRCS := $(MAIN_SRCS) $(VMM_SRCS) $(DEV_SRCS) $(AIO_SRCS)
-KVMINI_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(KVMINI_SRCS))
+KVMINI_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(KVMINI_SRCS)) $(BUILD)/obj/version.o
+
+# The git revision `kvmini --version` reports, in $(BUILD)/version.c: that
+# file is rewritten only when the revision changes, so kvmini relinks then
+# and only then. Outside a git checkout (a release tarball) it is "unknown",
+# or whatever KVMINI_GIT_REV=... says.
+KVMINI_GIT_REV ?= $(shell test -e .git && git describe --always --dirty --abbrev=12 2>/dev/null || echo unknown)
 
 .PHONY: all deps deps-if-missing test check-layering unit kvmbox-test system run bench clean format
 all: deps-if-missing $(BUILD)/kvmini guests
@@ -84,6 +90,17 @@ $(LIBURING_LIB): scripts/build-liburing.sh scripts/fetch-deb-source.sh | $(MUSL_
 $(BUILD)/obj/%.o: %.c | $(MUSL_INC)/.stamp $(ZYDIS_LIB) $(LIBURING_LIB)
 	@mkdir -p $(dir $@)
 	$(MUSLCC) $(KVMINI_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/version.c: FORCE
+	@mkdir -p $(dir $@)
+	@printf '#include "vmm/config.h"\nconst char kvmini_git_rev[] = "%s";\n' \
+		'$(subst ',,$(subst ",,$(subst \,,$(KVMINI_GIT_REV))))' > $@.tmp
+	@if cmp -s $@.tmp $@; then rm $@.tmp; else mv $@.tmp $@; fi
+FORCE:
+
+$(BUILD)/obj/version.o: $(BUILD)/version.c | $(MUSL_INC)/.stamp
+	@mkdir -p $(dir $@)
+	$(MUSLCC) $(KVMINI_CFLAGS) -c -o $@ $<
 
 $(BUILD)/kvmini: $(KVMINI_OBJS) $(ZYDIS_LIB) $(LIBURING_LIB)
 	$(MUSLCC) $(KVMINI_LDFLAGS) -o $@ $(KVMINI_OBJS) $(ZYDIS_LIB) $(LIBURING_LIB)

@@ -9,6 +9,9 @@
 #include "vmm/util.h"
 
 #define KVMINI_VERSION "0.1"
+/* The git revision kvmini was built from ("unknown" outside a git
+ * checkout): $(BUILD)/version.c, written by the Makefile. */
+extern const char kvmini_git_rev[];
 
 #define CONFIG_MAX_CPUS		 255 /* xAPIC IDs fit in 8 bits */
 #define CONFIG_MAX_FEATURE_EDITS 64
