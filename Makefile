@@ -4,6 +4,7 @@
 #   make test    layering check + unit tests (cmocka) + system tests (pytest)
 #   make run     boot build/guest/demo.elf
 #   make bench   benchmarks, kvmini beside QEMU
+#   make install PREFIX=/usr/local DESTDIR=   kvmini, its man page, bash completion
 #   make clean
 #
 # Subsystems add to the variables below from their own fragment
@@ -63,7 +64,8 @@ KVMINI_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(KVMINI_SRCS)) $(BUILD)/obj/vers
 # or whatever KVMINI_GIT_REV=... says.
 KVMINI_GIT_REV ?= $(shell test -e .git && git describe --always --dirty --abbrev=12 2>/dev/null || echo unknown)
 
-.PHONY: all deps deps-if-missing test check-layering unit kvmbox-test system run bench clean format
+.PHONY: all deps deps-if-missing test check-layering unit kvmbox-test system run bench clean format \
+	man install uninstall
 all: deps-if-missing $(BUILD)/kvmini guests
 
 deps:
@@ -145,6 +147,29 @@ run: all
 
 bench: all $(BENCH_DEPS)
 	$(KVMBOX_RUN) scripts/bench/run-all.sh
+
+# The man page kvmini(1): help2man turns `kvmini --help` (generated from the
+# option table in vmm/cli.c) into roff, with docs/kvmini.h2m's sections, so
+# it lists exactly the options the binary has.
+KVMINI_VERSION := $(shell sed -n 's/^\#define KVMINI_VERSION "\(.*\)"/\1/p' vmm/config.h)
+$(BUILD)/kvmini.1: $(BUILD)/kvmini docs/kvmini.h2m
+	help2man --no-info --version-string '$(KVMINI_VERSION)' --include docs/kvmini.h2m \
+		--output $@ $(BUILD)/kvmini
+man: $(BUILD)/kvmini.1
+
+# make install [PREFIX=/usr/local] [DESTDIR=/staging]: three files.
+PREFIX      ?= /usr/local
+BINDIR      ?= $(PREFIX)/bin
+MANDIR      ?= $(PREFIX)/share/man
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+INSTALLED   := $(DESTDIR)$(BINDIR)/kvmini $(DESTDIR)$(MANDIR)/man1/kvmini.1 \
+	       $(DESTDIR)$(BASHCOMPDIR)/kvmini
+install: $(BUILD)/kvmini $(BUILD)/kvmini.1
+	install -D -m 0755 $(BUILD)/kvmini $(DESTDIR)$(BINDIR)/kvmini
+	install -D -m 0644 $(BUILD)/kvmini.1 $(DESTDIR)$(MANDIR)/man1/kvmini.1
+	install -D -m 0644 scripts/completion/kvmini.bash $(DESTDIR)$(BASHCOMPDIR)/kvmini
+uninstall:
+	rm -f $(INSTALLED)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

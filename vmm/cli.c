@@ -52,11 +52,11 @@ const struct cli_opt cli_run_opts[] = {
     {"ivshmem", "SPEC", "none",
      "an ivshmem device, repeatable up to 8; SPEC:\n"
      "mem=PATH|shm=NAME[,size=SIZE][,role=master|peer]\n"
-     "  ivshmem-plain: shared memory from a file or a\n"
-     "  POSIX shm object (size a power of two), or\n"
+     "for ivshmem-plain (shared memory from a file or a\n"
+     "POSIX shm object, size a power of two), or\n"
      "server=SOCKET[,vectors=N][,role=..][,timeout=SECONDS]\n"
-     "  ivshmem-doorbell: memory and interrupts from an\n"
-     "  ivshmem server (kvmini ivshmem-server)"},
+     "for ivshmem-doorbell (memory and interrupts from an\n"
+     "ivshmem server: kvmini ivshmem-server)"},
 };
 const size_t cli_run_nopts = ARRAY_SIZE(cli_run_opts);
 
@@ -93,32 +93,38 @@ static void cli_print_opt(FILE *f, const struct cli_opt *o)
 
 void cli_print_help(FILE *f)
 {
-	fputs("usage: kvmini run (--kernel ELF | --incoming file:SNAPSHOT) [options]\n"
-	      "       kvmini ctl [--wait SECONDS] SOCKET COMMAND [ARGS]\n"
-	      "       kvmini ivshmem-server --socket PATH (--shm NAME | --path FILE)\n"
-	      "                             --size SIZE [--vectors N]\n"
-	      "       kvmini snapshot inspect [--verify] FILE\n"
-	      "       kvmini --help | --version\n"
+	fputs("Usage: kvmini run (--kernel ELF | --incoming file:SNAPSHOT) [OPTION]...\n"
+	      "  or:  kvmini ctl [--wait SECONDS] SOCKET COMMAND [ARGS]\n"
+	      "  or:  kvmini ivshmem-server --socket PATH --shm NAME|--path FILE --size SIZE\n"
+	      "  or:  kvmini snapshot inspect [--verify] FILE\n"
+	      "  or:  kvmini --help | --version\n"
+	      "Run a KVM microVM (kvmini run); control a running VM, kvmini's or QEMU's,\n"
+	      "over QMP (kvmini ctl): status, stop, cont, snapshot, quit, reset, ...\n"
 	      "\n"
-	      "kvmini run: boot a VM (options as --name VALUE or --name=VALUE)\n",
+	      "Options of kvmini run (--name VALUE or --name=VALUE):\n",
 	      f);
 	for (size_t i = 0; i < cli_run_nopts; i++)
 		cli_print_opt(f, &cli_run_opts[i]);
-	fputs("\nkvmini ctl: control a running VM over QMP (kvmini's or QEMU's)\n", f);
-	fputs(ctl_usage, f);
+	fputs("\n", f);
+	ctl_print_help(f, false);
 	fputs("\n"
-	      "kvmini ivshmem-server: serve shared memory and doorbells to kvmini and QEMU\n"
-	      "  VMs (QEMU's ivshmem-server protocol) until SIGINT/SIGTERM\n"
+	      "Options of kvmini ivshmem-server (serves shared memory and doorbells to\n"
+	      "kvmini and QEMU VMs, QEMU's protocol, until SIGINT/SIGTERM):\n"
+	      "  --socket PATH         the UNIX socket to listen on (required)\n"
+	      "  --shm NAME            a POSIX shm object to share, or\n"
+	      "  --path FILE           a file to share (exactly one of the two)\n"
+	      "  --size SIZE           its size: a power of two, 4K..1T (required)\n"
 	      "  --vectors N           eventfds per client, 1..64 (default: 1)\n"
 	      "\n"
-	      "kvmini snapshot inspect: list a snapshot file's sections (--verify: check\n"
-	      "  every checksum too)\n"
+	      "kvmini snapshot inspect lists a snapshot file's sections; --verify checks\n"
+	      "every checksum too.\n"
 	      "\n"
-	      "exit status of kvmini run: the guest's status (0..123) written to port 0xf4;\n"
-	      "  124 timeout, 125 kvmini/host error or bad usage, 126 guest crash,\n"
-	      "  128+N stopped by signal N\n"
+	      "Exit status of kvmini run:\n"
+	      "  0..123 the guest's status, written to port 0xf4; 124 --timeout expired;\n"
+	      "  125 kvmini/host error or bad usage (one line on stderr says what);\n"
+	      "  126 guest crash (a report on stderr); 128+N stopped by signal N\n"
 	      "\n"
-	      "More: man kvmini, docs/cli.md, docs/qmp.md, docs/snapshot.md\n",
+	      "More: man kvmini; docs/cli.md, docs/qmp.md, docs/snapshot.md in the source.\n",
 	      f);
 }
 

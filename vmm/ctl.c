@@ -27,19 +27,14 @@
 #define CTL_MIGRATE_POLL_NS  20000000L
 #define CTL_CONNECT_RETRY_NS 50000000L
 
-const char ctl_usage[] =
-    "usage: kvmini ctl [--wait SECONDS] SOCKET COMMAND [ARGS]\n"
-    "  Talks QMP to the VM whose control socket is SOCKET (kvmini run --qmp SOCKET,\n"
-    "  or QEMU's -qmp unix:SOCKET,server=on,wait=off).\n"
-    "  --wait SECONDS        wait up to SECONDS for SOCKET to accept connections\n"
-    "                        (default: 0, fail at once)\n"
-    "commands:\n"
+/* The commands, as `kvmini ctl --help` and `kvmini --help` list them. */
+static const char ctl_commands[] =
     "  status                print the run state: running, paused, postmigrate, ...\n"
     "  stop                  pause the VM\n"
     "  cont                  resume the VM\n"
     "  snapshot FILE         save the VM to FILE (QMP migrate), wait until it is\n"
     "                        complete, print its size and the time taken; the VM\n"
-    "                        stays stopped (cont resumes it; restore with\n"
+    "                        stays stopped (cont resumes it; restore it with\n"
     "                        kvmini run --incoming file:FILE)\n"
     "  quit                  end the VM, wait until it is gone\n"
     "  reset                 reboot the VM\n"
@@ -47,8 +42,22 @@ const char ctl_usage[] =
     "  events [COUNT]        print events as they come, one JSON object per line,\n"
     "                        until the VM ends (or COUNT events)\n"
     "  raw JSON              send one QMP command, print the reply as JSON\n"
-    "exit status: 0 done, 1 the VM answered with an error (printed),\n"
-    "  125 bad usage or no QMP connection\n";
+    "  --wait SECONDS        before the command: wait up to SECONDS for SOCKET to\n"
+    "                        accept connections (default: 0, fail at once)\n";
+
+void ctl_print_help(FILE *f, bool alone)
+{
+	if (alone)
+		fputs("Usage: kvmini ctl [--wait SECONDS] SOCKET COMMAND [ARGS]\n"
+		      "Control a running VM over QMP.\n\n",
+		      f);
+	fputs("Commands of kvmini ctl SOCKET (kvmini --qmp SOCKET or QEMU -qmp unix:SOCKET):\n", f);
+	fputs(ctl_commands, f);
+	fputs(alone ? "\nExit status:\n" : "\nExit status of kvmini ctl:\n", f);
+	fputs("  0 done, 1 the VM answered with an error (printed), 125 bad usage or no\n"
+	      "  QMP connection\n",
+	      f);
+}
 
 struct ctl {
 	const char *sock;
@@ -633,7 +642,7 @@ int ctl_main(int argc, char **argv)
 	int i, r;
 
 	if (argc >= 1 && (!strcmp(argv[0], "--help") || !strcmp(argv[0], "-h"))) {
-		fputs(ctl_usage, stdout);
+		ctl_print_help(stdout, true);
 		return CTL_EXIT_OK;
 	}
 	i = ctl_parse(argc, argv, &wait_s, &cmd, &err);

@@ -7,6 +7,7 @@
 #ifndef KVMINI_CTL_H
 #define KVMINI_CTL_H
 
+#include <stdbool.h>
 #include <stdio.h>
 
 /* Exit statuses of `kvmini ctl`. */
@@ -22,8 +23,9 @@
  */
 int ctl_main(int argc, char **argv);
 
-/* The usage text of `kvmini ctl`, printed by `kvmini --help` too. */
-extern const char ctl_usage[];
+/* Print ctl's commands and exit statuses: `kvmini ctl --help` (@alone,
+ * with a usage line) or a section of `kvmini --help`. */
+void ctl_print_help(FILE *f, bool alone);
 
 /*
  * The URI `migrate` is given to save the VM to the absolute path @path:
