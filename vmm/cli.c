@@ -355,6 +355,9 @@ static int cli_set(struct vm_config *cfg, const char *name, char *val, struct er
 		cfg->incoming_path = val + 5;
 	} else if (!strcmp(name, "paused")) {
 		cfg->paused = true;
+	} else {
+		/* In cli_run_opts but not here: test_every_option_is_handled. */
+		return err_set(err, ENOSYS, "--%s: no handler in cli_set (vmm/cli.c)", name);
 	}
 	return 0;
 }

@@ -504,6 +504,27 @@ static void test_docs_match_option_table(void **st)
 			    cli_run_opts[i].name);
 }
 
+/* Each option of the table reaches its handler in cli_set: whatever its
+ * value makes of it, it is never "no handler". */
+static void test_every_option_is_handled(void **st)
+{
+	for (size_t i = 0; i < cli_run_nopts; i++) {
+		const struct cli_opt *o = &cli_run_opts[i];
+		struct vm_config c;
+		struct errbuf e;
+		enum cli_command cmd;
+		char opt[64];
+
+		snprintf(opt, sizeof(opt), "--%s", o->name);
+		if (o->arg)
+			parse(&c, &cmd, &e, "run", "--kernel", "k", opt, "x", NULL);
+		else
+			parse(&c, &cmd, &e, "run", "--kernel", "k", opt, NULL);
+		if (strstr(e.msg, "no handler"))
+			fail_msg("%s", e.msg);
+	}
+}
+
 static void test_ctl_command(void **st)
 {
 	struct vm_config c;
@@ -529,6 +550,7 @@ int main(void)
 	    cmocka_unit_test(test_help_lists_every_option),
 	    cmocka_unit_test(test_docs_match_option_table),
 	    cmocka_unit_test(test_ctl_command),
+	    cmocka_unit_test(test_every_option_is_handled),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
