@@ -133,9 +133,11 @@ static int ctl_recv(struct ctl *c, int timeout_ms, struct errbuf *err)
 {
 	int64_t deadline = ctl_now_ms() + timeout_ms;
 
-	memmove(c->buf, c->buf + c->used, c->len - c->used);
-	c->len -= c->used;
-	c->used = 0;
+	if (c->used) { /* drop the previous message */
+		memmove(c->buf, c->buf + c->used, c->len - c->used);
+		c->len -= c->used;
+		c->used = 0;
+	}
 	free(c->t);
 	c->t = NULL;
 	for (;;) {
