@@ -71,12 +71,15 @@ static void main_vm_event(void *opaque, const char *name, const char *data_json)
  * The devices, in the order a snapshot records them: the legacy ones, the
  * PCI host bridge, then the PCI devices: each --disk, the virtio-scsi
  * controller (if any --scsi-disk), then each --ivshmem,
- * in command-line order, in slots 1, 2, ...
+ * in command-line order, in slots 1, 2, ...; last the ACPI platform
+ * devices (added after the others, so that the older devices' section
+ * names in snapshots stayed as they were)
  */
 static int main_add_devices(struct vm *vm, struct errbuf *err)
 {
-	static const struct device_ops *const legacy[] = {
-	    &serial_ops, &debug_exit_ops, &i8042_ops, &acpi_pm_ops, &pvpanic_ops, &pci_host_ops};
+	static const struct device_ops *const legacy[] = {&serial_ops, &debug_exit_ops, &i8042_ops,
+							  &pci_host_ops};
+	static const struct device_ops *const platform[] = {&acpi_pm_ops, &pvpanic_ops};
 
 	for (size_t i = 0; i < ARRAY_SIZE(legacy); i++) {
 		int ret = vm_add_device(vm, legacy[i], NULL, err);
@@ -101,6 +104,12 @@ static int main_add_devices(struct vm *vm, struct errbuf *err)
 		const struct device_ops *ops = ivshmem_ops_for(opts);
 		int ret = ops ? vm_add_device(vm, ops, opts, err)
 			      : err_set(err, EINVAL, "--ivshmem '%s': bad options", opts);
+
+		if (ret < 0)
+			return ret;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(platform); i++) {
+		int ret = vm_add_device(vm, platform[i], NULL, err);
 
 		if (ret < 0)
 			return ret;

@@ -6,6 +6,7 @@
  *
  *   blkpattern DEVICE MAGIC NBLOCKS WRITES THREADS
  *
+ * WRITES 0: write until SIGUSR1 (the tests snapshot the VM meanwhile).
  * Thread t owns the 4 KiB blocks b with b % THREADS == t and writes them in
  * a pseudo-random order, each write a new generation of its block. Every
  * 512-byte sector holds MAGIC (8 bytes), then block, generation and sector
@@ -18,6 +19,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +33,13 @@ static char magic[8];
 static uint64_t nblocks, writes_per_thread;
 static unsigned nthreads;
 static uint64_t *last_gen; /* per block; each written by its owner thread only */
+static volatile sig_atomic_t stop;
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+	stop = 1;
+}
 
 static void fill(uint8_t *buf, uint64_t b, uint64_t gen)
 {
@@ -53,7 +62,7 @@ static void *writer(void *arg)
 
 	if (owned == 0 || posix_memalign((void **)&buf, BLOCK, BLOCK))
 		return NULL;
-	for (uint64_t i = 0; i < writes_per_thread; i++) {
+	for (uint64_t i = 0; !stop && (writes_per_thread == 0 || i < writes_per_thread); i++) {
 		uint64_t b;
 
 		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
@@ -64,7 +73,7 @@ static void *writer(void *arg)
 			exit(1);
 		}
 		last_gen[b]++;
-		if (t == 0 && i % (writes_per_thread / 8 + 1) == 0)
+		if (t == 0 && i % (writes_per_thread ? writes_per_thread / 8 + 1 : 1000) == 0)
 			printf("blkpattern: thread 0 at write %" PRIu64 "\n", i);
 	}
 	free(buf);
@@ -90,6 +99,9 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	writes_per_thread = strtoull(argv[4], NULL, 0) / nthreads;
+	if (strtoull(argv[4], NULL, 0) && !writes_per_thread)
+		writes_per_thread = 1;
+	signal(SIGUSR1, on_usr1);
 	fd = open(argv[1], O_RDWR | O_DIRECT);
 	last_gen = calloc(nblocks, sizeof(*last_gen));
 	if (fd < 0 || !last_gen || posix_memalign((void **)&buf, BLOCK, BLOCK) ||
