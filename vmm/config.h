@@ -51,6 +51,10 @@ struct vm_config {
 	 * one virtio-scsi controller, in this order. */
 	const char *scsi_disks[CONFIG_MAX_DISKS];
 	unsigned nscsi_disks;
+	/* --vhost-user-blk option strings (vhost_user_blk_config_parse), in
+	 * this order; any of them makes guest RAM shared (memfd). */
+	const char *vhost_user_blks[CONFIG_MAX_DISKS];
+	unsigned nvhost_user_blk;
 	/* --ivshmem option strings (ivshmem_config_parse), in this order. */
 	const char *ivshmem[CONFIG_MAX_IVSHMEM];
 	unsigned nivshmem;
