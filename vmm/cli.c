@@ -33,6 +33,9 @@ const char cli_usage[] =
     "         [,rerror=..]    a LUN (0..255; default: the first free one) of the\n"
     "                         virtio-scsi controller, one target, backed by a raw\n"
     "                         image (repeatable; same options as --disk)\n"
+    "  --vhost-user-blk socket=PATH[,num-queues=N][,timeout=SECONDS]\n"
+    "                         a virtio-blk disk served by a vhost-user backend\n"
+    "                         (qemu-storage-daemon, SPDK) at PATH (repeatable)\n"
     "  --ivshmem mem=PATH|shm=NAME[,size=SIZE][,role=master|peer]\n"
     "                         ivshmem-plain: shared memory from a file or POSIX shm\n"
     "                         object (created or opened; size a power of two)\n"
@@ -57,7 +60,7 @@ static const struct cli_opt cli_run_opts[] = {
     {"kernel", true},  {"initrd", true},       {"cmdline", true},   {"memory", true},
     {"cpus", true},    {"cpu-features", true}, {"serial", true},    {"timeout", true},
     {"reboot", false}, {"qmp", true},	       {"incoming", true},  {"paused", false},
-    {"disk", true},    {"ivshmem", true},      {"scsi-disk", true},
+    {"disk", true},    {"ivshmem", true},      {"scsi-disk", true}, {"vhost-user-blk", true},
 };
 
 /* A power of two of at least 4 KiB and at most 1 TiB: a BAR's size. */
@@ -263,6 +266,12 @@ static int cli_set(struct vm_config *cfg, const char *name, char *val, struct er
 			return err_set(err, EINVAL, "--%s: at most %d disks", name,
 				       CONFIG_MAX_DISKS);
 		list[(*count)++] = val;
+	} else if (!strcmp(name, "vhost-user-blk")) {
+		/* Checked by vhost_user_blk_config_check, before /dev/kvm. */
+		if (cfg->nvhost_user_blk == CONFIG_MAX_DISKS)
+			return err_set(err, EINVAL, "--vhost-user-blk: at most %d disks",
+				       CONFIG_MAX_DISKS);
+		cfg->vhost_user_blks[cfg->nvhost_user_blk++] = val;
 	} else if (!strcmp(name, "ivshmem")) {
 		struct ivshmem_config *ic = malloc(sizeof(*ic));
 		int r;

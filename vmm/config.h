@@ -68,6 +68,13 @@ struct vm_config {
 	} ivserver;
 };
 
+/* One --vhost-user-blk, parsed: socket=PATH[,num-queues=N][,timeout=S]. */
+struct vhost_user_blk_config {
+	char socket[108];    /* the backend's UNIX socket (sun_path) */
+	unsigned num_queues; /* 1..16, default 1 */
+	uint64_t timeout_ns; /* longest wait for one reply; default 5 s */
+};
+
 #define IVSHMEM_PATH_MAX	   4096
 #define IVSHMEM_MAX_SIZE	   (1ULL << 40)
 #define IVSHMEM_MAX_VECTORS	   64 /* per peer, as QEMU's ivshmem-server */
