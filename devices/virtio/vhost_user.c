@@ -49,7 +49,8 @@ static int64_t vu_now_ns(void)
 }
 
 /* The backend broke the protocol or went away: the stream cannot be
- * trusted to be in step any more, so the connection ends here. */
+ * trusted to be in step any more, so the connection ends here (shut down;
+ * the descriptor stays open for whoever watches it, see vhost_user.h). */
 static int vu_broken(struct vhost_user *vu, struct errbuf *err, int errnum, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 static int vu_broken(struct vhost_user *vu, struct errbuf *err, int errnum, const char *fmt, ...)
@@ -60,7 +61,9 @@ static int vu_broken(struct vhost_user *vu, struct errbuf *err, int errnum, cons
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
-	vhost_user_close(vu);
+	if (vu->fd >= 0)
+		shutdown(vu->fd, SHUT_RDWR);
+	vu->broken = true;
 	return err_set(err, errnum, "%s: %s", vu->name, why);
 }
 
@@ -102,6 +105,7 @@ void vhost_user_close(struct vhost_user *vu)
 	if (vu->fd >= 0)
 		close(vu->fd);
 	vu->fd = -1;
+	vu->broken = false;
 }
 
 /* Wait until the socket is ready for @events or the deadline passes. */
@@ -136,7 +140,7 @@ static int vu_send(struct vhost_user *vu, uint32_t req, uint32_t flags, const vo
 	size_t total = sizeof(h) + size, done = 0;
 	int64_t deadline = vu_now_ns() + (int64_t)vu->timeout_ns;
 
-	if (vu->fd < 0)
+	if (!vhost_user_connected(vu))
 		return err_set(err, ENOTCONN, "%s: not connected to the vhost-user backend",
 			       vu->name);
 	if (size > VHOST_USER_MAX_PAYLOAD || nfds > VU_MAX_FDS)
@@ -176,6 +180,8 @@ static int vu_send(struct vhost_user *vu, uint32_t req, uint32_t flags, const vo
 				return r;
 			continue;
 		}
+		if (n < 0 && (errno == EPIPE || errno == ECONNRESET))
+			return vu_broken(vu, err, errno, "the backend closed the connection");
 		return vu_broken(vu, err, n < 0 ? errno : EIO, "sending message %u: %s", req,
 				 n < 0 ? strerror(errno) : "nothing sent");
 	}
@@ -213,6 +219,8 @@ static int vu_read_full(struct vhost_user *vu, void *buf, size_t len, int *fds, 
 				return r;
 			continue;
 		}
+		if (n < 0 && errno == ECONNRESET)
+			return vu_broken(vu, err, ECONNRESET, "the backend closed the connection");
 		if (n < 0)
 			return vu_broken(vu, err, errno, "receiving: %s", strerror(errno));
 		for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
@@ -273,7 +281,7 @@ static int vu_recv_reply(struct vhost_user *vu, uint32_t req, void *payload, uin
 	unsigned nfds = 0;
 	int r;
 
-	if (vu->fd < 0)
+	if (!vhost_user_connected(vu))
 		return err_set(err, ENOTCONN, "%s: not connected to the vhost-user backend",
 			       vu->name);
 	r = vu_read_full(vu, &h, sizeof(h), fds, fd ? 1 : 0, &nfds, deadline, err);

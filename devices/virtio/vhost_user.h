@@ -9,8 +9,10 @@
  * against what that request's reply must be, at most the descriptors
  * due), and a wait for a reply ends after the connection's timeout. A
  * reply that is wrong or late leaves the stream out of step, so the
- * connection is closed then (vu->fd = -1) and every later call fails with
- * -ENOTCONN; the message in @err says what happened.
+ * connection is shut down then (vu->broken; the descriptor stays open until
+ * vhost_user_close, so that a main-loop watch on it sees the end and can
+ * remove itself before the number is reused) and every later call fails
+ * with -ENOTCONN; the message in @err says what happened.
  *
  * Threads: a connection is used by one thread at a time; the caller
  * serializes (vhost_user_blk.c calls under its virtio device lock).
@@ -87,6 +89,7 @@ struct vhost_user_inflight {
 
 struct vhost_user {
 	int fd;		     /* the connection, or -1 */
+	bool broken;	     /* shut down after an error; fd still open */
 	uint64_t timeout_ns; /* longest wait for one reply */
 	char name[40];	     /* who we are, for messages */
 	uint64_t features;   /* the backend's virtio features (GET_FEATURES) */
@@ -154,6 +157,11 @@ int vhost_user_get_config(struct vhost_user *vu, void *buf, uint32_t len, struct
 /* GET_INFLIGHT_FD: *out and *fd (the caller's to close) for @nq queues of @qsize. */
 int vhost_user_get_inflight_fd(struct vhost_user *vu, uint16_t nq, uint16_t qsize,
 			       struct vhost_user_inflight *out, int *fd, struct errbuf *err);
+
+static inline bool vhost_user_connected(const struct vhost_user *vu)
+{
+	return vu->fd >= 0 && !vu->broken;
+}
 
 static inline bool vhost_user_has(const struct vhost_user *vu, unsigned protocol_bit)
 {

@@ -33,6 +33,8 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "devices/virtio/vhost_user.h"
@@ -67,6 +69,10 @@ struct vublk {
 	char name[32];
 	bool started;			     /* features and memory table sent (DRIVER_OK) */
 	bool ring_on[VIRTIO_PCI_MAX_QUEUES]; /* ring handed to the backend */
+	/* Each handed ring's used index in guest RAM (the queue's own view
+	 * is cleared by the transport's reset before ours runs). */
+	volatile uint16_t *used_idx[VIRTIO_PCI_MAX_QUEUES];
+	volatile uint16_t *avail_idx[VIRTIO_PCI_MAX_QUEUES];
 	/* The call fd of rings without an MSI-X vector (a polling driver):
 	 * backends need one (libvhost-user fails without), nobody reads it. */
 	int null_call_fd;
@@ -74,6 +80,7 @@ struct vublk {
 	int inflight_fd;
 	void *inflight_p;
 	struct vhost_user_inflight inflight;
+	bool watching; /* the socket is watched on the main loop (vublk_sock_ready) */
 	/* A report for QMP, raised on the main thread (event_bh). */
 	struct aio_bh *event_bh;
 	pthread_mutex_t event_lock;
@@ -204,11 +211,32 @@ static void vublk_report(struct vublk *v, const char *why)
 /* The backend failed the driver's request: NEEDS_RESET and a report. Lock held. */
 static void vublk_fail(struct vublk *v, const struct errbuf *err)
 {
-	virtio_set_needs_reset(&v->vdev, "%s", err->msg);
+	size_t n = strlen(v->name);
+	const char *why = err->msg;
+
+	/* virtio_set_needs_reset names the device itself. */
+	if (!strncmp(why, v->name, n) && why[n] == ':' && why[n + 1] == ' ')
+		why += n + 2;
+	virtio_set_needs_reset(&v->vdev, "%s", why);
 	vublk_report(v, err->msg);
 }
 
 /* ---- handing rings to the backend ---- */
+
+/*
+ * Forget the inflight region: after a reset it must not be handed over
+ * again, or the backend would resubmit what the driver abandoned (a fresh
+ * one comes with the next DRIVER_OK, as QEMU does).
+ */
+static void vublk_inflight_free(struct vublk *v)
+{
+	if (v->inflight_p)
+		munmap(v->inflight_p, v->inflight.mmap_size);
+	v->inflight_p = NULL;
+	if (v->inflight_fd >= 0)
+		close(v->inflight_fd);
+	v->inflight_fd = -1;
+}
 
 static int vublk_inflight_setup(struct vublk *v, struct errbuf *err)
 {
@@ -251,8 +279,9 @@ static int vublk_start(struct vublk *v, struct errbuf *err)
 	return r;
 }
 
-/* Give ring @q to the backend and enable it, acknowledged. Lock held. */
-static int vublk_ring_start(struct vublk *v, unsigned q, struct errbuf *err)
+/* Give ring @q to the backend from avail index @base and enable it,
+ * acknowledged. Lock held. */
+static int vublk_ring_start(struct vublk *v, unsigned q, uint16_t base, struct errbuf *err)
 {
 	struct virtio_dev *vdev = &v->vdev;
 	struct virtqueue *vq = &vdev->vqs[q];
@@ -265,10 +294,14 @@ static int vublk_ring_start(struct vublk *v, unsigned q, struct errbuf *err)
 	uint16_t vec = vq->s.vector;
 	int r;
 
+	/* From the first message on the backend may hold the ring: a reset
+	 * must take it back even if a later step fails. */
+	v->ring_on[q] = true;
+	v->used_idx[q] = (volatile uint16_t *)(vq->used_p + 2);
+	v->avail_idx[q] = (volatile uint16_t *)(vq->avail_p + 2);
 	r = vhost_user_set_vring(&v->vu, VHOST_USER_SET_VRING_NUM, q, vq->s.size, err);
 	if (r == 0)
-		r = vhost_user_set_vring(&v->vu, VHOST_USER_SET_VRING_BASE, q, vq->s.last_avail_idx,
-					 err);
+		r = vhost_user_set_vring(&v->vu, VHOST_USER_SET_VRING_BASE, q, base, err);
 	if (r == 0)
 		r = vhost_user_set_vring_addr(&v->vu, &a, err);
 	if (r == 0)
@@ -284,30 +317,91 @@ static int vublk_ring_start(struct vublk *v, unsigned q, struct errbuf *err)
 					    err);
 	if (r == 0)
 		r = vhost_user_set_vring_enable(&v->vu, q, true, err);
-	if (r == 0)
-		v->ring_on[q] = true;
 	return r;
 }
 
-/* Take every ring back (disable, GET_VRING_BASE). Lock held or no vCPU. */
+/*
+ * Wait until ring @q's used index equals *@target (re-read each time:
+ * @target may be the guest's avail index), for at most the timeout.
+ */
+static int vublk_wait_used(struct vublk *v, unsigned q, const volatile uint16_t *target,
+			   struct errbuf *err)
+{
+	int64_t deadline = aio_clock_ns() + (int64_t)v->cfg.timeout_ns;
+	const struct timespec pause = {0, 100000};
+	uint16_t t;
+
+	while (__atomic_load_n(v->used_idx[q], __ATOMIC_ACQUIRE) !=
+	       (t = __atomic_load_n(target, __ATOMIC_ACQUIRE))) {
+		if (aio_clock_ns() > deadline)
+			return err_set(
+			    err, ETIMEDOUT,
+			    "%s: ring %u: %u requests still in flight in the backend after "
+			    "%llu s",
+			    v->name, q, (uint16_t)(t - *v->used_idx[q]),
+			    (unsigned long long)(v->cfg.timeout_ns / 1000000000ULL));
+		nanosleep(&pause, NULL);
+	}
+	return 0;
+}
+
+/*
+ * Take ring @q back; *base: where the backend stopped. Lock held or no vCPU.
+ *
+ * The driver may reuse its buffers once a reset completes, so every request
+ * the backend took must be back first. qemu-storage-daemon (7.2) answers
+ * GET_VRING_BASE before its requests in progress finish and closes the
+ * ring's call fd there; a request finishing later then fails to interrupt
+ * and breaks the whole export ("Error writing eventfd"). So the ring is
+ * drained while it still runs: a kick, so that the backend looks at
+ * everything the driver made available, then a wait until the used index
+ * caught up with the avail index (a resetting driver adds nothing). Then
+ * disable, GET_VRING_BASE, and a check that nothing is missing.
+ */
+static int vublk_ring_stop(struct vublk *v, unsigned q, uint16_t *base, struct errbuf *err)
+{
+	uint64_t one = 1;
+	uint32_t b = 0;
+	uint16_t b16;
+	int r, drained;
+
+	v->ring_on[q] = false;
+	if (write(v->vdev.kicks[q].fd, &one, sizeof(one)) != sizeof(one))
+		return err_set(err, errno, "%s: ring %u doorbell: %s", v->name, q, strerror(errno));
+	drained = vublk_wait_used(v, q, v->avail_idx[q], err);
+	r = vhost_user_set_vring_enable(&v->vu, q, false, err);
+	if (r == 0)
+		r = vhost_user_get_vring_base(&v->vu, q, &b, err);
+	b16 = (uint16_t)b;
+	if (r == 0)
+		r = vublk_wait_used(v, q, &b16, err);
+	*base = b16;
+	return r < 0 ? r : drained;
+}
+
+/* Take every ring back: the driver reset the device, or kvmini exits. */
 static int vublk_stop(struct vublk *v, struct errbuf *err)
 {
 	int ret = 0;
 
+	if (!vhost_user_connected(&v->vu)) { /* the backend is gone, its rings with it */
+		memset(v->ring_on, 0, sizeof(v->ring_on));
+		v->started = false;
+		vublk_inflight_free(v);
+		return 0;
+	}
 	for (unsigned q = 0; q < v->vdev.nqueues; q++) {
-		uint32_t base;
+		uint16_t base;
 		int r;
 
 		if (!v->ring_on[q])
 			continue;
-		v->ring_on[q] = false;
-		r = vhost_user_set_vring_enable(&v->vu, q, false, err);
-		if (r == 0)
-			r = vhost_user_get_vring_base(&v->vu, q, &base, err);
+		r = vublk_ring_stop(v, q, &base, err);
 		if (r < 0 && ret == 0)
 			ret = r;
 	}
 	v->started = false;
+	vublk_inflight_free(v);
 	return ret;
 }
 
@@ -317,9 +411,11 @@ static void vublk_driver_ok(struct virtio_dev *vdev)
 	struct errbuf err = {{0}};
 	int r = vublk_start(v, &err);
 
-	for (unsigned q = 0; r == 0 && q < vdev->nqueues; q++)
-		if (vdev->vqs[q].s.enabled)
-			r = vublk_ring_start(v, q, &err);
+	for (unsigned q = 0; r == 0 && q < vdev->nqueues; q++) {
+		if (!vdev->vqs[q].s.enabled)
+			continue;
+		r = vublk_ring_start(v, q, vdev->vqs[q].s.last_avail_idx, &err);
+	}
 	if (r < 0)
 		vublk_fail(v, &err);
 }
@@ -332,7 +428,7 @@ static void vublk_queue_enabled(struct virtio_dev *vdev, unsigned q)
 	/* Before DRIVER_OK the ring goes to the backend with the others. */
 	if (!v->started || vdev->broken)
 		return;
-	if (vublk_ring_start(v, q, &err) < 0)
+	if (vublk_ring_start(v, q, vdev->vqs[q].s.last_avail_idx, &err) < 0)
 		vublk_fail(v, &err);
 }
 
@@ -353,6 +449,46 @@ static const struct virtio_dev_ops vublk_virtio_ops = {
     .queue_enabled = vublk_queue_enabled,
     .reset = vublk_reset,
 };
+
+/*
+ * The socket became readable outside a request (main loop): the backend
+ * closed it (it died), sent something nobody asked for, or a vCPU's
+ * request just got its reply (then the lock waits for that vCPU, and
+ * nothing is left to read). A dead backend is reported, and the device
+ * needs a reset if the driver was using it: what it had in flight is gone.
+ * Also cleans up after a vCPU shut the connection down. Main thread.
+ */
+static void vublk_sock_ready(void *opaque)
+{
+	struct vublk *v = opaque;
+	struct errbuf err = {{0}};
+	ssize_t n;
+	char c;
+
+	pthread_mutex_lock(&v->vdev.lock);
+	if (!v->vu.broken) {
+		n = recv(v->vu.fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+			pthread_mutex_unlock(&v->vdev.lock);
+			return;
+		}
+		err_set(&err, EPIPE, "%s: %s", v->name,
+			n > 0 ? "the backend sent a message kvmini did not ask for"
+			      : "the backend closed the connection");
+		shutdown(v->vu.fd, SHUT_RDWR);
+		v->vu.broken = true;
+		if (v->started)
+			vublk_fail(v, &err);
+		else {
+			fprintf(stderr, "kvmini: %s\n", err.msg);
+			vublk_report(v, err.msg);
+		}
+	}
+	aio_set_fd_handler(v->vm->main_ctx, v->vu.fd, NULL, NULL, NULL);
+	v->watching = false;
+	vhost_user_close(&v->vu);
+	pthread_mutex_unlock(&v->vdev.lock);
+}
 
 /* ---- realize, exit ---- */
 
@@ -396,10 +532,7 @@ static int vublk_connect(struct vublk *v, struct virtio_blk_config *bc, uint64_t
 static void vublk_free(struct vublk *v)
 {
 	vhost_user_close(&v->vu);
-	if (v->inflight_p)
-		munmap(v->inflight_p, v->inflight.mmap_size);
-	if (v->inflight_fd >= 0)
-		close(v->inflight_fd);
+	vublk_inflight_free(v);
 	if (v->null_call_fd >= 0)
 		close(v->null_call_fd);
 	if (v->event_bh)
@@ -463,6 +596,13 @@ static int vublk_realize(struct vm *vm, const char *opts, void **state, struct e
 	ret = virtio_pci_init(&v->vdev, vm, &p, err);
 	if (ret < 0)
 		goto fail;
+	ret = aio_set_fd_handler(vm->main_ctx, v->vu.fd, vublk_sock_ready, NULL, v);
+	if (ret < 0) {
+		err_set(err, -ret, "%s: cannot watch the backend's socket", v->name);
+		virtio_pci_exit(&v->vdev);
+		goto fail;
+	}
+	v->watching = true;
 	*state = v;
 	return 0;
 fail:
@@ -479,6 +619,8 @@ static void vublk_exit(void *state)
 	if (vublk_stop(v, &err) < 0)
 		fprintf(stderr, "kvmini: %s (stopping the backend)\n", err.msg);
 	pthread_mutex_unlock(&v->vdev.lock);
+	if (v->watching)
+		aio_set_fd_handler(v->vm->main_ctx, v->vu.fd, NULL, NULL, NULL);
 	virtio_pci_stop(&v->vdev);
 	virtio_pci_exit(&v->vdev);
 	vublk_free(v);

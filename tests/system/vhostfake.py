@@ -12,6 +12,9 @@ answer) every message, and records what happened in order:
   ("early-kick", ring)         at the moment the enable was about to be
                                acknowledged, a kick was already waiting
 
+@stall: request codes the backend never answers (it hangs there);
+@huge_reply: request codes answered with a header claiming 1 MiB.
+
 A kick that reached the backend before its ring's enable was acknowledged
 shows up as ("kick", ring, False) or ("early-kick", ring). The backend does
 not drop such kicks (a real one might, and the guest would hang): it
@@ -55,12 +58,16 @@ class Ring:
 
 
 class FakeBackend:
-    def __init__(self, sock_path, image, delay=0.1, reply_ack=True, num_queues=1):
+    def __init__(self, sock_path, image, delay=0.1, reply_ack=True, num_queues=1, stall=(),
+                 huge_reply=()):
         self.path = str(sock_path)
         self.image = str(image)
         self.delay = delay
         self.reply_ack = reply_ack
         self.num_queues = num_queues
+        self.stall = set(stall)  # request codes never answered: the backend hangs
+        self.huge_reply = set(huge_reply)  # ... answered with a 1 MiB size
+        self.closing = threading.Event()
         self.log = []
         self.errors = []
         self.lock = threading.Lock()
@@ -91,6 +98,7 @@ class FakeBackend:
                 if (e[0] == "kick" and not e[2]) or e[0] == "early-kick"]
 
     def close(self):
+        self.closing.set()
         for r in self.rings.values():
             r.stop = True
         for r in self.rings.values():
@@ -141,8 +149,10 @@ class FakeBackend:
             ring.acked = ring.enabled
         hdr = struct.pack("<III", req, 1 | FLAG_REPLY, len(payload))
         anc = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))] if fds else []
-        conn.sendmsg([hdr + payload], anc)
+        # Recorded first: the front-end can act on the reply (and kick) as
+        # soon as it is sent, before this thread runs again.
         self.record("reply", name, index)
+        conn.sendmsg([hdr + payload], anc)
 
     def _one(self, conn):
         fds = []
@@ -163,6 +173,13 @@ class FakeBackend:
         # A slow backend: each message takes @delay to be dealt with, so a
         # kick that overtakes a control message is seen before it acts.
         time.sleep(self.delay)
+        if req in self.stall:
+            self.closing.wait()
+            return False
+        if req in self.huge_reply:
+            conn.sendall(struct.pack("<III", req, 1 | FLAG_REPLY, 1 << 20))
+            self.record("reply", name, index)
+            return True
         own_reply = None
         if req == 1:
             f = (1 << F_VERSION_1 | 1 << F_INDIRECT | 1 << F_EVENT_IDX | 1 << F_PROTOCOL |
@@ -294,6 +311,8 @@ class FakeBackend:
         table, size, i = desc, r.num, head
         key = "uaddr"
         for _ in range(4 * 1024):
+            if i >= size:
+                raise ValueError(f"descriptor {i} outside a table of {size}")
             addr, ln, fl, nxt = struct.unpack("<QIHH", self.read(table + 16 * i, 16, key))
             if fl & D_INDIRECT:
                 table, size, i, key = addr, ln // 16, 0, "gpa"
