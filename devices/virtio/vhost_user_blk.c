@@ -87,17 +87,45 @@ struct vublk {
 	char event[600];
 };
 
+/* The keys of --vhost-user-blk, in the order vublk_config_set knows them. */
+static const char *const vublk_keys[] = {"socket", "num-queues", "timeout"};
+
+/* One key's value into @c (@key: index in vublk_keys); -EINVAL with @err. */
+static int vublk_config_set(const char *spec, struct vhost_user_blk_config *c, unsigned key,
+			    const char *val, struct errbuf *err)
+{
+	static const struct {
+		uint64_t max;
+		const char *what;
+	} num[] = {{0, NULL}, {VUBLK_MAX_QUEUES, "a number of queues"}, {3600, "whole seconds"}};
+	uint64_t n;
+
+	if (key == 0) {
+		if (!val[0])
+			return err_set(err, EINVAL, "--vhost-user-blk '%s': empty socket", spec);
+		memcpy(c->socket, val, strlen(val) + 1);
+		return 0;
+	}
+	if (parse_uint(val, 1, num[key].max, &n) < 0)
+		return err_set(
+		    err, EINVAL, "--vhost-user-blk '%s': %s '%s' must be %s from 1 to %llu", spec,
+		    vublk_keys[key], val, num[key].what, (unsigned long long)num[key].max);
+	if (key == 1)
+		c->num_queues = (unsigned)n;
+	else
+		c->timeout_ns = n * 1000000000ULL;
+	return 0;
+}
+
 int vhost_user_blk_config_parse(const char *spec, struct vhost_user_blk_config *c,
 				struct errbuf *err)
 {
 	static const char keys[] = "socket, num-queues, timeout";
-	static const char *const names[] = {"socket", "num-queues", "timeout"};
-	enum { K_SOCKET, K_NQ, K_TIMEOUT, K_N };
+	const char *const *names = vublk_keys;
 	const char *p = spec, *k;
 	char val[sizeof(c->socket)];
 	unsigned seen = 0, key;
 	size_t klen;
-	uint64_t n;
 	int r;
 
 	memset(c, 0, sizeof(*c));
@@ -105,9 +133,10 @@ int vhost_user_blk_config_parse(const char *spec, struct vhost_user_blk_config *
 	c->timeout_ns = VUBLK_DEFAULT_TIMEOUT_NS;
 	while ((r = opt_list_next("vhost-user-blk", spec, keys, &p, &k, &klen, val, sizeof(val),
 				  err)) > 0) {
-		for (key = 0; key < K_N && !opt_key_is(k, klen, names[key]); key++)
+		for (key = 0; key < ARRAY_SIZE(vublk_keys) && !opt_key_is(k, klen, names[key]);
+		     key++)
 			;
-		if (key == K_N)
+		if (key == ARRAY_SIZE(vublk_keys))
 			return err_set(err, EINVAL,
 				       "--vhost-user-blk '%s': unknown option '%.*s' (keys: %s)",
 				       spec, (int)klen, k, keys);
@@ -115,34 +144,13 @@ int vhost_user_blk_config_parse(const char *spec, struct vhost_user_blk_config *
 			return err_set(err, EINVAL, "--vhost-user-blk '%s': %s given twice", spec,
 				       names[key]);
 		seen |= 1u << key;
-		switch (key) {
-		case K_SOCKET:
-			if (!val[0])
-				return err_set(err, EINVAL, "--vhost-user-blk '%s': empty socket",
-					       spec);
-			memcpy(c->socket, val, strlen(val) + 1);
-			break;
-		case K_NQ:
-			if (parse_uint(val, 1, VUBLK_MAX_QUEUES, &n) < 0)
-				return err_set(err, EINVAL,
-					       "--vhost-user-blk '%s': num-queues '%s' must be a "
-					       "number from 1 to %d",
-					       spec, val, VUBLK_MAX_QUEUES);
-			c->num_queues = (unsigned)n;
-			break;
-		case K_TIMEOUT:
-			if (parse_uint(val, 1, 3600, &n) < 0)
-				return err_set(err, EINVAL,
-					       "--vhost-user-blk '%s': timeout '%s' must be whole "
-					       "seconds from 1 to 3600",
-					       spec, val);
-			c->timeout_ns = n * 1000000000ULL;
-			break;
-		}
+		r = vublk_config_set(spec, c, key, val, err);
+		if (r < 0)
+			return r;
 	}
 	if (r < 0)
 		return r;
-	if (!(seen & (1u << K_SOCKET)))
+	if (!(seen & 1u))
 		return err_set(err, EINVAL,
 			       "--vhost-user-blk '%s': no socket=PATH (the backend's UNIX socket)",
 			       spec);
