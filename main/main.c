@@ -69,7 +69,8 @@ static void main_vm_event(void *opaque, const char *name, const char *data_json)
 
 /*
  * The devices, in the order a snapshot records them: the legacy ones, the
- * PCI host bridge, then the PCI devices: each --disk, the virtio-scsi
+ * PCI host bridge, then the PCI devices: each --disk, each
+ * --vhost-user-blk, the virtio-scsi
  * controller (if any --scsi-disk), then each --ivshmem,
  * in command-line order, in slots 1, 2, ...; last the ACPI platform
  * devices (added after the others, so that the older devices' section
@@ -89,6 +90,12 @@ static int main_add_devices(struct vm *vm, struct errbuf *err)
 	}
 	for (unsigned i = 0; i < vm->cfg->ndisks; i++) {
 		int ret = vm_add_device(vm, &virtio_blk_ops, vm->cfg->disks[i], err);
+
+		if (ret < 0)
+			return ret;
+	}
+	for (unsigned i = 0; i < vm->cfg->nvhost_user_blk; i++) {
+		int ret = vm_add_device(vm, &vhost_user_blk_ops, vm->cfg->vhost_user_blks[i], err);
 
 		if (ret < 0)
 			return ret;
@@ -334,7 +341,7 @@ int main(int argc, char **argv)
 		break;
 	}
 	/* Every bad disk option is reported before /dev/kvm is opened. */
-	if (disk_config_check(&cfg, &err) < 0) {
+	if (disk_config_check(&cfg, &err) < 0 || vhost_user_blk_config_check(&cfg, &err) < 0) {
 		fprintf(stderr, "kvmini: %s\n", err.msg);
 		return EXIT_HOST_ERROR;
 	}

@@ -57,6 +57,12 @@ const struct cli_opt cli_run_opts[] = {
      "server=SOCKET[,vectors=N][,role=..][,timeout=SECONDS]\n"
      "for ivshmem-doorbell (memory and interrupts from an\n"
      "ivshmem server: kvmini ivshmem-server)"},
+    {"vhost-user-blk", "SPEC", "none",
+     "a virtio-blk disk served by a vhost-user backend\n"
+     "(qemu-storage-daemon, SPDK), repeatable up to 16;\n"
+     "SPEC: socket=PATH[,num-queues=N][,timeout=SECONDS];\n"
+     "num-queues 1..16 (default 1), timeout 1..3600 s\n"
+     "(default 5); guest RAM becomes shared memory"},
 };
 const size_t cli_run_nopts = ARRAY_SIZE(cli_run_opts);
 
@@ -331,6 +337,12 @@ static int cli_set(struct vm_config *cfg, const char *name, char *val, struct er
 			return err_set(err, EINVAL, "--%s: at most %d disks", name,
 				       CONFIG_MAX_DISKS);
 		list[(*count)++] = val;
+	} else if (!strcmp(name, "vhost-user-blk")) {
+		/* Checked by vhost_user_blk_config_check, before /dev/kvm. */
+		if (cfg->nvhost_user_blk == CONFIG_MAX_DISKS)
+			return err_set(err, EINVAL, "--vhost-user-blk: at most %d disks",
+				       CONFIG_MAX_DISKS);
+		cfg->vhost_user_blks[cfg->nvhost_user_blk++] = val;
 	} else if (!strcmp(name, "ivshmem")) {
 		struct ivshmem_config *ic = malloc(sizeof(*ic));
 		int r;

@@ -60,6 +60,10 @@ struct vm_config {
 	 * one virtio-scsi controller, in this order. */
 	const char *scsi_disks[CONFIG_MAX_DISKS];
 	unsigned nscsi_disks;
+	/* --vhost-user-blk option strings (vhost_user_blk_config_parse), in
+	 * this order; any of them makes guest RAM shared (memfd). */
+	const char *vhost_user_blks[CONFIG_MAX_DISKS];
+	unsigned nvhost_user_blk;
 	/* --ivshmem option strings (ivshmem_config_parse), in this order. */
 	const char *ivshmem[CONFIG_MAX_IVSHMEM];
 	unsigned nivshmem;
@@ -71,6 +75,13 @@ struct vm_config {
 		uint64_t size;	    /* --size */
 		unsigned vectors;   /* --vectors (default 1) */
 	} ivserver;
+};
+
+/* One --vhost-user-blk, parsed: socket=PATH[,num-queues=N][,timeout=S]. */
+struct vhost_user_blk_config {
+	char socket[108];    /* the backend's UNIX socket (sun_path) */
+	unsigned num_queues; /* 1..16, default 1 */
+	uint64_t timeout_ns; /* longest wait for one reply; default 5 s */
 };
 
 #define IVSHMEM_PATH_MAX	   4096

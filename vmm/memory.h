@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Guest RAM: anonymous mappings registered with KVM as memory slots.
+ * Guest RAM: anonymous mappings registered with KVM as memory slots, or,
+ * when another process must see it (a vhost-user backend), one memfd
+ * mapped shared whose descriptor can be passed over a UNIX socket.
  * RAM below LAYOUT_MMIO32_START is one region at GPA 0; the rest (if any)
  * is a second region at 4 GiB.
  *
@@ -20,6 +22,8 @@ struct guest_mem_region {
 	uint64_t gpa;
 	uint64_t size;
 	uint8_t *host;
+	int fd;		    /* shared RAM: the memfd (same for every region), else -1 */
+	uint64_t fd_offset; /* where the region starts in fd */
 };
 
 struct guest_mem {
@@ -41,7 +45,17 @@ struct guest_mem {
  */
 int guest_mem_init(struct guest_mem *m, uint64_t ram_size);
 
-/* Unmap and empty *@m; harmless on an empty or already freed guest_mem.
+/*
+ * Same, but RAM is one memfd (sealed against shrinking) mapped MAP_SHARED,
+ * region i at regions[i].fd_offset, so that a vhost-user backend can map
+ * it too. Pages are still allocated only when touched, but they are shmem
+ * pages: they count against the memfd (tmpfs) and memory cgroup, not as
+ * anonymous memory, and are not freed by the kernel under pressure unless
+ * swapped. Same errors as guest_mem_init plus memfd_create's.
+ */
+int guest_mem_init_shared(struct guest_mem *m, uint64_t ram_size);
+
+/* Unmap (and close the memfd of) and empty *@m; harmless on an empty or already freed guest_mem.
  * Main thread after every user of the memory has stopped. */
 void guest_mem_free(struct guest_mem *m);
 

@@ -570,6 +570,41 @@ static int snap_check_machine(struct vm *vm, const struct snap_machine *m, struc
 	return 0;
 }
 
+/*
+ * Shared RAM (a vhost-user backend maps it) cannot be a private mapping of
+ * the snapshot file, or the backend would not see the guest's memory: read
+ * the file's data into it, skipping holes (the memfd reads as zero there).
+ */
+static int snap_restore_ram_shared(struct snap_reader *r, struct vm *vm, const struct snap_ram *ram,
+				   struct errbuf *err)
+{
+	for (int i = 0; i < vm->mem.nregions; i++) {
+		const struct guest_mem_region *g = &vm->mem.regions[i];
+		off_t base = (off_t)ram->regions[i].file_offset, end = base + (off_t)g->size;
+
+		for (off_t pos = base; pos < end;) {
+			off_t data = lseek(r->fd, pos, SEEK_DATA), hole;
+
+			if (data < 0 || data >= end)
+				break; /* ENXIO: no data left */
+			hole = lseek(r->fd, data, SEEK_HOLE);
+			if (hole < 0 || hole > end)
+				hole = end;
+			for (pos = data; pos < hole;) {
+				ssize_t n =
+				    pread(r->fd, g->host + (pos - base), (size_t)(hole - pos), pos);
+
+				if (n <= 0)
+					return err_set(err, n < 0 ? errno : EIO,
+						       "snapshot: cannot read RAM: %s",
+						       n < 0 ? strerror(errno) : "short file");
+				pos += n;
+			}
+		}
+	}
+	return 0;
+}
+
 static int snap_restore_ram(struct snap_reader *r, struct vm *vm, struct errbuf *err)
 {
 	struct snap_ram ram;
@@ -592,6 +627,8 @@ static int snap_restore_ram(struct snap_reader *r, struct vm *vm, struct errbuf 
 				       "snapshot: RAM region %d lies outside the file (truncated?)",
 				       i);
 	}
+	if (vm->mem.regions[0].fd >= 0)
+		return snap_restore_ram_shared(r, vm, &ram, err);
 	/* Map, don't read: pages come in as the guest touches them, and the
 	 * guest's writes stay private to this process. The next snapshot of
 	 * this VM reads the file's holes to skip untouched zero pages. */

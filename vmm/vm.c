@@ -117,7 +117,9 @@ static int vm_get_supported_cpuid(struct vm *vm, struct errbuf *err)
 
 static int vm_setup_memory(struct vm *vm, struct errbuf *err)
 {
-	int ret = guest_mem_init(&vm->mem, vm->cfg->mem_size);
+	/* A vhost-user backend maps guest RAM itself: then it must be a memfd. */
+	int ret = vm->cfg->nvhost_user_blk ? guest_mem_init_shared(&vm->mem, vm->cfg->mem_size)
+					   : guest_mem_init(&vm->mem, vm->cfg->mem_size);
 
 	if (ret < 0)
 		return err_set(err, -ret, "cannot allocate %llu bytes of guest memory: %s",

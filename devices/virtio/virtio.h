@@ -245,6 +245,15 @@ struct virtio_dev_ops {
 	 * popped element, can finish. vdev->lock held, vCPU thread.
 	 */
 	void (*drop_held)(struct virtio_dev *vdev);
+	/*
+	 * The driver set DRIVER_OK (called before kvmini rings the enabled
+	 * queues' doorbells), or enabled queue @q (vq_enable accepted it;
+	 * any status). For a device whose rings another process serves: the
+	 * write completes only when these return, so they may block, for a
+	 * bounded time, and set NEEDS_RESET. vdev->lock held, vCPU thread.
+	 */
+	void (*driver_ok)(struct virtio_dev *vdev);
+	void (*queue_enabled)(struct virtio_dev *vdev, unsigned q);
 };
 
 struct virtio_dev_params {
@@ -257,12 +266,16 @@ struct virtio_dev_params {
 	const void *config;  /* initial device config; copied */
 	uint32_t config_len;
 	struct aio_context *ctx; /* where queue notifications run */
+	/* Another process serves the rings (vhost-user): the doorbell
+	 * eventfds are its, kvmini never reads them, queue_notify is unused. */
+	bool external;
 	const struct virtio_dev_ops *ops;
 	void *opaque;
 };
 
 /* One queue's doorbell: an eventfd that KVM (ioeventfd) or the notify
- * region's fallback writes, read on vdev->ctx. */
+ * region's fallback writes, read on vdev->ctx (or by the external
+ * process serving the rings). */
 struct virtio_kick {
 	struct virtio_dev *vdev;
 	unsigned q;
@@ -286,6 +299,7 @@ struct virtio_dev {
 	unsigned nqueues;
 	struct virtio_kick *kicks;
 	bool handlers_on; /* kick fd handlers registered on ctx */
+	bool external;	  /* virtio_dev_params.external */
 
 	pthread_mutex_t lock; /* everything below */
 	pthread_cond_t idle;  /* signalled when the last in-use element is returned */
@@ -504,6 +518,19 @@ struct blk_req *blk_req_parse(const struct vq_elem *elem, const char **why);
  * and the file.
  */
 void blk_req_execute(const struct blk_disk *d, struct blk_req *r);
+
+/* ------------------------------------------------------------------ */
+/* vhost-user-blk (vhost_user_blk.c) */
+
+struct vm_config;
+struct vhost_user_blk_config;
+/* --vhost-user-blk: realize with the option string. */
+extern const struct device_ops vhost_user_blk_ops;
+/* Parse one option string into @c; -EINVAL with @err. Pure. */
+int vhost_user_blk_config_parse(const char *spec, struct vhost_user_blk_config *c,
+				struct errbuf *err);
+/* Parse every --vhost-user-blk of @cfg (before /dev/kvm is opened). */
+int vhost_user_blk_config_check(const struct vm_config *cfg, struct errbuf *err);
 
 /* ------------------------------------------------------------------ */
 /* virtio-scsi (virtio_scsi.c) */

@@ -168,7 +168,11 @@ static void virtio_set_status(struct virtio_dev *vdev, uint8_t val)
 	if (!(val & VIRTIO_CONFIG_S_FEATURES_OK))
 		val &= (uint8_t)~VIRTIO_CONFIG_S_DRIVER_OK;
 	vdev->status = val | (vdev->status & VIRTIO_STATUS_NEEDS_RESET);
-	if ((val & VIRTIO_CONFIG_S_DRIVER_OK) && !(old & VIRTIO_CONFIG_S_DRIVER_OK))
+	if ((val & VIRTIO_CONFIG_S_DRIVER_OK) && !(old & VIRTIO_CONFIG_S_DRIVER_OK) &&
+	    vdev->ops->driver_ok)
+		vdev->ops->driver_ok(vdev);
+	if ((val & VIRTIO_CONFIG_S_DRIVER_OK) && !(old & VIRTIO_CONFIG_S_DRIVER_OK) &&
+	    !vdev->broken)
 		for (unsigned q = 0; q < vdev->nqueues; q++)
 			if (vdev->vqs[q].s.enabled)
 				virtio_kick(vdev, q); /* buffers queued before DRIVER_OK */
@@ -191,6 +195,8 @@ static void virtio_queue_enable(struct virtio_dev *vdev, struct virtqueue *vq, u
 	if (vq_enable(vq, virtio_has_feature(vdev, VIRTIO_RING_F_EVENT_IDX),
 		      virtio_has_feature(vdev, VIRTIO_RING_F_INDIRECT_DESC)) < 0)
 		virtio_set_needs_reset(vdev, "queue %u: %s", q, vq->why);
+	else if (vdev->ops->queue_enabled)
+		vdev->ops->queue_enabled(vdev, q);
 }
 
 /* ---- common configuration ---- */
@@ -626,12 +632,14 @@ int virtio_pci_init_host(struct virtio_dev *vdev, struct pci_host *host,
 	snprintf(vdev->name, sizeof(vdev->name), "%s", p->name);
 	if (p->nqueues == 0 || p->nqueues > VIRTIO_PCI_MAX_QUEUES || p->queue_size == 0 ||
 	    p->queue_size > VQ_MAX_SIZE || (p->queue_size & (p->queue_size - 1)) ||
-	    p->config_len > VIRTIO_PCI_MAX_CONFIG || !p->ops || !p->ops->queue_notify)
+	    p->config_len > VIRTIO_PCI_MAX_CONFIG || !p->ops ||
+	    (!p->ops->queue_notify && !p->external))
 		return err_set(err, EINVAL, "%s: bad virtio device parameters", vdev->name);
 	vdev->ops = p->ops;
 	vdev->opaque = p->opaque;
 	vdev->host = host;
 	vdev->ctx = p->ctx;
+	vdev->external = p->external;
 	vdev->main_ctx = main_ctx;
 	vdev->device_id = p->device_id;
 	vdev->nqueues = p->nqueues;
@@ -697,6 +705,8 @@ int virtio_pci_init_host(struct virtio_dev *vdev, struct pci_host *host,
 			VIRTIO_PCI_MSIX_TABLE_OFF, VIRTIO_PCI_MSIX_PBA_OFF, err);
 	if (ret < 0)
 		goto fail_pci;
+	if (vdev->external)
+		return 0; /* the doorbells are the backend's to read */
 	vdev->handlers_on = true;
 	ret = aio_call_sync(vdev->ctx, main_ctx, virtio_handlers_set, vdev);
 	if (ret < 0) {

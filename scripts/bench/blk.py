@@ -84,10 +84,13 @@ def has_option(option):
 
 
 def main(guest="blkbench", kvmini_cmd=kvmini_cmd, qemu_cmd=qemu_blk_cmd,
-         title="virtio-blk sequential reads", qemu_dev="virtio-blk-pci", kvmini_option=None):
+         title="virtio-blk sequential reads", qemu_dev="virtio-blk-pci", kvmini_option=None,
+         sides=None, ratio=("kvmini", "qemu")):
     """The benchmark for @guest (blkbench's output format); scsi.py runs it
     for scsibench with its own command lines. @kvmini_option: an option
-    kvmini must list in --help, or its column is skipped."""
+    kvmini must list in --help, or its column is skipped. @sides: other
+    columns than kvmini and QEMU, [(name, make_cmd)] (names starting with
+    "qemu" exit with QEMU's status); @ratio: the two columns compared."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=int(os.environ.get("BLK_RUNS", 3)))
     ap.add_argument("--modes", default=os.environ.get("BLK_MODES", "poll,irq"))
@@ -100,7 +103,7 @@ def main(guest="blkbench", kvmini_cmd=kvmini_cmd, qemu_cmd=qemu_blk_cmd,
 
     if not os.path.exists(guest_elf(guest)):
         sys.exit(f"{guest_elf(guest)} missing: run make guests")
-    sides = []
+    sides_given, sides = sides, []
     if os.access(KVMINI, os.X_OK) and kvmini_option and not has_option(kvmini_option):
         print(f"({KVMINI} has no {kvmini_option} option: kvmini column skipped)")
     elif os.access(KVMINI, os.X_OK):
@@ -111,6 +114,10 @@ def main(guest="blkbench", kvmini_cmd=kvmini_cmd, qemu_cmd=qemu_blk_cmd,
         sides.append(("qemu", qemu_cmd, qemu_status(0)))
     else:
         print("(qemu-system-x86_64 not installed: QEMU column skipped)")
+    if sides_given:
+        sides = [(n, mk, qemu_status(0) if n.startswith("qemu") else 0)
+                 for n, mk in sides_given
+                 if n.startswith("qemu") or any(s[0] == "kvmini" for s in sides)]
     if not sides:
         sys.exit("nothing to run")
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
@@ -157,7 +164,8 @@ def main(guest="blkbench", kvmini_cmd=kvmini_cmd, qemu_cmd=qemu_blk_cmd,
     hdr = f"{'mode':5} {'bs':>6} {'qd':>3}"
     for s in names:
         hdr += f" {s + ' MB/s':>12} {s + ' IOPS':>12}"
-    if len(names) == 2:
+    show_ratio = all(r in names for r in ratio)
+    if show_ratio:
         hdr += f" {'ratio':>6}"
     for s in names:
         hdr += f" {s + ' CPU us/req':>17}"
@@ -174,9 +182,9 @@ def main(guest="blkbench", kvmini_cmd=kvmini_cmd, qemu_cmd=qemu_blk_cmd,
                     cpu = statistics.median(max(0.0, x[2] - b[s]) / x[3] for x in r)
                     med[s] = (mbps, iops, cpu)
                     row += f" {mbps:12.2f} {iops:12d}"
-                if len(names) == 2:
-                    q = med["qemu"][0]
-                    row += f" {med['kvmini'][0] / q:6.2f}" if q else f" {'-':>6}"
+                if show_ratio:
+                    q = med[ratio[1]][0]
+                    row += f" {med[ratio[0]][0] / q:6.2f}" if q else f" {'-':>6}"
                 for s in names:
                     row += f" {med[s][2] * 1e6:17.1f}"
                 print(row)

@@ -34,6 +34,9 @@ _kvmini() {
 		--disk | --scsi-disk)
 			COMPREPLY=($(compgen -W "path=" -- "$cur"))
 			return ;;
+		--vhost-user-blk)
+			COMPREPLY=($(compgen -W "socket=" -- "$cur"))
+			return ;;
 		esac
 		COMPREPLY=($(compgen -W "$(_kvmini_help_words "$kvmini" "Options of kvmini run")" -- "$cur"))
 		;;

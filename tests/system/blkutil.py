@@ -74,6 +74,18 @@ class Disk:
     serial: str = ""
 
 
+def check_copy(out, path, orig_first):
+    """blkcopy (8 MiB, the image's first half onto its second) succeeded, and
+    the image on the host says so too."""
+    assert re.search(r"blkcopy: copied 8388608 bytes in \d+ requests, max in flight \d+",
+                     out), out
+    assert "blkcopy: flush status 0" in out, out
+    assert "blkcopy: verified 8388608 bytes: match" in out, out
+    first, second = halves(path)
+    assert first == orig_first, "the first half changed"
+    assert second == first, "second half differs from the first on the host"
+
+
 def qemu_disk_args(disks):
     args = []
     for i, d in enumerate(disks):

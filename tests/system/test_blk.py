@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from blkutil import (EVIL_CASES, KVMINI_EVIL_ACCEPTED, check_blkops, guest_elf, halves,
+from blkutil import (EVIL_CASES, KVMINI_EVIL_ACCEPTED, check_blkops, check_copy, guest_elf, halves,
                      kvm_usable, parse_bench, parse_evil, random_image, sha256)
 from conftest import KVMINI as BUILT_KVMINI
 
@@ -62,15 +62,6 @@ def image(tmp_path):
     path = tmp_path / "disk0.img"
     random_image(path, 16 << 20)
     return path
-
-
-def check_copy(out, path, orig_first):
-    assert re.search(r"blkcopy: copied 8388608 bytes in \d+ requests, max in flight \d+", out), out
-    assert "blkcopy: flush status 0" in out, out
-    assert "blkcopy: verified 8388608 bytes: match" in out, out
-    first, second = halves(path)
-    assert first == orig_first, "the first half changed"
-    assert second == first, "second half differs from the first on the host"
 
 
 @pytest.mark.parametrize("opts", ["", "irq", "noindirect qsize=16", "segs=4 maxkb=64",

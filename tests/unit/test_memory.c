@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /* Unit tests for vmm/memory.c: sizes, region split, bounds and overflow. */
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -202,6 +205,40 @@ static void test_read_write(void **state)
 	guest_mem_free(&m);
 }
 
+/* Shared RAM: one memfd behind both regions, at the offsets the regions
+ * say, sealed against resizing; a second mapping sees our writes. */
+static void test_shared(void **state)
+{
+	uint64_t size = LAYOUT_MMIO32_START + 8 * MiB;
+	struct guest_mem m;
+	uint8_t *other;
+	int fd;
+
+	assert_int_equal(guest_mem_init_shared(&m, size), 0);
+	assert_int_equal(m.nregions, 2);
+	fd = m.regions[0].fd;
+	assert_true(fd >= 0);
+	assert_int_equal(m.regions[1].fd, fd);
+	assert_int_equal(m.regions[0].fd_offset, 0);
+	assert_int_equal(m.regions[1].fd_offset, LAYOUT_MMIO32_START);
+	assert_int_equal(lseek(fd, 0, SEEK_END), (off_t)size);
+	assert_int_equal(ftruncate(fd, 4096), -1); /* sealed */
+	assert_int_equal(guest_mem_write(&m, LAYOUT_MMIO32_END + 4096, "vhost", 6), 0);
+	other = mmap(NULL, 8 * MiB, PROT_READ, MAP_SHARED, fd, (off_t)LAYOUT_MMIO32_START);
+	assert_true(other != MAP_FAILED);
+	assert_string_equal((const char *)other + 4096, "vhost");
+	munmap(other, 8 * MiB);
+	guest_mem_free(&m);
+	assert_int_equal(fcntl(fd, F_GETFD), -1); /* closed */
+
+	/* The anonymous kind has no fd; bad sizes fail as for guest_mem_init. */
+	assert_int_equal(guest_mem_init(&m, 2 * MiB), 0);
+	assert_int_equal(m.regions[0].fd, -1);
+	guest_mem_free(&m);
+	assert_int_equal(guest_mem_init_shared(&m, 2 * MiB + 1), -EINVAL);
+	assert_int_equal(m.nregions, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -211,6 +248,7 @@ int main(void)
 	    cmocka_unit_test(test_split),
 	    cmocka_unit_test(test_max),
 	    cmocka_unit_test(test_read_write),
+	    cmocka_unit_test(test_shared),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -88,3 +88,7 @@ test_virtio_scsi_LIBS := -Wl,--wrap=thread_pool_cancel $(LIBURING_LIB)
 UNIT_TESTS += test_acpi
 test_acpi_SRCS := vmm/acpi.c vmm/memory.c vmm/util.c
 test_acpi_DEPS := vmm/acpi.h vmm/layout.h
+
+UNIT_TESTS += test_vhost_user
+test_vhost_user_SRCS := devices/virtio/vhost_user.c vmm/memory.c vmm/util.c
+test_vhost_user_DEPS := devices/virtio/vhost_user.h vmm/memory.h

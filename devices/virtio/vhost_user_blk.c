@@ -1,0 +1,651 @@
+// SPDX-License-Identifier: MIT
+/*
+ * vhost-user-blk: `--vhost-user-blk socket=PATH[,num-queues=N][,timeout=S]`.
+ * A virtio-blk PCI function (the virtio-pci transport, external rings)
+ * whose queues an outside process serves: qemu-storage-daemon, SPDK.
+ * kvmini keeps the PCI function, features, config and MSI-X; the backend
+ * gets guest RAM (a memfd, SET_MEM_TABLE), each ring's addresses, its
+ * doorbell eventfd (the KVM ioeventfd: kicks go straight to the backend)
+ * and its MSI-X vector's eventfd (a KVM irqfd: the backend interrupts the
+ * guest directly).
+ *
+ * Queue enabling is synchronous (QEMU commit "vhost-user: call
+ * VHOST_USER_SET_VRING_ENABLE synchronously"): a driver enables a queue,
+ * sets DRIVER_OK and kicks at once; the enable goes over the socket, the
+ * kick over an eventfd, so a backend could see the kick first, drop it as
+ * aimed at a disabled ring, and the guest would wait forever. So the
+ * vCPU's DRIVER_OK (or queue_enable after DRIVER_OK) write completes only
+ * when the backend acknowledged SET_VRING_ENABLE, within the timeout.
+ * A backend that does not answer in time, refuses, or breaks the protocol
+ * puts the device into NEEDS_RESET, with one line on stderr and a QMP
+ * event VHOST_USER_BLK_ERROR; kvmini and QMP go on (QMP waits at most the
+ * timeout for a vCPU that is inside such a write).
+ *
+ * Threads: every message is sent with vdev->lock held: by the vCPU that
+ * writes the status or queue_enable (driver_ok, queue_enabled, reset
+ * ops), or by the main thread at realize and exit (no vCPU runs).
+ */
+#include <errno.h>
+#include <linux/virtio_blk.h>
+#include <linux/virtio_ids.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "devices/virtio/vhost_user.h"
+#include "devices/virtio/virtio.h"
+#include "vmm/device.h"
+#include "vmm/vm.h"
+
+#define VUBLK_QUEUE_SIZE	 256
+#define VUBLK_DEFAULT_TIMEOUT_NS (5ULL * 1000000000ULL)
+#define VUBLK_MAX_QUEUES	 16
+#define VUBLK_CONFIG_LEN	 offsetof(struct virtio_blk_config, max_secure_erase_sectors)
+#define VUBLK_CLASS_STORAGE	 0x010000
+
+/* The virtio-blk features passed from the backend to the guest. */
+#define VUBLK_FEATURES                                                                             \
+	((1ULL << VIRTIO_BLK_F_SIZE_MAX) | (1ULL << VIRTIO_BLK_F_SEG_MAX) |                        \
+	 (1ULL << VIRTIO_BLK_F_GEOMETRY) | (1ULL << VIRTIO_BLK_F_RO) |                             \
+	 (1ULL << VIRTIO_BLK_F_BLK_SIZE) | (1ULL << VIRTIO_BLK_F_FLUSH) |                          \
+	 (1ULL << VIRTIO_BLK_F_TOPOLOGY) | (1ULL << VIRTIO_BLK_F_MQ) |                             \
+	 (1ULL << VIRTIO_BLK_F_DISCARD) | (1ULL << VIRTIO_BLK_F_WRITE_ZEROES))
+
+/* The protocol features kvmini uses. */
+#define VUBLK_PROTOCOL                                                                             \
+	((1ULL << VHOST_USER_PROTOCOL_F_MQ) | (1ULL << VHOST_USER_PROTOCOL_F_REPLY_ACK) |          \
+	 (1ULL << VHOST_USER_PROTOCOL_F_CONFIG) | (1ULL << VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD))
+
+struct vublk {
+	struct virtio_dev vdev;
+	struct vhost_user vu;
+	struct vm *vm;
+	struct vhost_user_blk_config cfg;
+	char name[32];
+	bool started;			     /* features and memory table sent (DRIVER_OK) */
+	bool ring_on[VIRTIO_PCI_MAX_QUEUES]; /* ring handed to the backend */
+	/* Each handed ring's used index in guest RAM (the queue's own view
+	 * is cleared by the transport's reset before ours runs). */
+	volatile uint16_t *used_idx[VIRTIO_PCI_MAX_QUEUES];
+	volatile uint16_t *avail_idx[VIRTIO_PCI_MAX_QUEUES];
+	/* The call fd of rings without an MSI-X vector (a polling driver):
+	 * backends need one (libvhost-user fails without), nobody reads it. */
+	int null_call_fd;
+	/* The INFLIGHT_SHMFD region, shared with the backend (-1 / NULL without). */
+	int inflight_fd;
+	void *inflight_p;
+	struct vhost_user_inflight inflight;
+	bool watching; /* the socket is watched on the main loop (vublk_sock_ready) */
+	/* A report for QMP, raised on the main thread (event_bh). */
+	struct aio_bh *event_bh;
+	pthread_mutex_t event_lock;
+	char event[600];
+};
+
+/* The keys of --vhost-user-blk, in the order vublk_config_set knows them. */
+static const char *const vublk_keys[] = {"socket", "num-queues", "timeout"};
+
+/* One key's value into @c (@key: index in vublk_keys); -EINVAL with @err. */
+static int vublk_config_set(const char *spec, struct vhost_user_blk_config *c, unsigned key,
+			    const char *val, struct errbuf *err)
+{
+	static const struct {
+		uint64_t max;
+		const char *what;
+	} num[] = {{0, NULL}, {VUBLK_MAX_QUEUES, "a number of queues"}, {3600, "whole seconds"}};
+	uint64_t n;
+
+	if (key == 0) {
+		if (!val[0])
+			return err_set(err, EINVAL, "--vhost-user-blk '%s': empty socket", spec);
+		memcpy(c->socket, val, strlen(val) + 1);
+		return 0;
+	}
+	if (parse_uint(val, 1, num[key].max, &n) < 0)
+		return err_set(
+		    err, EINVAL, "--vhost-user-blk '%s': %s '%s' must be %s from 1 to %llu", spec,
+		    vublk_keys[key], val, num[key].what, (unsigned long long)num[key].max);
+	if (key == 1)
+		c->num_queues = (unsigned)n;
+	else
+		c->timeout_ns = n * 1000000000ULL;
+	return 0;
+}
+
+int vhost_user_blk_config_parse(const char *spec, struct vhost_user_blk_config *c,
+				struct errbuf *err)
+{
+	static const char keys[] = "socket, num-queues, timeout";
+	const char *const *names = vublk_keys;
+	const char *p = spec, *k;
+	char val[sizeof(c->socket)];
+	unsigned seen = 0, key;
+	size_t klen;
+	int r;
+
+	memset(c, 0, sizeof(*c));
+	c->num_queues = 1;
+	c->timeout_ns = VUBLK_DEFAULT_TIMEOUT_NS;
+	while ((r = opt_list_next("vhost-user-blk", spec, keys, &p, &k, &klen, val, sizeof(val),
+				  err)) > 0) {
+		for (key = 0; key < ARRAY_SIZE(vublk_keys) && !opt_key_is(k, klen, names[key]);
+		     key++)
+			;
+		if (key == ARRAY_SIZE(vublk_keys))
+			return err_set(err, EINVAL,
+				       "--vhost-user-blk '%s': unknown option '%.*s' (keys: %s)",
+				       spec, (int)klen, k, keys);
+		if (seen & (1u << key))
+			return err_set(err, EINVAL, "--vhost-user-blk '%s': %s given twice", spec,
+				       names[key]);
+		seen |= 1u << key;
+		r = vublk_config_set(spec, c, key, val, err);
+		if (r < 0)
+			return r;
+	}
+	if (r < 0)
+		return r;
+	if (!(seen & 1u))
+		return err_set(err, EINVAL,
+			       "--vhost-user-blk '%s': no socket=PATH (the backend's UNIX socket)",
+			       spec);
+	return 0;
+}
+
+int vhost_user_blk_config_check(const struct vm_config *cfg, struct errbuf *err)
+{
+	struct vhost_user_blk_config c;
+
+	for (unsigned i = 0; i < cfg->nvhost_user_blk; i++) {
+		int r = vhost_user_blk_config_parse(cfg->vhost_user_blks[i], &c, err);
+
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* ---- reports ---- */
+
+/* Copy @s into @out as the inside of a JSON string. */
+static void json_escape(char *out, size_t size, const char *s)
+{
+	size_t o = 0;
+
+	for (; *s && o + 7 < size; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\')
+			o += (size_t)snprintf(out + o, size - o, "\\%c", c);
+		else if (c < 0x20)
+			o += (size_t)snprintf(out + o, size - o, "\\u%04x", c);
+		else
+			out[o++] = (char)c;
+	}
+	out[o] = '\0';
+}
+
+static void vublk_event_bh(void *opaque)
+{
+	struct vublk *v = opaque;
+	char data[sizeof(v->event)];
+
+	pthread_mutex_lock(&v->event_lock);
+	memcpy(data, v->event, sizeof(data));
+	v->event[0] = '\0';
+	pthread_mutex_unlock(&v->event_lock);
+	if (data[0] && v->vm->events.event)
+		v->vm->events.event(v->vm->events.opaque, "VHOST_USER_BLK_ERROR", data);
+}
+
+/* Raise VHOST_USER_BLK_ERROR for @why on the main thread. Any thread. */
+static void vublk_report(struct vublk *v, const char *why)
+{
+	char reason[400];
+
+	json_escape(reason, sizeof(reason), why);
+	pthread_mutex_lock(&v->event_lock);
+	snprintf(v->event, sizeof(v->event), "{\"device\": \"%s\", \"reason\": \"%s\"}", v->name,
+		 reason);
+	pthread_mutex_unlock(&v->event_lock);
+	aio_bh_schedule(v->event_bh);
+}
+
+/* The backend failed the driver's request: NEEDS_RESET and a report. Lock held. */
+static void vublk_fail(struct vublk *v, const struct errbuf *err)
+{
+	size_t n = strlen(v->name);
+	const char *why = err->msg;
+
+	/* virtio_set_needs_reset names the device itself. */
+	if (!strncmp(why, v->name, n) && why[n] == ':' && why[n + 1] == ' ')
+		why += n + 2;
+	virtio_set_needs_reset(&v->vdev, "%s", why);
+	vublk_report(v, err->msg);
+}
+
+/* ---- handing rings to the backend ---- */
+
+/*
+ * Forget the inflight region: after a reset it must not be handed over
+ * again, or the backend would resubmit what the driver abandoned (a fresh
+ * one comes with the next DRIVER_OK, as QEMU does).
+ */
+static void vublk_inflight_free(struct vublk *v)
+{
+	if (v->inflight_p)
+		munmap(v->inflight_p, v->inflight.mmap_size);
+	v->inflight_p = NULL;
+	if (v->inflight_fd >= 0)
+		close(v->inflight_fd);
+	v->inflight_fd = -1;
+}
+
+static int vublk_inflight_setup(struct vublk *v, struct errbuf *err)
+{
+	int r;
+
+	if (!vhost_user_has(&v->vu, VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD))
+		return 0;
+	if (v->inflight_fd < 0) {
+		r = vhost_user_get_inflight_fd(&v->vu, (uint16_t)v->vdev.nqueues, VUBLK_QUEUE_SIZE,
+					       &v->inflight, &v->inflight_fd, err);
+		if (r < 0)
+			return r;
+		v->inflight_p = mmap(NULL, v->inflight.mmap_size, PROT_READ | PROT_WRITE,
+				     MAP_SHARED, v->inflight_fd, (off_t)v->inflight.mmap_offset);
+		if (v->inflight_p == MAP_FAILED) {
+			v->inflight_p = NULL;
+			close(v->inflight_fd);
+			v->inflight_fd = -1;
+			return err_set(err, errno, "%s: cannot map the inflight region: %s",
+				       v->name, strerror(errno));
+		}
+	}
+	return vhost_user_set_inflight_fd(&v->vu, &v->inflight, v->inflight_fd, err);
+}
+
+/* Features and the memory table: once per DRIVER_OK. Lock held. */
+static int vublk_start(struct vublk *v, struct errbuf *err)
+{
+	uint64_t f = v->vdev.guest_features;
+	int r;
+
+	f |= v->vu.features & (1ULL << VHOST_USER_F_PROTOCOL_FEATURES);
+	r = vhost_user_set_u64(&v->vu, VHOST_USER_SET_FEATURES, f, err);
+	if (r == 0)
+		r = vhost_user_set_mem_table(&v->vu, &v->vm->mem, err);
+	if (r == 0)
+		r = vublk_inflight_setup(v, err);
+	if (r == 0)
+		v->started = true;
+	return r;
+}
+
+/* Give ring @q to the backend from avail index @base and enable it,
+ * acknowledged. Lock held. */
+static int vublk_ring_start(struct vublk *v, unsigned q, uint16_t base, struct errbuf *err)
+{
+	struct virtio_dev *vdev = &v->vdev;
+	struct virtqueue *vq = &vdev->vqs[q];
+	struct vhost_user_vring_addr a = {
+	    .index = q,
+	    .desc = (uint64_t)(uintptr_t)vq->desc_p,
+	    .used = (uint64_t)(uintptr_t)vq->used_p,
+	    .avail = (uint64_t)(uintptr_t)vq->avail_p,
+	};
+	uint16_t vec = vq->s.vector;
+	int r;
+
+	/* From the first message on the backend may hold the ring: a reset
+	 * must take it back even if a later step fails. */
+	v->ring_on[q] = true;
+	v->used_idx[q] = (volatile uint16_t *)(vq->used_p + 2);
+	v->avail_idx[q] = (volatile uint16_t *)(vq->avail_p + 2);
+	r = vhost_user_set_vring(&v->vu, VHOST_USER_SET_VRING_NUM, q, vq->s.size, err);
+	if (r == 0)
+		r = vhost_user_set_vring(&v->vu, VHOST_USER_SET_VRING_BASE, q, base, err);
+	if (r == 0)
+		r = vhost_user_set_vring_addr(&v->vu, &a, err);
+	if (r == 0)
+		r = vhost_user_set_vring_fd(&v->vu, VHOST_USER_SET_VRING_KICK, q, vdev->kicks[q].fd,
+					    err);
+	/* The vector's eventfd is a KVM irqfd while the vector is
+	 * deliverable, and its pending bit while masked. */
+	if (r == 0)
+		r = vhost_user_set_vring_fd(&v->vu, VHOST_USER_SET_VRING_CALL, q,
+					    vec == VIRTIO_MSI_NO_VECTOR
+						? v->null_call_fd
+						: msix_vector_fd(&vdev->msix, vec),
+					    err);
+	if (r == 0)
+		r = vhost_user_set_vring_enable(&v->vu, q, true, err);
+	return r;
+}
+
+/*
+ * Wait until ring @q's used index equals *@target (re-read each time:
+ * @target may be the guest's avail index), for at most the timeout.
+ */
+static int vublk_wait_used(struct vublk *v, unsigned q, const volatile uint16_t *target,
+			   struct errbuf *err)
+{
+	int64_t deadline = aio_clock_ns() + (int64_t)v->cfg.timeout_ns;
+	const struct timespec pause = {0, 100000};
+	uint16_t t;
+
+	while (__atomic_load_n(v->used_idx[q], __ATOMIC_ACQUIRE) !=
+	       (t = __atomic_load_n(target, __ATOMIC_ACQUIRE))) {
+		if (aio_clock_ns() > deadline)
+			return err_set(
+			    err, ETIMEDOUT,
+			    "%s: ring %u: %u requests still in flight in the backend after "
+			    "%llu s",
+			    v->name, q, (uint16_t)(t - *v->used_idx[q]),
+			    (unsigned long long)(v->cfg.timeout_ns / 1000000000ULL));
+		nanosleep(&pause, NULL);
+	}
+	return 0;
+}
+
+/*
+ * Take ring @q back; *base: where the backend stopped. Lock held or no vCPU.
+ *
+ * The driver may reuse its buffers once a reset completes, so every request
+ * the backend took must be back first. qemu-storage-daemon (7.2) answers
+ * GET_VRING_BASE before its requests in progress finish and closes the
+ * ring's call fd there; a request finishing later then fails to interrupt
+ * and breaks the whole export ("Error writing eventfd"). So the ring is
+ * drained while it still runs: a kick, so that the backend looks at
+ * everything the driver made available, then a wait until the used index
+ * caught up with the avail index (a resetting driver adds nothing). Then
+ * disable, GET_VRING_BASE, and a check that nothing is missing.
+ */
+static int vublk_ring_stop(struct vublk *v, unsigned q, uint16_t *base, struct errbuf *err)
+{
+	uint64_t one = 1;
+	uint32_t b = 0;
+	uint16_t b16;
+	int r, drained;
+
+	v->ring_on[q] = false;
+	if (write(v->vdev.kicks[q].fd, &one, sizeof(one)) != sizeof(one))
+		return err_set(err, errno, "%s: ring %u doorbell: %s", v->name, q, strerror(errno));
+	drained = vublk_wait_used(v, q, v->avail_idx[q], err);
+	r = vhost_user_set_vring_enable(&v->vu, q, false, err);
+	if (r == 0)
+		r = vhost_user_get_vring_base(&v->vu, q, &b, err);
+	b16 = (uint16_t)b;
+	if (r == 0)
+		r = vublk_wait_used(v, q, &b16, err);
+	*base = b16;
+	return r < 0 ? r : drained;
+}
+
+/* Take every ring back: the driver reset the device, or kvmini exits. */
+static int vublk_stop(struct vublk *v, struct errbuf *err)
+{
+	int ret = 0;
+
+	if (!vhost_user_connected(&v->vu)) { /* the backend is gone, its rings with it */
+		memset(v->ring_on, 0, sizeof(v->ring_on));
+		v->started = false;
+		vublk_inflight_free(v);
+		return 0;
+	}
+	for (unsigned q = 0; q < v->vdev.nqueues; q++) {
+		uint16_t base;
+		int r;
+
+		if (!v->ring_on[q])
+			continue;
+		r = vublk_ring_stop(v, q, &base, err);
+		if (r < 0 && ret == 0)
+			ret = r;
+	}
+	v->started = false;
+	vublk_inflight_free(v);
+	return ret;
+}
+
+static void vublk_driver_ok(struct virtio_dev *vdev)
+{
+	struct vublk *v = vdev->opaque;
+	struct errbuf err = {{0}};
+	int r = vublk_start(v, &err);
+
+	for (unsigned q = 0; r == 0 && q < vdev->nqueues; q++) {
+		if (!vdev->vqs[q].s.enabled)
+			continue;
+		r = vublk_ring_start(v, q, vdev->vqs[q].s.last_avail_idx, &err);
+	}
+	if (r < 0)
+		vublk_fail(v, &err);
+}
+
+static void vublk_queue_enabled(struct virtio_dev *vdev, unsigned q)
+{
+	struct vublk *v = vdev->opaque;
+	struct errbuf err = {{0}};
+
+	/* Before DRIVER_OK the ring goes to the backend with the others. */
+	if (!v->started || vdev->broken)
+		return;
+	if (vublk_ring_start(v, q, vdev->vqs[q].s.last_avail_idx, &err) < 0)
+		vublk_fail(v, &err);
+}
+
+/* The driver reset the device: the backend stops every ring. */
+static void vublk_reset(struct virtio_dev *vdev)
+{
+	struct vublk *v = vdev->opaque;
+	struct errbuf err = {{0}};
+
+	if (vublk_stop(v, &err) < 0) {
+		fprintf(stderr, "kvmini: %s (stopping the backend)\n", err.msg);
+		vublk_report(v, err.msg);
+	}
+}
+
+static const struct virtio_dev_ops vublk_virtio_ops = {
+    .driver_ok = vublk_driver_ok,
+    .queue_enabled = vublk_queue_enabled,
+    .reset = vublk_reset,
+};
+
+/*
+ * The socket became readable outside a request (main loop): the backend
+ * closed it (it died), sent something nobody asked for, or a vCPU's
+ * request just got its reply (then the lock waits for that vCPU, and
+ * nothing is left to read). A dead backend is reported, and the device
+ * needs a reset if the driver was using it: what it had in flight is gone.
+ * Also cleans up after a vCPU shut the connection down. Main thread.
+ */
+static void vublk_sock_ready(void *opaque)
+{
+	struct vublk *v = opaque;
+	struct errbuf err = {{0}};
+	ssize_t n;
+	char c;
+
+	pthread_mutex_lock(&v->vdev.lock);
+	if (!v->vu.broken) {
+		n = recv(v->vu.fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+			pthread_mutex_unlock(&v->vdev.lock);
+			return;
+		}
+		err_set(&err, EPIPE, "%s: %s", v->name,
+			n > 0 ? "the backend sent a message kvmini did not ask for"
+			      : "the backend closed the connection");
+		shutdown(v->vu.fd, SHUT_RDWR);
+		v->vu.broken = true;
+		if (v->started)
+			vublk_fail(v, &err);
+		else {
+			fprintf(stderr, "kvmini: %s\n", err.msg);
+			vublk_report(v, err.msg);
+		}
+	}
+	aio_set_fd_handler(v->vm->main_ctx, v->vu.fd, NULL, NULL, NULL);
+	v->watching = false;
+	vhost_user_close(&v->vu);
+	pthread_mutex_unlock(&v->vdev.lock);
+}
+
+/* ---- realize, exit ---- */
+
+/* The backend's side of the handshake and the disk's config. */
+static int vublk_connect(struct vublk *v, struct virtio_blk_config *bc, uint64_t *features,
+			 struct errbuf *err)
+{
+	const uint64_t need = (1ULL << VIRTIO_F_VERSION_1) | VIRTIO_TRANSPORT_FEATURES;
+	unsigned nq = v->cfg.num_queues;
+	int r;
+
+	r = vhost_user_connect(&v->vu, v->cfg.socket, v->name, v->cfg.timeout_ns, err);
+	if (r == 0)
+		r = vhost_user_handshake(&v->vu, VUBLK_PROTOCOL, err);
+	if (r < 0)
+		return r;
+	if ((v->vu.features & need) != need)
+		return err_set(err, ENOTSUP,
+			       "%s: the backend lacks virtio 1.0, indirect descriptors or event "
+			       "index (features 0x%llx)",
+			       v->name, (unsigned long long)v->vu.features);
+	if (!vhost_user_has(&v->vu, VHOST_USER_PROTOCOL_F_CONFIG))
+		return err_set(err, ENOTSUP,
+			       "%s: the backend does not give its configuration (no CONFIG "
+			       "protocol feature): the disk size is unknown",
+			       v->name);
+	if (nq > v->vu.max_queues || (nq > 1 && !(v->vu.features & (1ULL << VIRTIO_BLK_F_MQ))))
+		return err_set(err, EINVAL, "%s: num-queues=%u, but the backend serves %u", v->name,
+			       nq,
+			       v->vu.features & (1ULL << VIRTIO_BLK_F_MQ) ? v->vu.max_queues : 1);
+	memset(bc, 0, sizeof(*bc));
+	r = vhost_user_get_config(&v->vu, bc, VUBLK_CONFIG_LEN, err);
+	if (r < 0)
+		return r;
+	*features = v->vu.features & VUBLK_FEATURES;
+	if (*features & (1ULL << VIRTIO_BLK_F_MQ))
+		bc->num_queues = (uint16_t)nq;
+	return 0;
+}
+
+static void vublk_free(struct vublk *v)
+{
+	vhost_user_close(&v->vu);
+	vublk_inflight_free(v);
+	if (v->null_call_fd >= 0)
+		close(v->null_call_fd);
+	if (v->event_bh)
+		aio_bh_delete(v->event_bh);
+	pthread_mutex_destroy(&v->event_lock);
+	free(v);
+}
+
+static int vublk_realize(struct vm *vm, const char *opts, void **state, struct errbuf *err)
+{
+	struct virtio_blk_config bc;
+	struct virtio_dev_params p;
+	uint64_t features = 0;
+	struct vublk *v;
+	int index = 0, ret;
+
+	for (int i = 0; i < vm->ndevices; i++)
+		index += vm->devices[i].ops == &vhost_user_blk_ops;
+	v = calloc(1, sizeof(*v));
+	if (!v)
+		return err_set(err, ENOMEM, "out of memory");
+	v->vm = vm;
+	v->inflight_fd = -1;
+	v->vu.fd = -1;
+	v->null_call_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (v->null_call_fd < 0) {
+		free(v);
+		return err_set(err, errno, "eventfd: %s", strerror(errno));
+	}
+	pthread_mutex_init(&v->event_lock, NULL);
+	snprintf(v->name, sizeof(v->name), "vhost-user-blk%d", index);
+	ret = vhost_user_blk_config_parse(opts ? opts : "", &v->cfg, err);
+	if (ret < 0)
+		goto fail;
+	if (vm->mem.nregions == 0 || vm->mem.regions[0].fd < 0) {
+		ret = err_set(err, EINVAL, "%s: guest RAM is not shared memory", v->name);
+		goto fail;
+	}
+	v->event_bh = aio_bh_new(vm->main_ctx, vublk_event_bh, v);
+	if (!v->event_bh) {
+		ret = err_set(err, ENOMEM, "out of memory");
+		goto fail;
+	}
+	ret = vublk_connect(v, &bc, &features, err);
+	if (ret < 0)
+		goto fail;
+	p = (struct virtio_dev_params){
+	    .name = v->name,
+	    .device_id = VIRTIO_ID_BLOCK,
+	    .pci_class = VUBLK_CLASS_STORAGE,
+	    .features = features,
+	    .nqueues = v->cfg.num_queues,
+	    .queue_size = VUBLK_QUEUE_SIZE,
+	    .config = &bc,
+	    .config_len = VUBLK_CONFIG_LEN,
+	    .ctx = vm->main_ctx,
+	    .external = true,
+	    .ops = &vublk_virtio_ops,
+	    .opaque = v,
+	};
+	ret = virtio_pci_init(&v->vdev, vm, &p, err);
+	if (ret < 0)
+		goto fail;
+	ret = aio_set_fd_handler(vm->main_ctx, v->vu.fd, vublk_sock_ready, NULL, v);
+	if (ret < 0) {
+		err_set(err, -ret, "%s: cannot watch the backend's socket", v->name);
+		virtio_pci_exit(&v->vdev);
+		goto fail;
+	}
+	v->watching = true;
+	*state = v;
+	return 0;
+fail:
+	vublk_free(v);
+	return ret;
+}
+
+static void vublk_exit(void *state)
+{
+	struct vublk *v = state;
+	struct errbuf err = {{0}};
+
+	pthread_mutex_lock(&v->vdev.lock);
+	if (vublk_stop(v, &err) < 0)
+		fprintf(stderr, "kvmini: %s (stopping the backend)\n", err.msg);
+	pthread_mutex_unlock(&v->vdev.lock);
+	if (v->watching)
+		aio_set_fd_handler(v->vm->main_ctx, v->vu.fd, NULL, NULL, NULL);
+	virtio_pci_stop(&v->vdev);
+	virtio_pci_exit(&v->vdev);
+	vublk_free(v);
+}
+
+/* What is in flight lives in the backend: kvmini cannot save it (yet). */
+static int vublk_save(void *state, void *buf, size_t len)
+{
+	struct vublk *v = state;
+
+	fprintf(stderr, "kvmini: %s: a VM with a vhost-user disk cannot be snapshotted\n", v->name);
+	return -ENOTSUP;
+}
+
+const struct device_ops vhost_user_blk_ops = {
+    .name = "vhost-user-blk",
+    .realize = vublk_realize,
+    .save = vublk_save,
+    .exit = vublk_exit,
+};
