@@ -9,6 +9,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "vmm/bzimage.h"
 #include "vmm/cpuid.h"
 #include "vmm/crash.h"
 #include "vmm/layout.h"
@@ -104,6 +105,40 @@ int vcpu_set_boot_state(struct vcpu *vcpu, uint32_t entry, uint32_t start_info, 
 	sregs.cr3 = 0;
 	sregs.cr4 = 0;
 	sregs.efer = 0;
+	if (ioctl(vcpu->fd, KVM_SET_SREGS, &sregs) < 0)
+		return err_set(err, errno, "KVM_SET_SREGS: %s", strerror(errno));
+	if (ioctl(vcpu->fd, KVM_SET_REGS, &regs) < 0)
+		return err_set(err, errno, "KVM_SET_REGS: %s", strerror(errno));
+	return 0;
+}
+
+int vcpu_set_boot_state64(struct vcpu *vcpu, uint64_t entry, uint64_t boot_params, uint64_t cr3,
+			  struct errbuf *err)
+{
+	struct kvm_sregs sregs;
+	struct kvm_regs regs = {.rip = entry, .rsi = boot_params, .rflags = 0x2};
+
+	if (ioctl(vcpu->fd, KVM_GET_SREGS, &sregs) < 0)
+		return err_set(err, errno, "KVM_GET_SREGS: %s", strerror(errno));
+	/* Linux 64-bit entry: long mode, paging on with the loader's identity
+	 * map, __BOOT_CS/__BOOT_DS flat as in bzimage_gdt, interrupts off
+	 * (EFLAGS.IF clear). */
+	vcpu_flat_seg(&sregs.cs, BZ_GDT_CS, 0xb);
+	sregs.cs.l = 1;
+	sregs.cs.db = 0;
+	vcpu_flat_seg(&sregs.ds, BZ_GDT_DS, 0x3);
+	sregs.es = sregs.fs = sregs.gs = sregs.ss = sregs.ds;
+	sregs.tr = (struct kvm_segment){
+	    .base = 0, .limit = 0x67, .selector = BZ_GDT_TR, .type = 0xb, .present = 1, .s = 0};
+	sregs.ldt = (struct kvm_segment){.type = 0x2, .present = 1, .limit = 0xffff};
+	sregs.gdt.base = LAYOUT_LINUX_GDT;
+	sregs.gdt.limit = BZ_GDT_LIMIT;
+	sregs.idt.base = 0;
+	sregs.idt.limit = 0;
+	sregs.cr0 = 0x80000011; /* PG | ET | PE */
+	sregs.cr3 = cr3;
+	sregs.cr4 = 0x20;   /* PAE */
+	sregs.efer = 0x500; /* LMA | LME */
 	if (ioctl(vcpu->fd, KVM_SET_SREGS, &sregs) < 0)
 		return err_set(err, errno, "KVM_SET_SREGS: %s", strerror(errno));
 	if (ioctl(vcpu->fd, KVM_SET_REGS, &regs) < 0)

@@ -132,6 +132,10 @@ struct vm {
 	struct vm_block *blocks[VM_MAX_DEVICES]; /* main thread */
 	int nblocks;
 	struct vm_events events; /* set by the top level; main thread */
+
+	/* GPA of the ACPI RSDP that vm_load_kernel hands the guest (Linux:
+	 * boot_params.acpi_rsdp_addr); 0: none. Set before vm_load_kernel. */
+	uint64_t acpi_rsdp;
 };
 
 /*
@@ -193,7 +197,18 @@ struct boot_files {
 int boot_files_open(struct boot_files *bf, const struct vm_config *cfg, struct errbuf *err);
 void boot_files_close(struct boot_files *bf);
 
-/* Load the kernel (and initrd) and set the boot vCPU's registers. Main thread. */
+/* The kernel formats --kernel takes, for messages ("accepted: ..."). */
+#define VM_KERNEL_FORMATS                                                                          \
+	"a PVH ELF (vmlinux with a Xen PVH note) or a Linux bzImage (boot protocol 2.12+, "        \
+	"64-bit)"
+
+/*
+ * Load the kernel (and initrd) and set the boot vCPU's registers. The
+ * format is detected from the file: ELF magic: PVH (vmm/pvh.h); 0xaa55 at
+ * 0x1fe and "HdrS" at 0x202: bzImage (vmm/bzimage.h, given vm->acpi_rsdp);
+ * anything else is -ENOEXEC naming VM_KERNEL_FORMATS. Errors name the file.
+ * Main thread.
+ */
 int vm_load_kernel(struct vm *vm, const struct boot_files *bf, struct errbuf *err);
 
 /* Start one thread per vCPU. Main thread. */
