@@ -21,6 +21,7 @@
 #include "vmm/bzimage.h"
 #include "vmm/e820.h"
 #include "vmm/layout.h"
+#include "ram_fixture.h"
 
 #define MiB (1ULL << 20)
 #define GiB (1ULL << 30)
@@ -124,47 +125,14 @@ static struct image build_image(size_t extra)
 	return im;
 }
 
-struct fixture {
-	struct guest_mem m;
-};
-
-static int setup_ram(void **state, uint64_t size)
-{
-	struct fixture *f = calloc(1, sizeof(*f));
-
-	if (!f || guest_mem_init(&f->m, size)) {
-		free(f);
-		return -1;
-	}
-	*state = f;
-	return 0;
-}
-
 static int setup(void **state)
 {
-	return setup_ram(state, RAM);
+	return ram_fixture_setup(state, RAM);
 }
 
 static int setup_small(void **state)
 {
-	return setup_ram(state, 32 * MiB);
-}
-
-static int teardown(void **state)
-{
-	struct fixture *f = *state;
-
-	guest_mem_free(&f->m);
-	free(f);
-	return 0;
-}
-
-static uint8_t *ram(struct fixture *f, uint64_t gpa)
-{
-	uint8_t *p = guest_mem_ptr(&f->m, gpa, 1);
-
-	assert_non_null(p);
-	return p;
+	return ram_fixture_setup(state, 32 * MiB);
 }
 
 /* Fill the boot area and the kernel's first pages with 0x5a: what a reboot
@@ -642,8 +610,8 @@ static void test_fuzz(void **state)
 	}
 }
 
-#define WITH_RAM(t)	  cmocka_unit_test_setup_teardown(t, setup, teardown)
-#define WITH_SMALL_RAM(t) cmocka_unit_test_setup_teardown(t, setup_small, teardown)
+#define WITH_RAM(t)	  cmocka_unit_test_setup_teardown(t, setup, ram_fixture_teardown)
+#define WITH_SMALL_RAM(t) cmocka_unit_test_setup_teardown(t, setup_small, ram_fixture_teardown)
 
 int main(void)
 {
