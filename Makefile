@@ -90,7 +90,14 @@ $(BUILD)/kvmini: $(KVMINI_OBJS) $(ZYDIS_LIB) $(LIBURING_LIB)
 
 -include $(KVMINI_OBJS:.o=.d)
 
-guests: $(GUEST_ELFS)
+# Programs for Linux guests (guest/linux/*.c): static musl binaries that
+# tests put into the initramfs images they build.
+LINUX_TOOLS := $(patsubst guest/linux/%.c,$(BUILD)/guest/linux/%,$(wildcard guest/linux/*.c))
+guests: $(GUEST_ELFS) $(LINUX_TOOLS)
+
+$(BUILD)/guest/linux/%: guest/linux/%.c | $(MUSL_INC)/.stamp
+	@mkdir -p $(dir $@)
+	$(MUSLCC) -static -O2 -Wall -Wextra -Werror -isystem $(MUSL_INC) -pthread -o $@ $<
 
 # Unit tests: tests/unit/NAME.c plus $(NAME_SRCS), built with the host
 # compiler and sanitizers. Fragments add NAME to UNIT_TESTS.

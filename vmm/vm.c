@@ -387,6 +387,7 @@ static int vm_load_pvh(struct vm *vm, const struct boot_files *bf, struct errbuf
 				   bf->initrd_len, img.load_high, &start_info, err);
 	if (ret < 0)
 		return ret;
+	pvh_set_rsdp(&vm->mem, start_info, vm->rsdp);
 	return vcpu_set_boot_state(&vm->cpus.vcpus[0], img.entry, (uint32_t)start_info, err);
 }
 
@@ -503,8 +504,7 @@ static const char *vm_block_action_name(enum disk_error_action a)
 	return "report";
 }
 
-/* Raise event @name through the sink the top level installed, if any. */
-static void vm_event(struct vm *vm, const char *name, const char *data_json)
+void vm_emit_event(struct vm *vm, const char *name, const char *data_json)
 {
 	if (vm->events.event)
 		vm->events.event(vm->events.opaque, name, data_json);
@@ -522,7 +522,7 @@ void vm_block_io_error(struct vm *vm, struct vm_block *b, bool is_read,
 		 "\"nospace\": %s, \"reason\": \"%s\"}",
 		 b->id, is_read ? "read" : "write", vm_block_action_name(action),
 		 error == ENOSPC ? "true" : "false", strerror(error));
-	vm_event(vm, "BLOCK_IO_ERROR", data);
+	vm_emit_event(vm, "BLOCK_IO_ERROR", data);
 	if (action != DISK_ACTION_STOP)
 		return;
 	b->io_status = error == ENOSPC ? "nospace" : "failed";
@@ -532,7 +532,7 @@ void vm_block_io_error(struct vm *vm, struct vm_block *b, bool is_read,
 		is_read ? "read" : "write", strerror(error));
 	vm_pause(vm);
 	vm->run_state = VM_RUN_IO_ERROR;
-	vm_event(vm, "STOP", NULL);
+	vm_emit_event(vm, "STOP", NULL);
 }
 
 void vm_query_block_json(struct vm *vm, char *buf, size_t size)
