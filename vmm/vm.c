@@ -398,7 +398,7 @@ static int vm_load_bzimage(struct vm *vm, const struct boot_files *bf, struct er
 	    .cmdline = cfg->cmdline,
 	    .initrd = bf->initrd,
 	    .initrd_len = bf->initrd_len,
-	    .rsdp = vm->acpi_rsdp,
+	    .rsdp = vm->rsdp,
 	};
 	struct bzimage_boot boot;
 	int ret;

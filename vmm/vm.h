@@ -138,10 +138,6 @@ struct vm {
 	struct vm_block *blocks[VM_MAX_DEVICES]; /* main thread */
 	int nblocks;
 	struct vm_events events; /* set by the top level; main thread */
-
-	/* GPA of the ACPI RSDP that vm_load_kernel hands the guest (Linux:
-	 * boot_params.acpi_rsdp_addr); 0: none. Set before vm_load_kernel. */
-	uint64_t acpi_rsdp;
 };
 
 /*
@@ -211,7 +207,7 @@ void boot_files_close(struct boot_files *bf);
 /*
  * Load the kernel (and initrd) and set the boot vCPU's registers. The
  * format is detected from the file: ELF magic: PVH (vmm/pvh.h); 0xaa55 at
- * 0x1fe and "HdrS" at 0x202: bzImage (vmm/bzimage.h, given vm->acpi_rsdp);
+ * 0x1fe and "HdrS" at 0x202: bzImage (vmm/bzimage.h). Both get vm->rsdp;
  * anything else is -ENOEXEC naming VM_KERNEL_FORMATS. Errors name the file.
  * Main thread.
  */

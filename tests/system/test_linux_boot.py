@@ -18,16 +18,21 @@ CMDLINE_TOKEN = "kvmini.test=cmdline-ok"
 @needs_kvm
 @pytest.mark.parametrize("kind", ["bzimage", "pvh"])
 def test_linux_boots_and_resets(tmp_path, kind):
-    initrd = linux.initramfs(tmp_path, f'echo "{MARK} $(cat /proc/cmdline)"\nreboot -f\n')
+    # The ACPI tables are found through boot_params.acpi_rsdp_addr (bzImage)
+    # or start_info.rsdp_paddr (PVH).
+    initrd = linux.initramfs(tmp_path, f'echo "{MARK} $(cat /proc/cmdline)"\n'
+                             '[ -e /sys/firmware/acpi/tables/DSDT ] && echo ACPI-TABLES-FOUND\n'
+                             'reboot -f\n')
     p = run_kvmini("run", "--kernel", linux.kernel(kind), "--initrd", initrd,
                    "--memory", "256M", "--cmdline", f"{linux.CMDLINE} {CMDLINE_TOKEN}",
                    "--timeout", "600", timeout=660)
-    # reboot -f resets the machine (i8042, or ACPI once there are tables):
-    # without --reboot, kvmini ends with status 0.
+    # reboot -f resets the machine (ACPI reset register): without --reboot,
+    # kvmini ends with status 0.
     assert p.returncode == 0, (p.returncode, p.stdout[-3000:], p.stderr[-2000:])
     line = next((l for l in p.stdout.splitlines() if l.startswith(MARK)), None)
     assert line is not None, p.stdout[-3000:]
     assert CMDLINE_TOKEN in line, line
+    assert "ACPI-TABLES-FOUND" in p.stdout, p.stdout[-3000:]
 
 
 def patched_bzimage(tmp_path, off, fmt, value):
