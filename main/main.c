@@ -16,6 +16,7 @@
 #include "devices/virtio/virtio.h"
 #include "vmm/acpi.h"
 #include "vmm/cli.h"
+#include "vmm/ctl.h"
 #include "vmm/debug_exit.h"
 #include "vmm/layout.h"
 #include "vmm/i8042.h"
@@ -304,11 +305,13 @@ int main(int argc, char **argv)
 	}
 	switch (cmd) {
 	case CLI_HELP:
-		fputs(cli_usage, stdout);
+		cli_print_help(stdout);
 		return 0;
 	case CLI_VERSION:
-		printf("kvmini %s\n", KVMINI_VERSION);
+		printf("kvmini %s (git %s)\n", KVMINI_VERSION, kvmini_git_rev);
 		return 0;
+	case CLI_CTL:
+		return ctl_main(argc - 2, argv + 2);
 	case CLI_SNAPSHOT_INSPECT:
 		if (snapshot_inspect(cfg.inspect_path, stdout, cfg.inspect_verify, &err) < 0) {
 			fflush(stdout);

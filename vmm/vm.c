@@ -3,6 +3,7 @@
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,19 @@ static const struct kvm_cap_need kvm_caps_needed[] = {
     {KVM_CAP_IOEVENTFD, "KVM_CAP_IOEVENTFD"},
 };
 
+/* No permission on /dev/kvm: name the group that may open it. */
+static int vm_kvm_permission_error(struct errbuf *err, int e)
+{
+	struct stat st;
+	struct group *g = stat("/dev/kvm", &st) == 0 ? getgrgid(st.st_gid) : NULL;
+	const char *grp = g && st.st_gid != 0 ? g->gr_name : "kvm";
+
+	return err_set(err, e,
+		       "no permission to open /dev/kvm: add your user to the '%s' group "
+		       "(sudo usermod -aG %s $USER, then log in again)",
+		       grp, grp);
+}
+
 static int vm_open_kvm(struct vm *vm, struct errbuf *err)
 {
 	int v;
@@ -49,11 +63,14 @@ static int vm_open_kvm(struct vm *vm, struct errbuf *err)
 
 		if (e == ENOENT)
 			return err_set(
-			    err, e, "/dev/kvm does not exist: KVM is not available on this host");
+			    err, e,
+			    "/dev/kvm does not exist: KVM is not available here. This "
+			    "host may be a VM without nested virtualization, or KVM is "
+			    "not loaded (modprobe kvm_intel or kvm_amd); scripts/kvmbox "
+			    "runs kvmini in a test VM that has /dev/kvm (README: Without "
+			    "/dev/kvm)");
 		if (e == EACCES || e == EPERM)
-			return err_set(err, e,
-				       "no permission to open /dev/kvm (add your user to its "
-				       "group, e.g. 'kvm')");
+			return vm_kvm_permission_error(err, e);
 		return err_set(err, e, "cannot open /dev/kvm: %s", strerror(e));
 	}
 	v = ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0);
@@ -370,6 +387,9 @@ static int vm_kernel_error(const struct vm_config *cfg, int ret, struct errbuf *
 {
 	struct errbuf e = *err;
 
+	if (ret == -ENOEXEC) /* the first thing to know: what would do */
+		return err_set(err, -ret, "kernel '%s': %s (kvmini boots %s)", cfg->kernel, e.msg,
+			       KVMINI_KERNEL_FORMATS);
 	return err_set(err, -ret, "kernel '%s': %s", cfg->kernel, e.msg);
 }
 
@@ -420,8 +440,8 @@ int vm_load_kernel(struct vm *vm, const struct boot_files *bf, struct errbuf *er
 		return vm_load_pvh(vm, bf, err);
 	if (bzimage_probe(bf->kernel, bf->kernel_len))
 		return vm_load_bzimage(vm, bf, err);
-	return err_set(err, ENOEXEC, "kernel '%s': not a PVH ELF or a bzImage (accepted: %s)",
-		       vm->cfg->kernel, VM_KERNEL_FORMATS);
+	return err_set(err, ENOEXEC, "kernel '%s': not a PVH ELF or a bzImage (kvmini boots %s)",
+		       vm->cfg->kernel, KVMINI_KERNEL_FORMATS);
 }
 
 int vm_start(struct vm *vm, struct errbuf *err)

@@ -5,8 +5,14 @@ test_bus_SRCS := vmm/bus.c vmm/util.c
 test_bus_DEPS := vmm/bus.h
 
 UNIT_TESTS += test_cli
-test_cli_SRCS := vmm/cli.c vmm/cpuid.c vmm/util.c devices/block/disk_config.c
-test_cli_DEPS := vmm/config.h vmm/cpuid.h
+test_cli_SRCS := vmm/cli.c vmm/ctl.c vmm/json.c vmm/cpuid.c vmm/util.c devices/block/disk_config.c
+test_cli_DEPS := vmm/config.h vmm/cpuid.h vmm/cli.h vmm/ctl.h
+# docs/cli.md is read at run time: test_docs_match_option_table.
+test_cli_CFLAGS := -DSRCDIR='"$(CURDIR)"'
+
+UNIT_TESTS += test_ctl
+test_ctl_SRCS := vmm/ctl.c vmm/json.c vmm/util.c
+test_ctl_DEPS := vmm/ctl.h vmm/json.h
 
 UNIT_TESTS += test_disasm
 test_disasm_SRCS := vmm/disasm.c
@@ -65,7 +71,7 @@ test-tsan-blk: $(BUILD)/tsan/test_virtio_blk
 UNIT_TESTS += test_ivshmem
 test_ivshmem_SRCS := devices/ivshmem/ivshmem.c devices/ivshmem/ivshmem_proto.c \
 	devices/ivshmem/ivshmem_server.c vmm/pci.c vmm/msix.c vmm/kvm_irq.c vmm/bus.c vmm/memory.c vmm/util.c \
-	vmm/cli.c vmm/cpuid.c $(AIO_LIB_SRCS)
+	vmm/cli.c vmm/ctl.c vmm/json.c vmm/cpuid.c $(AIO_LIB_SRCS)
 test_ivshmem_DEPS := devices/ivshmem/ivshmem.h devices/ivshmem/ivshmem_int.h vmm/pci.h \
 	vmm/msix.h vmm/kvm_irq.h vmm/config.h vmm/vm.h aio/aio.h
 
