@@ -13,9 +13,12 @@
 
 const struct cli_opt cli_run_opts[] = {
     {"kernel", "PATH", "none; required unless --incoming",
-     "the guest kernel: a PVH ELF (XEN_ELFNOTE_PHYS32_ENTRY)"},
-    {"initrd", "PATH", "none", "initrd, passed to the guest as PVH module 0"},
-    {"cmdline", "STRING", "empty", "guest kernel command line (at most 4095 bytes)"},
+     "the guest kernel: a PVH ELF (XEN_ELFNOTE_PHYS32_ENTRY)\n"
+     "or a Linux bzImage (boot protocol 2.12+, 64-bit)"},
+    {"initrd", "PATH", "none", "initrd: PVH module 0, or the bzImage's ramdisk"},
+    {"cmdline", "STRING", "empty",
+     "guest kernel command line (at most 4095 bytes;\n"
+     "a bzImage's cmdline_size too)"},
     {"memory", "SIZE", "128M",
      "guest RAM: K/M/G/T suffixes, 2M..1T, a multiple\n"
      "of 4K"},

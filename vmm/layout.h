@@ -19,6 +19,23 @@
 #define LAYOUT_CMDLINE_MAX 4096ULL   /* including the NUL */
 #define LAYOUT_BOOT_END	   0x3000ULL
 
+/*
+ * The Linux boot path's structures (vmm/bzimage.h), apart from PVH's:
+ * [LAYOUT_LINUX_START, LAYOUT_LINUX_END), every one rewritten at each boot.
+ * The kernel itself goes at 1 MiB or above; below 1 MiB Linux reserves
+ * what it has not copied yet.
+ */
+#define LAYOUT_LINUX_START	 0x6000ULL
+#define LAYOUT_LINUX_GDT	 0x6000ULL /* 64-bit GDT: __BOOT_CS 0x10, __BOOT_DS 0x18 */
+#define LAYOUT_ZERO_PAGE	 0x7000ULL /* struct boot_params, 4 KiB */
+#define LAYOUT_LINUX_PML4	 0x9000ULL /* identity map of [0, 4 GiB), 2 MiB pages: */
+#define LAYOUT_LINUX_PDPT	 0xa000ULL /*   one PML4, one PDPT, */
+#define LAYOUT_LINUX_PD		 0xb000ULL /*   four page directories */
+#define LAYOUT_LINUX_PT_END	 0xf000ULL
+#define LAYOUT_LINUX_CMDLINE	 0x20000ULL /* NUL-terminated */
+#define LAYOUT_LINUX_CMDLINE_MAX 0x10000ULL /* including the NUL */
+#define LAYOUT_LINUX_END	 0x30000ULL
+
 #define LAYOUT_LOWMEM_END   0xa0000ULL	  /* RAM [0, here) */
 #define LAYOUT_HIGHMEM	    0x100000ULL	  /* RAM resumes at 1 MiB */
 #define LAYOUT_MMIO32_START 0xc0000000ULL /* PCI hole: RAM above moves over 4 GiB */

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vmm/e820.h"
 #include "vmm/layout.h"
 #include "vmm/pvh.h"
 
@@ -487,30 +488,10 @@ out:
 	return r;
 }
 
-static void map_add(struct hvm_memmap_table_entry *e, unsigned *n, uint64_t addr, uint64_t size,
-		    uint32_t type)
-{
-	e[(*n)++] = (struct hvm_memmap_table_entry){.addr = addr, .size = size, .type = type};
-}
-
-/* The e820-style map documented in loader.h. Returns the number of entries. */
-static unsigned build_memmap(const struct guest_mem *m, struct hvm_memmap_table_entry *e)
-{
-	unsigned n = 0;
-
-	map_add(e, &n, 0, LAYOUT_LOWMEM_END, XEN_HVM_MEMMAP_TYPE_RAM);
-	map_add(e, &n, LAYOUT_LOWMEM_END, LAYOUT_HIGHMEM - LAYOUT_LOWMEM_END,
-		XEN_HVM_MEMMAP_TYPE_RESERVED);
-	map_add(e, &n, LAYOUT_HIGHMEM, m->regions[0].size - LAYOUT_HIGHMEM,
-		XEN_HVM_MEMMAP_TYPE_RAM);
-	map_add(e, &n, LAYOUT_IOAPIC, 0x1000, XEN_HVM_MEMMAP_TYPE_RESERVED);
-	map_add(e, &n, LAYOUT_LAPIC, 0x1000, XEN_HVM_MEMMAP_TYPE_RESERVED);
-	for (int i = 1; i < m->nregions; i++)
-		map_add(e, &n, m->regions[i].gpa, m->regions[i].size, XEN_HVM_MEMMAP_TYPE_RAM);
-	return n;
-}
-
-_Static_assert(5 + GUEST_MEM_MAX_REGIONS - 1 <= LAYOUT_MEMMAP_MAX, "memory map too long");
+_Static_assert(E820_MAX_ENTRIES <= LAYOUT_MEMMAP_MAX, "memory map too long");
+_Static_assert(E820_TYPE_RAM == XEN_HVM_MEMMAP_TYPE_RAM &&
+		   E820_TYPE_RESERVED == XEN_HVM_MEMMAP_TYPE_RESERVED,
+	       "PVH memmap types are e820 types");
 _Static_assert(LAYOUT_START_INFO + sizeof(struct hvm_start_info) <= LAYOUT_MODLIST &&
 		   LAYOUT_GDT + sizeof(pvh_gdt) <= LAYOUT_START_INFO &&
 		   LAYOUT_MODLIST + sizeof(struct hvm_modlist_entry) <= LAYOUT_MEMMAP &&
@@ -523,7 +504,8 @@ int pvh_setup_start_info(struct guest_mem *m, const char *cmdline, const void *i
 			 size_t initrd_len, uint64_t kernel_end, uint64_t *start_info,
 			 struct errbuf *err)
 {
-	struct hvm_memmap_table_entry map[LAYOUT_MEMMAP_MAX];
+	struct hvm_memmap_table_entry map[E820_MAX_ENTRIES];
+	struct e820_entry e820[E820_MAX_ENTRIES];
 	struct hvm_start_info si = {
 	    .magic = XEN_HVM_START_MAGIC_VALUE,
 	    .version = 1,
@@ -562,7 +544,10 @@ int pvh_setup_start_info(struct guest_mem *m, const char *cmdline, const void *i
 		si.modlist_paddr = LAYOUT_MODLIST;
 	}
 
-	si.memmap_entries = build_memmap(m, map);
+	si.memmap_entries = e820_build(m, e820);
+	for (unsigned i = 0; i < si.memmap_entries; i++)
+		map[i] = (struct hvm_memmap_table_entry){
+		    .addr = e820[i].addr, .size = e820[i].size, .type = e820[i].type};
 	memset(boot, 0, LAYOUT_BOOT_END - LAYOUT_BOOT_START);
 	memcpy(boot + (LAYOUT_GDT - LAYOUT_BOOT_START), pvh_gdt, sizeof(pvh_gdt));
 	memcpy(boot + (LAYOUT_START_INFO - LAYOUT_BOOT_START), &si, sizeof(si));

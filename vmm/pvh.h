@@ -115,18 +115,7 @@ int pvh_load_elf(struct guest_mem *m, const void *image, size_t len, struct pvh_
  * module 0 (modlist at LAYOUT_MODLIST, no module command line). Returns the
  * start_info GPA in *start_info.
  *
- * Memory map, in address order (low = RAM below LAYOUT_MMIO32_START):
- *   [0, LAYOUT_LOWMEM_END)                    RAM (includes the boot area: the
- *                                             guest owns it once it has read
- *                                             start_info)
- *   [LAYOUT_LOWMEM_END, LAYOUT_HIGHMEM)       reserved (legacy VGA/ROM area, by
- *                                             PC convention; no device there)
- *   [LAYOUT_HIGHMEM, end of low)              RAM
- *   [LAYOUT_IOAPIC, +4 KiB)                   reserved
- *   [LAYOUT_LAPIC, +4 KiB)                    reserved
- *   [LAYOUT_MMIO32_END, + RAM above 4 GiB)    RAM, if any
- * The rest of the PCI hole is left out of the map so that guests see it as
- * free for PCI BARs.
+ * The memory map is e820_build()'s (vmm/e820.h).
  *
  * The initrd goes at the highest page-aligned address where it ends at or
  * below the end of low RAM; it must start at or above max(@kernel_end,

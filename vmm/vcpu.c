@@ -9,6 +9,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "vmm/bzimage.h"
 #include "vmm/cpuid.h"
 #include "vmm/crash.h"
 #include "vmm/layout.h"
@@ -81,34 +82,86 @@ static void vcpu_flat_seg(struct kvm_segment *s, uint16_t sel, uint8_t type)
 	};
 }
 
-int vcpu_set_boot_state(struct vcpu *vcpu, uint32_t entry, uint32_t start_info, struct errbuf *err)
+/* A boot state with flat segments from a loader-written GDT. */
+struct vcpu_flat_mode {
+	uint16_t cs, ds, tr; /* selectors */
+	bool long_mode;	     /* CS.L (64-bit code) instead of CS.D */
+	uint64_t gdt;
+	uint16_t gdt_limit;
+	uint64_t cr0, cr3, cr4, efer;
+};
+
+static int vcpu_enter_flat(struct vcpu *vcpu, const struct vcpu_flat_mode *fm,
+			   const struct kvm_regs *regs, struct errbuf *err)
 {
 	struct kvm_sregs sregs;
-	struct kvm_regs regs = {.rip = entry, .rbx = start_info, .rflags = 0x2};
 
 	if (ioctl(vcpu->fd, KVM_GET_SREGS, &sregs) < 0)
 		return err_set(err, errno, "KVM_GET_SREGS: %s", strerror(errno));
-	/* PVH: 32-bit protected mode, paging off, flat segments matching the
-	 * GDT the loader wrote at LAYOUT_GDT (0x08 code, 0x10 data). */
-	vcpu_flat_seg(&sregs.cs, PVH_GDT_CS, 0xb);
-	vcpu_flat_seg(&sregs.ds, PVH_GDT_DS, 0x3);
+	vcpu_flat_seg(&sregs.cs, fm->cs, 0xb);
+	if (fm->long_mode) {
+		sregs.cs.l = 1;
+		sregs.cs.db = 0; /* L=1 requires D=0 */
+	}
+	vcpu_flat_seg(&sregs.ds, fm->ds, 0x3);
 	sregs.es = sregs.fs = sregs.gs = sregs.ss = sregs.ds;
+	/* A busy TSS (type 0xb): what VM entry wants in TR, 32- or 64-bit. */
 	sregs.tr = (struct kvm_segment){
-	    .base = 0, .limit = 0x67, .selector = PVH_GDT_TR, .type = 0xb, .present = 1, .s = 0};
+	    .base = 0, .limit = 0x67, .selector = fm->tr, .type = 0xb, .present = 1, .s = 0};
 	sregs.ldt = (struct kvm_segment){.type = 0x2, .present = 1, .limit = 0xffff};
-	sregs.gdt.base = LAYOUT_GDT;
-	sregs.gdt.limit = PVH_GDT_LIMIT;
+	sregs.gdt.base = fm->gdt;
+	sregs.gdt.limit = fm->gdt_limit;
 	sregs.idt.base = 0;
 	sregs.idt.limit = 0;
-	sregs.cr0 = 0x11; /* PE | ET */
-	sregs.cr3 = 0;
-	sregs.cr4 = 0;
-	sregs.efer = 0;
+	sregs.cr0 = fm->cr0;
+	sregs.cr3 = fm->cr3;
+	sregs.cr4 = fm->cr4;
+	sregs.efer = fm->efer;
 	if (ioctl(vcpu->fd, KVM_SET_SREGS, &sregs) < 0)
 		return err_set(err, errno, "KVM_SET_SREGS: %s", strerror(errno));
-	if (ioctl(vcpu->fd, KVM_SET_REGS, &regs) < 0)
+	if (ioctl(vcpu->fd, KVM_SET_REGS, regs) < 0)
 		return err_set(err, errno, "KVM_SET_REGS: %s", strerror(errno));
 	return 0;
+}
+
+int vcpu_set_boot_state(struct vcpu *vcpu, uint32_t entry, uint32_t start_info, struct errbuf *err)
+{
+	/* PVH: 32-bit protected mode, paging off, flat segments matching the
+	 * GDT the loader wrote at LAYOUT_GDT (0x08 code, 0x10 data). */
+	static const struct vcpu_flat_mode pvh = {
+	    .cs = PVH_GDT_CS,
+	    .ds = PVH_GDT_DS,
+	    .tr = PVH_GDT_TR,
+	    .gdt = LAYOUT_GDT,
+	    .gdt_limit = PVH_GDT_LIMIT,
+	    .cr0 = 0x11, /* PE | ET */
+	};
+	struct kvm_regs regs = {.rip = entry, .rbx = start_info, .rflags = 0x2};
+
+	return vcpu_enter_flat(vcpu, &pvh, &regs, err);
+}
+
+int vcpu_set_boot_state64(struct vcpu *vcpu, uint64_t entry, uint64_t boot_params, uint64_t cr3,
+			  struct errbuf *err)
+{
+	/* Linux 64-bit entry: long mode, paging on with the loader's identity
+	 * map, __BOOT_CS/__BOOT_DS flat as in bzimage_gdt, interrupts off
+	 * (EFLAGS.IF clear). */
+	const struct vcpu_flat_mode linux64 = {
+	    .cs = BZ_GDT_CS,
+	    .ds = BZ_GDT_DS,
+	    .tr = BZ_GDT_TR,
+	    .long_mode = true,
+	    .gdt = LAYOUT_LINUX_GDT,
+	    .gdt_limit = BZ_GDT_LIMIT,
+	    .cr0 = 0x80000011, /* PG | ET | PE */
+	    .cr3 = cr3,
+	    .cr4 = 0x20,   /* PAE */
+	    .efer = 0x500, /* LMA | LME */
+	};
+	struct kvm_regs regs = {.rip = entry, .rsi = boot_params, .rflags = 0x2};
+
+	return vcpu_enter_flat(vcpu, &linux64, &regs, err);
 }
 
 static void vcpu_kick_handler(int sig)

@@ -103,6 +103,14 @@ void vcpu_group_stop(struct vcpu_group *g);
 /* Registers for a PVH boot: 32-bit protected mode at @entry, ebx = @start_info. Main thread. */
 int vcpu_set_boot_state(struct vcpu *vcpu, uint32_t entry, uint32_t start_info, struct errbuf *err);
 
+/*
+ * Registers for a Linux 64-bit boot (vmm/bzimage.h): long mode with paging
+ * through @cr3, CS/DS as in the GDT the loader wrote at LAYOUT_LINUX_GDT,
+ * interrupts off, rip = @entry, rsi = @boot_params. Main thread.
+ */
+int vcpu_set_boot_state64(struct vcpu *vcpu, uint64_t entry, uint64_t boot_params, uint64_t cr3,
+			  struct errbuf *err);
+
 /* Park the calling vCPU thread while a pause is requested. vCPU thread. */
 void vcpu_park(struct vcpu *vcpu);
 /* Kick @vcpu out of KVM_RUN (immediate_exit + signal). Any thread. */

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 /* VM lifecycle: KVM checks, memory, irqchip, PIT, vCPUs, devices, stop. */
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -11,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "vmm/bzimage.h"
 #include "vmm/layout.h"
 #include "vmm/cpuid.h"
 #include "vmm/irqchip.h"
@@ -382,7 +384,18 @@ void boot_files_close(struct boot_files *bf)
 	memset(bf, 0, sizeof(*bf));
 }
 
-int vm_load_kernel(struct vm *vm, const struct boot_files *bf, struct errbuf *err)
+/* Prefix the loader's message in @err with the kernel file's name. */
+static int vm_kernel_error(const struct vm_config *cfg, int ret, struct errbuf *err)
+{
+	struct errbuf e = *err;
+
+	if (ret == -ENOEXEC) /* the first thing to know: what would do */
+		return err_set(err, -ret, "kernel '%s': %s (kvmini boots %s)", cfg->kernel, e.msg,
+			       KVMINI_KERNEL_FORMATS);
+	return err_set(err, -ret, "kernel '%s': %s", cfg->kernel, e.msg);
+}
+
+static int vm_load_pvh(struct vm *vm, const struct boot_files *bf, struct errbuf *err)
 {
 	const struct vm_config *cfg = vm->cfg;
 	struct pvh_image img;
@@ -390,21 +403,47 @@ int vm_load_kernel(struct vm *vm, const struct boot_files *bf, struct errbuf *er
 	int ret;
 
 	ret = pvh_load_elf(&vm->mem, bf->kernel, bf->kernel_len, &img, err);
-	if (ret < 0) {
-		/* Name the file: the loader's message names what is wrong in it. */
-		struct errbuf e = *err;
-
-		if (ret == -ENOEXEC) /* the first thing to know: what would do */
-			return err_set(err, -ret, "kernel '%s': %s (kvmini boots %s)", cfg->kernel,
-				       e.msg, KVMINI_KERNEL_FORMATS);
-		return err_set(err, -ret, "kernel '%s': %s", cfg->kernel, e.msg);
-	}
+	if (ret < 0)
+		return vm_kernel_error(cfg, ret, err);
 	ret = pvh_setup_start_info(&vm->mem, cfg->cmdline ? cfg->cmdline : "", bf->initrd,
 				   bf->initrd_len, img.load_high, &start_info, err);
 	if (ret < 0)
 		return ret;
 	pvh_set_rsdp(&vm->mem, start_info, vm->rsdp);
 	return vcpu_set_boot_state(&vm->cpus.vcpus[0], img.entry, (uint32_t)start_info, err);
+}
+
+static int vm_load_bzimage(struct vm *vm, const struct boot_files *bf, struct errbuf *err)
+{
+	const struct vm_config *cfg = vm->cfg;
+	struct bzimage_args args = {
+	    .cmdline = cfg->cmdline,
+	    .initrd = bf->initrd,
+	    .initrd_len = bf->initrd_len,
+	    .rsdp = vm->rsdp,
+	};
+	struct bzimage_boot boot;
+	int ret;
+
+	ret = bzimage_load(&vm->mem, bf->kernel, bf->kernel_len, &args, &boot, err);
+	if (ret == -ENOEXEC)
+		return vm_kernel_error(cfg, ret, err);
+	if (ret < 0)
+		return ret;
+	return vcpu_set_boot_state64(&vm->cpus.vcpus[0], boot.entry, boot.boot_params, boot.cr3,
+				     err);
+}
+
+int vm_load_kernel(struct vm *vm, const struct boot_files *bf, struct errbuf *err)
+{
+	const uint8_t *k = bf->kernel;
+
+	if (bf->kernel_len >= SELFMAG && !memcmp(k, ELFMAG, SELFMAG))
+		return vm_load_pvh(vm, bf, err);
+	if (bzimage_probe(bf->kernel, bf->kernel_len))
+		return vm_load_bzimage(vm, bf, err);
+	return err_set(err, ENOEXEC, "kernel '%s': not a PVH ELF or a bzImage (kvmini boots %s)",
+		       vm->cfg->kernel, KVMINI_KERNEL_FORMATS);
 }
 
 int vm_start(struct vm *vm, struct errbuf *err)

@@ -199,7 +199,13 @@ struct boot_files {
 int boot_files_open(struct boot_files *bf, const struct vm_config *cfg, struct errbuf *err);
 void boot_files_close(struct boot_files *bf);
 
-/* Load the kernel (and initrd) and set the boot vCPU's registers. Main thread. */
+/*
+ * Load the kernel (and initrd) and set the boot vCPU's registers. The
+ * format is detected from the file: ELF magic: PVH (vmm/pvh.h); 0xaa55 at
+ * 0x1fe and "HdrS" at 0x202: bzImage (vmm/bzimage.h). Both get vm->rsdp;
+ * anything else is -ENOEXEC naming KVMINI_KERNEL_FORMATS (vmm/config.h). Errors name the file.
+ * Main thread.
+ */
 int vm_load_kernel(struct vm *vm, const struct boot_files *bf, struct errbuf *err);
 
 /* Start one thread per vCPU. Main thread. */

@@ -18,6 +18,7 @@
 
 #include "vmm/layout.h"
 #include "vmm/pvh.h"
+#include "ram_fixture.h"
 
 #define MiB (1ULL << 20)
 #define GiB (1ULL << 30)
@@ -223,35 +224,9 @@ static uint32_t *pvh_note(struct built *b)
 
 /* ---- running the loader ---- */
 
-struct fixture {
-	struct guest_mem m;
-};
-
 static int setup(void **state)
 {
-	struct fixture *f = calloc(1, sizeof(*f));
-
-	if (!f || guest_mem_init(&f->m, RAM))
-		return -1;
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fixture *f = *state;
-
-	guest_mem_free(&f->m);
-	free(f);
-	return 0;
-}
-
-static uint8_t *ram(struct fixture *f, uint64_t gpa)
-{
-	uint8_t *p = guest_mem_ptr(&f->m, gpa, 1);
-
-	assert_non_null(p);
-	return p;
+	return ram_fixture_setup(state, RAM);
 }
 
 /* How much of a region poison() covers: all of the small test RAM, the
@@ -1154,7 +1129,7 @@ static void test_fuzz(void **state)
 }
 
 /* A test that gets a fresh 16 MiB guest in *state. */
-#define WITH_RAM(t) cmocka_unit_test_setup_teardown(t, setup, teardown)
+#define WITH_RAM(t) cmocka_unit_test_setup_teardown(t, setup, ram_fixture_teardown)
 
 int main(void)
 {
