@@ -25,6 +25,7 @@ const char cli_usage[] =
     "  --serial MODE          stdio (default) | file=PATH | none\n"
     "  --timeout SECONDS      stop the VM and exit 124 after SECONDS\n"
     "  --reboot               a guest reset reboots the VM (default: exit 0)\n"
+    "  --sandbox on|off       per-thread seccomp allow-lists (default on; off to debug)\n"
     "  --disk path=FILE[,readonly=on][,serial=STR][,aio=auto|threads|io_uring]\n"
     "         [,werror=report|stop|ignore|enospc][,rerror=report|stop|ignore]\n"
     "                         a virtio-blk disk backed by a raw image (repeatable;\n"
@@ -57,7 +58,7 @@ static const struct cli_opt cli_run_opts[] = {
     {"kernel", true},  {"initrd", true},       {"cmdline", true},   {"memory", true},
     {"cpus", true},    {"cpu-features", true}, {"serial", true},    {"timeout", true},
     {"reboot", false}, {"qmp", true},	       {"incoming", true},  {"paused", false},
-    {"disk", true},    {"ivshmem", true},      {"scsi-disk", true},
+    {"disk", true},    {"ivshmem", true},      {"scsi-disk", true}, {"sandbox", true},
 };
 
 /* A power of two of at least 4 KiB and at most 1 TiB: a BAR's size. */
@@ -287,6 +288,10 @@ static int cli_set(struct vm_config *cfg, const char *name, char *val, struct er
 		cfg->incoming_path = val + 5;
 	} else if (!strcmp(name, "paused")) {
 		cfg->paused = true;
+	} else if (!strcmp(name, "sandbox")) {
+		if (strcmp(val, "on") && strcmp(val, "off"))
+			return err_set(err, EINVAL, "--sandbox '%s': expected on or off", val);
+		cfg->sandbox_off = !strcmp(val, "off");
 	}
 	return 0;
 }

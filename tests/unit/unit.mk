@@ -78,3 +78,7 @@ test_virtio_scsi_SRCS := tests/unit/virtio_harness.c devices/virtio/virtio_scsi.
 test_virtio_scsi_DEPS := tests/unit/virtio_harness.h devices/block/scsi.h \
 	devices/virtio/virtio.h vmm/pci.h vmm/msix.h vmm/kvm_irq.h vmm/config.h aio/aio.h $(LIBURING_LIB)
 test_virtio_scsi_LIBS := -Wl,--wrap=thread_pool_cancel $(LIBURING_LIB)
+
+UNIT_TESTS += test_sandbox
+test_sandbox_SRCS := vmm/sandbox.c vmm/util.c
+test_sandbox_DEPS := vmm/sandbox.h
