@@ -93,11 +93,9 @@ static const struct sandbox_rule rules_creator[] = {
  * (MSI-X routes, irqfds and ioeventfds when the guest moves a BAR or
  * enables vectors, the serial IRQ line, eventfd kicks). */
 static const uint32_t vcpu_ioctls[] = {
-    KVM_RUN,	    KVM_GET_REGS,
-    KVM_GET_SREGS,  KVM_TRANSLATE,
-    KVM_IRQ_LINE,   KVM_SET_GSI_ROUTING,
-    KVM_IRQFD,	    KVM_IOEVENTFD,
-    KVM_SIGNAL_MSI, KVM_SET_USER_MEMORY_REGION,
+    KVM_RUN,	   KVM_GET_REGS,  KVM_GET_SREGS,
+    KVM_TRANSLATE, KVM_IRQ_LINE,  KVM_SET_GSI_ROUTING,
+    KVM_IRQFD,	   KVM_IOEVENTFD, KVM_SET_USER_MEMORY_REGION,
 };
 static const struct sandbox_rule rules_vcpu[] = {
     ALLOW_IN(ioctl, 1, vcpu_ioctls),
@@ -147,8 +145,6 @@ static const uint32_t main_ioctls[] = {
     KVM_GET_CPUID2,
     KVM_SET_REGS,
     KVM_SET_SREGS,
-    KVM_GET_FPU,
-    KVM_SET_FPU,
     KVM_GET_MSRS,
     KVM_SET_MSRS,
     KVM_GET_LAPIC,
@@ -163,7 +159,6 @@ static const uint32_t main_ioctls[] = {
     KVM_SET_XSAVE,
     KVM_GET_XCRS,
     KVM_SET_XCRS,
-    KVM_KVMCLOCK_CTRL,
     /* stdin as a terminal, stdout's line buffering, disk sizes */
     TCGETS,
     TCSETS,
