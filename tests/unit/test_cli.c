@@ -158,6 +158,22 @@ static void test_bad_input(void **st)
 	bad("--reboot takes no value", "run", "--kernel", "k", "--reboot=yes", NULL);
 }
 
+static void test_sandbox_option(void **st)
+{
+	struct vm_config c;
+	struct errbuf e;
+	enum cli_command cmd;
+
+	assert_int_equal(parse(&c, &cmd, &e, "run", "--kernel", "k", NULL), 0);
+	assert_false(c.sandbox_off); /* on by default */
+	assert_int_equal(parse(&c, &cmd, &e, "run", "--kernel", "k", "--sandbox", "off", NULL), 0);
+	assert_true(c.sandbox_off);
+	assert_int_equal(parse(&c, &cmd, &e, "run", "--kernel", "k", "--sandbox=on", NULL), 0);
+	assert_false(c.sandbox_off);
+	bad("--sandbox 'no': expected on or off", "run", "--kernel", "k", "--sandbox", "no", NULL);
+	bad("--sandbox", "run", "--kernel", "k", "--sandbox", NULL);
+}
+
 static void test_disks(void **st)
 {
 	struct vm_config c;
@@ -369,7 +385,7 @@ int main(void)
 	    cmocka_unit_test(test_bad_disks),	 cmocka_unit_test(test_all_options),
 	    cmocka_unit_test(test_help_version), cmocka_unit_test(test_bad_input),
 	    cmocka_unit_test(test_error_policy), cmocka_unit_test(test_ivshmem),
-	    cmocka_unit_test(test_bad_ivshmem),
+	    cmocka_unit_test(test_bad_ivshmem),	 cmocka_unit_test(test_sandbox_option),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
