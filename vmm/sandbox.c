@@ -552,6 +552,9 @@ const char *sandbox_syscall_name(long nr)
 /* ---- installing, reporting ---------------------------------------------- */
 
 static bool sandbox_on;
+/* Built once by sandbox_init, read-only after: a thread only installs. */
+static struct sock_filter progs[SANDBOX_NKINDS][SANDBOX_MAX_INSNS];
+static int prog_len[SANDBOX_NKINDS];
 static int selftest_kind = -1; /* KVMINI_SANDBOX_SELFTEST, or -1 */
 static _Atomic bool selftest_done;
 
@@ -640,6 +643,14 @@ int sandbox_init(bool enabled, struct errbuf *err)
 			return err_set(err, errno, "sandbox: setrlimit RLIMIT_NOFILE: %s",
 				       strerror(errno));
 	}
+	/* A table that does not build is reported here, not in a thread. */
+	for (int k = 0; k < SANDBOX_NKINDS; k++) {
+		prog_len[k] = sandbox_build((enum sandbox_kind)k, progs[k]);
+		if (prog_len[k] < 0)
+			return err_set(err, -prog_len[k],
+				       "sandbox: the %s filter does not build: %s", kind_names[k],
+				       strerror(-prog_len[k]));
+	}
 	sigemptyset(&sa.sa_mask);
 	if (sigaction(SIGSYS, &sa, NULL) < 0)
 		return err_set(err, errno, "sandbox: SIGSYS handler: %s", strerror(errno));
@@ -653,21 +664,18 @@ int sandbox_init(bool enabled, struct errbuf *err)
 
 int sandbox_enter(enum sandbox_kind kind)
 {
-	struct sock_filter insn[SANDBOX_MAX_INSNS];
 	struct sock_fprog fprog;
 	sigset_t sys;
-	int n;
 
 	if (!sandbox_on || thread_kind >= 0)
 		return 0;
-	n = sandbox_build(kind, insn);
-	if (n < 0)
-		return n;
+	if ((unsigned)kind >= SANDBOX_NKINDS)
+		return -EINVAL;
 	if (prctl(PR_GET_NAME, thread_name, 0, 0, 0) < 0)
 		thread_name[0] = 0;
 	thread_name[sizeof(thread_name) - 1] = 0;
 	thread_kind = (int)kind;
-	fprog = (struct sock_fprog){.len = (unsigned short)n, .filter = insn};
+	fprog = (struct sock_fprog){.len = (unsigned short)prog_len[kind], .filter = progs[kind]};
 	/* A trap while SIGSYS is blocked (iothreads and workers block every
 	 * signal) would kill the process without the handler's message. */
 	sigemptyset(&sys);

@@ -70,12 +70,11 @@ const char *sandbox_syscall_name(long nr);
 
 /*
  * Main thread, once, before any other thread exists: remember whether the
- * sandbox is on (@enabled; --sandbox off clears it), install the SIGSYS
- * handler, set the rlimits (no core dumps: they would hold guest RAM) and
- * read the test hook KVMINI_SANDBOX_SELFTEST=KIND (the first thread of
- * KIND does a forbidden ioctl right after entering its sandbox, so a
- * system test sees the named death; harmless with the sandbox off).
- * Returns 0 or -errno with @err set.
+ * sandbox is on (@enabled; --sandbox off clears it), build every kind's
+ * program, install the SIGSYS handler, set the rlimits (no core dumps: they would hold guest RAM)
+ * and read the test hook KVMINI_SANDBOX_SELFTEST=KIND (the first thread of KIND does a forbidden
+ * ioctl right after entering its sandbox, so a system test sees the named death; harmless with the
+ * sandbox off). Returns 0 or -errno with @err set.
  */
 int sandbox_init(bool enabled, struct errbuf *err);
 
@@ -83,8 +82,9 @@ int sandbox_init(bool enabled, struct errbuf *err);
  * The calling thread enters the sandbox of @kind: PR_SET_NO_NEW_PRIVS,
  * then its filter (stacked on the one it inherited). Call it once the
  * thread's setup is done; a second call on the same thread does nothing.
- * Does nothing when the sandbox is off. Returns 0 or -errno (the kernel
- * refused the filter: the caller reports it, as a host error).
+ * Does nothing when the sandbox is off. Any thread; uses only what
+ * sandbox_init built. Returns 0 or -errno (the kernel refused the filter:
+ * the caller reports it, as a host error).
  */
 int sandbox_enter(enum sandbox_kind kind);
 
