@@ -187,7 +187,8 @@ out:
 }
 
 /* An iothread or pool worker enters its sandbox; one that cannot would run
- * unconfined, so the process ends (the filter builds were tested). */
+ * unconfined, so the process ends (sandbox_init built the programs: only
+ * the kernel can refuse here, e.g. out of memory). */
 static void main_thread_hook(enum aio_thread_kind kind)
 {
 	int ret = sandbox_enter(kind == AIO_THREAD_IOTHREAD ? SANDBOX_IOTHREAD : SANDBOX_WORKER);

@@ -216,11 +216,12 @@ struct rule_set {
 	}
 
 /* Which sets make each kind. A creator holds the sets of what it creates
- * (sandbox.h): main everything, iothread its workers'. */
+ * (sandbox.h): main everything, iothread its workers'. Earlier rules are
+ * checked first: the vCPU's ioctl (KVM_RUN) leads its list. */
 static const struct rule_set kind_sets[SANDBOX_NKINDS][6] = {
     [SANDBOX_MAIN] = {SET(rules_common), SET(rules_creator), SET(rules_main), SET(rules_vcpu),
 		      SET(rules_iothread), SET(rules_worker)},
-    [SANDBOX_VCPU] = {SET(rules_common), SET(rules_vcpu)},
+    [SANDBOX_VCPU] = {SET(rules_vcpu), SET(rules_common)},
     [SANDBOX_IOTHREAD] = {SET(rules_common), SET(rules_creator), SET(rules_iothread),
 			  SET(rules_worker)},
     [SANDBOX_WORKER] = {SET(rules_common), SET(rules_worker)},
