@@ -612,11 +612,17 @@ static void sandbox_sigsys(int sig, siginfo_t *si, void *uc)
 		msg_str(&m, name);
 		msg_str(&m, ")");
 	}
-	msg_str(&m, " in thread ");
-	msg_str(&m, thread_name[0] ? thread_name : "?");
-	msg_str(&m, " (");
-	msg_str(&m, sandbox_kind_name((enum sandbox_kind)thread_kind));
-	msg_str(&m, " filter): a kvmini bug; --sandbox off runs without the filters\n");
+	if (thread_kind >= 0) {
+		msg_str(&m, " in thread ");
+		msg_str(&m, thread_name[0] ? thread_name : "?");
+		msg_str(&m, " (");
+		msg_str(&m, sandbox_kind_name((enum sandbox_kind)thread_kind));
+		msg_str(&m, " filter)");
+	} else {
+		/* A new thread before its own sandbox_enter: its creator's. */
+		msg_str(&m, " in a thread not yet in its sandbox (its creator's filter)");
+	}
+	msg_str(&m, ": a kvmini bug; --sandbox off runs without the filters\n");
 	if (write(STDERR_FILENO, m.s, m.n) < 0) {
 		/* nothing left to tell */
 	}

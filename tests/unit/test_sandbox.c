@@ -344,6 +344,45 @@ static void test_selftest_hook(void **state)
 	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 99);
 }
 
+/* A thread under an inherited filter, before its own sandbox_enter: the
+ * filter is installed here without sandbox_enter. */
+static void test_trap_before_own_sandbox(void **state)
+{
+	int fds[2], status;
+	char err[512] = "";
+	ssize_t n;
+	pid_t pid;
+
+	assert_int_equal(pipe(fds), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		static struct program p;
+		struct sock_fprog fp;
+		struct errbuf eb;
+
+		dup2(fds[1], STDERR_FILENO);
+		if (sandbox_init(true, &eb) < 0)
+			syscall(SYS_exit_group, 99);
+		p.n = sandbox_build(SANDBOX_MAIN, p.insn);
+		fp = (struct sock_fprog){.len = (unsigned short)p.n, .filter = p.insn};
+		if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+		    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &fp, 0, 0) < 0)
+			syscall(SYS_exit_group, 98);
+		syscall(SYS_socket, AF_INET, SOCK_DGRAM, 0);
+		syscall(SYS_exit_group, 0);
+	}
+	close(fds[1]);
+	n = read(fds[0], err, sizeof(err) - 1);
+	err[n > 0 ? n : 0] = 0;
+	close(fds[0]);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 125)
+		fail_msg("child status 0x%x, stderr: %s", status, err);
+	assert_non_null(strstr(err, "forbidden syscall 41 (socket) in a thread not yet in its "
+				    "sandbox (its creator's filter)"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -357,6 +396,7 @@ int main(void)
 	    cmocka_unit_test(test_installed_allows),
 	    cmocka_unit_test(test_installed_traps_with_a_message),
 	    cmocka_unit_test(test_selftest_hook),
+	    cmocka_unit_test(test_trap_before_own_sandbox),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
