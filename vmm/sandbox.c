@@ -79,6 +79,12 @@ static const struct sandbox_rule rules_common[] = {
     ALLOW(madvise),
 };
 
+/* Every thread: the SIGSYS handler puts a raw terminal back (TCSETS). */
+static const uint32_t tty_ioctls[] = {TCSETS};
+static const struct sandbox_rule rules_tty[] = {
+    ALLOW_IN(ioctl, 1, tty_ioctls),
+};
+
 /* Threads that create threads: the new thread runs under the creator's
  * filter until it has named itself and stacked its own. Threads only
  * (CLONE_THREAD), never a process. */
@@ -218,13 +224,13 @@ struct rule_set {
 /* Which sets make each kind. A creator holds the sets of what it creates
  * (sandbox.h): main everything, iothread its workers'. Earlier rules are
  * checked first: the vCPU's ioctl (KVM_RUN) leads its list. */
-static const struct rule_set kind_sets[SANDBOX_NKINDS][6] = {
+static const struct rule_set kind_sets[SANDBOX_NKINDS][8] = {
     [SANDBOX_MAIN] = {SET(rules_common), SET(rules_creator), SET(rules_main), SET(rules_vcpu),
-		      SET(rules_iothread), SET(rules_worker)},
-    [SANDBOX_VCPU] = {SET(rules_vcpu), SET(rules_common)},
+		      SET(rules_iothread), SET(rules_worker), SET(rules_tty)},
+    [SANDBOX_VCPU] = {SET(rules_vcpu), SET(rules_common), SET(rules_tty)},
     [SANDBOX_IOTHREAD] = {SET(rules_common), SET(rules_creator), SET(rules_iothread),
-			  SET(rules_worker)},
-    [SANDBOX_WORKER] = {SET(rules_common), SET(rules_worker)},
+			  SET(rules_worker), SET(rules_tty)},
+    [SANDBOX_WORKER] = {SET(rules_common), SET(rules_worker), SET(rules_tty)},
 };
 
 static const char *const kind_names[SANDBOX_NKINDS] = {
@@ -559,6 +565,18 @@ static int prog_len[SANDBOX_NKINDS];
 static int selftest_kind = -1; /* KVMINI_SANDBOX_SELFTEST, or -1 */
 static _Atomic bool selftest_done;
 
+/* A raw terminal to put back on a trap: fd (or -1) published after the
+ * settings (release), read in the handler (acquire). */
+static struct termios tty_saved;
+static _Atomic int tty_fd = -1;
+
+void sandbox_set_tty_restore(int fd, const struct termios *saved)
+{
+	if (fd >= 0)
+		tty_saved = *saved;
+	atomic_store_explicit(&tty_fd, fd, memory_order_release);
+}
+
 /* The thread's kind and name for the SIGSYS message, set on entry. */
 static __thread int thread_kind = -1;
 static __thread char thread_name[16];
@@ -587,12 +605,13 @@ static void msg_num(struct msgbuf *m, unsigned long v)
 		m->s[m->n++] = d[--i];
 }
 
-/* Any thread, in the signal: write(2) and exit_group only. */
+/* Any thread, in the signal: write(2), TCSETS and exit_group only. */
 static void sandbox_sigsys(int sig, siginfo_t *si, void *uc)
 {
 	struct msgbuf m = {.n = 0};
 	const char *name = NULL;
 	long nr = si->si_syscall;
+	int tty;
 
 	(void)sig;
 	(void)uc;
@@ -626,6 +645,10 @@ static void sandbox_sigsys(int sig, siginfo_t *si, void *uc)
 	if (write(STDERR_FILENO, m.s, m.n) < 0) {
 		/* nothing left to tell */
 	}
+	/* As serial.c would at a normal exit: the terminal is usable again. */
+	tty = atomic_load_explicit(&tty_fd, memory_order_acquire);
+	if (tty >= 0)
+		syscall(SYS_ioctl, tty, TCSETS, &tty_saved);
 	/* The raw call: a sanitizer's _exit interceptor would do more. */
 	syscall(SYS_exit_group, 125);
 }

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <termios.h>
 
 #include "vmm/util.h"
 
@@ -87,5 +88,13 @@ int sandbox_init(bool enabled, struct errbuf *err);
  * the caller reports it, as a host error).
  */
 int sandbox_enter(enum sandbox_kind kind);
+
+/*
+ * Terminal settings to put back on @fd when a forbidden syscall ends the
+ * process (the SIGSYS handler does, with TCSETS, which every list allows
+ * for this); @fd -1 forgets them. Main thread: serial.c, after it made
+ * stdin raw and before it restores it itself.
+ */
+void sandbox_set_tty_restore(int fd, const struct termios *saved);
 
 #endif

@@ -50,6 +50,24 @@ def test_forbidden_syscall_is_named(tmp_path, kind):
         assert m.group(1) == expected_thread[kind], lines[0]
 
 
+def test_terminal_restored_after_the_death(tmp_path):
+    # stdin a terminal: serial.c makes it raw; the SIGSYS handler, on the
+    # vCPU thread, must put it back as a normal exit would.
+    import pty
+    import termios
+    master, tty = pty.openpty()
+    try:
+        before = termios.tcgetattr(tty)
+        p = run_kvmini("run", "--kernel", guest("echo"), "--timeout", "60", stdin=tty,
+                       timeout=120, env={**os.environ, "KVMINI_SANDBOX_SELFTEST": "vcpu"})
+        assert p.returncode == 125, p.stdout + p.stderr
+        assert "(vcpu filter)" in p.stderr, p.stderr
+        assert termios.tcgetattr(tty) == before
+    finally:
+        os.close(master)
+        os.close(tty)
+
+
 def test_off_means_no_filter(tmp_path):
     # The hook's ioctl only fails (EBADF) when nothing filters it.
     p = run_blkcopy(tmp_path, "--sandbox", "off", env={"KVMINI_SANDBOX_SELFTEST": "worker"})

@@ -26,6 +26,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -171,6 +172,9 @@ static void test_worker(void **state)
 	assert_int_equal(check(&p, __NR_pwritev, 3, 0, 1), ALLOW);
 	assert_int_equal(check(&p, __NR_fdatasync, 3, 0, 0), ALLOW);
 	assert_int_equal(check(&p, __NR_ioctl, 3, KVM_RUN, 0), TRAP);
+	/* Only for the SIGSYS handler's terminal restore. */
+	assert_int_equal(check(&p, __NR_ioctl, 0, TCSETS, 0), ALLOW);
+	assert_int_equal(check(&p, __NR_ioctl, 0, TIOCSTI, 0), TRAP);
 	assert_int_equal(check(&p, __NR_clone, CLONE_THREAD, 0, 0), TRAP);
 	assert_int_equal(check(&p, __NR_openat, 0, 0, 0), TRAP);
 }
@@ -383,6 +387,45 @@ static void test_trap_before_own_sandbox(void **state)
 				    "sandbox (its creator's filter)"));
 }
 
+/* The handler puts back a terminal made raw (as serial.c does). */
+static void test_trap_restores_the_terminal(void **state)
+{
+	struct termios cooked, now;
+	int master = posix_openpt(O_RDWR | O_NOCTTY), tty, status;
+	pid_t pid;
+
+	assert_true(master >= 0);
+	assert_int_equal(grantpt(master), 0);
+	assert_int_equal(unlockpt(master), 0);
+	tty = open(ptsname(master), O_RDWR | O_NOCTTY);
+	assert_true(tty >= 0);
+	assert_int_equal(tcgetattr(tty, &cooked), 0);
+	assert_true(cooked.c_lflag & ICANON);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct termios raw = cooked;
+		struct errbuf eb;
+		int devnull = open("/dev/null", O_WRONLY);
+
+		dup2(devnull, STDERR_FILENO);
+		raw.c_lflag &= ~(unsigned)(ICANON | ECHO);
+		if (sandbox_init(true, &eb) < 0 || tcsetattr(tty, TCSANOW, &raw) < 0)
+			syscall(SYS_exit_group, 99);
+		sandbox_set_tty_restore(tty, &cooked);
+		if (sandbox_enter(SANDBOX_WORKER) < 0)
+			syscall(SYS_exit_group, 98);
+		syscall(SYS_socket, AF_INET, SOCK_DGRAM, 0);
+		syscall(SYS_exit_group, 0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 125);
+	assert_int_equal(tcgetattr(tty, &now), 0);
+	assert_int_equal(now.c_lflag, cooked.c_lflag);
+	close(tty);
+	close(master);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -397,6 +440,7 @@ int main(void)
 	    cmocka_unit_test(test_installed_traps_with_a_message),
 	    cmocka_unit_test(test_selftest_hook),
 	    cmocka_unit_test(test_trap_before_own_sandbox),
+	    cmocka_unit_test(test_trap_restores_the_terminal),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
