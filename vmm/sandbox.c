@@ -660,12 +660,12 @@ int sandbox_init(bool enabled, struct errbuf *err)
 	const char *st = getenv("KVMINI_SANDBOX_SELFTEST");
 
 	sandbox_on = enabled;
-	/* A core of kvmini holds the guest's RAM: none, sandbox or not. */
+	if (!enabled)
+		return 0; /* debugging: cores too */
+	/* A core of kvmini holds the guest's RAM. */
 	rl = (struct rlimit){0, 0};
 	if (setrlimit(RLIMIT_CORE, &rl) < 0)
 		return err_set(err, errno, "sandbox: setrlimit RLIMIT_CORE: %s", strerror(errno));
-	if (!enabled)
-		return 0;
 	/* The open-file limit stays what it is, but can no longer be raised. */
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max != rl.rlim_cur) {
 		rl.rlim_max = rl.rlim_cur;

@@ -71,11 +71,12 @@ const char *sandbox_syscall_name(long nr);
 
 /*
  * Main thread, once, before any other thread exists: remember whether the
- * sandbox is on (@enabled; --sandbox off clears it), build every kind's
- * program, install the SIGSYS handler, set the rlimits (no core dumps: they would hold guest RAM)
- * and read the test hook KVMINI_SANDBOX_SELFTEST=KIND (the first thread of KIND does a forbidden
- * ioctl right after entering its sandbox, so a system test sees the named death; harmless with the
- * sandbox off). Returns 0 or -errno with @err set.
+ * sandbox is on (@enabled; --sandbox off clears it and does nothing else).
+ * When on: set the rlimits (no core dumps: they would hold guest RAM),
+ * build every kind's program, install the SIGSYS handler, and read the test
+ * hook KVMINI_SANDBOX_SELFTEST=KIND (the first thread of KIND does a
+ * forbidden ioctl right after entering its sandbox, so a system test sees
+ * the named death). Returns 0 or -errno with @err set.
  */
 int sandbox_init(bool enabled, struct errbuf *err);
 
