@@ -4,6 +4,7 @@
 #   make test    layering check + unit tests (cmocka) + system tests (pytest)
 #   make run     boot build/guest/demo.elf
 #   make bench   benchmarks, kvmini beside QEMU
+#   make install PREFIX=/usr/local DESTDIR=   kvmini, its man page, bash completion
 #   make clean
 #
 # Subsystems add to the variables below from their own fragment
@@ -55,9 +56,16 @@ BENCH_DEPS  :=
 -include tests/unit/unit.mk
 
 KVMINI_SRCS := $(MAIN_SRCS) $(VMM_SRCS) $(DEV_SRCS) $(AIO_SRCS)
-KVMINI_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(KVMINI_SRCS))
+KVMINI_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(KVMINI_SRCS)) $(BUILD)/obj/version.o
 
-.PHONY: all deps deps-if-missing test check-layering unit kvmbox-test system run bench clean format
+# The git revision `kvmini --version` reports, in $(BUILD)/version.c: that
+# file is rewritten only when the revision changes, so kvmini relinks then
+# and only then. Outside a git checkout (a release tarball) it is "unknown",
+# or whatever KVMINI_GIT_REV=... says.
+KVMINI_GIT_REV ?= $(shell test -e .git && git describe --always --dirty --abbrev=12 2>/dev/null || echo unknown)
+
+.PHONY: all deps deps-if-missing test check-layering unit kvmbox-test system run bench clean format \
+	man install uninstall
 all: deps-if-missing $(BUILD)/kvmini guests
 
 deps:
@@ -85,12 +93,30 @@ $(BUILD)/obj/%.o: %.c | $(MUSL_INC)/.stamp $(ZYDIS_LIB) $(LIBURING_LIB)
 	@mkdir -p $(dir $@)
 	$(MUSLCC) $(KVMINI_CFLAGS) -MMD -MP -c -o $@ $<
 
+$(BUILD)/version.c: FORCE
+	@mkdir -p $(dir $@)
+	@printf '#include "vmm/config.h"\nconst char kvmini_git_rev[] = "%s";\n' \
+		'$(subst ',,$(subst ",,$(subst \,,$(KVMINI_GIT_REV))))' > $@.tmp
+	@if cmp -s $@.tmp $@; then rm $@.tmp; else mv $@.tmp $@; fi
+FORCE:
+
+$(BUILD)/obj/version.o: $(BUILD)/version.c | $(MUSL_INC)/.stamp
+	@mkdir -p $(dir $@)
+	$(MUSLCC) $(KVMINI_CFLAGS) -c -o $@ $<
+
 $(BUILD)/kvmini: $(KVMINI_OBJS) $(ZYDIS_LIB) $(LIBURING_LIB)
 	$(MUSLCC) $(KVMINI_LDFLAGS) -o $@ $(KVMINI_OBJS) $(ZYDIS_LIB) $(LIBURING_LIB)
 
 -include $(KVMINI_OBJS:.o=.d)
 
-guests: $(GUEST_ELFS)
+# Programs for Linux guests (guest/linux/*.c): static musl binaries that
+# tests put into the initramfs images they build.
+LINUX_TOOLS := $(patsubst guest/linux/%.c,$(BUILD)/guest/linux/%,$(wildcard guest/linux/*.c))
+guests: $(GUEST_ELFS) $(LINUX_TOOLS)
+
+$(BUILD)/guest/linux/%: guest/linux/%.c | $(MUSL_INC)/.stamp
+	@mkdir -p $(dir $@)
+	$(MUSLCC) -static -O2 -Wall -Wextra -Werror -isystem $(MUSL_INC) -pthread -o $@ $<
 
 # Unit tests: tests/unit/NAME.c plus $(NAME_SRCS), built with the host
 # compiler and sanitizers. Fragments add NAME to UNIT_TESTS.
@@ -128,6 +154,29 @@ run: all
 
 bench: all $(BENCH_DEPS)
 	$(KVMBOX_RUN) scripts/bench/run-all.sh
+
+# The man page kvmini(1): help2man turns `kvmini --help` (generated from the
+# option table in vmm/cli.c) into roff, with docs/kvmini.h2m's sections, so
+# it lists exactly the options the binary has.
+KVMINI_VERSION := $(shell sed -n 's/^\#define KVMINI_VERSION "\(.*\)"/\1/p' vmm/config.h)
+$(BUILD)/kvmini.1: $(BUILD)/kvmini docs/kvmini.h2m
+	help2man --no-info --version-string '$(KVMINI_VERSION)' --include docs/kvmini.h2m \
+		--output $@ $(BUILD)/kvmini
+man: $(BUILD)/kvmini.1
+
+# make install [PREFIX=/usr/local] [DESTDIR=/staging]: three files.
+PREFIX      ?= /usr/local
+BINDIR      ?= $(PREFIX)/bin
+MANDIR      ?= $(PREFIX)/share/man
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+INSTALLED   := $(DESTDIR)$(BINDIR)/kvmini $(DESTDIR)$(MANDIR)/man1/kvmini.1 \
+	       $(DESTDIR)$(BASHCOMPDIR)/kvmini
+install: $(BUILD)/kvmini $(BUILD)/kvmini.1
+	install -D -m 0755 $(BUILD)/kvmini $(DESTDIR)$(BINDIR)/kvmini
+	install -D -m 0644 $(BUILD)/kvmini.1 $(DESTDIR)$(MANDIR)/man1/kvmini.1
+	install -D -m 0644 scripts/completion/kvmini.bash $(DESTDIR)$(BASHCOMPDIR)/kvmini
+uninstall:
+	rm -f $(INSTALLED)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

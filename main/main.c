@@ -14,10 +14,14 @@
 #include "devices/block/block.h"
 #include "devices/ivshmem/ivshmem.h"
 #include "devices/virtio/virtio.h"
+#include "vmm/acpi.h"
 #include "vmm/cli.h"
+#include "vmm/ctl.h"
 #include "vmm/debug_exit.h"
+#include "vmm/layout.h"
 #include "vmm/i8042.h"
 #include "vmm/pci.h"
+#include "vmm/pvpanic.h"
 #include "vmm/qmp.h"
 #include "vmm/sandbox.h"
 #include "vmm/serial.h"
@@ -72,8 +76,8 @@ static void main_vm_event(void *opaque, const char *name, const char *data_json)
  */
 static int main_add_devices(struct vm *vm, struct errbuf *err)
 {
-	static const struct device_ops *const legacy[] = {&serial_ops, &debug_exit_ops, &i8042_ops,
-							  &pci_host_ops};
+	static const struct device_ops *const legacy[] = {
+	    &serial_ops, &debug_exit_ops, &i8042_ops, &acpi_pm_ops, &pvpanic_ops, &pci_host_ops};
 
 	for (size_t i = 0; i < ARRAY_SIZE(legacy); i++) {
 		int ret = vm_add_device(vm, legacy[i], NULL, err);
@@ -105,6 +109,27 @@ static int main_add_devices(struct vm *vm, struct errbuf *err)
 	return 0;
 }
 
+/* The ACPI tables for this VM's CPUs and PCI windows (after the devices
+ * are realized: the 64-bit window is what their BARs took). */
+static int main_setup_acpi(struct vm *vm, struct errbuf *err)
+{
+	struct acpi_config ac = {
+	    .ncpus = vm->cfg->ncpus,
+	    .mmio32_start = LAYOUT_MMIO32_START,
+	    .mmio32_end = LAYOUT_IOAPIC,
+	    .io_start = PCI_IO_START,
+	    .io_end = PCI_IO_END,
+	};
+
+	if (vm->pci) {
+		ac.mmio64_start = vm->pci->mmio64_base;
+		ac.mmio64_end = vm->pci->next_mmio64 > vm->pci->mmio64_base
+				    ? ALIGN_UP(vm->pci->next_mmio64, 1ULL << 30)
+				    : vm->pci->mmio64_base;
+	}
+	return acpi_setup(&vm->mem, &ac, &vm->rsdp, err);
+}
+
 /*
  * Boot the VM once (from the kernel, or from the snapshot on the first boot
  * with --incoming) and run until it ends. Returns the exit kind and sets
@@ -125,10 +150,13 @@ static int main_run_vm(struct main_state *ms, const struct boot_files *bf, int *
 	ret = main_add_devices(&vm, err);
 	if (ret < 0)
 		goto out;
-	if (incoming)
+	if (incoming) {
 		ret = snapshot_restore(&vm, cfg->incoming_path, err);
-	else
-		ret = vm_load_kernel(&vm, bf, err);
+	} else {
+		ret = main_setup_acpi(&vm, err);
+		if (ret == 0)
+			ret = vm_load_kernel(&vm, bf, err);
+	}
 	if (ret < 0)
 		goto out;
 	ms->booted_once = true;
@@ -308,11 +336,13 @@ int main(int argc, char **argv)
 	}
 	switch (cmd) {
 	case CLI_HELP:
-		fputs(cli_usage, stdout);
+		cli_print_help(stdout);
 		return 0;
 	case CLI_VERSION:
-		printf("kvmini %s\n", KVMINI_VERSION);
+		printf("kvmini %s (git %s)\n", KVMINI_VERSION, kvmini_git_rev);
 		return 0;
+	case CLI_CTL:
+		return ctl_main(argc - 2, argv + 2);
 	case CLI_SNAPSHOT_INSPECT:
 		if (snapshot_inspect(cfg.inspect_path, stdout, cfg.inspect_verify, &err) < 0) {
 			fflush(stdout);

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-/* Command line: `kvmini run OPTIONS`, `kvmini --help`, `kvmini --version`. */
+/* Command line: `kvmini run OPTIONS`, `kvmini --help`, `kvmini --version`, and
+ * which other command (ctl, ivshmem-server, snapshot inspect) to run. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,58 +9,127 @@
 #include "vmm/cli.h"
 #include "vmm/config.h"
 #include "vmm/cpuid.h"
+#include "vmm/ctl.h"
 
-const char cli_usage[] =
-    "usage: kvmini run --kernel ELF [options]\n"
-    "       kvmini ivshmem-server --socket PATH (--shm NAME | --path FILE) --size SIZE\n"
-    "       kvmini snapshot inspect [--verify] FILE\n"
-    "       kvmini --help | --version\n"
-    "\n"
-    "run options:\n"
-    "  --kernel PATH          PVH ELF kernel to boot (required)\n"
-    "  --initrd PATH          initrd, passed as PVH module 0\n"
-    "  --cmdline STRING       kernel command line\n"
-    "  --memory SIZE          guest RAM, K/M/G suffixes (default 128M)\n"
-    "  --cpus N               vCPUs (default 1)\n"
-    "  --cpu-features LIST    comma-separated -name (hide) / +name (require) CPUID features\n"
-    "  --serial MODE          stdio (default) | file=PATH | none\n"
-    "  --timeout SECONDS      stop the VM and exit 124 after SECONDS\n"
-    "  --reboot               a guest reset reboots the VM (default: exit 0)\n"
-    "  --sandbox on|off       per-thread seccomp allow-lists (default on; off to debug)\n"
-    "  --disk path=FILE[,readonly=on][,serial=STR][,aio=auto|threads|io_uring]\n"
-    "         [,werror=report|stop|ignore|enospc][,rerror=report|stop|ignore]\n"
-    "                         a virtio-blk disk backed by a raw image (repeatable;\n"
-    "                         size must be a multiple of 512 bytes)\n"
-    "  --scsi-disk path=FILE[,lun=N][,readonly=on][,serial=STR][,aio=..][,werror=..]\n"
-    "         [,rerror=..]    a LUN (0..255; default: the first free one) of the\n"
-    "                         virtio-scsi controller, one target, backed by a raw\n"
-    "                         image (repeatable; same options as --disk)\n"
-    "  --ivshmem mem=PATH|shm=NAME[,size=SIZE][,role=master|peer]\n"
-    "                         ivshmem-plain: shared memory from a file or POSIX shm\n"
-    "                         object (created or opened; size a power of two)\n"
-    "  --ivshmem server=SOCKET[,vectors=N][,role=master|peer][,timeout=SECONDS]\n"
-    "                         ivshmem-doorbell: shared memory and interrupts from an\n"
-    "                         ivshmem server (repeatable, at most 8 --ivshmem)\n"
-    "\n"
-    "kvmini ivshmem-server --socket PATH (--shm NAME | --path FILE) --size SIZE\n"
-    "                      [--vectors N]\n"
-    "                         serve shared memory and doorbells to kvmini and QEMU\n"
-    "                         (QEMU's ivshmem-server protocol) until SIGINT/SIGTERM\n"
-    "\n"
-    "exit status: the guest's status (0..123) written to port 0xf4;\n"
-    "  124 timeout, 125 kvmini/host error or bad usage, 126 guest crash\n";
-
-struct cli_opt {
-	const char *name;
-	bool has_arg;
+const struct cli_opt cli_run_opts[] = {
+    {"kernel", "PATH", "none; required unless --incoming",
+     "the guest kernel: a PVH ELF (XEN_ELFNOTE_PHYS32_ENTRY)"},
+    {"initrd", "PATH", "none", "initrd, passed to the guest as PVH module 0"},
+    {"cmdline", "STRING", "empty", "guest kernel command line (at most 4095 bytes)"},
+    {"memory", "SIZE", "128M",
+     "guest RAM: K/M/G/T suffixes, 2M..1T, a multiple\n"
+     "of 4K"},
+    {"cpus", "N", "1", "vCPUs, 1..255"},
+    {"cpu-features", "LIST", "the host KVM's CPUID",
+     "comma-separated CPUID edits: -name hides a feature,\n"
+     "+name requires it (names as in /proc/cpuinfo)"},
+    {"serial", "MODE", "stdio", "where COM1 goes: stdio, file=PATH or none"},
+    {"timeout", "SECONDS", "none", "stop the VM after SECONDS and exit 124"},
+    {"reboot", NULL, "off: a guest reset ends the VM, status 0", "a guest reset reboots the VM"},
+    {"qmp", "PATH", "none",
+     "a QMP control socket at PATH, for kvmini ctl PATH\n"
+     "and QMP clients (docs/qmp.md)"},
+    {"incoming", "file:PATH", "none",
+     "restore the VM saved in PATH (kvmini ctl SOCKET\n"
+     "snapshot PATH) instead of booting --kernel; give the\n"
+     "same --memory, --cpus and devices as the saved VM"},
+    {"paused", NULL, "off",
+     "start with the vCPUs stopped; kvmini ctl SOCKET\n"
+     "cont starts them (needs --qmp)"},
+    {"sandbox", "MODE", "on",
+     "on: per-thread seccomp allow-lists\n"
+     "(docs/security.md); off: none, only to debug"},
+    {"disk", "SPEC", "none",
+     "a virtio-blk disk on a raw image (size a multiple\n"
+     "of 512), repeatable up to 16; SPEC:\n"
+     "path=FILE[,readonly=on][,serial=STR]\n"
+     "[,aio=auto|threads|io_uring]\n"
+     "[,werror=report|stop|ignore|enospc]\n"
+     "[,rerror=report|stop|ignore]"},
+    {"scsi-disk", "SPEC", "none",
+     "a LUN of the virtio-scsi controller on a raw image,\n"
+     "repeatable up to 16; SPEC: path=FILE[,lun=N]\n"
+     "[,readonly=on][,serial=STR][,aio=..][,werror=..]\n"
+     "[,rerror=..] as --disk; lun 0..255, default the\n"
+     "first free one"},
+    {"ivshmem", "SPEC", "none",
+     "an ivshmem device, repeatable up to 8; SPEC:\n"
+     "mem=PATH|shm=NAME[,size=SIZE][,role=master|peer]\n"
+     "for ivshmem-plain (shared memory from a file or a\n"
+     "POSIX shm object, size a power of two), or\n"
+     "server=SOCKET[,vectors=N][,role=..][,timeout=SECONDS]\n"
+     "for ivshmem-doorbell (memory and interrupts from an\n"
+     "ivshmem server: kvmini ivshmem-server)"},
 };
+const size_t cli_run_nopts = ARRAY_SIZE(cli_run_opts);
 
-static const struct cli_opt cli_run_opts[] = {
-    {"kernel", true},  {"initrd", true},       {"cmdline", true},   {"memory", true},
-    {"cpus", true},    {"cpu-features", true}, {"serial", true},    {"timeout", true},
-    {"reboot", false}, {"qmp", true},	       {"incoming", true},  {"paused", false},
-    {"disk", true},    {"ivshmem", true},      {"scsi-disk", true}, {"sandbox", true},
-};
+#define CLI_HELP_COL 24 /* where an option's text starts */
+#define CLI_HELP_MAX 79 /* columns */
+
+static void cli_print_opt(FILE *f, const struct cli_opt *o)
+{
+	const char *p = o->help;
+	int col = fprintf(f, "  --%s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
+
+	for (;;) {
+		size_t n = strcspn(p, "\n");
+
+		if (col >= CLI_HELP_COL) {
+			fputc('\n', f);
+			col = 0;
+		}
+		col += fprintf(f, "%*s%.*s", CLI_HELP_COL - col, "", (int)n, p);
+		p += n;
+		if (*p == '\n') {
+			p++;
+			col = CLI_HELP_COL; /* a new line */
+			continue;
+		}
+		/* The default ends the last line, or gets a line of its own. */
+		if (col + (int)strlen(o->def) + 12 > CLI_HELP_MAX)
+			fprintf(f, "\n%*s(default: %s)\n", CLI_HELP_COL, "", o->def);
+		else
+			fprintf(f, " (default: %s)\n", o->def);
+		return;
+	}
+}
+
+void cli_print_help(FILE *f)
+{
+	fputs("Usage: kvmini run (--kernel ELF | --incoming file:SNAPSHOT) [OPTION]...\n"
+	      "  or:  kvmini ctl [--wait SECONDS] SOCKET COMMAND [ARGS]\n"
+	      "  or:  kvmini ivshmem-server --socket PATH --shm NAME|--path FILE --size SIZE\n"
+	      "  or:  kvmini snapshot inspect [--verify] FILE\n"
+	      "  or:  kvmini --help | --version\n"
+	      "Run a KVM microVM (kvmini run); control a running VM, kvmini's or QEMU's,\n"
+	      "over QMP (kvmini ctl): status, stop, cont, snapshot, quit, reset, ...\n"
+	      "\n"
+	      "Options of kvmini run (--name VALUE or --name=VALUE):\n",
+	      f);
+	for (size_t i = 0; i < cli_run_nopts; i++)
+		cli_print_opt(f, &cli_run_opts[i]);
+	fputs("\n", f);
+	ctl_print_help(f, false);
+	fputs("\n"
+	      "Options of kvmini ivshmem-server (serves shared memory and doorbells to\n"
+	      "kvmini and QEMU VMs, QEMU's protocol, until SIGINT/SIGTERM):\n"
+	      "  --socket PATH         the UNIX socket to listen on (required)\n"
+	      "  --shm NAME            a POSIX shm object to share, or\n"
+	      "  --path FILE           a file to share (exactly one of the two)\n"
+	      "  --size SIZE           its size: a power of two, 4K..1T (required)\n"
+	      "  --vectors N           eventfds per client, 1..64 (default: 1)\n"
+	      "\n"
+	      "kvmini snapshot inspect lists a snapshot file's sections; --verify checks\n"
+	      "every checksum too.\n"
+	      "\n"
+	      "Exit status of kvmini run:\n"
+	      "  0..123 the guest's status, written to port 0xf4; 124 --timeout expired;\n"
+	      "  125 kvmini/host error or bad usage (one line on stderr says what);\n"
+	      "  126 guest crash (a report on stderr); 128+N stopped by signal N\n"
+	      "\n"
+	      "More: man kvmini; docs/cli.md, docs/qmp.md, docs/snapshot.md in the source.\n",
+	      f);
+}
 
 /* A power of two of at least 4 KiB and at most 1 TiB: a BAR's size. */
 static bool ivshmem_size_ok(uint64_t n)
@@ -292,6 +362,9 @@ static int cli_set(struct vm_config *cfg, const char *name, char *val, struct er
 		if (strcmp(val, "on") && strcmp(val, "off"))
 			return err_set(err, EINVAL, "--sandbox '%s': expected on or off", val);
 		cfg->sandbox_off = !strcmp(val, "off");
+	} else {
+		/* In cli_run_opts but not here: test_every_option_is_handled. */
+		return err_set(err, ENOSYS, "--%s: no handler in cli_set (vmm/cli.c)", name);
 	}
 	return 0;
 }
@@ -321,7 +394,7 @@ static int cli_parse_run(int argc, char **argv, enum cli_command *cmd, struct vm
 		if (!opt)
 			return err_set(err, EINVAL, "unknown option '%.*s' (see kvmini --help)",
 				       (int)namelen + 2, arg);
-		if (opt->has_arg) {
+		if (opt->arg) {
 			if (eq)
 				val = eq + 1;
 			else if (i + 1 < argc)
@@ -445,6 +518,10 @@ int cli_parse(int argc, char **argv, enum cli_command *cmd, struct vm_config *cf
 				       "usage: kvmini snapshot inspect [--verify] FILE");
 		cfg->inspect_path = argv[i];
 		*cmd = CLI_SNAPSHOT_INSPECT;
+		return 0;
+	}
+	if (!strcmp(argv[1], "ctl")) {
+		*cmd = CLI_CTL; /* ctl_main parses the rest */
 		return 0;
 	}
 	if (!strcmp(argv[1], "ivshmem-server")) {

@@ -9,6 +9,15 @@
 #include "vmm/util.h"
 
 #define KVMINI_VERSION "0.1"
+/* The git revision kvmini was built from ("unknown" outside a git
+ * checkout): $(BUILD)/version.c, written by the Makefile. */
+extern const char kvmini_git_rev[];
+
+/* The kernel formats --kernel accepts, for the error a kernel in another
+ * format gets: one place to name a new loader. */
+#define KVMINI_KERNEL_FORMATS                                                                      \
+	"PVH ELF kernels (ELF32/ELF64 with a XEN_ELFNOTE_PHYS32_ENTRY note: the test guests, "     \
+	"a Linux vmlinux built with CONFIG_PVH)"
 
 #define CONFIG_MAX_CPUS		 255 /* xAPIC IDs fit in 8 bits */
 #define CONFIG_MAX_FEATURE_EDITS 64

@@ -107,6 +107,22 @@ static const struct cpuid_feature cpuid_features[] = {
     {"pdpe1gb", 0x80000001, 0, R_EDX, 26},
     {"rdtscp", 0x80000001, 0, R_EDX, 27},
     {"lm", 0x80000001, 0, R_EDX, 29},
+    /* KVM's paravirtual features (leaf 0x40000001), named as QEMU names them. */
+    {"kvmclock", 0x40000001, 0, R_EAX, 0},
+    {"kvm-nopiodelay", 0x40000001, 0, R_EAX, 1},
+    {"kvmclock2", 0x40000001, 0, R_EAX, 3},
+    {"kvm-asyncpf", 0x40000001, 0, R_EAX, 4},
+    {"kvm-steal-time", 0x40000001, 0, R_EAX, 5},
+    {"kvm-pv-eoi", 0x40000001, 0, R_EAX, 6},
+    {"kvm-pv-unhalt", 0x40000001, 0, R_EAX, 7},
+    {"kvm-pv-tlb-flush", 0x40000001, 0, R_EAX, 9},
+    {"kvm-asyncpf-vmexit", 0x40000001, 0, R_EAX, 10},
+    {"kvm-pv-ipi", 0x40000001, 0, R_EAX, 11},
+    {"kvm-poll-control", 0x40000001, 0, R_EAX, 12},
+    {"kvm-pv-sched-yield", 0x40000001, 0, R_EAX, 13},
+    {"kvm-asyncpf-int", 0x40000001, 0, R_EAX, 14},
+    {"kvm-msi-ext-dest-id", 0x40000001, 0, R_EAX, 15},
+    {"kvmclock-stable-bit", 0x40000001, 0, R_EAX, 24},
 };
 
 int cpuid_feature_lookup(const char *name)

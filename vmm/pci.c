@@ -322,6 +322,7 @@ int pci_host_init(struct pci_host *h, struct bus *pio, struct bus *mmio, uint64_
 	h->kvm_opaque = kvm_opaque;
 	h->next_mmio32 = LAYOUT_MMIO32_START;
 	h->next_mmio64 = mmio64_start;
+	h->mmio64_base = mmio64_start;
 	h->next_io = PCI_IO_START;
 	pthread_mutex_init(&h->lock, NULL);
 	ret = msi_router_init(&h->msi, kvm, kvm_opaque);

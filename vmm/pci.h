@@ -127,6 +127,7 @@ struct pci_host {
 	struct pci_device bridge; /* slot 0 */
 	/* Next free address per BAR kind (bump allocation at realize). */
 	uint64_t next_mmio32, next_mmio64, next_io;
+	uint64_t mmio64_base; /* where 64-bit BARs start (the ACPI window) */
 	struct msi_router msi;
 	const struct kvm_irq_ops *kvm; /* KVM seam: irq routes, irqfds, ioeventfds */
 	void *kvm_opaque;

@@ -580,3 +580,11 @@ int pvh_setup_start_info(struct guest_mem *m, const char *cmdline, const void *i
 	*start_info = LAYOUT_START_INFO;
 	return 0;
 }
+
+void pvh_set_rsdp(struct guest_mem *m, uint64_t start_info, uint64_t rsdp)
+{
+	struct hvm_start_info *si = guest_mem_ptr(m, start_info, sizeof(*si));
+
+	if (si)
+		si->rsdp_paddr = rsdp;
+}

@@ -138,4 +138,8 @@ int pvh_setup_start_info(struct guest_mem *m, const char *cmdline, const void *i
 			 size_t initrd_len, uint64_t kernel_end, uint64_t *start_info,
 			 struct errbuf *err);
 
+/* Point the start_info at @start_info (written by pvh_setup_start_info)
+ * to the ACPI RSDP at @rsdp. */
+void pvh_set_rsdp(struct guest_mem *m, uint64_t start_info, uint64_t rsdp);
+
 #endif

@@ -3,7 +3,8 @@
  * QMP server. Clients are non-blocking UNIX stream sockets watched by the
  * main AioContext; input is split into top-level JSON objects by a small
  * scanner (so several commands in one read, or one command over many
- * reads, both work) and each object is parsed with jsmn (strict mode).
+ * reads, both work) and each object is parsed with jsmn (strict mode,
+ * vmm/json.c).
  * Output is queued per client and flushed when the socket is writable, so
  * a client that does not read cannot block the main loop.
  */
@@ -20,10 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define JSMN_STATIC
-#define JSMN_STRICT
-#include <jsmn.h>
-
+#include "vmm/json.h"
 #include "vmm/qmp.h"
 #include "vmm/snapshot.h"
 #include "vmm/vm.h"
@@ -157,26 +155,6 @@ static void qmp_send(struct qmp_client *c, const char *fmt, ...)
 	}
 }
 
-/* Escape @s as the inside of a JSON string. */
-static void qmp_escape(char *dst, size_t size, const char *s)
-{
-	size_t o = 0;
-
-	for (; *s && o + 7 < size; s++) {
-		unsigned char ch = (unsigned char)*s;
-
-		if (ch == '"' || ch == '\\') {
-			dst[o++] = '\\';
-			dst[o++] = (char)ch;
-		} else if (ch < 0x20) {
-			o += (size_t)snprintf(dst + o, size - o, "\\u%04x", ch);
-		} else {
-			dst[o++] = (char)ch;
-		}
-	}
-	dst[o] = '\0';
-}
-
 static void qmp_reply_error(struct qmp_cmd_ctx *x, const char *cls, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void qmp_reply_error(struct qmp_cmd_ctx *x, const char *cls, const char *fmt, ...)
@@ -187,7 +165,7 @@ static void qmp_reply_error(struct qmp_cmd_ctx *x, const char *cls, const char *
 	va_start(ap, fmt);
 	vsnprintf(desc, sizeof(desc), fmt, ap);
 	va_end(ap);
-	qmp_escape(esc, sizeof(esc), desc);
+	json_escape(esc, sizeof(esc), desc);
 	if (x->id[0])
 		qmp_send(x->c, "{\"error\": {\"class\": \"%s\", \"desc\": \"%s\"}, \"id\": %s}",
 			 cls, esc, x->id);
@@ -221,59 +199,6 @@ void qmp_event(struct qmp_server *qs, const char *name, const char *data_json)
 			    name, data_json ? data_json : "{}", (long long)tv.tv_sec,
 			    (long long)tv.tv_usec);
 	}
-}
-
-/* ---- JSON helpers over jsmn tokens ---- */
-
-/* Index of the token after the value starting at @i. */
-static int tok_skip(const jsmntok_t *t, int n, int i)
-{
-	int pending = 1;
-
-	while (pending > 0 && i < n) {
-		if (t[i].type == JSMN_OBJECT)
-			pending += 2 * t[i].size;
-		else if (t[i].type == JSMN_ARRAY)
-			pending += t[i].size;
-		pending--;
-		i++;
-	}
-	return i;
-}
-
-static bool tok_eq(const char *json, const jsmntok_t *t, const char *s)
-{
-	size_t len = strlen(s);
-
-	return t->type == JSMN_STRING && (size_t)(t->end - t->start) == len &&
-	       !strncmp(json + t->start, s, len);
-}
-
-/* Value token of member @key in the object at @obj, or -1. */
-static int tok_member(const char *json, const jsmntok_t *t, int n, int obj, const char *key)
-{
-	int i = obj + 1;
-
-	if (obj < 0 || t[obj].type != JSMN_OBJECT)
-		return -1;
-	for (int m = 0; m < t[obj].size && i + 1 < n; m++) {
-		if (tok_eq(json, &t[i], key))
-			return i + 1;
-		i = tok_skip(t, n, i + 1);
-	}
-	return -1;
-}
-
-/* Copy a string token (without unescaping: our names never need it). */
-static bool tok_str(const char *json, const jsmntok_t *t, char *dst, size_t size)
-{
-	size_t len = (size_t)(t->end - t->start);
-
-	if (t->type != JSMN_STRING || len >= size || memchr(json + t->start, '\\', len))
-		return false;
-	memcpy(dst, json + t->start, len);
-	dst[len] = '\0';
-	return true;
 }
 
 /* ---- commands ---- */
@@ -384,13 +309,13 @@ static void cmd_migrate(struct qmp_cmd_ctx *x)
 	char uri[4096];
 	struct errbuf err;
 	struct snapshot_stats stats;
-	int u = tok_member(x->json, x->toks, x->ntoks, x->args, "uri");
+	int u = json_member(x->json, x->toks, x->ntoks, x->args, "uri");
 	bool was_running;
 	int64_t t0;
 
 	if (!qmp_need_vm(x))
 		return;
-	if (u < 0 || !tok_str(x->json, &x->toks[u], uri, sizeof(uri))) {
+	if (u < 0 || !json_str(x->json, &x->toks[u], uri, sizeof(uri))) {
 		qmp_reply_error(x, "GenericError", "Parameter 'uri' is missing or not a string");
 		return;
 	}
@@ -440,7 +365,7 @@ static void cmd_query_migrate(struct qmp_cmd_ctx *x)
 		    (long long)qs->migrate_ms, (unsigned long long)qs->migrate_bytes,
 		    qs->vm ? (unsigned long long)qs->vm->mem.ram_size : 0ULL);
 	} else {
-		qmp_escape(esc, sizeof(esc), qs->migrate_err);
+		json_escape(esc, sizeof(esc), qs->migrate_err);
 		snprintf(buf, sizeof(buf), "{\"status\": \"failed\", \"error-desc\": \"%s\"}", esc);
 	}
 	qmp_reply(x, buf);
@@ -476,13 +401,11 @@ static const struct qmp_command qmp_commands[] = {
 static void qmp_dispatch(struct qmp_client *c, const char *json, size_t len)
 {
 	jsmntok_t toks[QMP_MAX_TOKENS];
-	jsmn_parser p;
 	struct qmp_cmd_ctx x = {.c = c, .json = json, .toks = toks, .args = -1};
 	char name[64];
 	int n, e, idt;
 
-	jsmn_init(&p);
-	n = jsmn_parse(&p, json, len, toks, QMP_MAX_TOKENS);
+	n = json_parse(json, len, toks, QMP_MAX_TOKENS);
 	if (n < 1 || toks[0].type != JSMN_OBJECT) {
 		qmp_reply_error(&x, "GenericError",
 				n == JSMN_ERROR_NOMEM ? "JSON too complex"
@@ -491,9 +414,9 @@ static void qmp_dispatch(struct qmp_client *c, const char *json, size_t len)
 		return;
 	}
 	x.ntoks = n;
-	idt = tok_member(json, toks, n, 0, "id");
+	idt = json_member(json, toks, n, 0, "id");
 	if (idt >= 0) {
-		int end = tok_skip(toks, n, idt);
+		int end = json_skip(toks, n, idt);
 		size_t l = (size_t)(toks[end - 1].end - toks[idt].start);
 
 		/* A string id's token excludes its quotes. */
@@ -504,16 +427,16 @@ static void qmp_dispatch(struct qmp_client *c, const char *json, size_t len)
 		if (toks[idt].type != JSMN_STRING && toks[end - 1].type == JSMN_STRING)
 			x.id[0] = '\0'; /* a structured id ending in a string: give up echoing */
 	}
-	e = tok_member(json, toks, n, 0, "execute");
+	e = json_member(json, toks, n, 0, "execute");
 	if (e < 0) {
 		qmp_reply_error(&x, "GenericError", "QMP input lacks member 'execute'");
 		return;
 	}
-	if (!tok_str(json, &toks[e], name, sizeof(name))) {
+	if (!json_str(json, &toks[e], name, sizeof(name))) {
 		qmp_reply_error(&x, "GenericError", "QMP input member 'execute' must be a string");
 		return;
 	}
-	x.args = tok_member(json, toks, n, 0, "arguments");
+	x.args = json_member(json, toks, n, 0, "arguments");
 	if (x.args >= 0 && toks[x.args].type != JSMN_OBJECT) {
 		qmp_reply_error(&x, "GenericError",
 				"QMP input member 'arguments' must be an object");

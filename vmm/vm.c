@@ -2,6 +2,7 @@
 /* VM lifecycle: KVM checks, memory, irqchip, PIT, vCPUs, devices, stop. */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,19 @@ static const struct kvm_cap_need kvm_caps_needed[] = {
     {KVM_CAP_IOEVENTFD, "KVM_CAP_IOEVENTFD"},
 };
 
+/* No permission on /dev/kvm: name the group that may open it. */
+static int vm_kvm_permission_error(struct errbuf *err, int e)
+{
+	struct stat st;
+	struct group *g = stat("/dev/kvm", &st) == 0 ? getgrgid(st.st_gid) : NULL;
+	const char *grp = g && st.st_gid != 0 ? g->gr_name : "kvm";
+
+	return err_set(err, e,
+		       "no permission to open /dev/kvm: add your user to the '%s' group "
+		       "(sudo usermod -aG %s $USER, then log in again)",
+		       grp, grp);
+}
+
 static int vm_open_kvm(struct vm *vm, struct errbuf *err)
 {
 	int v;
@@ -47,11 +61,14 @@ static int vm_open_kvm(struct vm *vm, struct errbuf *err)
 
 		if (e == ENOENT)
 			return err_set(
-			    err, e, "/dev/kvm does not exist: KVM is not available on this host");
+			    err, e,
+			    "/dev/kvm does not exist: KVM is not available here. This "
+			    "host may be a VM without nested virtualization, or KVM is "
+			    "not loaded (modprobe kvm_intel or kvm_amd); scripts/kvmbox "
+			    "runs kvmini in a test VM that has /dev/kvm (README: Without "
+			    "/dev/kvm)");
 		if (e == EACCES || e == EPERM)
-			return err_set(err, e,
-				       "no permission to open /dev/kvm (add your user to its "
-				       "group, e.g. 'kvm')");
+			return vm_kvm_permission_error(err, e);
 		return err_set(err, e, "cannot open /dev/kvm: %s", strerror(e));
 	}
 	v = ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0);
@@ -375,12 +392,16 @@ int vm_load_kernel(struct vm *vm, const struct boot_files *bf, struct errbuf *er
 		/* Name the file: the loader's message names what is wrong in it. */
 		struct errbuf e = *err;
 
+		if (ret == -ENOEXEC) /* the first thing to know: what would do */
+			return err_set(err, -ret, "kernel '%s': %s (kvmini boots %s)", cfg->kernel,
+				       e.msg, KVMINI_KERNEL_FORMATS);
 		return err_set(err, -ret, "kernel '%s': %s", cfg->kernel, e.msg);
 	}
 	ret = pvh_setup_start_info(&vm->mem, cfg->cmdline ? cfg->cmdline : "", bf->initrd,
 				   bf->initrd_len, img.load_high, &start_info, err);
 	if (ret < 0)
 		return ret;
+	pvh_set_rsdp(&vm->mem, start_info, vm->rsdp);
 	return vcpu_set_boot_state(&vm->cpus.vcpus[0], img.entry, (uint32_t)start_info, err);
 }
 
@@ -464,8 +485,7 @@ static const char *vm_block_action_name(enum disk_error_action a)
 	return "report";
 }
 
-/* Raise event @name through the sink the top level installed, if any. */
-static void vm_event(struct vm *vm, const char *name, const char *data_json)
+void vm_emit_event(struct vm *vm, const char *name, const char *data_json)
 {
 	if (vm->events.event)
 		vm->events.event(vm->events.opaque, name, data_json);
@@ -483,7 +503,7 @@ void vm_block_io_error(struct vm *vm, struct vm_block *b, bool is_read,
 		 "\"nospace\": %s, \"reason\": \"%s\"}",
 		 b->id, is_read ? "read" : "write", vm_block_action_name(action),
 		 error == ENOSPC ? "true" : "false", strerror(error));
-	vm_event(vm, "BLOCK_IO_ERROR", data);
+	vm_emit_event(vm, "BLOCK_IO_ERROR", data);
 	if (action != DISK_ACTION_STOP)
 		return;
 	b->io_status = error == ENOSPC ? "nospace" : "failed";
@@ -493,7 +513,7 @@ void vm_block_io_error(struct vm *vm, struct vm_block *b, bool is_read,
 		is_read ? "read" : "write", strerror(error));
 	vm_pause(vm);
 	vm->run_state = VM_RUN_IO_ERROR;
-	vm_event(vm, "STOP", NULL);
+	vm_emit_event(vm, "STOP", NULL);
 }
 
 void vm_query_block_json(struct vm *vm, char *buf, size_t size)

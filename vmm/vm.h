@@ -86,6 +86,11 @@ struct vm_events {
 	void *opaque;
 };
 
+/* Raise event @name through the sink the top level installed, if any.
+ * Main thread only (vCPU threads schedule a bottom half on main_ctx). */
+struct vm;
+void vm_emit_event(struct vm *vm, const char *name, const char *data_json);
+
 struct vm {
 	const struct vm_config *cfg;
 	int kvm_fd;
@@ -98,6 +103,7 @@ struct vm {
 	struct device devices[VM_MAX_DEVICES];
 	int ndevices;
 	struct pci_host *pci; /* set by pci_host_ops' realize (vmm/pci.h) */
+	uint64_t rsdp;	      /* ACPI RSDP GPA for the boot loaders; 0: none */
 	struct aio_context *main_ctx;
 
 	/* Set once by the first vm_request_exit; read by the main thread

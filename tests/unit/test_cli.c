@@ -5,6 +5,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -14,6 +16,10 @@
 #include "vmm/cpuid.h"
 
 #define MAXARGS 48
+
+#ifndef SRCDIR
+#define SRCDIR "." /* the tree's root, where docs/ is */
+#endif
 
 static int parse(struct vm_config *cfg, enum cli_command *cmd, struct errbuf *err, ...)
 {
@@ -378,14 +384,190 @@ static void test_bad_ivshmem(void **st)
 	    "--size", "1M", NULL);
 }
 
+/* "--name ARG" or "--name" for option @o. */
+static void opt_head(const struct cli_opt *o, char *buf, size_t size)
+{
+	snprintf(buf, size, "--%s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
+}
+
+/* --help: every option at the start of a line with its value's name, then
+ * its default; nothing wider than 79 columns. */
+static void test_help_lists_every_option(void **st)
+{
+	char *text = NULL, head[128], want[256];
+	size_t size = 0;
+	FILE *f = open_memstream(&text, &size);
+
+	assert_non_null(f);
+	cli_print_help(f);
+	fclose(f);
+	for (const char *l = text; *l;) {
+		size_t n = strcspn(l, "\n");
+
+		if (n > 79)
+			fail_msg("--help line wider than 79 columns: %.*s", (int)n, l);
+		l += n + (l[n] == '\n');
+	}
+	for (size_t i = 0; i < cli_run_nopts; i++) {
+		const struct cli_opt *o = &cli_run_opts[i];
+		const char *at, *next;
+
+		assert_non_null(o->def);
+		assert_non_null(o->help);
+		opt_head(o, head, sizeof(head));
+		snprintf(want, sizeof(want), "\n  %s ", head);
+		at = strstr(text, want);
+		if (!at) { /* a flag, or a name long enough to end its line */
+			snprintf(want, sizeof(want), "\n  %s\n", head);
+			at = strstr(text, want);
+		}
+		if (!at) {
+			fail_msg("--help does not list %s", head);
+			return;
+		}
+		next = strstr(at + 1, "\n  --");
+		snprintf(want, sizeof(want), "(default: %s)", o->def);
+		at = strstr(at, want);
+		if (!at || (next && at > next))
+			fail_msg("--help does not give %s's default '%s'", head, o->def);
+	}
+	free(text);
+}
+
+/* Cut a markdown table row into its cells: '|' separates them unless
+ * escaped ("\\|"); each cell is trimmed of spaces and backticks. */
+static int md_cells(char *row, char **cells, int max)
+{
+	int n = 0;
+	char *p = row;
+
+	if (*p == '|')
+		p++;
+	while (*p && *p != '\n' && n < max) {
+		char *start = p, *end;
+
+		while (*p && *p != '\n' && !(*p == '|' && (p == start || p[-1] != '\\')))
+			p++;
+		end = p;
+		if (*p)
+			*p++ = '\0';
+		while (start < end && (*start == ' ' || *start == '`'))
+			start++;
+		while (end > start && (end[-1] == ' ' || end[-1] == '`'))
+			*--end = '\0';
+		cells[n++] = start;
+	}
+	return n;
+}
+
+/*
+ * docs/cli.md's table of run options and cli_run_opts agree, both ways:
+ * each option has one row whose first cell is "--name ARG" as in the
+ * table and whose default cell is the table's default, and each row is an
+ * option kvmini has. So adding an option to cli.c fails here until it is
+ * documented, and a documented option cannot outlive its code.
+ */
+static void test_docs_match_option_table(void **st)
+{
+	static const char marker[] = "<!-- The run options:";
+	char line[4096], head[128], *cells[8];
+	unsigned seen[128] = {0};
+	FILE *f = fopen(SRCDIR "/docs/cli.md", "r");
+	bool in_table = false, found = false;
+
+	assert_true(cli_run_nopts <= ARRAY_SIZE(seen));
+	if (!f)
+		fail_msg("cannot open %s/docs/cli.md", SRCDIR);
+	while (fgets(line, sizeof(line), f)) {
+		if (!found) {
+			found = !strncmp(line, marker, strlen(marker));
+			continue;
+		}
+		if (line[0] != '|') {
+			if (in_table)
+				break; /* the end of the table */
+			continue;
+		}
+		in_table = true;
+		if (md_cells(line, cells, 8) < 4)
+			fail_msg("docs/cli.md: a run option row with fewer than 4 cells: %s", line);
+		if (!strcmp(cells[0], "option") || !strncmp(cells[0], "---", 3))
+			continue; /* the header and its rule */
+		size_t i;
+
+		for (i = 0; i < cli_run_nopts; i++) {
+			opt_head(&cli_run_opts[i], head, sizeof(head));
+			if (!strcmp(cells[0], head))
+				break;
+		}
+		if (i == cli_run_nopts)
+			fail_msg("docs/cli.md lists '%s', which is not in cli_run_opts (vmm/cli.c) "
+				 "with that value name",
+				 cells[0]);
+		if (seen[i]++)
+			fail_msg("docs/cli.md lists '%s' twice", cells[0]);
+		if (strcmp(cells[2], cli_run_opts[i].def) != 0)
+			fail_msg("docs/cli.md gives '%s' the default '%s'; vmm/cli.c says '%s'",
+				 cells[0], cells[2], cli_run_opts[i].def);
+	}
+	fclose(f);
+	if (!found)
+		fail_msg("docs/cli.md lost its marker '%s' before the run options", marker);
+	for (size_t i = 0; i < cli_run_nopts; i++)
+		if (!seen[i])
+			fail_msg(
+			    "docs/cli.md has no row for --%s (add it to the run options table)",
+			    cli_run_opts[i].name);
+}
+
+/* Each option of the table reaches its handler in cli_set: whatever its
+ * value makes of it, it is never "no handler". */
+static void test_every_option_is_handled(void **st)
+{
+	for (size_t i = 0; i < cli_run_nopts; i++) {
+		const struct cli_opt *o = &cli_run_opts[i];
+		struct vm_config c;
+		struct errbuf e;
+		enum cli_command cmd;
+		char opt[64];
+
+		snprintf(opt, sizeof(opt), "--%s", o->name);
+		if (o->arg)
+			parse(&c, &cmd, &e, "run", "--kernel", "k", opt, "x", NULL);
+		else
+			parse(&c, &cmd, &e, "run", "--kernel", "k", opt, NULL);
+		if (strstr(e.msg, "no handler"))
+			fail_msg("%s", e.msg);
+	}
+}
+
+static void test_ctl_command(void **st)
+{
+	struct vm_config c;
+	struct errbuf e;
+	enum cli_command cmd;
+
+	assert_int_equal(parse(&c, &cmd, &e, "ctl", "s", "status", NULL), 0);
+	assert_int_equal(cmd, CLI_CTL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_defaults),	 cmocka_unit_test(test_disks),
-	    cmocka_unit_test(test_bad_disks),	 cmocka_unit_test(test_all_options),
-	    cmocka_unit_test(test_help_version), cmocka_unit_test(test_bad_input),
-	    cmocka_unit_test(test_error_policy), cmocka_unit_test(test_ivshmem),
-	    cmocka_unit_test(test_bad_ivshmem),	 cmocka_unit_test(test_sandbox_option),
+	    cmocka_unit_test(test_defaults),
+	    cmocka_unit_test(test_disks),
+	    cmocka_unit_test(test_bad_disks),
+	    cmocka_unit_test(test_all_options),
+	    cmocka_unit_test(test_help_version),
+	    cmocka_unit_test(test_bad_input),
+	    cmocka_unit_test(test_error_policy),
+	    cmocka_unit_test(test_ivshmem),
+	    cmocka_unit_test(test_bad_ivshmem),
+	    cmocka_unit_test(test_help_lists_every_option),
+	    cmocka_unit_test(test_docs_match_option_table),
+	    cmocka_unit_test(test_ctl_command),
+	    cmocka_unit_test(test_every_option_is_handled),
+	    cmocka_unit_test(test_sandbox_option),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

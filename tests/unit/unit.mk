@@ -5,8 +5,14 @@ test_bus_SRCS := vmm/bus.c vmm/util.c
 test_bus_DEPS := vmm/bus.h
 
 UNIT_TESTS += test_cli
-test_cli_SRCS := vmm/cli.c vmm/cpuid.c vmm/util.c devices/block/disk_config.c
-test_cli_DEPS := vmm/config.h vmm/cpuid.h
+test_cli_SRCS := vmm/cli.c vmm/ctl.c vmm/json.c vmm/cpuid.c vmm/util.c devices/block/disk_config.c
+test_cli_DEPS := vmm/config.h vmm/cpuid.h vmm/cli.h vmm/ctl.h
+# docs/cli.md is read at run time: test_docs_match_option_table.
+test_cli_CFLAGS := -DSRCDIR='"$(CURDIR)"'
+
+UNIT_TESTS += test_ctl
+test_ctl_SRCS := vmm/ctl.c vmm/json.c vmm/util.c
+test_ctl_DEPS := vmm/ctl.h vmm/json.h
 
 UNIT_TESTS += test_disasm
 test_disasm_SRCS := vmm/disasm.c
@@ -61,7 +67,7 @@ test-tsan-blk: $(BUILD)/tsan/test_virtio_blk
 UNIT_TESTS += test_ivshmem
 test_ivshmem_SRCS := devices/ivshmem/ivshmem.c devices/ivshmem/ivshmem_proto.c \
 	devices/ivshmem/ivshmem_server.c vmm/pci.c vmm/msix.c vmm/kvm_irq.c vmm/bus.c vmm/memory.c vmm/util.c \
-	vmm/cli.c vmm/cpuid.c $(AIO_LIB_SRCS)
+	vmm/cli.c vmm/ctl.c vmm/json.c vmm/cpuid.c $(AIO_LIB_SRCS)
 test_ivshmem_DEPS := devices/ivshmem/ivshmem.h devices/ivshmem/ivshmem_int.h vmm/pci.h \
 	vmm/msix.h vmm/kvm_irq.h vmm/config.h vmm/vm.h aio/aio.h
 
@@ -78,6 +84,10 @@ test_virtio_scsi_SRCS := tests/unit/virtio_harness.c devices/virtio/virtio_scsi.
 test_virtio_scsi_DEPS := tests/unit/virtio_harness.h devices/block/scsi.h \
 	devices/virtio/virtio.h vmm/pci.h vmm/msix.h vmm/kvm_irq.h vmm/config.h aio/aio.h $(LIBURING_LIB)
 test_virtio_scsi_LIBS := -Wl,--wrap=thread_pool_cancel $(LIBURING_LIB)
+
+UNIT_TESTS += test_acpi
+test_acpi_SRCS := vmm/acpi.c vmm/memory.c vmm/util.c
+test_acpi_DEPS := vmm/acpi.h vmm/layout.h
 
 UNIT_TESTS += test_sandbox
 test_sandbox_SRCS := vmm/sandbox.c vmm/util.c
