@@ -162,6 +162,10 @@ static void test_main(void **state)
 	assert_int_equal(check(&p, __NR_mprotect, 0, 4096, PROT_EXEC), TRAP);
 	assert_int_equal(check(&p, __NR_prctl, PR_SET_NAME, 0, 0), ALLOW);
 	assert_int_equal(check(&p, __NR_prctl, PR_SET_DUMPABLE, 1, 0), TRAP);
+	/* New threads stack their filter with seccomp(2), nothing else. */
+	assert_int_equal(check(&p, __NR_seccomp, SECCOMP_SET_MODE_FILTER, 0, 0), ALLOW);
+	assert_int_equal(check(&p, __NR_seccomp, SECCOMP_GET_ACTION_AVAIL, 0, 0), TRAP);
+	assert_int_equal(check(&p, __NR_prctl, PR_SET_SECCOMP, 2, 0), TRAP);
 }
 
 static void test_worker(void **state)
@@ -371,7 +375,7 @@ static void test_trap_before_own_sandbox(void **state)
 		p.n = sandbox_build(SANDBOX_MAIN, p.insn);
 		fp = (struct sock_fprog){.len = (unsigned short)p.n, .filter = p.insn};
 		if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
-		    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &fp, 0, 0) < 0)
+		    syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &fp) < 0)
 			syscall(SYS_exit_group, 98);
 		syscall(SYS_socket, AF_INET, SOCK_DGRAM, 0);
 		syscall(SYS_exit_group, 0);
