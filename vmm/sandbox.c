@@ -720,8 +720,8 @@ int sandbox_enter(enum sandbox_kind kind)
 	/* SPEC_ALLOW: without it the kernel turns on Speculative Store Bypass
 	 * Disable for the thread, which is for filtered threads that run
 	 * untrusted code; kvmini's do not (the guest runs in the VM), and on
-	 * vCPU threads it slowed a Linux guest in the nested test VM more than
-	 * sevenfold. Kernels before 4.17 do not know the flag: no flag there. */
+	 * vCPU threads it only costs speed. Kernels before 4.17 do not know
+	 * the flag: no flag there. */
 	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_SPEC_ALLOW, &fprog) <
 		0 &&
 	    (errno != EINVAL || syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &fprog) < 0)) {
