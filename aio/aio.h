@@ -155,6 +155,16 @@ struct aio_context *iothread_get_aio_context(struct iothread *it);
 void iothread_destroy(struct iothread *it);
 
 /*
+ * The threads aio starts call a hook first thing, named and before any
+ * work: kvmini's top level puts each into its sandbox (vmm/sandbox.h).
+ * Main thread, before the first iothread_new; NULL removes it. The hook
+ * runs on the new thread with the creator's seccomp filter in force.
+ */
+enum aio_thread_kind { AIO_THREAD_IOTHREAD, AIO_THREAD_WORKER };
+typedef void aio_thread_hook_fn(enum aio_thread_kind kind);
+void aio_set_thread_hook(aio_thread_hook_fn *hook);
+
+/*
  * Holding a context. At any moment at most one thread holds a context: the
  * one inside aio_poll on it, or one that called aio_context_acquire. Only
  * the holder runs the context's callbacks and coroutines; the "owner

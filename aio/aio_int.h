@@ -222,11 +222,13 @@ bool aio_timers_run(struct aio_context *ctx);
 void aio_timers_cleanup(struct aio_context *ctx);
 
 /*
- * Start a helper thread with every signal blocked (signals are for the
- * threads that ask for them, e.g. vCPU kicks) and a name for debuggers.
+ * Start a helper thread of @kind with every signal blocked (signals are for
+ * the threads that ask for them, e.g. vCPU kicks); it names itself @name
+ * for debuggers and runs the thread hook (aio_set_thread_hook) before @fn.
  * Any thread. Returns 0 or a negative errno.
  */
-int aio_thread_start(pthread_t *tid, void *(*fn)(void *), void *arg, const char *name);
+int aio_thread_start(pthread_t *tid, void *(*fn)(void *), void *arg, const char *name,
+		     enum aio_thread_kind kind);
 
 /*
  * Unit tests (built with -DUNIT_TEST) may install a hook that runs at

@@ -23,21 +23,59 @@ struct iothread {
 	bool stopping;		 /* iothread only (set by its stop handler) */
 };
 
-int aio_thread_start(pthread_t *tid, void *(*fn)(void *), void *arg, const char *name)
+/* Set once by the main thread before threads exist; read by new threads
+ * (pthread_create orders the store before them). */
+static aio_thread_hook_fn *aio_thread_hook;
+
+void aio_set_thread_hook(aio_thread_hook_fn *hook)
 {
+	aio_thread_hook = hook;
+}
+
+struct aio_thread_args {
+	void *(*fn)(void *);
+	void *arg;
+	char name[16]; /* thread names are 15 chars max */
+	enum aio_thread_kind kind;
+};
+
+/* The new thread: it names itself (naming another thread would open its
+ * /proc comm file, which a sandboxed creator may not), then the hook. */
+static void *aio_thread_trampoline(void *opaque)
+{
+	struct aio_thread_args a = *(struct aio_thread_args *)opaque;
+
+	free(opaque);
+	if (a.name[0]) {
+		pthread_setname_np(pthread_self(), a.name); /* cosmetic: ignore failure */
+	}
+	if (aio_thread_hook) {
+		aio_thread_hook(a.kind);
+	}
+	return a.fn(a.arg);
+}
+
+int aio_thread_start(pthread_t *tid, void *(*fn)(void *), void *arg, const char *name,
+		     enum aio_thread_kind kind)
+{
+	struct aio_thread_args *a = calloc(1, sizeof(*a));
 	sigset_t all, old;
 	int ret;
 
+	if (!a) {
+		return -ENOMEM;
+	}
+	*a = (struct aio_thread_args){.fn = fn, .arg = arg, .kind = kind};
+	if (name) {
+		snprintf(a->name, sizeof(a->name), "%s", name);
+	}
 	/* The new thread inherits the mask: block everything across create. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	ret = -pthread_create(tid, NULL, fn, arg);
+	ret = -pthread_create(tid, NULL, aio_thread_trampoline, a);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (!ret && name) {
-		char buf[16];
-
-		snprintf(buf, sizeof(buf), "%s", name);
-		pthread_setname_np(*tid, buf); /* cosmetic: ignore failure */
+	if (ret) {
+		free(a);
 	}
 	return ret;
 }
@@ -87,7 +125,7 @@ int iothread_new(const char *name, struct iothread **out)
 	if (ret) {
 		goto err_fd;
 	}
-	ret = aio_thread_start(&it->tid, iothread_run, it, it->name);
+	ret = aio_thread_start(&it->tid, iothread_run, it, it->name, AIO_THREAD_IOTHREAD);
 	if (ret) {
 		goto err_handler;
 	}

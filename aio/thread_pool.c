@@ -161,7 +161,7 @@ static int pool_spawn_locked(struct thread_pool *pool)
 	}
 	w->pool = pool;
 	/* The worker needs the lock, held by us until w is linked in. */
-	ret = aio_thread_start(&w->tid, pool_worker_run, w, "aio-worker");
+	ret = aio_thread_start(&w->tid, pool_worker_run, w, "aio-worker", AIO_THREAD_WORKER);
 	if (ret) {
 		free(w);
 		return ret;

@@ -23,6 +23,7 @@
 #include "vmm/pci.h"
 #include "vmm/pvpanic.h"
 #include "vmm/qmp.h"
+#include "vmm/sandbox.h"
 #include "vmm/serial.h"
 #include "vmm/snapshot.h"
 #include "vmm/vm.h"
@@ -195,6 +196,14 @@ static int main_run_vm(struct main_state *ms, const struct boot_files *bf, int *
 		vm_stop(&vm);
 		goto out;
 	}
+	/* Set up: the main loop runs under its allow-list from here on (a
+	 * reboot rebuilds the VM under it too). */
+	ret = sandbox_enter(SANDBOX_MAIN);
+	if (ret < 0) {
+		err_set(err, -ret, "cannot enter the sandbox: %s", strerror(-ret));
+		vm_stop(&vm);
+		goto out;
+	}
 	while (!vm_exit_requested(&vm))
 		aio_poll(ms->ctx, true);
 	vm_stop(&vm);
@@ -221,6 +230,20 @@ out:
 	return ret;
 }
 
+/* An iothread or pool worker enters its sandbox; one that cannot would run
+ * unconfined, so the process ends (sandbox_init built the programs: only
+ * the kernel can refuse here, e.g. out of memory). */
+static void main_thread_hook(enum aio_thread_kind kind)
+{
+	int ret = sandbox_enter(kind == AIO_THREAD_IOTHREAD ? SANDBOX_IOTHREAD : SANDBOX_WORKER);
+
+	if (ret < 0) {
+		fprintf(stderr, "kvmini: %s thread: cannot enter the sandbox: %s\n",
+			kind == AIO_THREAD_IOTHREAD ? "iothread" : "worker", strerror(-ret));
+		_exit(EXIT_HOST_ERROR);
+	}
+}
+
 static int main_run(const struct vm_config *cfg)
 {
 	struct main_state ms = {.cfg = cfg, .sig_fd = -1};
@@ -235,6 +258,14 @@ static int main_run(const struct vm_config *cfg)
 		fprintf(stderr, "kvmini: %s\n", err.msg);
 		return EXIT_HOST_ERROR;
 	}
+
+	/* Before any thread: the SIGSYS reporter, rlimits, the thread hook. */
+	if (sandbox_init(!cfg->sandbox_off, &err) < 0) {
+		fprintf(stderr, "kvmini: %s\n", err.msg);
+		boot_files_close(&bf);
+		return EXIT_HOST_ERROR;
+	}
+	aio_set_thread_hook(main_thread_hook);
 
 	/* vCPU threads inherit this mask; they unblock only their kick signal. */
 	sigemptyset(&set);

@@ -39,6 +39,9 @@ const struct cli_opt cli_run_opts[] = {
     {"paused", NULL, "off",
      "start with the vCPUs stopped; kvmini ctl SOCKET\n"
      "cont starts them (needs --qmp)"},
+    {"sandbox", "MODE", "on",
+     "on: per-thread seccomp allow-lists\n"
+     "(docs/security.md); off: none, only to debug"},
     {"disk", "SPEC", "none",
      "a virtio-blk disk on a raw image (size a multiple\n"
      "of 512), repeatable up to 16; SPEC:\n"
@@ -370,6 +373,10 @@ static int cli_set(struct vm_config *cfg, const char *name, char *val, struct er
 		cfg->incoming_path = val + 5;
 	} else if (!strcmp(name, "paused")) {
 		cfg->paused = true;
+	} else if (!strcmp(name, "sandbox")) {
+		if (strcmp(val, "on") && strcmp(val, "off"))
+			return err_set(err, EINVAL, "--sandbox '%s': expected on or off", val);
+		cfg->sandbox_off = !strcmp(val, "off");
 	} else {
 		/* In cli_run_opts but not here: test_every_option_is_handled. */
 		return err_set(err, ENOSYS, "--%s: no handler in cli_set (vmm/cli.c)", name);

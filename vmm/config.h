@@ -50,6 +50,7 @@ struct vm_config {
 	const char *qmp_path;	   /* --qmp PATH */
 	const char *incoming_path; /* --incoming file:PATH */
 	bool paused;		   /* --paused: do not start the vCPUs */
+	bool sandbox_off;	   /* --sandbox off: no seccomp filters */
 	const char *inspect_path;  /* snapshot inspect FILE */
 	bool inspect_verify;
 	/* --disk option strings as given (the block layer checks them:

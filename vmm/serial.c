@@ -17,6 +17,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "vmm/sandbox.h"
 #include "vmm/serial.h"
 #include "vmm/vm.h"
 
@@ -227,8 +228,10 @@ static int serial_setup_input(struct serial *s, struct errbuf *err)
 		raw.c_lflag &= ~(unsigned)(ECHO | ECHONL | ICANON | IEXTEN);
 		raw.c_cc[VMIN] = 1;
 		raw.c_cc[VTIME] = 0;
-		if (tcsetattr(STDIN_FILENO, TCSANOW, &raw) == 0)
+		if (tcsetattr(STDIN_FILENO, TCSANOW, &raw) == 0) {
 			s->tty_raw = true;
+			sandbox_set_tty_restore(STDIN_FILENO, &s->saved_tio);
+		}
 	}
 	s->in_fd = STDIN_FILENO;
 	fcntl(s->in_fd, F_SETFL, fcntl(s->in_fd, F_GETFL) | O_NONBLOCK);
@@ -247,8 +250,10 @@ static void serial_exit(void *state)
 		aio_set_fd_handler(s->vm->main_ctx, s->in_fd, NULL, NULL, NULL);
 		fcntl(s->in_fd, F_SETFL, fcntl(s->in_fd, F_GETFL) & ~O_NONBLOCK);
 	}
-	if (s->tty_raw)
+	if (s->tty_raw) {
+		sandbox_set_tty_restore(-1, NULL);
 		tcsetattr(STDIN_FILENO, TCSANOW, &s->saved_tio);
+	}
 	if (s->own_out) {
 		fsync(s->out_fd);
 		close(s->out_fd);

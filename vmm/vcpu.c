@@ -14,6 +14,7 @@
 #include "vmm/crash.h"
 #include "vmm/layout.h"
 #include "vmm/pvh.h"
+#include "vmm/sandbox.h"
 #include "vmm/vcpu.h"
 
 #define SIG_KICK SIGUSR1
@@ -316,6 +317,7 @@ static void *vcpu_thread(void *arg)
 	struct sigaction sa = {.sa_handler = vcpu_kick_handler}; /* no SA_RESTART */
 	sigset_t set;
 	char name[16];
+	int e;
 
 	snprintf(name, sizeof(name), "vcpu%d", vcpu->id);
 	pthread_setname_np(pthread_self(), name);
@@ -323,6 +325,15 @@ static void *vcpu_thread(void *arg)
 	sigemptyset(&set);
 	sigaddset(&set, SIG_KICK);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	/* Set up: from here on only the vCPU's allow-list. */
+	e = sandbox_enter(SANDBOX_VCPU);
+	if (e < 0) {
+		fprintf(stderr, "kvmini: vcpu %d: cannot enter the sandbox: %s\n", vcpu->id,
+			strerror(-e));
+		g->end(g->opaque, VCPU_END_HOST_ERROR);
+		vcpu_thread_done(vcpu);
+		return NULL;
+	}
 
 	/* Pairs with the store in vcpu_group_stop(). */
 	while (!atomic_load(&g->stopping)) {

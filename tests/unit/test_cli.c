@@ -164,6 +164,22 @@ static void test_bad_input(void **st)
 	bad("--reboot takes no value", "run", "--kernel", "k", "--reboot=yes", NULL);
 }
 
+static void test_sandbox_option(void **st)
+{
+	struct vm_config c;
+	struct errbuf e;
+	enum cli_command cmd;
+
+	assert_int_equal(parse(&c, &cmd, &e, "run", "--kernel", "k", NULL), 0);
+	assert_false(c.sandbox_off); /* on by default */
+	assert_int_equal(parse(&c, &cmd, &e, "run", "--kernel", "k", "--sandbox", "off", NULL), 0);
+	assert_true(c.sandbox_off);
+	assert_int_equal(parse(&c, &cmd, &e, "run", "--kernel", "k", "--sandbox=on", NULL), 0);
+	assert_false(c.sandbox_off);
+	bad("--sandbox 'no': expected on or off", "run", "--kernel", "k", "--sandbox", "no", NULL);
+	bad("--sandbox", "run", "--kernel", "k", "--sandbox", NULL);
+}
+
 static void test_disks(void **st)
 {
 	struct vm_config c;
@@ -551,6 +567,7 @@ int main(void)
 	    cmocka_unit_test(test_docs_match_option_table),
 	    cmocka_unit_test(test_ctl_command),
 	    cmocka_unit_test(test_every_option_is_handled),
+	    cmocka_unit_test(test_sandbox_option),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

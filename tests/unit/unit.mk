@@ -96,3 +96,7 @@ test_acpi_DEPS := vmm/acpi.h vmm/layout.h
 UNIT_TESTS += test_vhost_user
 test_vhost_user_SRCS := devices/virtio/vhost_user.c vmm/memory.c vmm/util.c
 test_vhost_user_DEPS := devices/virtio/vhost_user.h vmm/memory.h
+
+UNIT_TESTS += test_sandbox
+test_sandbox_SRCS := vmm/sandbox.c vmm/util.c
+test_sandbox_DEPS := vmm/sandbox.h
