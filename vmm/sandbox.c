@@ -107,6 +107,14 @@ static const uint32_t vcpu_ioctls[] = {
 };
 static const struct sandbox_rule rules_vcpu[] = {
     ALLOW_IN(ioctl, 1, vcpu_ioctls),
+    /* vhost-user-blk: DRIVER_OK / queue_enable wait for the backend's
+     * acknowledgement over its socket, on the vCPU that wrote them. */
+    ALLOW(sendmsg),
+    ALLOW(recvmsg),
+    ALLOW(recvfrom),
+    ALLOW(poll),
+    ALLOW(ppoll),
+    ALLOW(shutdown),
 };
 
 /* Pool worker: the blocking disk I/O of aio=threads. */
@@ -212,6 +220,9 @@ static const struct sandbox_rule rules_main[] = {
     ALLOW(recvmsg),
     ALLOW(poll),
     ALLOW(ppoll),
+    ALLOW(shutdown),
+    /* vhost-user-blk: guest RAM as a sealed memfd (a reboot makes it anew) */
+    ALLOW(memfd_create),
 };
 
 struct rule_set {
