@@ -25,6 +25,7 @@ const char cli_usage[] =
     "  --serial MODE          stdio (default) | file=PATH | none\n"
     "  --timeout SECONDS      stop the VM and exit 124 after SECONDS\n"
     "  --reboot               a guest reset reboots the VM (default: exit 0)\n"
+    "  --qmp PATH[,mode=OCTAL] QMP server on a UNIX socket (mode default 0600)\n"
     "  --disk path=FILE[,readonly=on][,serial=STR][,aio=auto|threads|io_uring]\n"
     "         [,werror=report|stop|ignore|enospc][,rerror=report|stop|ignore]\n"
     "                         a virtio-blk disk backed by a raw image (repeatable;\n"
@@ -278,9 +279,24 @@ static int cli_set(struct vm_config *cfg, const char *name, char *val, struct er
 				       CONFIG_MAX_IVSHMEM);
 		cfg->ivshmem[cfg->nivshmem++] = val;
 	} else if (!strcmp(name, "qmp")) {
+		char *opt = strstr(val, ",mode="), *end;
+		unsigned long mode = 0600;
+
+		if (opt) { /* the socket's permissions; its path ends there */
+			*opt = '\0';
+			errno = 0;
+			mode = strtoul(opt + 6, &end, 8);
+			if (opt[6] < '0' || opt[6] > '7' || errno || *end || mode > 0777)
+				return err_set(
+				    err, EINVAL,
+				    "--qmp: mode '%s' is not an octal mode (0..0777, e.g. "
+				    "0660)",
+				    opt + 6);
+		}
 		if (!val[0])
 			return err_set(err, EINVAL, "--qmp: empty path");
 		cfg->qmp_path = val;
+		cfg->qmp_mode = (unsigned)mode;
 	} else if (!strcmp(name, "incoming")) {
 		if (strncmp(val, "file:", 5) != 0 || !val[5])
 			return err_set(err, EINVAL, "--incoming '%s': expected file:PATH", val);
