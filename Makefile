@@ -3,6 +3,7 @@
 #   make deps    install every Debian package needed (apt-get)
 #   make test    layering check + unit tests (cmocka) + system tests (pytest)
 #   make run     boot build/guest/demo.elf
+#   make soak    1000-cycle snapshot/restore soak (in the test VM)
 #   make bench   benchmarks, kvmini beside QEMU
 #   make clean
 #
@@ -57,7 +58,7 @@ BENCH_DEPS  :=
 KVMINI_SRCS := $(MAIN_SRCS) $(VMM_SRCS) $(DEV_SRCS) $(AIO_SRCS)
 KVMINI_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(KVMINI_SRCS))
 
-.PHONY: all deps deps-if-missing test check-layering unit kvmbox-test system run bench clean format
+.PHONY: all deps deps-if-missing test check-layering unit kvmbox-test system soak run bench clean format
 all: deps-if-missing $(BUILD)/kvmini guests
 
 deps:
@@ -122,6 +123,12 @@ check-layering:
 	$(PYTHON) scripts/check-layering
 
 test: check-layering unit kvmbox-test system $(EXTRA_TESTS)
+
+# Long soak: 1000 snapshot cycles per phase (tests/system/test_soak.py; its
+# short form is part of `make test`).
+soak: all
+	KVMINI_TEST_REQUIRE_KVM=1 KVMINI_SOAK_CYCLES=1000 $(KVMBOX_RUN) $(PYTHON) -m pytest -q -rP \
+		tests/system/test_soak.py
 
 run: all
 	$(KVMBOX_RUN) $(BUILD)/kvmini run --kernel $(BUILD)/guest/demo.elf --cpus 2 --cmdline "hello from make run"

@@ -336,6 +336,24 @@ static void copy_file(const char *from, const char *to)
 	close(out);
 }
 
+/* A fresh copy @bad of the good snapshot @good, opened for surgery. */
+static void sf_fresh(struct snapfile *sf, const char *good, const char *bad)
+{
+	copy_file(good, bad);
+	sf_open(sf, bad);
+}
+
+/* A busy VM saved to "good.snap" (@good); @bad names a scratch file. */
+static struct fake_vm *saved_vm(char *good, char *bad, const char *badname)
+{
+	struct fake_vm *a = busy_vm();
+
+	path_in(good, 128, "good.snap");
+	path_in(bad, 128, badname);
+	save_ok(a, good);
+	return a;
+}
+
 /* Restore must fail with a one-line message containing @needle. */
 static void expect_refused(const char *path, const char *needle)
 {
@@ -517,23 +535,17 @@ static void test_save_planted_links(void **st)
  * payload by its own. */
 static void test_crc(void **st)
 {
-	struct fake_vm *a = busy_vm();
 	char good[128], bad[128];
+	struct fake_vm *a = saved_vm(good, bad, "bad.snap");
 	struct snapfile sf;
 
-	path_in(good, sizeof(good), "good.snap");
-	path_in(bad, sizeof(bad), "bad.snap");
-	save_ok(a, good);
-
-	copy_file(good, bad);
-	sf_open(&sf, bad);
+	sf_fresh(&sf, good, bad);
 	sf.h.reserved = 1; /* header changed, CRC not */
 	assert_int_equal(pwrite(sf.fd, &sf.h, sizeof(sf.h), 0), sizeof(sf.h));
 	close(sf.fd);
 	expect_refused(bad, "header is corrupted");
 
-	copy_file(good, bad);
-	sf_open(&sf, bad);
+	sf_fresh(&sf, good, bad);
 	sf.t[0].pad[0] = 1; /* table changed, CRC not */
 	assert_int_equal(pwrite(sf.fd, sf.t, sizeof(sf.t[0]), (off_t)sf.h.table_offset),
 			 sizeof(sf.t[0]));
@@ -548,8 +560,7 @@ static void test_crc(void **st)
 		uint8_t byte;
 		int i;
 
-		copy_file(good, bad);
-		sf_open(&sf, bad);
+		sf_fresh(&sf, good, bad);
 		i = sf_find(&sf, s);
 		assert_int_equal(pread(sf.fd, &byte, 1, (off_t)sf.t[i].offset), 1);
 		byte ^= 0x40;
@@ -566,8 +577,7 @@ static void test_crc(void **st)
 		uint8_t byte = 0;
 		int i;
 
-		copy_file(good, bad);
-		sf_open(&sf, bad);
+		sf_fresh(&sf, good, bad);
 		i = sf_find(&sf, "ram");
 		{
 			uint8_t *p = sf_payload(&sf, i);
@@ -589,13 +599,10 @@ static void test_crc(void **st)
 /* Cut anywhere: a one-line error, never a crash or a partial load. */
 static void test_truncation(void **st)
 {
-	struct fake_vm *a = busy_vm();
 	char good[128], bad[128];
+	struct fake_vm *a = saved_vm(good, bad, "cut.snap");
 	struct stat sb;
 
-	path_in(good, sizeof(good), "good.snap");
-	path_in(bad, sizeof(bad), "cut.snap");
-	save_ok(a, good);
 	assert_int_equal(stat(good, &sb), 0);
 	for (off_t len = 0; len < sb.st_size; len = len < 256 ? len + 17 : len * 2) {
 		copy_file(good, bad);
@@ -618,22 +625,16 @@ static void test_truncation(void **st)
 /* Version skew: a newer file format, a newer section version. */
 static void test_versions(void **st)
 {
-	struct fake_vm *a = busy_vm();
 	char good[128], bad[128];
+	struct fake_vm *a = saved_vm(good, bad, "ver.snap");
 	struct snapfile sf;
 
-	path_in(good, sizeof(good), "good.snap");
-	path_in(bad, sizeof(bad), "ver.snap");
-	save_ok(a, good);
-
-	copy_file(good, bad);
-	sf_open(&sf, bad);
+	sf_fresh(&sf, good, bad);
 	sf.h.format = 2;
 	sf_close_resealed(&sf);
 	expect_refused(bad, "format version 2, kvmini reads 1");
 
-	copy_file(good, bad);
-	sf_open(&sf, bad);
+	sf_fresh(&sf, good, bad);
 	memcpy(sf.h.magic, "QEVM\0\0\0\3", 8);
 	sf_close_resealed(&sf);
 	expect_refused(bad, "not a kvmini snapshot");
@@ -642,8 +643,7 @@ static void test_versions(void **st)
 	     *s; s += strlen(s) + 1) {
 		char needle[96];
 
-		copy_file(good, bad);
-		sf_open(&sf, bad);
+		sf_fresh(&sf, good, bad);
 		sf.t[sf_find(&sf, s)].version = 7;
 		sf_close_resealed(&sf);
 		snprintf(needle, sizeof(needle), "section '%s' has version 7, kvmini reads 1", s);
@@ -655,30 +655,24 @@ static void test_versions(void **st)
 /* The table itself: counts, names, places, duplicates, extras. */
 static void test_table(void **st)
 {
-	struct fake_vm *a = busy_vm();
 	char good[128], bad[128];
+	struct fake_vm *a = saved_vm(good, bad, "tab.snap");
 	struct snapfile sf;
 	struct stat sb;
 
-	path_in(good, sizeof(good), "good.snap");
-	path_in(bad, sizeof(bad), "tab.snap");
-	save_ok(a, good);
 	assert_int_equal(stat(good, &sb), 0);
 
-	copy_file(good, bad);
-	sf_open(&sf, bad);
+	sf_fresh(&sf, good, bad);
 	sf.h.nsections = 0;
 	sf_close_resealed(&sf);
 	expect_refused(bad, "bad section table");
 
-	copy_file(good, bad);
-	sf_open(&sf, bad);
+	sf_fresh(&sf, good, bad);
 	sf.h.nsections = 65;
 	sf_close_resealed(&sf);
 	expect_refused(bad, "bad section table");
 
-	copy_file(good, bad);
-	sf_open(&sf, bad);
+	sf_fresh(&sf, good, bad);
 	sf.h.table_offset = (uint64_t)sb.st_size - 10;
 	sf.h.header_crc = 0;
 	sf.h.header_crc = crc32_update(0, &sf.h, sizeof(sf.h));
@@ -686,45 +680,38 @@ static void test_table(void **st)
 	close(sf.fd);
 	expect_refused(bad, "bad section table");
 
-	copy_file(good, bad);
-	sf_open(&sf, bad);
+	sf_fresh(&sf, good, bad);
 	memset(sf.t[2].name, 'x', sizeof(sf.t[2].name)); /* no NUL */
 	sf_close_resealed(&sf);
 	expect_refused(bad, "section 2 has a bad name");
 
-	copy_file(good, bad);
-	sf_open(&sf, bad);
+	sf_fresh(&sf, good, bad);
 	sf.t[3].offset = UINT64_MAX - 4;
 	sf_close_resealed(&sf);
 	expect_refused(bad, "lies outside the file");
 
-	copy_file(good, bad);
-	sf_open(&sf, bad);
+	sf_fresh(&sf, good, bad);
 	sf.t[3].offset = 8; /* inside the header */
 	sf_close_resealed(&sf);
 	expect_refused(bad, "lies outside the file");
 
-	copy_file(good, bad);
-	sf_open(&sf, bad);
+	sf_fresh(&sf, good, bad);
 	sf.t[sf_find(&sf, "vcpu.1")].length = 1ULL << 40;
 	sf_close_resealed(&sf);
 	expect_refused(bad, "lies outside the file");
 
-	copy_file(good, bad);
-	sf_open(&sf, bad);
+	sf_fresh(&sf, good, bad);
 	snprintf(sf.t[sf_find(&sf, "pit")].name, 24, "vcpu.0");
 	sf_close_resealed(&sf);
 	expect_refused(bad, "section 'vcpu.0' appears twice");
 
-	copy_file(good, bad);
-	sf_open(&sf, bad);
+	sf_fresh(&sf, good, bad);
 	snprintf(sf.t[sf_find(&sf, "pit")].name, 24, "gpu");
 	sf_close_resealed(&sf);
 	expect_refused(bad, "section 'pit' is missing");
 
 	/* A section nobody reads: a file from another machine. */
-	copy_file(good, bad);
-	sf_open(&sf, bad);
+	sf_fresh(&sf, good, bad);
 	snprintf(sf.t[sf_find(&sf, "mem.shm0")].name, 24, "mem.other");
 	sf_close_resealed(&sf);
 	expect_refused(bad, "section 'mem.shm0' is missing");
@@ -734,16 +721,12 @@ static void test_table(void **st)
 /* Each section's content is checked against the VM before use. */
 static void test_section_validation(void **st)
 {
-	struct fake_vm *a = busy_vm(), *b;
 	char good[128], bad[128];
+	struct fake_vm *a = saved_vm(good, bad, "val.snap"), *b;
 	struct snapfile sf;
 	struct errbuf err;
 	uint8_t *p;
 	int i;
-
-	path_in(good, sizeof(good), "good.snap");
-	path_in(bad, sizeof(bad), "val.snap");
-	save_ok(a, good);
 
 	/* machine: memory, vCPUs, device count and names. */
 	{
@@ -758,8 +741,7 @@ static void test_section_validation(void **st)
 		};
 
 		for (size_t k = 0; k < sizeof(m) / sizeof(m[0]); k++) {
-			copy_file(good, bad);
-			sf_open(&sf, bad);
+			sf_fresh(&sf, good, bad);
 			i = sf_find(&sf, "machine");
 			p = sf_payload(&sf, i);
 			memcpy(p + m[k].off, &m[k].val, 4);
@@ -770,8 +752,7 @@ static void test_section_validation(void **st)
 			sf_close_resealed(&sf);
 			expect_refused(bad, m[k].needle);
 		}
-		copy_file(good, bad);
-		sf_open(&sf, bad);
+		sf_fresh(&sf, good, bad);
 		i = sf_find(&sf, "machine");
 		p = sf_payload(&sf, i);
 		memcpy(p + 16 + 32, "virtio-blk", 11); /* device 1's name */
@@ -779,15 +760,13 @@ static void test_section_validation(void **st)
 		sf_close_resealed(&sf);
 		expect_refused(bad, "snapshot device 1 is 'virtio-blk' but the command line gives "
 				    "'fakedev'");
-		copy_file(good, bad);
-		sf_open(&sf, bad);
+		sf_fresh(&sf, good, bad);
 		memset(p + 16 + 32, 'y', 32); /* no NUL */
 		sf_set_payload(&sf, i, p, sf.t[i].length);
 		sf_close_resealed(&sf);
 		expect_refused(bad, "device 1 has a bad name");
 		/* A short machine section. */
-		copy_file(good, bad);
-		sf_open(&sf, bad);
+		sf_fresh(&sf, good, bad);
 		sf_set_payload(&sf, i, p, 16);
 		sf_close_resealed(&sf);
 		expect_refused(bad, "section 'machine' has 16 bytes, expected");
@@ -795,8 +774,7 @@ static void test_section_validation(void **st)
 	}
 
 	/* irqchip: what its check refuses is refused. */
-	copy_file(good, bad);
-	sf_open(&sf, bad);
+	sf_fresh(&sf, good, bad);
 	i = sf_find(&sf, "irqchip");
 	p = sf_payload(&sf, i);
 	((struct kvm_irqchip *)p)[1].chip_id = 9;
@@ -811,8 +789,7 @@ static void test_section_validation(void **st)
 						      "RAM region 1 does not match this VM",
 						      "RAM region 0 lies outside the file"};
 
-		copy_file(good, bad);
-		sf_open(&sf, bad);
+		sf_fresh(&sf, good, bad);
 		i = sf_find(&sf, "ram");
 		p = sf_payload(&sf, i);
 		if (k == 0)
@@ -828,8 +805,7 @@ static void test_section_validation(void **st)
 	}
 
 	/* A device's own load refuses its bad state. */
-	copy_file(good, bad);
-	sf_open(&sf, bad);
+	sf_fresh(&sf, good, bad);
 	i = sf_find(&sf, "dev.1.fakedev");
 	p = sf_payload(&sf, i);
 	p[0] = 'X';
@@ -839,8 +815,7 @@ static void test_section_validation(void **st)
 	expect_refused(bad, "fakedev: bad state");
 
 	/* Shared memory of another size. */
-	copy_file(good, bad);
-	sf_open(&sf, bad);
+	sf_fresh(&sf, good, bad);
 	i = sf_find(&sf, "mem.shm0");
 	p = sf_payload(&sf, i);
 	sf_set_payload(&sf, i, p, 2048);
