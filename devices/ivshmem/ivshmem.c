@@ -563,13 +563,16 @@ static int ivshmem_open_plain(struct ivshmem *s, struct errbuf *err)
 	struct stat st;
 	int fd;
 
+	/* Not through a link: one planted in a shared directory would hand
+	 * the guest another file (as ivshmem-server --path). */
 	if (s->cfg.backend == IVSHMEM_BACKEND_SHM)
-		fd = shm_open(s->cfg.path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		fd = shm_open(s->cfg.path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	else
-		fd = open(s->cfg.path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		fd = open(s->cfg.path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return err_set(err, errno, "%s: cannot open %s '%s': %s", s->name, what,
-			       s->cfg.path, strerror(errno));
+			       s->cfg.path,
+			       errno == ELOOP ? "it is a symbolic link" : strerror(errno));
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		err_set(err, EINVAL, "%s: %s '%s' is not a regular file", s->name, what,
 			s->cfg.path);

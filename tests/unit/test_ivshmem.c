@@ -531,6 +531,14 @@ static void test_plain_sizes(void **st)
 	assert_int_equal(ivshmem_create(&env, 0, &c, &s, &err), -EINVAL);
 	assert_non_null(strstr(err.msg, "12288 bytes: a BAR needs a power of two"));
 
+	/* A link to a file of the right size: refused, not followed. */
+	snprintf(path, sizeof(path), "%s/link", F.dir);
+	assert_int_equal(symlink("m8k", path), 0);
+	c = plain_cfg("link", 8192);
+	assert_int_equal(ivshmem_create(&env, 0, &c, &s, &err), -ELOOP);
+	assert_non_null(strstr(err.msg, "is a symbolic link"));
+	unlink(path);
+
 	c = plain_cfg("nodir/x", 4096);
 	assert_int_equal(ivshmem_create(&env, 0, &c, &s, &err), -ENOENT);
 	assert_non_null(strstr(err.msg, "cannot open file"));
