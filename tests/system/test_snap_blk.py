@@ -79,9 +79,10 @@ def assert_finished(out, code, err):
 class VM:
     """A kvmini running snap-blk (or restoring it), with QMP."""
 
-    def __init__(self, tmp_path, args, stdin=subprocess.DEVNULL):
+    def __init__(self, tmp_path, args, stdin=subprocess.DEVNULL, timeout=120):
         self.sock = str(tmp_path / f"q{random.random()}.sock")
-        self.p = subprocess.Popen([KVMINI, "run", *args, "--qmp", self.sock, "--timeout", "120"],
+        self.p = subprocess.Popen([KVMINI, "run", *args, "--qmp", self.sock, "--timeout",
+                                   str(timeout)],
                                   stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.q = QMP(self.sock)
         self.out = b""

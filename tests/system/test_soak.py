@@ -20,17 +20,23 @@ import subprocess
 import time
 
 from conftest import guest, needs_kvm
-from test_snap_blk import FOREVER, MEM, VM, finish_cycles, in_flight, make_image
+from test_snap_blk import MEM, VM, finish_cycles, in_flight, make_image
 
 pytestmark = needs_kvm
 
 CYCLES = int(os.environ.get("KVMINI_SOAK_CYCLES", "10"))
+# kvmini's own --timeout, a safety net: the first process lives N cycles.
+LIFETIME = 120 + 10 * CYCLES
+# The guest runs until told ('q'): give it far more guest time than that.
+FOREVER = f"ms={1000 * 10 * LIFETIME}"
 WARMUP = 3
 RSS_SLACK_KB = 4096
 
 
-def sample(pid):
-    """(open fds, RSS in kB) of process @pid."""
+def sample(vm, i):
+    """(open fds, RSS in kB) of @vm's kvmini, which must be running."""
+    assert vm.p.poll() is None, (i, vm.finish())
+    pid = vm.p.pid
     fds = len(os.listdir(f"/proc/{pid}/fd"))
     with open(f"/proc/{pid}/status") as f:
         rss = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
@@ -72,7 +78,7 @@ def test_soak_snapshot_restore(tmp_path):
     snap = str(tmp_path / "soak.snap")
     disk = ["--disk", f"path={img}", "--memory", MEM]
     vm = VM(tmp_path, ["--kernel", guest("snap-blk"), "--cmdline", FOREVER, *disk],
-            stdin=subprocess.PIPE)
+            stdin=subprocess.PIPE, timeout=LIFETIME)
     vm.wait_output("snap-blk: running")
     held = 0
     out = ""
@@ -83,7 +89,7 @@ def test_soak_snapshot_restore(tmp_path):
     for i in range(CYCLES):
         time.sleep(0.02)
         held += migrate(vm, snap, i) > 0
-        samples.append(sample(vm.p.pid))
+        samples.append(sample(vm, i))
         if first_fds is None:
             first_fds = fd_list(vm.p.pid)
         assert vm.q.cmd("cont") == {"return": {}}, i
@@ -98,7 +104,7 @@ def test_soak_snapshot_restore(tmp_path):
         time.sleep(0.02)
         held += migrate(vm, snap, i) > 0
         if i:
-            samples.append(sample(vm.p.pid))
+            samples.append(sample(vm, i))
         if i == 1:
             first_fds = fd_list(vm.p.pid)
         if i == CYCLES:
@@ -108,7 +114,8 @@ def test_soak_snapshot_restore(tmp_path):
         assert code == 0, (i, err)
         assert "completed once each" not in o, (i, o)
         out += o
-        vm = VM(tmp_path, ["--incoming", f"file:{snap}", *disk], stdin=subprocess.PIPE)
+        vm = VM(tmp_path, ["--incoming", f"file:{snap}", *disk], stdin=subprocess.PIPE,
+                timeout=LIFETIME)
         st = vm.q.cmd("query-status")["return"]["status"]
         assert st == "running", (i, st)
     check_no_growth("restored processes", samples, first_fds)
