@@ -125,7 +125,7 @@ check-layering:
 test: check-layering unit kvmbox-test system $(EXTRA_TESTS)
 
 # Long soak: 1000 snapshot cycles per phase (tests/system/test_soak.py; its
-# short form is part of `make test`). About 40 min in the box.
+# short form is part of `make test`). About 28 min in the box.
 soak: all
 	KVMINI_TEST_REQUIRE_KVM=1 KVMINI_SOAK_CYCLES=1000 scripts/kvmbox --auto --timeout 10800 -- \
 		$(PYTHON) -m pytest -q -rP tests/system/test_soak.py
