@@ -3,6 +3,7 @@
 #   make deps    install every Debian package needed (apt-get)
 #   make test    layering check + unit tests (cmocka) + system tests (pytest)
 #   make run     boot build/guest/demo.elf
+#   make soak    1000-cycle snapshot/restore soak (in the test VM)
 #   make bench   benchmarks, kvmini beside QEMU
 #   make install PREFIX=/usr/local DESTDIR=   kvmini, its man page, bash completion
 #   make clean
@@ -64,7 +65,7 @@ KVMINI_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(KVMINI_SRCS)) $(BUILD)/obj/vers
 # or whatever KVMINI_GIT_REV=... says.
 KVMINI_GIT_REV ?= $(shell test -e .git && git describe --always --dirty --abbrev=12 2>/dev/null || echo unknown)
 
-.PHONY: all deps deps-if-missing test check-layering unit kvmbox-test system run bench clean format \
+.PHONY: all deps deps-if-missing test check-layering unit kvmbox-test system soak run bench clean format \
 	man install uninstall
 all: deps-if-missing $(BUILD)/kvmini guests
 
@@ -148,6 +149,12 @@ check-layering:
 	$(PYTHON) scripts/check-layering
 
 test: check-layering unit kvmbox-test system $(EXTRA_TESTS)
+
+# Long soak: 1000 snapshot cycles per phase (tests/system/test_soak.py; its
+# short form is part of `make test`). About 28 min in the box.
+soak: all
+	KVMINI_TEST_REQUIRE_KVM=1 KVMINI_SOAK_CYCLES=1000 scripts/kvmbox --auto --timeout 10800 -- \
+		$(PYTHON) -m pytest -q -rP tests/system/test_soak.py
 
 run: all
 	$(KVMBOX_RUN) $(BUILD)/kvmini run --kernel $(BUILD)/guest/demo.elf --cpus 2 --cmdline "hello from make run"

@@ -289,7 +289,8 @@ static int main_run(const struct vm_config *cfg)
 		fprintf(stderr, "kvmini: cannot watch signals: %s\n", strerror(errno));
 		goto out;
 	}
-	if (cfg->qmp_path && qmp_server_new(ms.ctx, cfg->qmp_path, &ms.qmp, &err) < 0) {
+	if (cfg->qmp_path &&
+	    qmp_server_new(ms.ctx, cfg->qmp_path, cfg->qmp_mode, &ms.qmp, &err) < 0) {
 		fprintf(stderr, "kvmini: %s\n", err.msg);
 		goto out;
 	}

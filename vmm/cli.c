@@ -29,9 +29,10 @@ const struct cli_opt cli_run_opts[] = {
     {"serial", "MODE", "stdio", "where COM1 goes: stdio, file=PATH or none"},
     {"timeout", "SECONDS", "none", "stop the VM after SECONDS and exit 124"},
     {"reboot", NULL, "off: a guest reset ends the VM, status 0", "a guest reset reboots the VM"},
-    {"qmp", "PATH", "none",
+    {"qmp", "PATH[,mode=OCTAL]", "none",
      "a QMP control socket at PATH, for kvmini ctl PATH\n"
-     "and QMP clients (docs/qmp.md)"},
+     "and QMP clients (docs/qmp.md); mode 0600 unless\n"
+     "mode= says otherwise"},
     {"incoming", "file:PATH", "none",
      "restore the VM saved in PATH (kvmini ctl SOCKET\n"
      "snapshot PATH) instead of booting --kernel; give the\n"
@@ -364,9 +365,24 @@ static int cli_set(struct vm_config *cfg, const char *name, char *val, struct er
 				       CONFIG_MAX_IVSHMEM);
 		cfg->ivshmem[cfg->nivshmem++] = val;
 	} else if (!strcmp(name, "qmp")) {
+		char *opt = strstr(val, ",mode="), *end;
+		unsigned long mode = 0600;
+
+		if (opt) { /* the socket's permissions; its path ends there */
+			*opt = '\0';
+			errno = 0;
+			mode = strtoul(opt + 6, &end, 8);
+			if (opt[6] < '0' || opt[6] > '7' || errno || *end || mode > 0777)
+				return err_set(
+				    err, EINVAL,
+				    "--qmp: mode '%s' is not an octal mode (0..0777, e.g. "
+				    "0660)",
+				    opt + 6);
+		}
 		if (!val[0])
 			return err_set(err, EINVAL, "--qmp: empty path");
 		cfg->qmp_path = val;
+		cfg->qmp_mode = (unsigned)mode;
 	} else if (!strcmp(name, "incoming")) {
 		if (strncmp(val, "file:", 5) != 0 || !val[5])
 			return err_set(err, EINVAL, "--incoming '%s': expected file:PATH", val);

@@ -48,6 +48,7 @@ struct vm_config {
 	uint64_t timeout_ns; /* 0: none */
 	bool reboot;
 	const char *qmp_path;	   /* --qmp PATH */
+	unsigned qmp_mode;	   /* --qmp PATH,mode=OCTAL (default 0600) */
 	const char *incoming_path; /* --incoming file:PATH */
 	bool paused;		   /* --paused: do not start the vCPUs */
 	bool sandbox_off;	   /* --sandbox off: no seccomp filters */

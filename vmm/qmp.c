@@ -3,8 +3,7 @@
  * QMP server. Clients are non-blocking UNIX stream sockets watched by the
  * main AioContext; input is split into top-level JSON objects by a small
  * scanner (so several commands in one read, or one command over many
- * reads, both work) and each object is parsed with jsmn (strict mode,
- * vmm/json.c).
+ * reads, both work) and each object is parsed with jsmn (strict mode).
  * Output is queued per client and flushed when the socket is writable, so
  * a client that does not read cannot block the main loop.
  */
@@ -21,7 +20,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "vmm/json.h"
+#define JSMN_STATIC
+#define JSMN_STRICT
+#include <jsmn.h>
+
 #include "vmm/qmp.h"
 #include "vmm/snapshot.h"
 #include "vmm/vm.h"
@@ -39,6 +41,8 @@ struct qmp_client {
 	size_t in_len;
 	/* Scanner state over in[0..in_len): see qmp_scan. */
 	size_t scan_pos;
+	size_t obj_start; /* where the unfinished object starts */
+	size_t moved;	  /* bytes compacted so far: at most what was read */
 	int depth;
 	bool in_string, escape;
 	bool discarding; /* skipping an oversized or garbled object */
@@ -66,8 +70,8 @@ struct qmp_cmd_ctx {
 	const char *json;
 	const jsmntok_t *toks;
 	int ntoks;
-	int args;     /* token index of "arguments" object, or -1 */
-	char id[256]; /* raw JSON of "id", or "" */
+	int args; /* token index of "arguments" object, or -1 */
+	char *id; /* "id" re-serialised as JSON (malloc'd), or NULL */
 };
 
 /* ---- output ---- */
@@ -155,6 +159,26 @@ static void qmp_send(struct qmp_client *c, const char *fmt, ...)
 	}
 }
 
+/* Escape @s as the inside of a JSON string. */
+static void qmp_escape(char *dst, size_t size, const char *s)
+{
+	size_t o = 0;
+
+	for (; *s && o + 7 < size; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch == '"' || ch == '\\') {
+			dst[o++] = '\\';
+			dst[o++] = (char)ch;
+		} else if (ch < 0x20) {
+			o += (size_t)snprintf(dst + o, size - o, "\\u%04x", ch);
+		} else {
+			dst[o++] = (char)ch;
+		}
+	}
+	dst[o] = '\0';
+}
+
 static void qmp_reply_error(struct qmp_cmd_ctx *x, const char *cls, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void qmp_reply_error(struct qmp_cmd_ctx *x, const char *cls, const char *fmt, ...)
@@ -165,8 +189,8 @@ static void qmp_reply_error(struct qmp_cmd_ctx *x, const char *cls, const char *
 	va_start(ap, fmt);
 	vsnprintf(desc, sizeof(desc), fmt, ap);
 	va_end(ap);
-	json_escape(esc, sizeof(esc), desc);
-	if (x->id[0])
+	qmp_escape(esc, sizeof(esc), desc);
+	if (x->id)
 		qmp_send(x->c, "{\"error\": {\"class\": \"%s\", \"desc\": \"%s\"}, \"id\": %s}",
 			 cls, esc, x->id);
 	else
@@ -175,7 +199,7 @@ static void qmp_reply_error(struct qmp_cmd_ctx *x, const char *cls, const char *
 
 static void qmp_reply(struct qmp_cmd_ctx *x, const char *ret_json)
 {
-	if (x->id[0])
+	if (x->id)
 		qmp_send(x->c, "{\"return\": %s, \"id\": %s}", ret_json, x->id);
 	else
 		qmp_send(x->c, "{\"return\": %s}", ret_json);
@@ -198,6 +222,224 @@ void qmp_event(struct qmp_server *qs, const char *name, const char *data_json)
 			    "\"microseconds\": %lld}}",
 			    name, data_json ? data_json : "{}", (long long)tv.tv_sec,
 			    (long long)tv.tv_usec);
+	}
+}
+
+/* ---- JSON helpers over jsmn tokens ---- */
+
+/* Index of the token after the value starting at @i. */
+static int tok_skip(const jsmntok_t *t, int n, int i)
+{
+	int pending = 1;
+
+	while (pending > 0 && i < n) {
+		if (t[i].type == JSMN_OBJECT)
+			pending += 2 * t[i].size;
+		else if (t[i].type == JSMN_ARRAY)
+			pending += t[i].size;
+		pending--;
+		i++;
+	}
+	return i;
+}
+
+static bool tok_eq(const char *json, const jsmntok_t *t, const char *s)
+{
+	size_t len = strlen(s);
+
+	return t->type == JSMN_STRING && (size_t)(t->end - t->start) == len &&
+	       !strncmp(json + t->start, s, len);
+}
+
+/* Value token of member @key in the object at @obj, or -1. */
+static int tok_member(const char *json, const jsmntok_t *t, int n, int obj, const char *key)
+{
+	int i = obj + 1;
+
+	if (obj < 0 || t[obj].type != JSMN_OBJECT)
+		return -1;
+	for (int m = 0; m < t[obj].size && i + 1 < n; m++) {
+		if (tok_eq(json, &t[i], key))
+			return i + 1;
+		i = tok_skip(t, n, i + 1);
+	}
+	return -1;
+}
+
+/* Copy a string token (without unescaping: our names never need it). */
+static bool tok_str(const char *json, const jsmntok_t *t, char *dst, size_t size)
+{
+	size_t len = (size_t)(t->end - t->start);
+
+	if (t->type != JSMN_STRING || len >= size || memchr(json + t->start, '\\', len))
+		return false;
+	memcpy(dst, json + t->start, len);
+	dst[len] = '\0';
+	return true;
+}
+
+/* Is @p[0..len) one JSON number (RFC 8259 grammar)? */
+static bool json_number_ok(const char *p, size_t len)
+{
+	size_t i = 0, d;
+
+	if (i < len && p[i] == '-')
+		i++;
+	if (i < len && p[i] == '0')
+		i++;
+	else if (i < len && p[i] >= '1' && p[i] <= '9')
+		while (i < len && p[i] >= '0' && p[i] <= '9')
+			i++;
+	else
+		return false;
+	if (i < len && p[i] == '.') {
+		for (d = ++i; i < len && p[i] >= '0' && p[i] <= '9'; i++)
+			;
+		if (i == d)
+			return false;
+	}
+	if (i < len && (p[i] == 'e' || p[i] == 'E')) {
+		i++;
+		if (i < len && (p[i] == '+' || p[i] == '-'))
+			i++;
+		for (d = i; i < len && p[i] >= '0' && p[i] <= '9'; i++)
+			;
+		if (i == d)
+			return false;
+	}
+	return i == len;
+}
+
+/* Length of the UTF-8 sequence at @p (at most @len bytes), 0 if invalid. */
+static size_t utf8_len(const unsigned char *p, size_t len)
+{
+	size_t n;
+
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] < 0xe0)
+		n = 2;
+	else if (p[0] >= 0xe0 && p[0] < 0xf0)
+		n = 3;
+	else if (p[0] >= 0xf0 && p[0] < 0xf5)
+		n = 4;
+	else
+		return 0;
+	if (n > len)
+		return 0;
+	for (size_t i = 1; i < n; i++)
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+	if ((n == 3 && p[0] == 0xe0 && p[1] < 0xa0) || (n == 3 && p[0] == 0xed && p[1] >= 0xa0) ||
+	    (n == 4 && p[0] == 0xf0 && p[1] < 0x90) || (n == 4 && p[0] == 0xf4 && p[1] >= 0x90))
+		return 0; /* overlong, surrogate, beyond U+10FFFF */
+	return n;
+}
+
+/*
+ * Check the value at token @i is JSON and return the index of the token
+ * after it, or -1: jsmn's strict mode leaves some of that to us (a key
+ * without a value, a primitive such as 'tru' or '01').
+ */
+static int tok_check(const char *json, const jsmntok_t *t, int n, int i, int depth)
+{
+	const char *p = json + t[i].start;
+	size_t len = (size_t)(t[i].end - t[i].start);
+	int next = i + 1;
+
+	if (depth > QMP_MAX_TOKENS)
+		return -1;
+	switch (t[i].type) {
+	case JSMN_STRING:
+		return t[i].size == 0 ? next : -1;
+	case JSMN_PRIMITIVE:
+		if ((len == 4 && !memcmp(p, "true", 4)) || (len == 5 && !memcmp(p, "false", 5)) ||
+		    (len == 4 && !memcmp(p, "null", 4)) || json_number_ok(p, len))
+			return t[i].size == 0 ? next : -1;
+		return -1;
+	case JSMN_OBJECT:
+	case JSMN_ARRAY:
+		for (int m = 0; m < t[i].size; m++) {
+			if (next >= n)
+				return -1;
+			if (t[i].type == JSMN_OBJECT) {
+				/* A key is a string whose one child is its value. */
+				if (t[next].type != JSMN_STRING || t[next].size != 1 || ++next >= n)
+					return -1;
+			}
+			next = tok_check(json, t, n, next, depth + 1);
+			if (next < 0)
+				return -1;
+		}
+		return next;
+	default:
+		return -1;
+	}
+}
+
+/*
+ * Write the value at token @i as JSON to @dst (room for 6 bytes per input
+ * byte plus 1 is always enough) and return the index of the next token,
+ * or -1 if a string is not UTF-8 (tok_check ran first). Strings keep their
+ * escapes (jsmn's strict mode checked them) and get raw control characters
+ * escaped.
+ */
+static int tok_serialize(const char *json, const jsmntok_t *t, int n, int i, char *dst, size_t *o)
+{
+	const char *p = json + t[i].start;
+	size_t len = (size_t)(t[i].end - t[i].start);
+	int next = i + 1;
+
+	switch (t[i].type) {
+	case JSMN_STRING:
+		dst[(*o)++] = '"';
+		for (size_t k = 0; k < len;) {
+			unsigned char ch = (unsigned char)p[k];
+			size_t u = utf8_len((const unsigned char *)p + k, len - k);
+
+			if (!u)
+				return -1;
+			if (ch < 0x20) {
+				*o += (size_t)sprintf(dst + *o, "\\u%04x", ch);
+			} else {
+				memcpy(dst + *o, p + k, u);
+				*o += u;
+			}
+			k += u;
+		}
+		dst[(*o)++] = '"';
+		return next;
+	case JSMN_PRIMITIVE: /* checked by tok_check */
+		memcpy(dst + *o, p, len);
+		*o += len;
+		return next;
+	case JSMN_OBJECT:
+	case JSMN_ARRAY: {
+		bool obj = t[i].type == JSMN_OBJECT;
+
+		dst[(*o)++] = obj ? '{' : '[';
+		for (int m = 0; m < t[i].size; m++) {
+			if (next >= n)
+				return -1;
+			if (m)
+				dst[(*o)++] = ',';
+			if (obj) {
+				if (t[next].type != JSMN_STRING)
+					return -1;
+				next = tok_serialize(json, t, n, next, dst, o);
+				if (next < 0 || next >= n)
+					return -1;
+				dst[(*o)++] = ':';
+			}
+			next = tok_serialize(json, t, n, next, dst, o);
+			if (next < 0)
+				return -1;
+		}
+		dst[(*o)++] = obj ? '}' : ']';
+		return next;
+	}
+	default:
+		return -1;
 	}
 }
 
@@ -309,13 +551,13 @@ static void cmd_migrate(struct qmp_cmd_ctx *x)
 	char uri[4096];
 	struct errbuf err;
 	struct snapshot_stats stats;
-	int u = json_member(x->json, x->toks, x->ntoks, x->args, "uri");
+	int u = tok_member(x->json, x->toks, x->ntoks, x->args, "uri");
 	bool was_running;
 	int64_t t0;
 
 	if (!qmp_need_vm(x))
 		return;
-	if (u < 0 || !json_str(x->json, &x->toks[u], uri, sizeof(uri))) {
+	if (u < 0 || !tok_str(x->json, &x->toks[u], uri, sizeof(uri))) {
 		qmp_reply_error(x, "GenericError", "Parameter 'uri' is missing or not a string");
 		return;
 	}
@@ -365,7 +607,7 @@ static void cmd_query_migrate(struct qmp_cmd_ctx *x)
 		    (long long)qs->migrate_ms, (unsigned long long)qs->migrate_bytes,
 		    qs->vm ? (unsigned long long)qs->vm->mem.ram_size : 0ULL);
 	} else {
-		json_escape(esc, sizeof(esc), qs->migrate_err);
+		qmp_escape(esc, sizeof(esc), qs->migrate_err);
 		snprintf(buf, sizeof(buf), "{\"status\": \"failed\", \"error-desc\": \"%s\"}", esc);
 	}
 	qmp_reply(x, buf);
@@ -398,14 +640,52 @@ static const struct qmp_command qmp_commands[] = {
     {"query-block", cmd_query_block},
 };
 
+/* Run the command in @x's object, its id already taken. */
+static void qmp_run(struct qmp_cmd_ctx *x)
+{
+	const char *json = x->json;
+	const jsmntok_t *toks = x->toks;
+	int n = x->ntoks, e = tok_member(json, toks, n, 0, "execute");
+	char name[64];
+
+	if (e < 0) {
+		qmp_reply_error(x, "GenericError", "QMP input lacks member 'execute'");
+		return;
+	}
+	if (!tok_str(json, &toks[e], name, sizeof(name))) {
+		qmp_reply_error(x, "GenericError", "QMP input member 'execute' must be a string");
+		return;
+	}
+	x->args = tok_member(json, toks, n, 0, "arguments");
+	if (x->args >= 0 && toks[x->args].type != JSMN_OBJECT) {
+		qmp_reply_error(x, "GenericError",
+				"QMP input member 'arguments' must be an object");
+		return;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(qmp_commands); i++) {
+		if (strcmp(name, qmp_commands[i].name) != 0)
+			continue;
+		if (!x->c->negotiated && qmp_commands[i].fn != cmd_qmp_capabilities) {
+			qmp_reply_error(
+			    x, "CommandNotFound",
+			    "Expecting capabilities negotiation with 'qmp_capabilities'");
+			return;
+		}
+		qmp_commands[i].fn(x);
+		return;
+	}
+	qmp_reply_error(x, "CommandNotFound", "The command %s has not been found", name);
+}
+
 static void qmp_dispatch(struct qmp_client *c, const char *json, size_t len)
 {
 	jsmntok_t toks[QMP_MAX_TOKENS];
+	jsmn_parser p;
 	struct qmp_cmd_ctx x = {.c = c, .json = json, .toks = toks, .args = -1};
-	char name[64];
-	int n, e, idt;
+	int n, idt;
 
-	n = json_parse(json, len, toks, QMP_MAX_TOKENS);
+	jsmn_init(&p);
+	n = jsmn_parse(&p, json, len, toks, QMP_MAX_TOKENS);
 	if (n < 1 || toks[0].type != JSMN_OBJECT) {
 		qmp_reply_error(&x, "GenericError",
 				n == JSMN_ERROR_NOMEM ? "JSON too complex"
@@ -413,66 +693,54 @@ static void qmp_dispatch(struct qmp_client *c, const char *json, size_t len)
 						      : "QMP input must be a JSON object");
 		return;
 	}
+	if (tok_check(json, toks, n, 0, 0) != n) {
+		qmp_reply_error(&x, "GenericError", "JSON parse error");
+		return;
+	}
 	x.ntoks = n;
-	idt = json_member(json, toks, n, 0, "id");
+	idt = tok_member(json, toks, n, 0, "id");
 	if (idt >= 0) {
-		int end = json_skip(toks, n, idt);
-		size_t l = (size_t)(toks[end - 1].end - toks[idt].start);
+		/* Echoed as any JSON value (as QEMU), re-serialised from its
+		 * tokens so that the reply is JSON whatever the input was. */
+		size_t o = 0;
 
-		/* A string id's token excludes its quotes. */
-		if (toks[idt].type == JSMN_STRING)
-			snprintf(x.id, sizeof(x.id), "\"%.*s\"", (int)l, json + toks[idt].start);
-		else if (l < sizeof(x.id))
-			snprintf(x.id, sizeof(x.id), "%.*s", (int)l, json + toks[idt].start);
-		if (toks[idt].type != JSMN_STRING && toks[end - 1].type == JSMN_STRING)
-			x.id[0] = '\0'; /* a structured id ending in a string: give up echoing */
-	}
-	e = json_member(json, toks, n, 0, "execute");
-	if (e < 0) {
-		qmp_reply_error(&x, "GenericError", "QMP input lacks member 'execute'");
-		return;
-	}
-	if (!json_str(json, &toks[e], name, sizeof(name))) {
-		qmp_reply_error(&x, "GenericError", "QMP input member 'execute' must be a string");
-		return;
-	}
-	x.args = json_member(json, toks, n, 0, "arguments");
-	if (x.args >= 0 && toks[x.args].type != JSMN_OBJECT) {
-		qmp_reply_error(&x, "GenericError",
-				"QMP input member 'arguments' must be an object");
-		return;
-	}
-	for (size_t i = 0; i < ARRAY_SIZE(qmp_commands); i++) {
-		if (strcmp(name, qmp_commands[i].name) != 0)
-			continue;
-		if (!c->negotiated && qmp_commands[i].fn != cmd_qmp_capabilities) {
-			qmp_reply_error(
-			    &x, "CommandNotFound",
-			    "Expecting capabilities negotiation with 'qmp_capabilities'");
+		x.id = malloc(6 * len + 1);
+		if (!x.id) {
+			qmp_client_close(c);
 			return;
 		}
-		qmp_commands[i].fn(&x);
-		return;
+		if (tok_serialize(json, toks, n, idt, x.id, &o) < 0) {
+			free(x.id);
+			x.id = NULL;
+			qmp_reply_error(&x, "GenericError", "JSON parse error: 'id' is not UTF-8");
+			return;
+		}
+		x.id[o] = '\0';
 	}
-	qmp_reply_error(&x, "CommandNotFound", "The command %s has not been found", name);
+	qmp_run(&x);
+	free(x.id);
 }
 
 /*
  * Find complete top-level objects in c->in and dispatch them. Text outside
  * an object (other than whitespace) is a parse error reported once per
  * run; an object larger than the buffer is discarded with an error.
+ *
+ * Linear in the input however it arrives: each byte is scanned once, and
+ * an unfinished object stays where it is until the buffer is full; only
+ * then is it moved to the front, once (no per-read memmove).
  */
 static void qmp_scan(struct qmp_client *c)
 {
-	size_t start = 0, i;
 	bool garbage = false;
+	size_t i;
 
 	for (i = c->scan_pos; i < c->in_len && c->fd >= 0; i++) {
 		char ch = c->in[i];
 
 		if (c->depth == 0) {
 			if (ch == '{') {
-				start = i;
+				c->obj_start = i;
 				c->depth = 1;
 				c->in_string = c->escape = false;
 			} else if (ch != ' ' && ch != '\t' && ch != '\r' && ch != '\n') {
@@ -508,31 +776,31 @@ static void qmp_scan(struct qmp_client *c)
 				c->discarding = false;
 				qmp_reply_error(&x, "GenericError", "QMP input too large");
 			} else {
-				qmp_dispatch(c, c->in + start, i + 1 - start);
+				qmp_dispatch(c, c->in + c->obj_start, i + 1 - c->obj_start);
 			}
-			start = i + 1;
 		}
 	}
 	if (c->fd < 0)
 		return;
+	c->scan_pos = i;
 	if (garbage) {
 		struct qmp_cmd_ctx x = {.c = c};
 
 		qmp_reply_error(&x, "GenericError", "JSON parse error");
 	}
-	/* Keep only the unfinished object. */
 	if (c->depth == 0) {
-		c->in_len = 0;
-		c->scan_pos = 0;
-	} else {
-		memmove(c->in, c->in + start, c->in_len - start);
-		c->in_len -= start;
+		c->in_len = c->scan_pos = c->obj_start = 0;
+	} else if (c->in_len == sizeof(c->in) && c->obj_start > 0) {
+		/* Full: move the unfinished object to the front. */
+		c->in_len -= c->obj_start;
+		memmove(c->in, c->in + c->obj_start, c->in_len);
+		c->moved += c->in_len;
 		c->scan_pos = c->in_len;
-		if (c->in_len == sizeof(c->in)) {
-			/* Too large: drop what we have, keep scanning for its end. */
-			c->discarding = true;
-			c->in_len = c->scan_pos = 0;
-		}
+		c->obj_start = 0;
+	} else if (c->in_len == sizeof(c->in)) {
+		/* Too large: drop what we have, keep scanning for its end. */
+		c->discarding = true;
+		c->in_len = c->scan_pos = 0;
 	}
 }
 
@@ -625,13 +893,14 @@ static void qmp_accept(void *opaque)
 		 "\"package\": \"kvmini " KVMINI_VERSION "\"}, \"capabilities\": []}}");
 }
 
-int qmp_server_new(struct aio_context *ctx, const char *path, struct qmp_server **out,
-		   struct errbuf *err)
+int qmp_server_new(struct aio_context *ctx, const char *path, unsigned mode,
+		   struct qmp_server **out, struct errbuf *err)
 {
 	struct sockaddr_un addr = {.sun_family = AF_UNIX};
 	struct qmp_server *qs;
 	struct stat st;
-	int ret;
+	mode_t old_umask;
+	int ret, r;
 
 	if (strlen(path) >= sizeof(addr.sun_path))
 		return err_set(err, ENAMETOOLONG, "--qmp '%s': socket path too long (max %zu)",
@@ -652,8 +921,16 @@ int qmp_server_new(struct aio_context *ctx, const char *path, struct qmp_server 
 		ret = err_set(err, errno, "--qmp: socket: %s", strerror(errno));
 		goto fail;
 	}
-	if (bind(qs->listen_fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
-		ret = err_set(err, errno, "--qmp '%s': %s", path, strerror(errno));
+	/* The socket is created with exactly @mode: whoever can connect
+	 * controls the VM, so the umask must not widen it (0777 under umask
+	 * 000) and no chmod window may follow. Setup runs before any other
+	 * thread exists, so the process-wide umask is ours to flip. */
+	old_umask = umask(~(mode_t)mode & 0777);
+	r = bind(qs->listen_fd, (struct sockaddr *)&addr, sizeof(addr));
+	ret = errno;
+	umask(old_umask);
+	if (r < 0) {
+		ret = err_set(err, ret, "--qmp '%s': %s", path, strerror(ret));
 		goto fail_fd;
 	}
 	if (listen(qs->listen_fd, 4) < 0 ||

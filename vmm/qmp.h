@@ -17,10 +17,12 @@
 struct qmp_server;
 struct vm;
 
-/* Listen on @path (created; an existing socket file is replaced, anything
- * else there is an error). */
-int qmp_server_new(struct aio_context *ctx, const char *path, struct qmp_server **out,
-		   struct errbuf *err);
+/* Listen on @path, created with permissions @mode (--qmp PATH,mode=;
+ * 0600 by default), whatever the umask; an existing socket file is
+ * replaced, anything else there is an error. Main thread, before other
+ * threads exist (the umask is set around bind). */
+int qmp_server_new(struct aio_context *ctx, const char *path, unsigned mode,
+		   struct qmp_server **out, struct errbuf *err);
 
 /* Close every client and remove the socket file. */
 void qmp_server_free(struct qmp_server *qs);

@@ -266,6 +266,7 @@ static int serial_realize(struct vm *vm, const char *opts, void **state, struct 
 {
 	const struct vm_config *cfg = vm->cfg;
 	struct serial *s = calloc(1, sizeof(*s));
+	struct stat st;
 	int ret;
 
 	if (!s)
@@ -279,13 +280,25 @@ static int serial_realize(struct vm *vm, const char *opts, void **state, struct 
 		s->out_fd = STDOUT_FILENO;
 		break;
 	case SERIAL_FILE:
-		s->out_fd = open(cfg->serial_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		/* The file the user named: a regular file is replaced (new
+		 * ones 0600: a console can show secrets), a FIFO or device
+		 * written as it is; a symbolic link is refused, never
+		 * followed to clobber what it points at. */
+		s->out_fd =
+		    open(cfg->serial_path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (s->out_fd < 0) {
 			ret = err_set(err, errno, "--serial file=%s: %s", cfg->serial_path,
-				      strerror(errno));
+				      errno == ELOOP ? "is a symbolic link (name the file itself)"
+						     : strerror(errno));
 			goto fail;
 		}
 		s->own_out = true;
+		if (fstat(s->out_fd, &st) == 0 && S_ISREG(st.st_mode) &&
+		    ftruncate(s->out_fd, 0) < 0) {
+			ret = err_set(err, errno, "--serial file=%s: %s", cfg->serial_path,
+				      strerror(errno));
+			goto fail_out;
+		}
 		break;
 	case SERIAL_NONE:
 		break;

@@ -10,10 +10,12 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -253,6 +255,61 @@ static int snap_save_ram(struct snap_writer *w, struct vm *vm, struct snapshot_s
 	return snap_add(w, "ram", 1, &ram, sizeof(ram), err);
 }
 
+/*
+ * Create the temporary file for @path in @path's directory: an
+ * unpredictable name, O_EXCL|O_NOFOLLOW (nothing planted there, link or
+ * file, is opened) and mode 0600 (guest RAM is private). Fills @tmp
+ * (the name) and @dir (the directory, for the fsync after the rename).
+ */
+static int snap_create_temp(const char *path, char *tmp, size_t tmpsize, char *dir, size_t dirsize,
+			    struct errbuf *err)
+{
+	const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path;
+	size_t dlen = slash ? (size_t)(slash - path) : 0;
+
+	if (!*base)
+		return err_set(err, EISDIR, "snapshot: '%s' names a directory, not a file", path);
+	if (dlen + 2 > dirsize)
+		return err_set(err, ENAMETOOLONG, "snapshot: path too long");
+	if (!slash)
+		snprintf(dir, dirsize, ".");
+	else if (dlen == 0)
+		snprintf(dir, dirsize, "/");
+	else
+		snprintf(dir, dirsize, "%.*s", (int)dlen, path);
+	for (int tries = 0; tries < 16; tries++) {
+		uint64_t rnd;
+		int fd;
+
+		if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
+			return err_set(err, EIO, "snapshot: getrandom failed: %s", strerror(errno));
+		if ((size_t)snprintf(tmp, tmpsize, "%s/.%s.tmp.%016llx", dir, base,
+				     (unsigned long long)rnd) >= tmpsize)
+			return err_set(err, ENAMETOOLONG, "snapshot: path too long");
+		fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd >= 0 || errno != EEXIST)
+			return fd >= 0 ? fd
+				       : err_set(err, errno,
+						 "snapshot: cannot create a file in '%s': %s", dir,
+						 strerror(errno));
+	}
+	return err_set(err, EEXIST, "snapshot: cannot create a temporary file in '%s'", dir);
+}
+
+/* Make the rename durable: the directory entry is data of the directory. */
+static int snap_sync_dir(const char *dir, struct errbuf *err)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int ret = 0;
+
+	if (fd < 0 || fsync(fd) < 0)
+		ret = err_set(err, errno, "snapshot: cannot sync directory '%s': %s", dir,
+			      strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
 int snapshot_save(struct vm *vm, const char *path, struct snapshot_stats *stats, struct errbuf *err)
 {
 	struct snap_writer *w;
@@ -261,25 +318,27 @@ int snapshot_save(struct vm *vm, const char *path, struct snapshot_stats *stats,
 	struct vcpu_state *sv = NULL;
 	struct irqchip_state *ic = NULL;
 	uint8_t *devbuf = NULL;
-	char tmp[4096], name[24];
+	char *tmp = NULL, *dir = NULL, name[24];
 	int ret;
 
 	memset(stats, 0, sizeof(*stats));
 	if (!vm->devices_paused)
 		return err_set(err, EINVAL, "snapshot: the VM is not paused");
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid()) >= sizeof(tmp))
-		return err_set(err, ENAMETOOLONG, "snapshot: path too long");
 	w = calloc(1, sizeof(*w));
 	sv = malloc(sizeof(*sv));
 	ic = malloc(sizeof(*ic));
 	devbuf = malloc(SNAP_DEV_MAX);
-	if (!w || !sv || !ic || !devbuf) {
+	tmp = malloc(PATH_MAX);
+	dir = malloc(PATH_MAX);
+	if (w)
+		w->fd = -1;
+	if (!w || !sv || !ic || !devbuf || !tmp || !dir) {
 		ret = err_set(err, ENOMEM, "snapshot: out of memory");
 		goto out;
 	}
-	w->fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	w->fd = snap_create_temp(path, tmp, PATH_MAX, dir, PATH_MAX, err);
 	if (w->fd < 0) {
-		ret = err_set(err, errno, "snapshot: cannot create '%s': %s", tmp, strerror(errno));
+		ret = w->fd;
 		goto out;
 	}
 	w->pos = sizeof(h);
@@ -366,7 +425,9 @@ int snapshot_save(struct vm *vm, const char *path, struct snapshot_stats *stats,
 	ret = snap_pwrite(w, &h, sizeof(h), 0, err);
 	if (ret < 0)
 		goto fail;
-	if (fdatasync(w->fd) < 0) {
+	/* The data, then the name: a crash leaves the old file or the new,
+	 * complete one. rename replaces a link at @path, never follows it. */
+	if (fsync(w->fd) < 0) {
 		ret = err_set(err, errno, "snapshot: sync failed: %s", strerror(errno));
 		goto fail;
 	}
@@ -375,14 +436,19 @@ int snapshot_save(struct vm *vm, const char *path, struct snapshot_stats *stats,
 			      strerror(errno));
 		goto fail;
 	}
+	ret = snap_sync_dir(dir, err);
+	if (ret < 0)
+		goto out;
 	stats->file_bytes = w->written;
 	ret = 0;
 	goto out;
 fail:
 	unlink(tmp);
 out:
-	if (w && w->fd > 0)
+	if (w && w->fd >= 0)
 		close(w->fd);
+	free(dir);
+	free(tmp);
 	free(devbuf);
 	free(ic);
 	free(sv);

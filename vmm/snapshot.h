@@ -30,9 +30,11 @@ struct snapshot_stats {
 
 /*
  * Save @vm, which must be paused (vm_pause; -EINVAL otherwise), to @path. Written to a
- * temporary file beside it, synced, then renamed over @path: a crash never
- * leaves a half-written snapshot, and a VM restored from @path keeps its
- * mapping of the old file.
+ * temporary file beside it (an unpredictable name, created O_EXCL|O_NOFOLLOW,
+ * mode 0600), synced, renamed over @path (a link there is replaced, not
+ * followed), then the directory is synced: a crash never leaves a
+ * half-written snapshot, and a VM restored from @path keeps its mapping of
+ * the old file.
  */
 int snapshot_save(struct vm *vm, const char *path, struct snapshot_stats *stats,
 		  struct errbuf *err);

@@ -289,18 +289,42 @@ static int ivshmem_handle_msg(struct ivshmem *s, int64_t msg, int fd, struct err
 		s->own_vectors++;
 		pthread_mutex_unlock(&s->lock);
 		break;
-	case IVSHMEM_EV_PEER_VECTOR:
+	case IVSHMEM_EV_PEER_VECTOR: {
+		struct ivshmem_peer *p;
+
+		/* A server decides how many fds we hold: bound them. Peers
+		 * beyond the table's limit end the link (the server is broken
+		 * or hostile); vectors beyond the device's cannot be rung by
+		 * its guest and are closed (as QEMU). */
 		pthread_mutex_lock(&s->lock);
+		p = ivshmem_peer_find(&s->peers, peer);
+		if (!p && s->peers.n >= IVSHMEM_MAX_PEERS) {
+			pthread_mutex_unlock(&s->lock);
+			close(fd);
+			return err_set(err, EPROTO, "announced more than %d peers",
+				       IVSHMEM_MAX_PEERS);
+		}
+		if (p && p->nvec >= s->cfg.vectors) {
+			pthread_mutex_unlock(&s->lock);
+			close(fd);
+			if (!s->warned_vectors)
+				ivshmem_warn(s,
+					     "ivshmem server '%s' gives peer %u more than this "
+					     "device's %u vectors: the extra eventfds are closed",
+					     s->cfg.path, peer, s->cfg.vectors);
+			s->warned_vectors = true;
+			break;
+		}
 		r = ivshmem_peer_add_fd(&s->peers, peer, fd);
 		if (r >= 0) {
-			struct ivshmem_peer *p = ivshmem_peer_find(&s->peers, peer);
-
+			p = ivshmem_peer_find(&s->peers, peer);
 			p->ioeventfd[r] = ivshmem_ioeventfd(s, peer, (unsigned)r, fd, true);
 		}
 		pthread_mutex_unlock(&s->lock);
 		if (r < 0)
-			close(fd); /* beyond IVSHMEM_MAX_VECTORS: cannot be rung */
+			close(fd); /* out of memory */
 		break;
+	}
 	case IVSHMEM_EV_PEER_GONE: {
 		struct ivshmem_peer gone;
 
@@ -539,13 +563,16 @@ static int ivshmem_open_plain(struct ivshmem *s, struct errbuf *err)
 	struct stat st;
 	int fd;
 
+	/* Not through a link: one planted in a shared directory would hand
+	 * the guest another file (as ivshmem-server --path). */
 	if (s->cfg.backend == IVSHMEM_BACKEND_SHM)
-		fd = shm_open(s->cfg.path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		fd = shm_open(s->cfg.path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	else
-		fd = open(s->cfg.path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		fd = open(s->cfg.path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return err_set(err, errno, "%s: cannot open %s '%s': %s", s->name, what,
-			       s->cfg.path, strerror(errno));
+			       s->cfg.path,
+			       errno == ELOOP ? "it is a symbolic link" : strerror(errno));
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		err_set(err, EINVAL, "%s: %s '%s' is not a regular file", s->name, what,
 			s->cfg.path);

@@ -170,6 +170,9 @@ void ivshmem_peers_free(struct ivshmem_peers *t);
 /* --- the server (ivshmem_server.c) --- */
 
 #define IVSHMEM_SERVER_MAX_PEERS 1024 /* connections beyond are closed at once */
+/* Peers a device keeps: a server announcing more is disconnected (each
+ * peer holds up to the device's vectors eventfds). */
+#define IVSHMEM_MAX_PEERS IVSHMEM_SERVER_MAX_PEERS
 
 struct aio_context;
 struct ivshmem_server;
@@ -177,8 +180,8 @@ struct ivshmem_server;
 /*
  * Create the shared memory (ivshmem_server_open_shm) and listen on
  * @cfg->socket (a stale socket file nobody listens on is replaced; a live
- * one is an error), serving clients from fd handlers on @ctx: each gets an
- * ID (the lowest free one at or after the last given, wrapping at 65536),
+ * one, or anything but a socket, is an error), serving clients from fd handlers on @ctx: each gets
+ * an ID (the lowest free one at or after the last given, wrapping at 65536),
  * @cfg->vectors new eventfds, and the messages of the protocol; the other
  * clients hear of joins and leaves. A client that closes its end or sends
  * anything (the protocol is one-way) is dropped, as is one whose socket
@@ -204,8 +207,10 @@ unsigned ivshmem_server_npeers(const struct ivshmem_server *srv);
 int ivshmem_server_main(const struct ivshmem_server_config *cfg);
 
 /*
- * Create or open the shared memory object @cfg names (file or POSIX shm)
- * and make it @cfg->size bytes. Returns the fd (close-on-exec) or -errno
+ * Create or open the shared memory object @cfg names (file or POSIX shm,
+ * never through a symbolic link). A new or empty one is made @cfg->size
+ * bytes; an existing one of another size is refused (-EEXIST), never
+ * truncated. Returns the fd (close-on-exec) or -errno
  * with @err. Main thread.
  */
 int ivshmem_server_open_shm(const struct ivshmem_server_config *cfg, struct errbuf *err);

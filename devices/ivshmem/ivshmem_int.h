@@ -61,7 +61,8 @@ struct ivshmem {
 	bool sock_handler;
 	struct ivshmem_msg_reader rd;
 	struct ivshmem_client client;
-	unsigned nwarn; /* stderr lines so far (rate limit) */
+	unsigned nwarn;	     /* stderr lines so far (rate limit) */
+	bool warned_vectors; /* said once that a peer had too many vectors */
 };
 
 /*

@@ -51,19 +51,30 @@ int ivshmem_server_open_shm(const struct ivshmem_server_config *cfg, struct errb
 	struct stat st;
 	int fd;
 
+	/* Never through a symbolic link: a link planted at a shared path
+	 * must not hand the guests another file. */
 	if (cfg->shm)
-		fd = shm_open(cfg->shm, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		fd = shm_open(cfg->shm, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	else
-		fd = open(cfg->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		fd = open(cfg->path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return err_set(err, errno, "ivshmem-server: cannot open %s '%s': %s", what, name,
-			       strerror(errno));
+			       errno == ELOOP ? "it is a symbolic link" : strerror(errno));
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		close(fd);
 		return err_set(err, EINVAL, "ivshmem-server: %s '%s' is not a regular file", what,
 			       name);
 	}
-	if ((uint64_t)st.st_size != cfg->size && ftruncate(fd, (off_t)cfg->size) < 0) {
+	/* Only a new (empty) file is sized: one with data is someone's
+	 * memory, kept as it is or refused, never truncated. */
+	if (st.st_size != 0 && (uint64_t)st.st_size != cfg->size) {
+		close(fd);
+		return err_set(err, EEXIST,
+			       "ivshmem-server: %s '%s' exists with %lld bytes, not --size %llu "
+			       "(remove it or give its size)",
+			       what, name, (long long)st.st_size, (unsigned long long)cfg->size);
+	}
+	if (st.st_size == 0 && ftruncate(fd, (off_t)cfg->size) < 0) {
 		int e = errno;
 
 		close(fd);
@@ -213,6 +224,7 @@ static int ivs_listen(struct ivshmem_server *srv, struct errbuf *err)
 {
 	const char *path = srv->cfg->socket;
 	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	struct stat st;
 	int probe;
 
 	if (strlen(path) >= sizeof(a.sun_path))
@@ -226,6 +238,11 @@ static int ivs_listen(struct ivshmem_server *srv, struct errbuf *err)
 		if (errno != EADDRINUSE)
 			return err_set(err, errno, "ivshmem-server: cannot bind '%s': %s", path,
 				       strerror(errno));
+		/* Only a socket is ever replaced: anything else there is
+		 * someone's file. */
+		if (lstat(path, &st) < 0 || !S_ISSOCK(st.st_mode))
+			return err_set(err, EEXIST,
+				       "ivshmem-server: '%s' exists and is not a socket", path);
 		/* Someone listening there, or a stale file from a server that died? */
 		probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		if (probe >= 0 && connect(probe, (struct sockaddr *)&a, sizeof(a)) == 0) {

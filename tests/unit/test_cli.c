@@ -551,6 +551,30 @@ static void test_ctl_command(void **st)
 	assert_int_equal(cmd, CLI_CTL);
 }
 
+/* --qmp PATH[,mode=OCTAL]: 0600 unless told. */
+static void test_qmp_mode(void **st)
+{
+	struct vm_config c;
+	struct errbuf e;
+	enum cli_command cmd;
+
+	assert_int_equal(parse(&c, &cmd, &e, "run", "--kernel", "k", "--qmp", "/tmp/q", NULL), 0);
+	assert_string_equal(c.qmp_path, "/tmp/q");
+	assert_int_equal(c.qmp_mode, 0600);
+	assert_int_equal(
+	    parse(&c, &cmd, &e, "run", "--kernel", "k", "--qmp", "/tmp/a,b,mode=0660", NULL), 0);
+	assert_string_equal(c.qmp_path, "/tmp/a,b");
+	assert_int_equal(c.qmp_mode, 0660);
+	assert_int_equal(parse(&c, &cmd, &e, "run", "--kernel", "k", "--qmp=q,mode=0", NULL), 0);
+	assert_int_equal(c.qmp_mode, 0);
+	bad("mode '0800'", "run", "--kernel", "k", "--qmp", "q,mode=0800", NULL);
+	bad("mode '1777'", "run", "--kernel", "k", "--qmp", "q,mode=1777", NULL);
+	bad("mode ''", "run", "--kernel", "k", "--qmp", "q,mode=", NULL);
+	bad("mode '-1'", "run", "--kernel", "k", "--qmp", "q,mode=-1", NULL);
+	bad("mode ' 600'", "run", "--kernel", "k", "--qmp", "q,mode= 600", NULL);
+	bad("--qmp: empty path", "run", "--kernel", "k", "--qmp", ",mode=0600", NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -568,6 +592,7 @@ int main(void)
 	    cmocka_unit_test(test_ctl_command),
 	    cmocka_unit_test(test_every_option_is_handled),
 	    cmocka_unit_test(test_sandbox_option),
+	    cmocka_unit_test(test_qmp_mode),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

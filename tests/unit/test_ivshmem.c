@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -530,6 +531,14 @@ static void test_plain_sizes(void **st)
 	assert_int_equal(ivshmem_create(&env, 0, &c, &s, &err), -EINVAL);
 	assert_non_null(strstr(err.msg, "12288 bytes: a BAR needs a power of two"));
 
+	/* A link to a file of the right size: refused, not followed. */
+	snprintf(path, sizeof(path), "%s/link", F.dir);
+	assert_int_equal(symlink("m8k", path), 0);
+	c = plain_cfg("link", 8192);
+	assert_int_equal(ivshmem_create(&env, 0, &c, &s, &err), -ELOOP);
+	assert_non_null(strstr(err.msg, "is a symbolic link"));
+	unlink(path);
+
 	c = plain_cfg("nodir/x", 4096);
 	assert_int_equal(ivshmem_create(&env, 0, &c, &s, &err), -ENOENT);
 	assert_non_null(strstr(err.msg, "cannot open file"));
@@ -784,6 +793,63 @@ static void test_doorbell_vector_counts(void **st)
 	script_end(&sc, false);
 }
 
+/* A hostile server cannot make the device hold fds without bound: a peer
+ * gets at most the device's vectors, and announcing more than
+ * IVSHMEM_MAX_PEERS peers ends the link. */
+static void test_doorbell_bounds(void **st)
+{
+	struct ivshmem_env env = fake_env();
+	struct script sc = {0};
+	struct ivshmem_config c;
+	struct ivshmem *s;
+	struct errbuf err;
+	struct rlimit rl;
+	int e = efd();
+	unsigned id;
+
+	/* The device holds up to IVSHMEM_MAX_PEERS received fds at once. */
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	if (rl.rlim_cur < 4 * IVSHMEM_MAX_PEERS && rl.rlim_max >= 4 * IVSHMEM_MAX_PEERS) {
+		rl.rlim_cur = 4 * IVSHMEM_MAX_PEERS;
+		assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	}
+	if (rl.rlim_cur < 4 * IVSHMEM_MAX_PEERS)
+		skip(); /* the hard fd limit is below what the test needs */
+	script_add(&sc, 0, -1);
+	script_add(&sc, 1, -1);
+	script_add(&sc, -1, shm_file(4096));
+	script_add(&sc, 1, efd());
+	script_start(&sc, "bounds.sock", true);
+	c = doorbell_cfg(sc.path, 1);
+	assert_int_equal(ivshmem_create(&env, 0, &c, &s, &err), 0);
+	/* Peer 2 with three vectors for a one-vector device: one kept. */
+	for (int v = 0; v < 3; v++)
+		assert_int_equal(ivshmem_msg_send(sc.conn, 2, e), 0);
+	assert_int_equal(ivshmem_msg_send(sc.conn, 3, e), 0);
+	while (!ivshmem_peer_find(&s->peers, 3))
+		aio_poll(F.ctx, true);
+	assert_int_equal(ivshmem_peer_find(&s->peers, 2)->nvec, 1);
+	assert_true(s->warned_vectors);
+	/* Then peers 3, 4, ... until the device gives up on the server. */
+	for (id = 4; s->sock >= 0 && id <= IVSHMEM_MAX_ID; id++) {
+		int r;
+
+		while ((r = ivshmem_msg_send(sc.conn, id, e)) == -EAGAIN)
+			aio_poll(F.ctx, false);
+		if (r < 0)
+			break; /* the device closed its end */
+	}
+	/* The end of the stream, so that a device that kept going stops too. */
+	shutdown(sc.conn, SHUT_WR);
+	while (s->sock >= 0)
+		aio_poll(F.ctx, true);
+	assert_int_equal(s->peers.n, IVSHMEM_MAX_PEERS);
+	assert_true(id < IVSHMEM_MAX_ID);
+	ivshmem_destroy(s);
+	script_end(&sc, false);
+	close(e);
+}
+
 /* Every way the setup fails: one line naming the device and the server. */
 static void setup_fails(const char *name, bool hang, const struct script_msg *msgs, int n,
 			const char *needle)
@@ -1008,6 +1074,80 @@ static void test_server(void **st)
 	assert_int_equal(stat(file, &sb), 0);  /* the memory stays, as QEMU's */
 }
 
+static void write_file(const char *path, const char *text, off_t size)
+{
+	int fd = open(path, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0600);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	if (size)
+		assert_int_equal(ftruncate(fd, size), 0);
+	close(fd);
+}
+
+static bool file_is(const char *path, const char *text, off_t size)
+{
+	char buf[64] = {0};
+	struct stat sb;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	bool ok;
+
+	assert_true(fd >= 0);
+	ok = read(fd, buf, sizeof(buf) - 1) >= 0 && !strncmp(buf, text, strlen(text)) &&
+	     fstat(fd, &sb) == 0 && sb.st_size == size;
+	close(fd);
+	return ok;
+}
+
+/* The server never destroys a file it did not make: a non-socket at
+ * --socket is refused, --path is never truncated nor followed. */
+static void test_server_files(void **st)
+{
+	struct ivshmem_server_config cfg = {.size = 8192, .vectors = 1};
+	struct ivshmem_server *srv;
+	char sock[128], file[128], other[128];
+	struct errbuf err;
+
+	snprintf(sock, sizeof(sock), "%s/files.sock", F.dir);
+	snprintf(file, sizeof(file), "%s/files.mem", F.dir);
+	snprintf(other, sizeof(other), "%s/precious", F.dir);
+	cfg.socket = sock;
+	cfg.path = file;
+
+	write_file(sock, "not a socket", 0);
+	assert_int_equal(ivshmem_server_new(&cfg, F.ctx, &srv, &err), -EEXIST);
+	assert_non_null(strstr(err.msg, "exists and is not a socket"));
+	assert_null(strchr(err.msg, '\n'));
+	assert_true(file_is(sock, "not a socket", 12));
+	unlink(sock);
+
+	/* Another size: refused, the data stays. */
+	write_file(file, "data", 4096);
+	assert_int_equal(ivshmem_server_new(&cfg, F.ctx, &srv, &err), -EEXIST);
+	assert_non_null(strstr(err.msg, "exists with 4096 bytes, not --size 8192"));
+	assert_true(file_is(file, "data", 4096));
+	/* The same size: used as it is. */
+	write_file(file, "data", 8192);
+	assert_int_equal(ivshmem_server_new(&cfg, F.ctx, &srv, &err), 0);
+	ivshmem_server_free(srv);
+	assert_true(file_is(file, "data", 8192));
+	/* Empty: sized. */
+	write_file(file, "", 0);
+	assert_int_equal(ivshmem_server_new(&cfg, F.ctx, &srv, &err), 0);
+	ivshmem_server_free(srv);
+	assert_true(file_is(file, "", 8192));
+	unlink(file);
+
+	/* A link at --path: refused, its target untouched. */
+	write_file(other, "", 0);
+	assert_int_equal(symlink(other, file), 0);
+	assert_int_equal(ivshmem_server_new(&cfg, F.ctx, &srv, &err), -ELOOP);
+	assert_non_null(strstr(err.msg, "symbolic link"));
+	assert_true(file_is(other, "", 0));
+	unlink(file);
+	unlink(other);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1021,9 +1161,11 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_doorbell, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_doorbell_server_goes_away, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_doorbell_vector_counts, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_doorbell_bounds, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_setup_failures, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_save_load, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_server, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_server_files, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

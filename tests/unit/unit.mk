@@ -100,3 +100,14 @@ test_vhost_user_DEPS := devices/virtio/vhost_user.h vmm/memory.h
 UNIT_TESTS += test_sandbox
 test_sandbox_SRCS := vmm/sandbox.c vmm/util.c
 test_sandbox_DEPS := vmm/sandbox.h
+
+# snapshot.c without KVM: the KVM-facing calls are stubbed in the test.
+UNIT_TESTS += test_snapshot
+test_snapshot_SRCS := vmm/snapshot.c vmm/util.c
+test_snapshot_DEPS := vmm/snapshot.h vmm/vm.h vmm/vcpu_state.h vmm/irqchip.h
+test_snapshot_CFLAGS := -Wno-format-truncation
+
+# qmp.c on a real socket and AioContext; the VM side is stubbed in the test.
+UNIT_TESTS += test_qmp
+test_qmp_SRCS := vmm/util.c $(AIO_LIB_SRCS)
+test_qmp_DEPS := vmm/qmp.c vmm/qmp.h vmm/vm.h vmm/snapshot.h aio/aio.h
