@@ -3,7 +3,8 @@
 # --if-missing: do nothing when all are already installed (used by make all/test/run).
 set -euo pipefail
 PKGS=(make gcc musl-tools libzycore-dev libcmocka-dev libjsmn-dev python3 python3-pytest
-      qemu-system-x86 dpkg-dev xz-utils ca-certificates file hyperfine clang-format time util-linux)
+      qemu-system-x86 dpkg-dev xz-utils ca-certificates file hyperfine clang-format time util-linux
+      clang libclang-rt-dev)
 missing=()
 for p in "${PKGS[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -1,0 +1,51 @@
+# Fuzz targets (libFuzzer with Debian's clang; docs/testing.md "Fuzzing").
+#   make fuzz [FUZZ_SECONDS=N]   each target for N seconds (default 60)
+#   make fuzz-NAME               one target
+#   make fuzz-short              each for FUZZ_SHORT_SECONDS (20): part of make test
+#
+# A target is tests/fuzz/NAME.c plus one line here: FUZZ_TARGETS += NAME and
+# NAME_SRCS (the code under test). Optional: NAME_SEEDS (files copied into
+# its seed corpus), NAME_DICT, NAME_LIBS, NAME_CFLAGS. Seeds the target writes
+# itself (fuzz_seeds, with the project's own writers) are made at build time
+# in $(BUILD)/fuzz/seeds/NAME; what the fuzzer finds grows
+# $(BUILD)/fuzz/corpus/NAME; crashes land in $(BUILD)/fuzz/crashes/.
+
+FUZZ_CC            ?= clang
+FUZZ_SECONDS       ?= 60
+FUZZ_SHORT_SECONDS ?= 20
+FUZZ_ARGS          ?=
+FUZZ_CFLAGS := $(COMMON) -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+               -fno-omit-frame-pointer $(LIBURING_CFLAGS) -DUNIT_TEST -DFUZZING
+FUZZ_TARGETS :=
+
+FUZZ_TARGETS += fuzz_cli
+fuzz_cli_SRCS := vmm/cli.c vmm/cpuid.c vmm/util.c devices/block/disk_config.c
+
+define fuzz_rule
+$(BUILD)/fuzz/$(1): tests/fuzz/$(1).c tests/fuzz/fuzz_main.c tests/fuzz/fuzz.h $$($(1)_SRCS) \
+		$$($(1)_DEPS) | $(LIBURING_LIB)
+	@mkdir -p $$(dir $$@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $$($(1)_CFLAGS) -o $$@ tests/fuzz/$(1).c tests/fuzz/fuzz_main.c \
+		$$($(1)_SRCS) $$($(1)_LIBS)
+$(BUILD)/fuzz/seeds/$(1)/.stamp: $(BUILD)/fuzz/$(1) $$($(1)_SEEDS)
+	@rm -rf $$(dir $$@) && mkdir -p $$(dir $$@)
+	$$(if $$($(1)_SEEDS),cp $$($(1)_SEEDS) $$(dir $$@))
+	FUZZ_SEED_DIR=$$(dir $$@) $$<
+	@touch $$@
+.PHONY: fuzz-$(1)
+fuzz-$(1): $(BUILD)/fuzz/$(1) $(BUILD)/fuzz/seeds/$(1)/.stamp
+	@mkdir -p $(BUILD)/fuzz/corpus/$(1) $(BUILD)/fuzz/crashes
+	@echo "== fuzz: $(1) for $$(FUZZ_SECONDS) s"
+	$$< -max_total_time=$$(FUZZ_SECONDS) -print_final_stats=1 \
+		-artifact_prefix=$(BUILD)/fuzz/crashes/$(1)- $$(addprefix -dict=,$$($(1)_DICT)) \
+		$$(FUZZ_ARGS) $(BUILD)/fuzz/corpus/$(1) $(BUILD)/fuzz/seeds/$(1)
+endef
+$(foreach t,$(FUZZ_TARGETS),$(eval $(call fuzz_rule,$(t))))
+
+.PHONY: fuzz fuzz-short fuzz-build
+fuzz-build: $(addprefix $(BUILD)/fuzz/,$(FUZZ_TARGETS))
+fuzz: $(addprefix fuzz-,$(FUZZ_TARGETS))
+fuzz-short: FUZZ_SECONDS = $(FUZZ_SHORT_SECONDS)
+fuzz-short: $(addprefix fuzz-,$(FUZZ_TARGETS))
+
+EXTRA_TESTS += fuzz-short
