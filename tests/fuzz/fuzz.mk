@@ -20,6 +20,18 @@ FUZZ_TARGETS :=
 
 FUZZ_TARGETS += fuzz_cli
 fuzz_cli_SRCS := vmm/cli.c vmm/cpuid.c vmm/util.c devices/block/disk_config.c
+FUZZ_TARGETS += fuzz_scsi
+fuzz_scsi_SRCS := devices/block/scsi_disk.c
+
+# Kernel loaders: tests/fuzz/fuzz_load_NAME.c on vmm/NAME.c, seeded with
+# guests from build/guest (and what the target's fuzz_seeds adds). Adding a
+# loader is its file plus one word here.
+FUZZ_LOADERS := pvh
+FUZZ_LOADER_SEEDS := $(addprefix $(BUILD)/guest/,hello.elf smp.elf blkops.elf)
+$(foreach l,$(FUZZ_LOADERS),$(eval FUZZ_TARGETS += fuzz_load_$(l)) \
+	$(eval fuzz_load_$(l)_SRCS += vmm/$(l).c vmm/memory.c vmm/util.c) \
+	$(eval fuzz_load_$(l)_SEEDS += $(FUZZ_LOADER_SEEDS)) \
+	$(eval fuzz_load_$(l)_DEPS += tests/fuzz/fuzz_loader.h))
 
 define fuzz_rule
 $(BUILD)/fuzz/$(1): tests/fuzz/$(1).c tests/fuzz/fuzz_main.c tests/fuzz/fuzz.h $$($(1)_SRCS) \
