@@ -22,6 +22,8 @@ FUZZ_TARGETS += fuzz_cli
 fuzz_cli_SRCS := vmm/cli.c vmm/cpuid.c vmm/util.c devices/block/disk_config.c
 FUZZ_TARGETS += fuzz_scsi
 fuzz_scsi_SRCS := devices/block/scsi_disk.c
+FUZZ_TARGETS += fuzz_ivshmem
+fuzz_ivshmem_SRCS := devices/ivshmem/ivshmem_proto.c vmm/util.c
 
 # Kernel loaders: tests/fuzz/fuzz_load_NAME.c on vmm/NAME.c, seeded with
 # guests from build/guest (and what the target's fuzz_seeds adds). Adding a
