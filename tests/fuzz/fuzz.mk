@@ -24,6 +24,8 @@ FUZZ_TARGETS += fuzz_scsi
 fuzz_scsi_SRCS := devices/block/scsi_disk.c
 FUZZ_TARGETS += fuzz_ivshmem
 fuzz_ivshmem_SRCS := devices/ivshmem/ivshmem_proto.c vmm/util.c
+FUZZ_TARGETS += fuzz_virtqueue
+fuzz_virtqueue_SRCS := devices/virtio/virtqueue.c vmm/iov.c vmm/memory.c
 
 # Kernel loaders: tests/fuzz/fuzz_load_NAME.c on vmm/NAME.c, seeded with
 # guests from build/guest (and what the target's fuzz_seeds adds). Adding a
