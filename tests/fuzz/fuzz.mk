@@ -26,6 +26,10 @@ FUZZ_TARGETS += fuzz_ivshmem
 fuzz_ivshmem_SRCS := devices/ivshmem/ivshmem_proto.c vmm/util.c
 FUZZ_TARGETS += fuzz_virtqueue
 fuzz_virtqueue_SRCS := devices/virtio/virtqueue.c vmm/iov.c vmm/memory.c
+FUZZ_TARGETS += fuzz_qmp
+fuzz_qmp_SRCS := vmm/qmp.c vmm/util.c tests/fuzz/json_check.c $(AIO_LIB_SRCS)
+fuzz_qmp_DEPS := tests/fuzz/json_check.h
+fuzz_qmp_DICT := tests/fuzz/qmp.dict
 
 # Kernel loaders: tests/fuzz/fuzz_load_NAME.c on vmm/NAME.c, seeded with
 # guests from build/guest (and what the target's fuzz_seeds adds). Adding a
