@@ -15,7 +15,8 @@ FUZZ_SECONDS       ?= 60
 FUZZ_SHORT_SECONDS ?= 20
 FUZZ_ARGS          ?=
 FUZZ_CFLAGS := $(COMMON) -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-               -fno-omit-frame-pointer $(LIBURING_CFLAGS) -DUNIT_TEST -DFUZZING
+               -fno-omit-frame-pointer $(LIBURING_CFLAGS) -DUNIT_TEST -DFUZZING \
+               -Wno-gnu-variable-sized-type-not-at-end
 FUZZ_TARGETS :=
 
 FUZZ_TARGETS += fuzz_cli
@@ -30,6 +31,10 @@ FUZZ_TARGETS += fuzz_qmp
 fuzz_qmp_SRCS := vmm/qmp.c vmm/util.c tests/fuzz/json_check.c $(AIO_LIB_SRCS)
 fuzz_qmp_DEPS := tests/fuzz/json_check.h
 fuzz_qmp_DICT := tests/fuzz/qmp.dict
+FUZZ_TARGETS += fuzz_snapshot
+fuzz_snapshot_SRCS := vmm/snapshot.c vmm/vcpu_state.c vmm/irqchip.c vmm/memory.c vmm/util.c
+fuzz_snapshot_LIBS := -Wl,--wrap=vcpu_state_load -Wl,--wrap=vcpu_state_save \
+	-Wl,--wrap=irqchip_state_load -Wl,--wrap=irqchip_state_save
 
 # Kernel loaders: tests/fuzz/fuzz_load_NAME.c on vmm/NAME.c, seeded with
 # guests from build/guest (and what the target's fuzz_seeds adds). Adding a
