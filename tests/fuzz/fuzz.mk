@@ -35,6 +35,17 @@ FUZZ_TARGETS += fuzz_snapshot
 fuzz_snapshot_SRCS := vmm/snapshot.c vmm/vcpu_state.c vmm/irqchip.c vmm/memory.c vmm/util.c
 fuzz_snapshot_LIBS := -Wl,--wrap=vcpu_state_load -Wl,--wrap=vcpu_state_save \
 	-Wl,--wrap=irqchip_state_load -Wl,--wrap=irqchip_state_save
+# Every device's load op, in the virtio unit-test harness (cmocka's asserts
+# abort there: a finding).
+FUZZ_TARGETS += fuzz_devload
+fuzz_devload_SRCS := tests/unit/virtio_harness.c vmm/serial.c devices/virtio/virtio_blk.c \
+	devices/virtio/virtio_scsi.c devices/virtio/virtio_block.c devices/virtio/virtio_pci.c \
+	devices/virtio/virtqueue.c devices/block/scsi_disk.c devices/block/disk.c \
+	devices/block/engine.c devices/block/uring.c devices/block/disk_config.c \
+	devices/ivshmem/ivshmem.c devices/ivshmem/ivshmem_proto.c vmm/iov.c vmm/pci.c vmm/msix.c \
+	vmm/kvm_irq.c vmm/bus.c vmm/memory.c vmm/util.c vmm/cli.c vmm/cpuid.c $(AIO_LIB_SRCS)
+fuzz_devload_DEPS := tests/unit/virtio_harness.h $(LIBURING_LIB)
+fuzz_devload_LIBS := $(LIBURING_LIB) -lcmocka -pthread
 
 # Kernel loaders: tests/fuzz/fuzz_load_NAME.c on vmm/NAME.c, seeded with
 # guests from build/guest (and what the target's fuzz_seeds adds). Adding a
