@@ -81,6 +81,14 @@ static const char *const seeds[] = {
     "\xc0{\"execute\": \"qmp_capabilities\"} {\"execute\": \"migrate\", \"arguments\": "
     "{\"uri\": \"file:\\u00e9\\\"q\"}} {\"execute\": \"query-migrate\", \"id\": -1.5e3}"
     "{\"execute\": \"cont\"}",
+    /* Text QMP echoes: bytes that are not UTF-8, an id jsmn takes but JSON
+     * does not, control characters and an over-long string id. */
+    "\x41{\"execute\": \"qmp_capabilities\"}{\"execute\": \"q\xff\xc3(\"}"
+    "{\"execute\": \"query-status\", \"id\": tru}{\"execute\": \"x\", \"id\": [, 1 2]}"
+    "{\"execute\": \"stop\", \"id\": \"a\nb\x01\"}{\"execute\": \"stop\", \"id\": \""
+    "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123"
+    "4567890123456789012345678901234567890123456789012345678901234567890123456789012345678901234567"
+    "89012345678901234567890123456789012345678901234567890123456789012345678901234567890\"}",
     "\x01garbage{\"execute\": 1}{\"arguments\": []}{\"execute\": \"nope\", \"id\": null}"
     "[1,2]{\"execute\": \"system_reset\"}{\"execute\": \"quit\", \"id\": true}",
 };
