@@ -18,6 +18,8 @@ FUZZ_CFLAGS := $(COMMON) -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-r
                -fno-omit-frame-pointer $(LIBURING_CFLAGS) -DUNIT_TEST -DFUZZING \
                -Wno-gnu-variable-sized-type-not-at-end
 FUZZ_TARGETS :=
+# Any header may change what a target compiles to.
+FUZZ_HDRS := $(wildcard aio/*.h vmm/*.h devices/*/*.h tests/fuzz/*.h tests/unit/*.h)
 
 FUZZ_TARGETS += fuzz_cli
 fuzz_cli_SRCS := vmm/cli.c vmm/cpuid.c vmm/util.c devices/block/disk_config.c
@@ -61,7 +63,7 @@ fuzz_qmp_DEPS := tests/fuzz/json_check.h
 fuzz_qmp_DICT := tests/fuzz/qmp.dict
 
 define fuzz_rule
-$(BUILD)/fuzz/$(1): tests/fuzz/$(1).c tests/fuzz/fuzz_main.c tests/fuzz/fuzz.h $$($(1)_SRCS) \
+$(BUILD)/fuzz/$(1): tests/fuzz/$(1).c tests/fuzz/fuzz_main.c $(FUZZ_HDRS) $$($(1)_SRCS) \
 		$$($(1)_DEPS) | $(LIBURING_LIB)
 	@mkdir -p $$(dir $$@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $$($(1)_CFLAGS) -o $$@ tests/fuzz/$(1).c tests/fuzz/fuzz_main.c \
