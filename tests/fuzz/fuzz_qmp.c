@@ -81,11 +81,13 @@ static const char *const seeds[] = {
     "\xc0{\"execute\": \"qmp_capabilities\"} {\"execute\": \"migrate\", \"arguments\": "
     "{\"uri\": \"file:\\u00e9\\\"q\"}} {\"execute\": \"query-migrate\", \"id\": -1.5e3}"
     "{\"execute\": \"cont\"}",
-    /* Text QMP echoes: bytes that are not UTF-8, an id jsmn takes but JSON
-     * does not, control characters and an over-long string id. */
-    "\x41{\"execute\": \"qmp_capabilities\"}{\"execute\": \"q\xff\xc3(\"}"
-    "{\"execute\": \"query-status\", \"id\": tru}{\"execute\": \"x\", \"id\": [, 1 2]}"
-    "{\"execute\": \"stop\", \"id\": \"a\nb\x01\"}{\"execute\": \"stop\", \"id\": \""
+    /* Text QMP echoes, one seed each: bytes that are not UTF-8, ids jsmn
+     * takes that are not JSON, a control character, an over-long id. */
+    "\x41{\"execute\": \"qmp_capabilities\"}{\"execute\": \"q\xff\xc3(\"}",
+    "\x41{\"execute\": \"qmp_capabilities\"}{\"execute\": \"query-status\", \"id\": tru}",
+    "\x41{\"execute\": \"qmp_capabilities\"}{\"execute\": \"x\", \"id\": [, 1 2]}",
+    "\x41{\"execute\": \"qmp_capabilities\"}{\"execute\": \"stop\", \"id\": \"a\nb\x01\"}",
+    "\x41{\"execute\": \"qmp_capabilities\"}{\"execute\": \"stop\", \"id\": \""
     "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123"
     "4567890123456789012345678901234567890123456789012345678901234567890123456789012345678901234567"
     "89012345678901234567890123456789012345678901234567890123456789012345678901234567890\"}",
