@@ -15,6 +15,7 @@
 #include <linux/virtio_ids.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,8 +93,20 @@ int vm_add_snapshot_mem(struct vm *vm, const char *name, void *host, uint64_t si
 	return err_set(err, ENOSYS, "not in the fuzzer");
 }
 
+static void teardown(void);
+
+static void teardown_at_exit(void)
+{
+	if (e)
+		teardown();
+}
+
 static void setup(void)
 {
+	static bool registered;
+
+	if (!registered) /* no images or shm files left in /tmp */
+		registered = !atexit(teardown_at_exit);
 	/* A harness assertion outside a cmocka run aborts: a finding. */
 	setenv("CMOCKA_TEST_ABORT", "1", 1);
 	e = env_new();
