@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * Every device's snapshot section loader (device_ops.load): serial, the
- * PCI host, virtio-blk, virtio-scsi and ivshmem, each freshly realized
+ * PCI host, virtio-blk, virtio-scsi and ivshmem (plain, and doorbell with a
+ * server on a thread), each freshly realized
  * (as snapshot_restore has them) in the virtio test harness's VM
  * (tests/unit/virtio_harness.c: guest RAM, buses, a fake KVM), loaded with
  * the input, then exited (which must cope with whatever load left).
@@ -12,13 +13,18 @@
  * one-line message.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/virtio_ids.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "devices/ivshmem/ivshmem_int.h"
@@ -27,10 +33,10 @@
 #include "vmm/pci.h"
 #include "vmm/serial.h"
 
-enum { DEV_SERIAL, DEV_PCI_HOST, DEV_BLK, DEV_SCSI, DEV_IVSHMEM, NDEV };
+enum { DEV_SERIAL, DEV_PCI_HOST, DEV_BLK, DEV_SCSI, DEV_IVSHMEM, DEV_DOORBELL, NDEV };
 
-static const char *const dev_names[NDEV] = {"serial", "pci-host", "virtio-blk", "virtio-scsi",
-					    "ivshmem"};
+static const char *const dev_names[NDEV] = {"serial",	   "pci-host", "virtio-blk",
+					    "virtio-scsi", "ivshmem",  "ivshmem-doorbell"};
 
 #define STATE_MAX (256 * 1024) /* snapshot.c's SNAP_DEV_MAX */
 #define DRV_MEM	  0x100000
@@ -138,7 +144,73 @@ static void teardown(void)
 		fuzz_fail("%s failed", cmd);
 }
 
-static struct ivshmem *ivshmem_new(void)
+/*
+ * An ivshmem server for the doorbell device, on its own thread (the device
+ * waits for its setup messages in ivshmem_create): each client gets
+ * protocol version 0, ID 3, 4 KiB of shared memory and 2 vectors, and its
+ * connection is kept until the next client comes.
+ */
+#define DB_VECTORS 2
+static char db_dir[64], db_sock[128];
+
+static void *db_server(void *arg)
+{
+	int lfd = (int)(intptr_t)arg, prev = -1;
+
+	for (;;) {
+		int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC), fd;
+		char path[160];
+
+		if (c < 0)
+			return NULL;
+		snprintf(path, sizeof(path), "%s/shm", db_dir);
+		fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		if (fd < 0 || ftruncate(fd, 4096) < 0)
+			fuzz_fail("doorbell shm: %s", strerror(errno));
+		ivshmem_msg_send(c, IVSHMEM_PROTOCOL_VERSION, -1);
+		ivshmem_msg_send(c, 3, -1);
+		ivshmem_msg_send(c, -1, fd);
+		close(fd);
+		for (int v = 0; v < DB_VECTORS; v++) {
+			fd = eventfd(0, EFD_CLOEXEC);
+			ivshmem_msg_send(c, 3, fd);
+			close(fd);
+		}
+		if (prev >= 0)
+			close(prev);
+		prev = c;
+	}
+}
+
+static void db_cleanup(void)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", db_dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "fuzz: %s failed\n", cmd);
+}
+
+static void db_start(void)
+{
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	pthread_t th;
+	int lfd;
+
+	snprintf(db_dir, sizeof(db_dir), "/tmp/kvmini-fuzz-db.XXXXXX");
+	if (!mkdtemp(db_dir))
+		fuzz_fail("mkdtemp: %s", strerror(errno));
+	atexit(db_cleanup);
+	snprintf(db_sock, sizeof(db_sock), "%s/sock", db_dir);
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s", db_sock);
+	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(lfd, 4) < 0 ||
+	    pthread_create(&th, NULL, db_server, (void *)(intptr_t)lfd) != 0)
+		fuzz_fail("doorbell server: %s", strerror(errno));
+	pthread_detach(th);
+}
+
+static struct ivshmem *ivshmem_new(bool doorbell)
 {
 	struct ivshmem_env env = {.host = &e->host,
 				  .ctx = e->main_ctx,
@@ -151,6 +223,14 @@ static struct ivshmem *ivshmem_new(void)
 	struct errbuf err;
 
 	snprintf(c.path, sizeof(c.path), "%s/shm", shm_dir);
+	if (doorbell) {
+		if (!db_sock[0])
+			db_start();
+		c = (struct ivshmem_config){.backend = IVSHMEM_BACKEND_SERVER,
+					    .vectors = DB_VECTORS,
+					    .timeout_ns = 10000000000ULL};
+		snprintf(c.path, sizeof(c.path), "%s", db_sock);
+	}
 	if (ivshmem_create(&env, 0, &c, &s, &err) < 0)
 		fuzz_fail("ivshmem_create: %s", err.msg);
 	return s;
@@ -181,7 +261,7 @@ static void *realize(int kind, const struct device_ops **ops)
 		return e->state[0];
 	default:
 		*ops = NULL;
-		return ivshmem_new();
+		return ivshmem_new(kind == DEV_DOORBELL);
 	}
 }
 
@@ -189,7 +269,7 @@ static void unrealize(int kind, const struct device_ops *ops, void *state)
 {
 	if (kind == DEV_SERIAL) {
 		ops->exit(state);
-	} else if (kind == DEV_IVSHMEM) {
+	} else if (kind == DEV_IVSHMEM || kind == DEV_DOORBELL) {
 		ivshmem_destroy(state);
 	} else {
 		env_remove_device(e, 0);
@@ -206,7 +286,7 @@ static int save(int kind, const struct device_ops *ops, void *state, uint8_t *bu
 		ops->pause(state);
 	if (kind == DEV_PCI_HOST)
 		n = pci_host_save(&e->host, buf, STATE_MAX);
-	else if (kind == DEV_IVSHMEM)
+	else if (kind == DEV_IVSHMEM || kind == DEV_DOORBELL)
 		n = ivshmem_save(state, buf, STATE_MAX);
 	else
 		n = ops->save(state, buf, STATE_MAX);
@@ -220,7 +300,7 @@ static int load(int kind, const struct device_ops *ops, void *state, const uint8
 {
 	if (kind == DEV_PCI_HOST)
 		return pci_host_load(&e->host, buf, len, err);
-	if (kind == DEV_IVSHMEM)
+	if (kind == DEV_IVSHMEM || kind == DEV_DOORBELL)
 		return ivshmem_load(state, buf, len, err);
 	return ops->load(state, buf, len, err);
 }
