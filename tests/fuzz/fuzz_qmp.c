@@ -13,7 +13,9 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <glob.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,9 +124,28 @@ static void cleanup(void)
 	unlink(sock_path);
 }
 
+/* A run that found something aborted without cleanup(): its socket goes
+ * when the next run starts. */
+static void remove_stale_sockets(void)
+{
+	glob_t g;
+
+	if (glob("/tmp/kvmini-fuzz-qmp-*.sock", 0, NULL, &g) != 0)
+		return;
+	for (size_t i = 0; i < g.gl_pathc; i++) {
+		int pid = atoi(g.gl_pathv[i] + strlen("/tmp/kvmini-fuzz-qmp-"));
+
+		if (pid > 0 && kill(pid, 0) < 0 && errno == ESRCH)
+			unlink(g.gl_pathv[i]);
+	}
+	globfree(&g);
+}
+
 static void setup(void)
 {
 	struct errbuf err;
+
+	remove_stale_sockets();
 
 	snprintf(sock_path, sizeof(sock_path), "/tmp/kvmini-fuzz-qmp-%d.sock", (int)getpid());
 	if (aio_context_new(&ctx) < 0 || qmp_server_new(ctx, sock_path, &qs, &err) < 0)
