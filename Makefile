@@ -55,6 +55,7 @@ BENCH_DEPS  :=
 -include aio/aio.mk
 -include guest/guest.mk
 -include tests/unit/unit.mk
+-include tests/fuzz/fuzz.mk
 
 KVMINI_SRCS := $(MAIN_SRCS) $(VMM_SRCS) $(DEV_SRCS) $(AIO_SRCS)
 KVMINI_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(KVMINI_SRCS)) $(BUILD)/obj/version.o

@@ -4,7 +4,7 @@
 set -euo pipefail
 PKGS=(make gcc musl-tools libzycore-dev libcmocka-dev libjsmn-dev python3 python3-pytest
       qemu-system-x86 dpkg-dev xz-utils ca-certificates file hyperfine clang-format time util-linux
-      help2man man-db groff-base acpica-tools e2fsprogs)
+      help2man man-db groff-base acpica-tools e2fsprogs clang libclang-rt-dev)
 missing=()
 for p in "${PKGS[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -246,6 +246,9 @@ static void serial_exit(void *state)
 {
 	struct serial *s = state;
 
+	/* The port range points at @s: gone with it, so the same VM can
+	 * realize a serial port again (the devload fuzz target does). */
+	bus_unregister(&s->vm->pio, SERIAL_BASE);
 	if (s->in_fd >= 0) {
 		aio_set_fd_handler(s->vm->main_ctx, s->in_fd, NULL, NULL, NULL);
 		fcntl(s->in_fd, F_SETFL, fcntl(s->in_fd, F_GETFL) & ~O_NONBLOCK);

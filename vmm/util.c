@@ -15,6 +15,12 @@ int err_set(struct errbuf *err, int errnum, const char *fmt, ...)
 		va_start(ap, fmt);
 		vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
 		va_end(ap);
+		/* Messages quote untrusted input (options, file names, section
+		 * names): a control character there must not split the line or
+		 * drive the terminal. */
+		for (char *p = err->msg; *p; p++)
+			if ((unsigned char)*p < 0x20 || *p == 0x7f)
+				*p = '?';
 	}
 	return -errnum;
 }

@@ -18,7 +18,8 @@ struct errbuf {
 	char msg[512];
 };
 
-/* Set the message (printf-style). Returns -@errnum negated, e.g.
+/* Set the message (printf-style; control characters become '?', so it stays
+ * one line whatever it quotes). Returns -@errnum negated, e.g.
  * "return err_set(err, EINVAL, "bad size '%s'", s);" returns -EINVAL. */
 int err_set(struct errbuf *err, int errnum, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -32,6 +32,10 @@ static void test_err_set(void **state)
 	big[sizeof(big) - 1] = '\0';
 	assert_int_equal(err_set(&err, E2BIG, "%s", big), -E2BIG);
 	assert_int_equal(strlen(err.msg), sizeof(err.msg) - 1);
+	/* Quoted input cannot split the line (found by tests/fuzz/fuzz_cli). */
+	assert_int_equal(err_set(&err, EINVAL, "--disk '%s': bad", "a\nb\r\tc\x1b[2J\x7f"),
+			 -EINVAL);
+	assert_string_equal(err.msg, "--disk 'a?b??c?[2J?': bad");
 	/* A NULL errbuf only returns the code. */
 	assert_int_equal(err_set(NULL, ENOMEM, "x"), -ENOMEM);
 }
