@@ -160,21 +160,33 @@ static void qmp_send(struct qmp_client *c, const char *fmt, ...)
 }
 
 /* Escape @s as the inside of a JSON string. */
+static size_t utf8_len(const unsigned char *p, size_t len);
+
+/* Escape @s as the inside of a JSON string; bytes that are not UTF-8 (a
+ * command name or path as the client sent it) become '?'. */
 static void qmp_escape(char *dst, size_t size, const char *s)
 {
-	size_t o = 0;
+	size_t o = 0, left = strlen(s);
 
-	for (; *s && o + 7 < size; s++) {
+	while (*s && o + 7 < size) {
 		unsigned char ch = (unsigned char)*s;
+		size_t n = ch < 0x80 ? 1 : utf8_len((const unsigned char *)s, left);
 
 		if (ch == '"' || ch == '\\') {
 			dst[o++] = '\\';
 			dst[o++] = (char)ch;
 		} else if (ch < 0x20) {
 			o += (size_t)snprintf(dst + o, size - o, "\\u%04x", ch);
+		} else if (n == 0) {
+			dst[o++] = '?';
+			n = 1;
 		} else {
-			dst[o++] = (char)ch;
+			memcpy(dst + o, s, n);
+			o += n;
 		}
+		n = n ? n : 1;
+		s += n;
+		left -= n;
 	}
 	dst[o] = '\0';
 }

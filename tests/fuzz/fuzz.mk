@@ -22,7 +22,7 @@ FUZZ_TARGETS :=
 FUZZ_HDRS := $(wildcard aio/*.h vmm/*.h devices/*/*.h tests/fuzz/*.h tests/unit/*.h)
 
 FUZZ_TARGETS += fuzz_cli
-fuzz_cli_SRCS := vmm/cli.c vmm/cpuid.c vmm/util.c devices/block/disk_config.c
+fuzz_cli_SRCS := vmm/cli.c vmm/ctl.c vmm/json.c vmm/cpuid.c vmm/util.c devices/block/disk_config.c
 FUZZ_TARGETS += fuzz_scsi
 fuzz_scsi_SRCS := devices/block/scsi_disk.c
 FUZZ_TARGETS += fuzz_ivshmem
@@ -41,17 +41,18 @@ fuzz_devload_SRCS := tests/unit/virtio_harness.c vmm/serial.c devices/virtio/vir
 	devices/virtio/virtqueue.c devices/block/scsi_disk.c devices/block/disk.c \
 	devices/block/engine.c devices/block/uring.c devices/block/disk_config.c \
 	devices/ivshmem/ivshmem.c devices/ivshmem/ivshmem_proto.c vmm/iov.c vmm/pci.c vmm/msix.c \
-	vmm/kvm_irq.c vmm/bus.c vmm/memory.c vmm/util.c vmm/cli.c vmm/cpuid.c $(AIO_LIB_SRCS)
+	vmm/kvm_irq.c vmm/bus.c vmm/memory.c vmm/util.c vmm/cli.c vmm/ctl.c vmm/json.c vmm/cpuid.c vmm/sandbox.c \
+	$(AIO_LIB_SRCS)
 fuzz_devload_DEPS := tests/unit/virtio_harness.h $(LIBURING_LIB)
 fuzz_devload_LIBS := $(LIBURING_LIB) -lcmocka -pthread
 
 # Kernel loaders: tests/fuzz/fuzz_load_NAME.c on vmm/NAME.c, seeded with
 # guests from build/guest (and what the target's fuzz_seeds adds). Adding a
 # loader is its file plus one word here.
-FUZZ_LOADERS := pvh
+FUZZ_LOADERS := pvh bzimage
 FUZZ_LOADER_SEEDS := $(addprefix $(BUILD)/guest/,hello.elf smp.elf blkops.elf)
 $(foreach l,$(FUZZ_LOADERS),$(eval FUZZ_TARGETS += fuzz_load_$(l)) \
-	$(eval fuzz_load_$(l)_SRCS += vmm/$(l).c vmm/memory.c vmm/util.c) \
+	$(eval fuzz_load_$(l)_SRCS += vmm/$(l).c vmm/e820.c vmm/memory.c vmm/util.c) \
 	$(eval fuzz_load_$(l)_SEEDS += $(FUZZ_LOADER_SEEDS)) \
 	$(eval fuzz_load_$(l)_DEPS += tests/fuzz/fuzz_loader.h))
 

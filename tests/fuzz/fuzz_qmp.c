@@ -148,7 +148,7 @@ static void setup(void)
 	remove_stale_sockets();
 
 	snprintf(sock_path, sizeof(sock_path), "/tmp/kvmini-fuzz-qmp-%d.sock", (int)getpid());
-	if (aio_context_new(&ctx) < 0 || qmp_server_new(ctx, sock_path, &qs, &err) < 0)
+	if (aio_context_new(&ctx) < 0 || qmp_server_new(ctx, sock_path, 0600, &qs, &err) < 0)
 		fuzz_fail("QMP server: %s", err.msg);
 	vm.run_state = VM_RUN_RUNNING;
 	atexit(cleanup);
