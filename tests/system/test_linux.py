@@ -24,6 +24,14 @@ from qmpclient import QMP
 pytestmark = needs_kvm
 
 TIMEOUT = 240  # kvmini's --timeout: far above a boot, below the test's patience
+# A stock Linux guest in the nested test VM (TCG, then KVM inside it) now
+# and then stops making progress after "Switched to clocksource kvm-clock"
+# and never prints again; QEMU microvm does the same there, on the same
+# kernel (3 of 3 boots under load, measured 2026-12-06), so it is the
+# emulated machine, not kvmini. A boot that ends on kvmini's own --timeout
+# is tried once more; a second stall fails the test.
+BOOT_TRIES = 2
+BOOT_TIMEOUT = 150
 MEM = "256M"
 TOOLS = os.path.join(BUILD, "guest", "linux")
 
@@ -41,10 +49,16 @@ def boot(tmp_path, script, kind="pvh", args=(), modules=(), files=None, cmdline=
     rd = initramfs(tmp_path, script, modules, files)
     cmd = [KVMINI, "run", "--kernel", kernel(kind), "--initrd", rd, "--cmdline", cmdline,
            "--memory", memory, "--cpus", str(cpus), "--timeout", str(TIMEOUT), *args]
+    cmd[cmd.index("--timeout") + 1] = str(BOOT_TIMEOUT)
     if input is not None:
         stdin = None
-    return subprocess.run(cmd, stdin=stdin, input=input, capture_output=True, text=True,
-                          errors="replace", timeout=TIMEOUT + 60)
+    for attempt in range(BOOT_TRIES):
+        p = subprocess.run(cmd, stdin=stdin, input=input, capture_output=True, text=True,
+                           errors="replace", timeout=BOOT_TIMEOUT + 60)
+        if p.returncode != 124:
+            break
+        print(f"Linux boot stalled (attempt {attempt + 1}): {p.stdout[-300:]!r}")
+    return p
 
 
 def section(out, name):
@@ -325,6 +339,23 @@ echo "SNAP-RESULT $ra $rb $(wc -l < /progress)"
 """
 
 
+def start_linux(tmp_path, args, ready, count=1):
+    """A LinuxVM that got as far as @ready (@count times); started once more
+    if the first boot stalls (BOOT_TRIES)."""
+    for attempt in range(BOOT_TRIES):
+        vm = LinuxVM(tmp_path, args)
+        try:
+            vm.wait_output(ready, count=count, timeout=BOOT_TIMEOUT)
+            return vm
+        except AssertionError as e:
+            vm.p.kill()
+            vm.p.communicate()
+            vm.q.close()
+            if attempt + 1 == BOOT_TRIES:
+                raise
+            print(f"Linux boot stalled (attempt {attempt + 1}): {str(e)[-300:]}")
+
+
 class LinuxVM:
     """kvmini running (or restoring) a Linux guest, with QMP and its console."""
 
@@ -381,10 +412,8 @@ def test_snapshots_of_linux_doing_direct_io(tmp_path):
     devs = ["--memory", MEM, "--disk", f"path={root}", "--disk", f"path={vdb}",
             "--scsi-disk", f"path={sda}"]
     rd = initramfs(tmp_path, TO_ROOT, DISK_MODULES)
-    vm = LinuxVM(tmp_path, ["--kernel", kernel("pvh"), "--initrd", rd, "--cmdline", CMDLINE,
-                            *devs])
-    vm.wait_output("SNAP-READY")
-    vm.wait_output("blkpattern: thread 0 at write", count=2)
+    vm = start_linux(tmp_path, ["--kernel", kernel("pvh"), "--initrd", rd, "--cmdline",
+                                CMDLINE, *devs], "blkpattern: thread 0 at write", count=2)
     out = ""
     caught = 0
     for i in range(int(os.environ.get("LINUX_SNAP_CYCLES", "20"))):
@@ -474,3 +503,4 @@ def test_werror_stop_on_a_real_enospc(tmp_path):
         fsck_clean(root)
     finally:
         subprocess.run(["umount", "-l", str(mnt)], check=False)
+
