@@ -66,7 +66,7 @@ KVMINI_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(KVMINI_SRCS)) $(BUILD)/obj/vers
 # or whatever KVMINI_GIT_REV=... says.
 KVMINI_GIT_REV ?= $(shell test -e .git && git describe --always --dirty --abbrev=12 2>/dev/null || echo unknown)
 
-.PHONY: all deps deps-if-missing test check-layering unit kvmbox-test system soak run bench clean format \
+.PHONY: all deps deps-if-missing test check-layering unit kvmbox-test system soak linux-test run bench clean format \
 	man install uninstall
 all: deps-if-missing $(BUILD)/kvmini guests
 
@@ -136,7 +136,12 @@ unit: deps-if-missing $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
 # in one test VM (scripts/kvmbox; KVMBOX=1 forces it, KVMBOX=0 forbids it).
 # Never skipped for want of KVM: KVMINI_TEST_REQUIRE_KVM makes that an error.
 KVMBOX_RUN := scripts/kvmbox --auto --timeout 2700 --
-PYTEST_ARGS ?= tests/system
+# Debian's kernel as a guest (tests/system/test_linux*.py) is not in
+# `make test` yet: in the nested test VM those boots stall now and then
+# (QEMU microvm's too), which would make CI fail for the emulator's sake.
+# `make linux-test` runs them; see docs/testing.md.
+LINUX_TESTS := tests/system/test_linux.py tests/system/test_linux_boot.py
+PYTEST_ARGS ?= tests/system $(addprefix --ignore=,$(LINUX_TESTS))
 
 # The box itself, on the host: it needs QEMU, not KVM.
 kvmbox-test: deps-if-missing
@@ -144,6 +149,9 @@ kvmbox-test: deps-if-missing
 
 system: all
 	KVMINI_TEST_REQUIRE_KVM=1 $(KVMBOX_RUN) $(PYTHON) -m pytest -q -ra --durations=15 $(PYTEST_ARGS)
+
+linux-test: all
+	KVMINI_TEST_REQUIRE_KVM=1 $(KVMBOX_RUN) $(PYTHON) -m pytest -q -ra -s --durations=15 $(LINUX_TESTS)
 
 # No include loops among the host sources (aio/ vmm/ devices/ main/). Instant.
 check-layering:
