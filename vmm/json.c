@@ -177,23 +177,56 @@ void json_str_decode(const char *js, const jsmntok_t *t, char *dst, size_t size)
 	dst[o] = '\0';
 }
 
+/* Length of the UTF-8 sequence at @p (at most @len bytes), 0 if invalid. */
+size_t json_utf8_len(const unsigned char *p, size_t len)
+{
+	size_t n;
+
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] < 0xe0)
+		n = 2;
+	else if (p[0] >= 0xe0 && p[0] < 0xf0)
+		n = 3;
+	else if (p[0] >= 0xf0 && p[0] < 0xf5)
+		n = 4;
+	else
+		return 0;
+	if (n > len)
+		return 0;
+	for (size_t i = 1; i < n; i++)
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+	if ((n == 3 && p[0] == 0xe0 && p[1] < 0xa0) || (n == 3 && p[0] == 0xed && p[1] >= 0xa0) ||
+	    (n == 4 && p[0] == 0xf0 && p[1] < 0x90) || (n == 4 && p[0] == 0xf4 && p[1] >= 0x90))
+		return 0; /* overlong, surrogate, beyond U+10FFFF */
+	return n;
+}
+
 void json_escape(char *dst, size_t size, const char *s)
 {
-	size_t o = 0;
+	size_t o = 0, left = strlen(s);
 
 	if (!size)
 		return;
-	for (; *s && o + 7 < size; s++) {
+	while (*s && o + 7 < size) {
 		unsigned char ch = (unsigned char)*s;
+		size_t n = ch < 0x80 ? 1 : json_utf8_len((const unsigned char *)s, left);
 
 		if (ch == '"' || ch == '\\') {
 			dst[o++] = '\\';
 			dst[o++] = (char)ch;
 		} else if (ch < 0x20) {
 			o += (size_t)snprintf(dst + o, size - o, "\\u%04x", ch);
+		} else if (n == 0) {
+			dst[o++] = '?'; /* not UTF-8: the reply must stay valid JSON */
+			n = 1;
 		} else {
-			dst[o++] = (char)ch;
+			memcpy(dst + o, s, n);
+			o += n;
 		}
+		s += n;
+		left -= n;
 	}
 	dst[o] = '\0';
 }

@@ -42,8 +42,13 @@ bool json_str(const char *js, const jsmntok_t *t, char *dst, size_t size);
  * a non-string token copies its text. Always NUL-terminates. */
 void json_str_decode(const char *js, const jsmntok_t *t, char *dst, size_t size);
 
+/* Length of the UTF-8 sequence at @p (at most @len bytes); 0 when it is
+ * not UTF-8 (bad lead or continuation, overlong, surrogate, > U+10FFFF). */
+size_t json_utf8_len(const unsigned char *p, size_t len);
+
 /* Write @s into @dst as the inside of a JSON string (quotes, backslashes
- * and control characters escaped), truncated to fit @size. */
+ * and control characters escaped, bytes that are not UTF-8 as '?'),
+ * truncated to fit @size. */
 void json_escape(char *dst, size_t size, const char *s);
 
 #endif

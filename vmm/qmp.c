@@ -20,10 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define JSMN_STATIC
-#define JSMN_STRICT
-#include <jsmn.h>
-
+#include "vmm/json.h"
 #include "vmm/qmp.h"
 #include "vmm/snapshot.h"
 #include "vmm/vm.h"
@@ -159,38 +156,6 @@ static void qmp_send(struct qmp_client *c, const char *fmt, ...)
 	}
 }
 
-/* Escape @s as the inside of a JSON string. */
-static size_t utf8_len(const unsigned char *p, size_t len);
-
-/* Escape @s as the inside of a JSON string; bytes that are not UTF-8 (a
- * command name or path as the client sent it) become '?'. */
-static void qmp_escape(char *dst, size_t size, const char *s)
-{
-	size_t o = 0, left = strlen(s);
-
-	while (*s && o + 7 < size) {
-		unsigned char ch = (unsigned char)*s;
-		size_t n = ch < 0x80 ? 1 : utf8_len((const unsigned char *)s, left);
-
-		if (ch == '"' || ch == '\\') {
-			dst[o++] = '\\';
-			dst[o++] = (char)ch;
-		} else if (ch < 0x20) {
-			o += (size_t)snprintf(dst + o, size - o, "\\u%04x", ch);
-		} else if (n == 0) {
-			dst[o++] = '?';
-			n = 1;
-		} else {
-			memcpy(dst + o, s, n);
-			o += n;
-		}
-		n = n ? n : 1;
-		s += n;
-		left -= n;
-	}
-	dst[o] = '\0';
-}
-
 static void qmp_reply_error(struct qmp_cmd_ctx *x, const char *cls, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void qmp_reply_error(struct qmp_cmd_ctx *x, const char *cls, const char *fmt, ...)
@@ -201,7 +166,7 @@ static void qmp_reply_error(struct qmp_cmd_ctx *x, const char *cls, const char *
 	va_start(ap, fmt);
 	vsnprintf(desc, sizeof(desc), fmt, ap);
 	va_end(ap);
-	qmp_escape(esc, sizeof(esc), desc);
+	json_escape(esc, sizeof(esc), desc);
 	if (x->id)
 		qmp_send(x->c, "{\"error\": {\"class\": \"%s\", \"desc\": \"%s\"}, \"id\": %s}",
 			 cls, esc, x->id);
@@ -237,58 +202,7 @@ void qmp_event(struct qmp_server *qs, const char *name, const char *data_json)
 	}
 }
 
-/* ---- JSON helpers over jsmn tokens ---- */
-
-/* Index of the token after the value starting at @i. */
-static int tok_skip(const jsmntok_t *t, int n, int i)
-{
-	int pending = 1;
-
-	while (pending > 0 && i < n) {
-		if (t[i].type == JSMN_OBJECT)
-			pending += 2 * t[i].size;
-		else if (t[i].type == JSMN_ARRAY)
-			pending += t[i].size;
-		pending--;
-		i++;
-	}
-	return i;
-}
-
-static bool tok_eq(const char *json, const jsmntok_t *t, const char *s)
-{
-	size_t len = strlen(s);
-
-	return t->type == JSMN_STRING && (size_t)(t->end - t->start) == len &&
-	       !strncmp(json + t->start, s, len);
-}
-
-/* Value token of member @key in the object at @obj, or -1. */
-static int tok_member(const char *json, const jsmntok_t *t, int n, int obj, const char *key)
-{
-	int i = obj + 1;
-
-	if (obj < 0 || t[obj].type != JSMN_OBJECT)
-		return -1;
-	for (int m = 0; m < t[obj].size && i + 1 < n; m++) {
-		if (tok_eq(json, &t[i], key))
-			return i + 1;
-		i = tok_skip(t, n, i + 1);
-	}
-	return -1;
-}
-
-/* Copy a string token (without unescaping: our names never need it). */
-static bool tok_str(const char *json, const jsmntok_t *t, char *dst, size_t size)
-{
-	size_t len = (size_t)(t->end - t->start);
-
-	if (t->type != JSMN_STRING || len >= size || memchr(json + t->start, '\\', len))
-		return false;
-	memcpy(dst, json + t->start, len);
-	dst[len] = '\0';
-	return true;
-}
+/* ---- JSON checks over jsmn tokens (helpers: vmm/json.c) ---- */
 
 /* Is @p[0..len) one JSON number (RFC 8259 grammar)? */
 static bool json_number_ok(const char *p, size_t len)
@@ -320,32 +234,6 @@ static bool json_number_ok(const char *p, size_t len)
 			return false;
 	}
 	return i == len;
-}
-
-/* Length of the UTF-8 sequence at @p (at most @len bytes), 0 if invalid. */
-static size_t utf8_len(const unsigned char *p, size_t len)
-{
-	size_t n;
-
-	if (p[0] < 0x80)
-		return 1;
-	if (p[0] >= 0xc2 && p[0] < 0xe0)
-		n = 2;
-	else if (p[0] >= 0xe0 && p[0] < 0xf0)
-		n = 3;
-	else if (p[0] >= 0xf0 && p[0] < 0xf5)
-		n = 4;
-	else
-		return 0;
-	if (n > len)
-		return 0;
-	for (size_t i = 1; i < n; i++)
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-	if ((n == 3 && p[0] == 0xe0 && p[1] < 0xa0) || (n == 3 && p[0] == 0xed && p[1] >= 0xa0) ||
-	    (n == 4 && p[0] == 0xf0 && p[1] < 0x90) || (n == 4 && p[0] == 0xf4 && p[1] >= 0x90))
-		return 0; /* overlong, surrogate, beyond U+10FFFF */
-	return n;
 }
 
 /*
@@ -407,7 +295,7 @@ static int tok_serialize(const char *json, const jsmntok_t *t, int n, int i, cha
 		dst[(*o)++] = '"';
 		for (size_t k = 0; k < len;) {
 			unsigned char ch = (unsigned char)p[k];
-			size_t u = utf8_len((const unsigned char *)p + k, len - k);
+			size_t u = json_utf8_len((const unsigned char *)p + k, len - k);
 
 			if (!u)
 				return -1;
@@ -563,13 +451,13 @@ static void cmd_migrate(struct qmp_cmd_ctx *x)
 	char uri[4096];
 	struct errbuf err;
 	struct snapshot_stats stats;
-	int u = tok_member(x->json, x->toks, x->ntoks, x->args, "uri");
+	int u = json_member(x->json, x->toks, x->ntoks, x->args, "uri");
 	bool was_running;
 	int64_t t0;
 
 	if (!qmp_need_vm(x))
 		return;
-	if (u < 0 || !tok_str(x->json, &x->toks[u], uri, sizeof(uri))) {
+	if (u < 0 || !json_str(x->json, &x->toks[u], uri, sizeof(uri))) {
 		qmp_reply_error(x, "GenericError", "Parameter 'uri' is missing or not a string");
 		return;
 	}
@@ -619,7 +507,7 @@ static void cmd_query_migrate(struct qmp_cmd_ctx *x)
 		    (long long)qs->migrate_ms, (unsigned long long)qs->migrate_bytes,
 		    qs->vm ? (unsigned long long)qs->vm->mem.ram_size : 0ULL);
 	} else {
-		qmp_escape(esc, sizeof(esc), qs->migrate_err);
+		json_escape(esc, sizeof(esc), qs->migrate_err);
 		snprintf(buf, sizeof(buf), "{\"status\": \"failed\", \"error-desc\": \"%s\"}", esc);
 	}
 	qmp_reply(x, buf);
@@ -657,18 +545,18 @@ static void qmp_run(struct qmp_cmd_ctx *x)
 {
 	const char *json = x->json;
 	const jsmntok_t *toks = x->toks;
-	int n = x->ntoks, e = tok_member(json, toks, n, 0, "execute");
+	int n = x->ntoks, e = json_member(json, toks, n, 0, "execute");
 	char name[64];
 
 	if (e < 0) {
 		qmp_reply_error(x, "GenericError", "QMP input lacks member 'execute'");
 		return;
 	}
-	if (!tok_str(json, &toks[e], name, sizeof(name))) {
+	if (!json_str(json, &toks[e], name, sizeof(name))) {
 		qmp_reply_error(x, "GenericError", "QMP input member 'execute' must be a string");
 		return;
 	}
-	x->args = tok_member(json, toks, n, 0, "arguments");
+	x->args = json_member(json, toks, n, 0, "arguments");
 	if (x->args >= 0 && toks[x->args].type != JSMN_OBJECT) {
 		qmp_reply_error(x, "GenericError",
 				"QMP input member 'arguments' must be an object");
@@ -710,7 +598,7 @@ static void qmp_dispatch(struct qmp_client *c, const char *json, size_t len)
 		return;
 	}
 	x.ntoks = n;
-	idt = tok_member(json, toks, n, 0, "id");
+	idt = json_member(json, toks, n, 0, "id");
 	if (idt >= 0) {
 		/* Echoed as any JSON value (as QEMU), re-serialised from its
 		 * tokens so that the reply is JSON whatever the input was. */

@@ -59,7 +59,7 @@ $(foreach l,$(FUZZ_LOADERS),$(eval FUZZ_TARGETS += fuzz_load_$(l)) \
 # Last: it fails until qmp.c's replies are valid JSON for every id (issue
 # 17), and make stops at the first failure.
 FUZZ_TARGETS += fuzz_qmp
-fuzz_qmp_SRCS := vmm/qmp.c vmm/util.c tests/fuzz/json_check.c $(AIO_LIB_SRCS)
+fuzz_qmp_SRCS := vmm/qmp.c vmm/json.c vmm/util.c tests/fuzz/json_check.c $(AIO_LIB_SRCS)
 fuzz_qmp_DEPS := tests/fuzz/json_check.h
 fuzz_qmp_DICT := tests/fuzz/qmp.dict
 

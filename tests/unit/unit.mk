@@ -109,5 +109,5 @@ test_snapshot_CFLAGS := -Wno-format-truncation
 
 # qmp.c on a real socket and AioContext; the VM side is stubbed in the test.
 UNIT_TESTS += test_qmp
-test_qmp_SRCS := vmm/util.c $(AIO_LIB_SRCS)
-test_qmp_DEPS := vmm/qmp.c vmm/qmp.h vmm/vm.h vmm/snapshot.h aio/aio.h
+test_qmp_SRCS := vmm/json.c vmm/util.c $(AIO_LIB_SRCS)
+test_qmp_DEPS := vmm/qmp.c vmm/qmp.h vmm/json.h vmm/vm.h vmm/snapshot.h aio/aio.h
