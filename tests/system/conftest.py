@@ -55,6 +55,22 @@ def run_guest(name, *args, timeout=60, **kw):
     return run_kvmini("run", "--kernel", guest(name), *args, timeout=timeout, **kw)
 
 
+# A file system that fills up for real (werror/rerror tests, any file).
+@pytest.fixture
+def small_tmpfs(tmp_path):
+    """A 16 MiB tmpfs (we mount it: root only)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs for a real ENOSPC needs root")
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mnt)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
 # ---------------------------------------------------------------- make test
 # `make test` sets KVMINI_TEST_REQUIRE_KVM=1: it runs the system tests natively
 # only where /dev/kvm is usable and otherwise inside the test VM

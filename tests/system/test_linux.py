@@ -466,41 +466,31 @@ echo "ENOSPC-RESULT $?"
 """
 
 
-def test_werror_stop_on_a_real_enospc(tmp_path):
+def test_werror_stop_on_a_real_enospc(tmp_path, small_tmpfs):
     """werror=stop under Linux: the image's file system fills up, the VM
     pauses with BLOCK_IO_ERROR; space is freed, cont retries the held
     writes and Linux never sees an error: every block is right."""
     from blkutil import check_image_pattern
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs for a real ENOSPC needs root")
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mnt)],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
-    try:
-        root = rootfs(tmp_path, ENOSPC_WORK, tools=["blkpattern"])
-        vdb = raw(mnt, "vdb.img", 4 << 20)
-        filler = mnt / "filler"
-        filler.write_bytes(b"\xaa" * (14 << 20))
-        rd = initramfs(tmp_path, TO_ROOT, DISK_MODULES)
-        vm = LinuxVM(tmp_path, ["--kernel", kernel("pvh"), "--initrd", rd, "--cmdline",
-                                CMDLINE, "--memory", MEM, "--disk", f"path={root}",
-                                "--disk", f"path={vdb},werror=stop"])
-        e = vm.q.wait_event("BLOCK_IO_ERROR", timeout=TIMEOUT)["data"]
-        assert e["device"] == "virtio-blk1" and e["nospace"] and e["action"] == "stop", e
-        vm.q.wait_event("STOP")
-        assert vm.q.cmd("query-status")["return"]["status"] == "io-error"
-        filler.unlink()
-        assert vm.q.cmd("cont") == {"return": {}}
-        out, code, err = vm.finish()
-        assert code == 0, (code, err, out[-3000:])
-        assert "ENOSPC-RESULT 0" in out, out[-3000:]
-        m = re.search(r"blkpattern: verified (\d+) blocks, gensum 0x([0-9a-f]+)", out)
-        assert m, out[-3000:]
-        check_image_pattern(vdb, int(m.group(1)), int(m.group(2), 16), b"lnx-blk\0")
-        fsck_clean(root)
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
+    mnt = small_tmpfs
+    root = rootfs(tmp_path, ENOSPC_WORK, tools=["blkpattern"])
+    vdb = raw(mnt, "vdb.img", 4 << 20)
+    filler = mnt / "filler"
+    filler.write_bytes(b"\xaa" * (14 << 20))
+    rd = initramfs(tmp_path, TO_ROOT, DISK_MODULES)
+    vm = LinuxVM(tmp_path, ["--kernel", kernel("pvh"), "--initrd", rd, "--cmdline",
+                            CMDLINE, "--memory", MEM, "--disk", f"path={root}",
+                            "--disk", f"path={vdb},werror=stop"])
+    e = vm.q.wait_event("BLOCK_IO_ERROR", timeout=TIMEOUT)["data"]
+    assert e["device"] == "virtio-blk1" and e["nospace"] and e["action"] == "stop", e
+    vm.q.wait_event("STOP")
+    assert vm.q.cmd("query-status")["return"]["status"] == "io-error"
+    filler.unlink()
+    assert vm.q.cmd("cont") == {"return": {}}
+    out, code, err = vm.finish()
+    assert code == 0, (code, err, out[-3000:])
+    assert "ENOSPC-RESULT 0" in out, out[-3000:]
+    m = re.search(r"blkpattern: verified (\d+) blocks, gensum 0x([0-9a-f]+)", out)
+    assert m, out[-3000:]
+    check_image_pattern(vdb, int(m.group(1)), int(m.group(2), 16), b"lnx-blk\0")
+    fsck_clean(root)
 

@@ -222,21 +222,6 @@ def finish_cycles(vm, out, img):
 
 # ------------------------------------------------------------ werror=stop, ENOSPC
 
-@pytest.fixture
-def small_tmpfs(tmp_path):
-    """A 16 MiB tmpfs (we mount it: root only)."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs for a real ENOSPC needs root")
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mnt)],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)], check=False)
-
-
 def wait_stop_on_error(vm, nospace=True):
     e = vm.q.wait_event("BLOCK_IO_ERROR")["data"]
     assert e == {"device": "virtio-blk0", "operation": "write", "action": "stop",

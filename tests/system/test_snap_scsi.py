@@ -159,21 +159,6 @@ def test_twenty_cycles_on_lun3(tmp_path):
     check_image(img, out)
 
 
-@pytest.fixture
-def small_tmpfs(tmp_path):
-    """A 16 MiB tmpfs (we mount it: root only)."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs for a real ENOSPC needs root")
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mnt)],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)], check=False)
-
-
 def test_werror_stop_enospc_with_snapshot(tmp_path, small_tmpfs):
     img = make_image(small_tmpfs / "d.img", 8 << 20)
     filler = small_tmpfs / "filler"
