@@ -501,8 +501,8 @@ _Static_assert(LAYOUT_START_INFO + sizeof(struct hvm_start_info) <= LAYOUT_MODLI
 	       "boot structures overlap");
 
 int pvh_setup_start_info(struct guest_mem *m, const char *cmdline, const void *initrd,
-			 size_t initrd_len, uint64_t kernel_end, uint64_t *start_info,
-			 struct errbuf *err)
+			 size_t initrd_len, uint64_t kernel_end, uint64_t rsdp,
+			 uint64_t *start_info, struct errbuf *err)
 {
 	struct hvm_memmap_table_entry map[E820_MAX_ENTRIES];
 	struct e820_entry e820[E820_MAX_ENTRIES];
@@ -510,6 +510,7 @@ int pvh_setup_start_info(struct guest_mem *m, const char *cmdline, const void *i
 	    .magic = XEN_HVM_START_MAGIC_VALUE,
 	    .version = 1,
 	    .cmdline_paddr = LAYOUT_CMDLINE,
+	    .rsdp_paddr = rsdp,
 	    .memmap_paddr = LAYOUT_MEMMAP,
 	};
 	uint8_t *boot;
@@ -564,12 +565,4 @@ int pvh_setup_start_info(struct guest_mem *m, const char *cmdline, const void *i
 	}
 	*start_info = LAYOUT_START_INFO;
 	return 0;
-}
-
-void pvh_set_rsdp(struct guest_mem *m, uint64_t start_info, uint64_t rsdp)
-{
-	struct hvm_start_info *si = guest_mem_ptr(m, start_info, sizeof(*si));
-
-	if (si)
-		si->rsdp_paddr = rsdp;
 }

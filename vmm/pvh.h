@@ -109,7 +109,8 @@ int pvh_load_elf(struct guest_mem *m, const void *image, size_t len, struct pvh_
 
 /*
  * Write the boot structures into [LAYOUT_BOOT_START, LAYOUT_BOOT_END) (first
- * zeroed): the GDT above, hvm_start_info (version 1, flags 0, rsdp_paddr 0)
+ * zeroed): the GDT above, hvm_start_info (version 1, flags 0, rsdp_paddr @rsdp:
+ * the ACPI RSDP's GPA, 0 for none)
  * at LAYOUT_START_INFO, the memory map at LAYOUT_MEMMAP, the command line at
  * LAYOUT_CMDLINE (NULL means empty), and, if @initrd_len > 0, the initrd as
  * module 0 (modlist at LAYOUT_MODLIST, no module command line). Returns the
@@ -124,11 +125,7 @@ int pvh_load_elf(struct guest_mem *m, const void *image, size_t len, struct pvh_
  * LAYOUT_CMDLINE_MAX - 1 is -E2BIG. -EINVAL for a NULL @initrd with a length.
  */
 int pvh_setup_start_info(struct guest_mem *m, const char *cmdline, const void *initrd,
-			 size_t initrd_len, uint64_t kernel_end, uint64_t *start_info,
-			 struct errbuf *err);
-
-/* Point the start_info at @start_info (written by pvh_setup_start_info)
- * to the ACPI RSDP at @rsdp. */
-void pvh_set_rsdp(struct guest_mem *m, uint64_t start_info, uint64_t rsdp);
+			 size_t initrd_len, uint64_t kernel_end, uint64_t rsdp,
+			 uint64_t *start_info, struct errbuf *err);
 
 #endif

@@ -406,10 +406,9 @@ static int vm_load_pvh(struct vm *vm, const struct boot_files *bf, struct errbuf
 	if (ret < 0)
 		return vm_kernel_error(cfg, ret, err);
 	ret = pvh_setup_start_info(&vm->mem, cfg->cmdline ? cfg->cmdline : "", bf->initrd,
-				   bf->initrd_len, img.load_high, &start_info, err);
+				   bf->initrd_len, img.load_high, vm->rsdp, &start_info, err);
 	if (ret < 0)
 		return ret;
-	pvh_set_rsdp(&vm->mem, start_info, vm->rsdp);
 	return vcpu_set_boot_state(&vm->cpus.vcpus[0], img.entry, (uint32_t)start_info, err);
 }
 

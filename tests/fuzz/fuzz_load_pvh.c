@@ -35,7 +35,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			  (unsigned long long)img.load_high, img.entry);
 	fuzz_loader_clear(img.load_low, img.load_high);
 	ret = pvh_setup_start_info(m, "console=ttyS0", image + size - initrd_len, initrd_len,
-				   img.load_high, &start_info, &err);
+				   img.load_high, 0xe0000, &start_info, &err);
 	if (ret < 0)
 		fuzz_check_msg("pvh_setup_start_info", err.msg);
 	else if (start_info < LAYOUT_BOOT_START || start_info >= LAYOUT_BOOT_END)

@@ -842,7 +842,8 @@ static void test_start_info_basic(void **state)
 
 	poison(&f->m);
 	assert_int_equal(
-	    pvh_setup_start_info(&f->m, "console=ttyS0 hello", NULL, 0, 0x300000, &gpa, &err), 0);
+	    pvh_setup_start_info(&f->m, "console=ttyS0 hello", NULL, 0, 0x300000, 0, &gpa, &err),
+	    0);
 	assert_int_equal(gpa, LAYOUT_START_INFO);
 	read_start_info(&f->m, &si, map);
 	assert_int_equal(si.nr_modules, 0);
@@ -874,6 +875,11 @@ static void test_start_info_basic(void **state)
 	assert_int_equal(*ram(f, LAYOUT_BOOT_START - 1), 0x5a);
 	assert_int_equal(*ram(f, LAYOUT_BOOT_END), 0x5a);
 	assert_int_equal(*ram(f, RAM - 1), 0x5a);
+	/* The ACPI RSDP's address goes into start_info as given. */
+	assert_int_equal(pvh_setup_start_info(&f->m, "", NULL, 0, 0x300000, 0xe0000, &gpa, &err),
+			 0);
+	assert_int_equal(guest_mem_read(&f->m, LAYOUT_START_INFO, &si, sizeof(si)), 0);
+	assert_int_equal(si.rsdp_paddr, 0xe0000);
 }
 
 static void test_start_info_cmdline(void **state)
@@ -886,22 +892,22 @@ static void test_start_info_cmdline(void **state)
 
 	assert_non_null(big);
 	/* NULL is the empty command line. */
-	assert_int_equal(pvh_setup_start_info(&f->m, NULL, NULL, 0, 0, &gpa, &err), 0);
+	assert_int_equal(pvh_setup_start_info(&f->m, NULL, NULL, 0, 0, 0, &gpa, &err), 0);
 	assert_int_equal(*ram(f, LAYOUT_CMDLINE), 0);
-	assert_int_equal(pvh_setup_start_info(&f->m, "", NULL, 0, 0, &gpa, &err), 0);
+	assert_int_equal(pvh_setup_start_info(&f->m, "", NULL, 0, 0, 0, &gpa, &err), 0);
 	assert_int_equal(*ram(f, LAYOUT_CMDLINE), 0);
 
 	/* The longest that fits. */
 	memset(big, 'c', LAYOUT_CMDLINE_MAX - 1);
 	big[LAYOUT_CMDLINE_MAX - 1] = '\0';
-	assert_int_equal(pvh_setup_start_info(&f->m, big, NULL, 0, 0, &gpa, &err), 0);
+	assert_int_equal(pvh_setup_start_info(&f->m, big, NULL, 0, 0, 0, &gpa, &err), 0);
 	assert_int_equal(guest_mem_read(&f->m, LAYOUT_CMDLINE, back, sizeof(back)), 0);
 	assert_memory_equal(back, big, LAYOUT_CMDLINE_MAX);
 
 	/* One more byte is an error that names the limit. */
 	memset(big, 'c', LAYOUT_CMDLINE_MAX);
 	big[LAYOUT_CMDLINE_MAX] = '\0';
-	assert_int_equal(pvh_setup_start_info(&f->m, big, NULL, 0, 0, &gpa, &err), -E2BIG);
+	assert_int_equal(pvh_setup_start_info(&f->m, big, NULL, 0, 0, 0, &gpa, &err), -E2BIG);
 	assert_non_null(strstr(err.msg, "command line is longer than 4095 bytes"));
 	free(big);
 }
@@ -922,7 +928,7 @@ static void test_start_info_initrd(void **state)
 		initrd[i] = (uint8_t)(i * 13 + 1);
 
 	poison(&f->m);
-	assert_int_equal(pvh_setup_start_info(&f->m, "x", initrd, len, 0x300000, &gpa, &err), 0);
+	assert_int_equal(pvh_setup_start_info(&f->m, "x", initrd, len, 0x300000, 0, &gpa, &err), 0);
 	read_start_info(&f->m, &si, map);
 	assert_int_equal(si.nr_modules, 1);
 	assert_int_equal(si.modlist_paddr, LAYOUT_MODLIST);
@@ -937,13 +943,13 @@ static void test_start_info_initrd(void **state)
 
 	/* Exactly fits above an aligned kernel end; one byte more does not. */
 	assert_int_equal(
-	    pvh_setup_start_info(&f->m, "", initrd, RAM - 0x300000, 0x300000, &gpa, &err), 0);
+	    pvh_setup_start_info(&f->m, "", initrd, RAM - 0x300000, 0x300000, 0, &gpa, &err), 0);
 	assert_int_equal(guest_mem_read(&f->m, LAYOUT_MODLIST, &mod, sizeof(mod)), 0);
 	assert_int_equal(mod.paddr, 0x300000);
 	assert_memory_equal(ram(f, 0x300000), initrd, RAM - 0x300000);
 
 	assert_int_equal(
-	    pvh_setup_start_info(&f->m, "", initrd, RAM - 0x300000 + 1, 0x300000, &gpa, &err),
+	    pvh_setup_start_info(&f->m, "", initrd, RAM - 0x300000 + 1, 0x300000, 0, &gpa, &err),
 	    -E2BIG);
 	assert_non_null(strstr(err.msg, "initrd of 13631489 bytes does not fit"));
 	assert_null(strchr(err.msg, '\n'));
@@ -951,21 +957,24 @@ static void test_start_info_initrd(void **state)
 	/* Alignment: fits by length but the page-aligned start falls below an
 	 * unaligned kernel end. */
 	assert_int_equal(
-	    pvh_setup_start_info(&f->m, "", initrd, RAM - 0x300001, 0x300000, &gpa, &err), 0);
+	    pvh_setup_start_info(&f->m, "", initrd, RAM - 0x300001, 0x300000, 0, &gpa, &err), 0);
 	assert_int_equal(
-	    pvh_setup_start_info(&f->m, "", initrd, RAM - 0x300001, 0x300001, &gpa, &err), -E2BIG);
+	    pvh_setup_start_info(&f->m, "", initrd, RAM - 0x300001, 0x300001, 0, &gpa, &err),
+	    -E2BIG);
 
 	/* kernel_end 0: the initrd still stays above 1 MiB. */
-	assert_int_equal(pvh_setup_start_info(&f->m, "", initrd, RAM - MiB, 0, &gpa, &err), 0);
-	assert_int_equal(pvh_setup_start_info(&f->m, "", initrd, RAM - MiB + 1, 0, &gpa, &err),
+	assert_int_equal(pvh_setup_start_info(&f->m, "", initrd, RAM - MiB, 0, 0, &gpa, &err), 0);
+	assert_int_equal(pvh_setup_start_info(&f->m, "", initrd, RAM - MiB + 1, 0, 0, &gpa, &err),
 			 -E2BIG);
 	/* Kernel end beyond RAM, huge lengths. */
-	assert_int_equal(pvh_setup_start_info(&f->m, "", initrd, 1, RAM + 1, &gpa, &err), -E2BIG);
-	assert_int_equal(pvh_setup_start_info(&f->m, "", initrd, SIZE_MAX, 0, &gpa, &err), -E2BIG);
-	assert_int_equal(pvh_setup_start_info(&f->m, "", initrd, 1, UINT64_MAX, &gpa, &err),
+	assert_int_equal(pvh_setup_start_info(&f->m, "", initrd, 1, RAM + 1, 0, &gpa, &err),
+			 -E2BIG);
+	assert_int_equal(pvh_setup_start_info(&f->m, "", initrd, SIZE_MAX, 0, 0, &gpa, &err),
+			 -E2BIG);
+	assert_int_equal(pvh_setup_start_info(&f->m, "", initrd, 1, UINT64_MAX, 0, &gpa, &err),
 			 -E2BIG);
 	/* No data. */
-	assert_int_equal(pvh_setup_start_info(&f->m, "", NULL, 10, 0, &gpa, &err), -EINVAL);
+	assert_int_equal(pvh_setup_start_info(&f->m, "", NULL, 10, 0, 0, &gpa, &err), -EINVAL);
 	free(initrd);
 }
 
@@ -980,8 +989,8 @@ static void test_start_info_high_ram(void **state)
 	static const uint8_t initrd[4096 + 1] = {1, 2, 3};
 
 	assert_int_equal(guest_mem_init(&m, 5 * GiB), 0);
-	assert_int_equal(pvh_setup_start_info(&m, "", initrd, sizeof(initrd), 0x200000, &gpa, &err),
-			 0);
+	assert_int_equal(
+	    pvh_setup_start_info(&m, "", initrd, sizeof(initrd), 0x200000, 0, &gpa, &err), 0);
 	read_start_info(&m, &si, map);
 	assert_int_equal(si.memmap_entries, 6);
 	check_map_entry(&map[0], 0, 0xa0000, XEN_HVM_MEMMAP_TYPE_RAM);
@@ -1012,9 +1021,9 @@ static void test_load_then_start_info(void **state)
 
 	load_ok(&f->m, &b, &img);
 	free(b.buf);
-	assert_int_equal(
-	    pvh_setup_start_info(&f->m, "a b c", initrd, sizeof(initrd), img.load_high, &gpa, &err),
-	    0);
+	assert_int_equal(pvh_setup_start_info(&f->m, "a b c", initrd, sizeof(initrd), img.load_high,
+					      0, &gpa, &err),
+			 0);
 	/* The kernel's bytes survive. */
 	assert_int_equal(*ram(f, 0x100000), data_byte(0, 0));
 	assert_int_equal(*ram(f, 0xfff000), 7);
