@@ -76,7 +76,7 @@ deps:
 deps-if-missing:
 	@scripts/deps.sh --if-missing
 
-$(MUSL_INC)/.stamp: Makefile
+$(MUSL_INC)/.stamp: Makefile | deps-if-missing
 	@mkdir -p $(MUSL_INC)
 	ln -sfn /usr/include/linux $(MUSL_INC)/linux
 	ln -sfn /usr/include/asm-generic $(MUSL_INC)/asm-generic

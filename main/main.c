@@ -35,6 +35,7 @@ struct main_state {
 	struct vm *vm; /* the VM of this boot, or NULL between boots */
 	int sig_fd;
 	int signo; /* signal that stopped us, or 0 */
+	bool timed_out; /* --timeout expired (it may fire between boots) */
 	bool booted_once;
 };
 
@@ -56,6 +57,9 @@ static void main_timeout(void *opaque)
 {
 	struct main_state *ms = opaque;
 
+	/* Remembered: a guest reset racing with the deadline must not start
+	 * a boot that no deadline ends any more. */
+	ms->timed_out = true;
 	if (ms->vm)
 		vm_request_exit(ms->vm, VM_EXIT_STATUS, EXIT_TIMEOUT);
 }
@@ -312,6 +316,16 @@ static int main_run(const struct vm_config *cfg)
 		}
 		if (ret != VM_EXIT_RESET)
 			break;
+		if (ms.timed_out) {
+			ret = VM_EXIT_STATUS;
+			status = EXIT_TIMEOUT;
+			break;
+		}
+		if (ms.signo) {
+			ret = VM_EXIT_STATUS;
+			status = 128 + ms.signo;
+			break;
+		}
 		if (!cfg->reboot && status != VM_RESET_HOST)
 			break;
 		if (!cfg->kernel) {
