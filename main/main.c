@@ -34,7 +34,7 @@ struct main_state {
 	struct qmp_server *qmp;
 	struct vm *vm; /* the VM of this boot, or NULL between boots */
 	int sig_fd;
-	int signo; /* signal that stopped us, or 0 */
+	int signo;	/* signal that stopped us, or 0 */
 	bool timed_out; /* --timeout expired (it may fire between boots) */
 	bool booted_once;
 };
