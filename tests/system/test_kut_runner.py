@@ -1,0 +1,156 @@
+"""scripts/kvm-unit-tests, the runner for kvm-unit-tests' x86 suite, on a
+fake suite of our own guests (the suite itself is never part of kvmini):
+entries that pass, fail, skip, time out, need what kvmini lacks, or do not
+apply, each reported as the suite's run_tests.sh would; under kvmini and
+under QEMU; --compare's table."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+from conftest import ROOT, guest
+
+RUNNER = os.path.join(ROOT, "scripts", "kvm-unit-tests")
+
+CFG = """\
+##############################################################################
+# a fake x86/unittests.cfg: our exit guest stands in for the tests
+##############################################################################
+
+[passes]
+file = exit.elf
+test_args = 'status=0'
+
+[fails]
+file = exit.elf
+smp = 2
+test_args = status=1
+timeout = 30
+
+[skips]
+file = exit.elf
+test_args = status=38
+
+[hangs]
+file = exit.elf
+test_args = hang
+timeout = 2s
+
+[i386only]
+file = exit.elf
+arch = i386
+
+[tcgonly]
+file = exit.elf
+accel = tcg
+
+[q35]
+file = exit.elf
+qemu_params = -M q35 -device edu
+
+[hostcheck]
+file = exit.elf
+check = /nonexistent/kvmini/param=Y
+
+[cpuedit]
+file = exit.elf
+test_args = 'status=`echo 0`'
+qemu_params = -cpu max,-x2apic -m 256
+
+[notbuilt]
+file = missing.flat
+"""
+
+EXPECT = {
+    "passes": "PASS",
+    "fails": "FAIL",
+    "skips": "SKIP",
+    "hangs": "FAIL",
+    "i386only": "SKIP",
+    "tcgonly": "SKIP",
+    "q35": "SKIP",
+    "hostcheck": "SKIP",
+    "cpuedit": "PASS",
+    "notbuilt": "SKIP",
+}
+
+
+def fake_suite(tmp_path):
+    x86 = tmp_path / "kut" / "x86"
+    x86.mkdir(parents=True)
+    shutil.copy(guest("exit"), x86 / "exit.elf")
+    (x86 / "unittests.cfg").write_text(CFG)
+    return tmp_path / "kut"
+
+
+def run_runner(*args, timeout=300):
+    return subprocess.run([sys.executable, RUNNER, *map(str, args)], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def results(stdout):
+    """{name: (RESULT, detail)} from the runner's PASS/FAIL/SKIP lines."""
+    out = {}
+    for line in stdout.splitlines():
+        word, _, rest = line.partition(" ")
+        if word in ("PASS", "FAIL", "SKIP"):
+            name, _, detail = rest.partition(" ")
+            out[name] = (word, detail)
+    return out
+
+
+def test_kvmini(tmp_path):
+    kut = fake_suite(tmp_path)
+    p = run_runner("--json", tmp_path / "k.json", kut)
+    assert p.returncode == 1, (p.stdout, p.stderr)  # two entries fail
+    got = results(p.stdout)
+    assert {n: r for n, (r, _) in got.items()} == EXPECT, p.stdout
+    assert "timeout; duration=2" in got["hangs"][1]
+    assert "status 1" in got["fails"][1]
+    assert "i386 only" in got["i386only"][1]
+    assert "-M q35 -device edu" in got["q35"][1]
+    assert "/nonexistent/kvmini/param" in got["hostcheck"][1]
+    assert "x86/missing.flat not built" in got["notbuilt"][1]
+    assert "kvmini: PASS 2, FAIL 2, SKIP 6; wall time" in p.stdout
+    data = json.loads((tmp_path / "k.json").read_text())
+    assert [r["name"] for r in data["results"]] == list(EXPECT)
+
+
+def test_only_named_entries_and_bad_names(tmp_path):
+    kut = fake_suite(tmp_path)
+    p = run_runner(kut, "passes", "skips")
+    assert p.returncode == 0, (p.stdout, p.stderr)
+    assert set(results(p.stdout)) == {"passes", "skips"}
+    p = run_runner(kut, "passes", "nosuch")
+    assert p.returncode == 2 and "no such entry: nosuch" in p.stderr
+    p = run_runner(tmp_path / "nowhere")
+    assert p.returncode == 2 and "unittests.cfg not found" in p.stderr
+
+
+def test_kvmini_refusal_is_a_failure_naming_it(tmp_path):
+    kut = fake_suite(tmp_path)
+    cfg = kut / "x86" / "unittests.cfg"
+    cfg.write_text("[bogus]\nfile = exit.elf\nqemu_params = -cpu max,+nosuchfeature\n")
+    p = run_runner(kut)
+    got = results(p.stdout)
+    assert got["bogus"][0] == "FAIL", p.stdout
+    assert "nosuchfeature" in got["bogus"][1], p.stdout
+
+
+def test_qemu_same_results_and_compare(tmp_path):
+    kut = fake_suite(tmp_path)
+    q = run_runner("--vmm", "qemu", "--json", tmp_path / "q.json", kut)
+    got = results(q.stdout)
+    # QEMU knows q35 and edu: that entry runs there; the rest agree.
+    expect = dict(EXPECT, q35="PASS")
+    assert {n: r for n, (r, _) in got.items()} == expect, (q.stdout, q.stderr)
+    k = run_runner("--json", tmp_path / "k.json", kut)
+    assert k.returncode == 1
+    c = run_runner("--compare", tmp_path / "q.json", tmp_path / "k.json")
+    lines = c.stdout.splitlines()
+    assert lines[0] == "| test | QEMU | kvmini | reason where they differ |"
+    assert "| passes | PASS | PASS |  |" in lines
+    assert any(l.startswith("| q35 | PASS | SKIP | needs QEMU's -M q35") for l in lines), c.stdout
+    assert any(l.startswith("QEMU: PASS 3, FAIL 2, SKIP 5; wall time") for l in lines), c.stdout
+    assert any(l.startswith("kvmini: PASS 2, FAIL 2, SKIP 6; wall time") for l in lines), c.stdout
