@@ -50,11 +50,19 @@ static int kvm_vm_ioeventfd_datamatch(void *opaque, uint64_t addr, uint32_t len,
 	return ioctl(*(int *)opaque, KVM_IOEVENTFD, &e) < 0 ? -errno : 0;
 }
 
+static int kvm_vm_irq_line(void *opaque, uint32_t irq, bool level)
+{
+	struct kvm_irq_level l = {.irq = irq, .level = level};
+
+	return ioctl(*(int *)opaque, KVM_IRQ_LINE, &l) < 0 ? -errno : 0;
+}
+
 const struct kvm_irq_ops kvm_irq_ops_vm = {
     .set_gsi_routing = kvm_vm_set_gsi_routing,
     .irqfd = kvm_vm_irqfd,
     .ioeventfd = kvm_vm_ioeventfd,
     .ioeventfd_datamatch = kvm_vm_ioeventfd_datamatch,
+    .irq_line = kvm_vm_irq_line,
 };
 
 /* ---- GSI routing ---- */

@@ -2,7 +2,7 @@
 /*
  * The KVM side of interrupts and doorbells, apart from PCI and MSI-X:
  *  - struct kvm_irq_ops: the few KVM calls interrupts and doorbells need
- *    (GSI routing table, irqfd, ioeventfd). kvm_irq_ops_vm issues the real
+ *    (GSI routing table, irqfd, ioeventfd, irqchip lines). kvm_irq_ops_vm issues the real
  *    ioctls on a VM fd; unit tests supply their own recording table. This is
  *    the only seam: the logic above it is the same in both cases.
  *  - struct msi_router: the VM's GSI routing table. It keeps KVM's default
@@ -38,6 +38,9 @@ struct kvm_irq_ops {
 	 */
 	int (*ioeventfd_datamatch)(void *opaque, uint64_t addr, uint32_t len, uint64_t data, int fd,
 				   bool assign);
+	/* Optional (NULL: not available): drive irqchip input @irq (GSI 0-23:
+	 * PIC and IOAPIC pins) to @level (KVM_IRQ_LINE). pc-testdev's lines. */
+	int (*irq_line)(void *opaque, uint32_t irq, bool level);
 };
 
 /* The real thing: @opaque is a pointer to the VM fd (int *). */
