@@ -169,34 +169,31 @@ static void test_data_widths(void **state)
 
 static void test_irq_lines(void **state)
 {
+	/* Port offset, value, width; the line and level KVM must get. Any
+	 * nonzero value asserts (QEMU passes it on as the level). */
+	static const struct {
+		uint16_t line;
+		uint32_t v, len;
+		bool level;
+	} w[] = {
+	    {9, 1, 1, true},  {9, 0, 1, false}, {0, 1, 1, true},
+	    {23, 1, 1, true}, {14, 2, 1, true}, {10, 0x100, 4, true},
+	};
 	struct fixture *f = *state;
+	uint32_t v = 1;
 
-	out(f, PC_TESTDEV_IRQ + 9, 1, 1);
-	out(f, PC_TESTDEV_IRQ + 9, 0, 1);
-	out(f, PC_TESTDEV_IRQ + 0, 1, 1);
-	out(f, PC_TESTDEV_IRQ + 23, 1, 1);
-	/* Nonzero asserts, as the level QEMU passes on; widths up to the end. */
-	out(f, PC_TESTDEV_IRQ + 14, 2, 1);
-	out(f, PC_TESTDEV_IRQ + 10, 0x100, 4);
-	assert_int_equal(nlines, 6);
-	assert_int_equal(lines[0].irq, 9);
-	assert_true(lines[0].level);
-	assert_int_equal(lines[1].irq, 9);
-	assert_false(lines[1].level);
-	assert_int_equal(lines[2].irq, 0);
-	assert_true(lines[2].level);
-	assert_int_equal(lines[3].irq, 23);
-	assert_true(lines[3].level);
-	assert_int_equal(lines[4].irq, 14);
-	assert_true(lines[4].level);
-	assert_int_equal(lines[5].irq, 10);
-	assert_true(lines[5].level);
+	for (size_t i = 0; i < sizeof(w) / sizeof(w[0]); i++)
+		out(f, PC_TESTDEV_IRQ + w[i].line, w[i].v, w[i].len);
+	assert_int_equal(nlines, sizeof(w) / sizeof(w[0]));
+	for (size_t i = 0; i < sizeof(w) / sizeof(w[0]); i++) {
+		assert_int_equal(lines[i].irq, w[i].line);
+		assert_int_equal(lines[i].level, w[i].level);
+	}
 	/* Reads drive nothing; past line 23 is not the device's. */
 	assert_int_equal(in(f, PC_TESTDEV_IRQ + 5, 1), 0);
-	uint32_t v = 1;
 	assert_false(bus_dispatch(&f->pio, PC_TESTDEV_IRQ + PC_TESTDEV_NIRQS, &v, 1, true));
 	assert_false(bus_dispatch(&f->pio, PC_TESTDEV_IRQ + 23, &v, 2, true));
-	assert_int_equal(nlines, 6);
+	assert_int_equal(nlines, sizeof(w) / sizeof(w[0]));
 }
 
 /* ---- page flush ---- */
