@@ -23,6 +23,7 @@
 #include "vmm/i8042.h"
 #include "vmm/pc_testdev.h"
 #include "vmm/pci.h"
+#include "vmm/pci_testdev.h"
 #include "vmm/pvpanic.h"
 #include "vmm/qmp.h"
 #include "vmm/sandbox.h"
@@ -80,7 +81,8 @@ static void main_vm_event(void *opaque, const char *name, const char *data_json)
  * --vhost-user-blk, the virtio-scsi
  * controller (if any --scsi-disk), then each --ivshmem,
  * in command-line order, in slots 1, 2, ...; then the ACPI platform
- * devices, fw_cfg, and pc-testdev with --testdev (each added after the
+ * devices, fw_cfg, and pc-testdev and pci-testdev with --testdev (the
+ * latter in the next free PCI slot; each added after the
  * others, so that the older devices' section names in snapshots stayed
  * as they were)
  */
@@ -130,8 +132,13 @@ static int main_add_devices(struct vm *vm, struct errbuf *err)
 		if (ret < 0)
 			return ret;
 	}
-	if (vm->cfg->testdev)
-		return vm_add_device(vm, &pc_testdev_ops, NULL, err);
+	if (vm->cfg->testdev) {
+		int ret = vm_add_device(vm, &pc_testdev_ops, NULL, err);
+
+		if (ret < 0)
+			return ret;
+		return vm_add_device(vm, &pci_testdev_ops, NULL, err);
+	}
 	return 0;
 }
 

@@ -37,14 +37,15 @@ static int kvm_vm_ioeventfd(void *opaque, uint64_t addr, uint32_t len, int fd, b
 }
 
 static int kvm_vm_ioeventfd_datamatch(void *opaque, uint64_t addr, uint32_t len, uint64_t data,
-				      int fd, bool assign)
+				      int fd, bool pio, bool assign)
 {
 	struct kvm_ioeventfd e = {
 	    .datamatch = data,
 	    .addr = addr,
 	    .len = len,
 	    .fd = fd,
-	    .flags = KVM_IOEVENTFD_FLAG_DATAMATCH | (assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN),
+	    .flags = KVM_IOEVENTFD_FLAG_DATAMATCH | (pio ? KVM_IOEVENTFD_FLAG_PIO : 0) |
+		     (assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN),
 	};
 
 	return ioctl(*(int *)opaque, KVM_IOEVENTFD, &e) < 0 ? -errno : 0;

@@ -31,13 +31,14 @@ struct kvm_irq_ops {
 	 * address @addr (KVM_IOEVENTFD, no data match). */
 	int (*ioeventfd)(void *opaque, uint64_t addr, uint32_t len, int fd, bool pio, bool assign);
 	/*
-	 * Optional (NULL: not available): attach or detach @fd to MMIO writes
-	 * of @len (1, 2, 4 or 8) bytes at @addr whose value is @data
-	 * (KVM_IOEVENTFD_FLAG_DATAMATCH). Several fds may share an address
-	 * with different values (ivshmem's doorbell: one per peer and vector).
+	 * Optional (NULL: not available): attach or detach @fd to MMIO (or
+	 * port, @pio) writes of @len (1, 2, 4 or 8) bytes at @addr whose value
+	 * is @data (KVM_IOEVENTFD_FLAG_DATAMATCH). Several fds may share an
+	 * address with different values (ivshmem's doorbell: one per peer and
+	 * vector).
 	 */
 	int (*ioeventfd_datamatch)(void *opaque, uint64_t addr, uint32_t len, uint64_t data, int fd,
-				   bool assign);
+				   bool pio, bool assign);
 	/* Optional (NULL: not available): drive irqchip input @irq (GSI 0-23:
 	 * PIC and IOAPIC pins) to @level (KVM_IRQ_LINE). pc-testdev's lines. */
 	int (*irq_line)(void *opaque, uint32_t irq, bool level);

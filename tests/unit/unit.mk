@@ -103,6 +103,10 @@ test_pc_testdev_SRCS := vmm/pc_testdev.c vmm/kvm_irq.c vmm/bus.c vmm/memory.c vm
 test_pc_testdev_DEPS := vmm/pc_testdev.h vmm/kvm_irq.h vmm/bus.h vmm/memory.h
 test_pc_testdev_LIBS := -Wl,--wrap=mprotect
 
+UNIT_TESTS += test_pci_testdev
+test_pci_testdev_SRCS := vmm/pci_testdev.c vmm/pci.c vmm/kvm_irq.c vmm/bus.c vmm/util.c
+test_pci_testdev_DEPS := vmm/pci_testdev.h vmm/pci.h vmm/kvm_irq.h vmm/bus.h
+
 UNIT_TESTS += test_vhost_user
 test_vhost_user_SRCS := devices/virtio/vhost_user.c vmm/memory.c vmm/util.c
 test_vhost_user_DEPS := devices/virtio/vhost_user.h vmm/memory.h
