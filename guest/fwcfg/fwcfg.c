@@ -7,12 +7,16 @@
  *   testdev=1  also exercise pc-testdev: its data register at every width
  *              (plain and string I/O), a page flush, and an ISA line routed
  *              through the IOAPIC, edge- and level-triggered, to a handler;
+ *   pcitest=1  run kvm-unit-tests' pci-testdev sequence on both BARs of
+ *              the PCI test device (1b36:0005) and print each test's name
+ *              and final count;
  *   midread=1  stop in the middle of reading the signature until a byte
  *              arrives on COM1 (a snapshot taken there must resume the read
  *              where it stood).
  * Exits 0 when done; a failed check panics (120).
  */
 #include "guest.h"
+#include "pci.h"
 
 #define FW_CFG_SEL  0x510
 #define FW_CFG_DATA 0x511
@@ -201,12 +205,78 @@ static void testdev_irq(void)
 	       (unsigned long long)irq_count(level.vector));
 }
 
+/* ---- pci-testdev ---- */
+
+/* One BAR access: @io picks port I/O at @base + @off, else MMIO. */
+static uint32_t bar_read(bool io, uint64_t base, uint32_t off, unsigned int size)
+{
+	return io ? pio_read((uint16_t)(base + off), size) : mmio_read(base + off, size);
+}
+
+static void bar_write(bool io, uint64_t base, uint32_t off, unsigned int size, uint32_t v)
+{
+	if (io)
+		pio_write((uint16_t)(base + off), size, v);
+	else
+		mmio_write(base + off, size, v);
+}
+
+/* kvm-unit-tests' loop: select test n, 16 writes of data at offset, read
+ * the count; stop at the first test the device does not offer. */
+static unsigned int pcitest_bar(bool io, uint64_t base)
+{
+	unsigned int n;
+
+	for (n = 0;; n++) {
+		uint32_t width, data, off, count;
+		char name[40];
+		size_t i;
+
+		bar_write(io, base, 0, 1, n);
+		if (bar_read(io, base, 12, 4) != 0)
+			break;
+		width = bar_read(io, base, 1, 1);
+		if (width != 1 && width != 2 && width != 4)
+			break;
+		data = bar_read(io, base, 8, 4);
+		off = bar_read(io, base, 4, 4);
+		for (i = 0; i < 16; i++)
+			bar_write(io, base, off, width, data);
+		count = bar_read(io, base, 12, 4);
+		if (count != 0 && count != 16)
+			break;
+		for (i = 0; i < sizeof(name) - 1; i++)
+			if (!(name[i] = (char)bar_read(io, base, 16 + (uint32_t)i, 1)))
+				break;
+		name[i] = '\0';
+		printf("pcitest: %s %s count %u\n", io ? "io" : "mem", name, count);
+	}
+	return n;
+}
+
+static void pcitest(void)
+{
+	struct pci_dev *d;
+	unsigned int n;
+
+	ASSERT(pci_init() > 0);
+	d = pci_find(0x1b36, 0x0005, 0);
+	ASSERT(d != NULL);
+	ASSERT_EQ(pci_dev_enable(d), 0);
+	ASSERT(!(d->bar[0].flags & PCI_BAR_IO) && d->bar[0].addr);
+	ASSERT((d->bar[1].flags & PCI_BAR_IO) && d->bar[1].addr);
+	n = pcitest_bar(false, d->bar[0].addr);
+	n += pcitest_bar(true, d->bar[1].addr);
+	printf("pcitest: %u tests\n", n);
+}
+
 int main(void)
 {
-	uint64_t testdev = 0, mid = 0;
+	uint64_t testdev = 0, mid = 0, pci = 0;
 
 	cmdline_get_u64("testdev", &testdev);
 	cmdline_get_u64("midread", &mid);
+	cmdline_get_u64("pcitest", &pci);
 	fwcfg_report();
 	if (mid)
 		midread();
@@ -215,6 +285,8 @@ int main(void)
 		testdev_flush();
 		testdev_irq();
 	}
+	if (pci)
+		pcitest();
 	printf("fwcfg: done\n");
 	return 0;
 }

@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: MIT
-"""fw_cfg and pc-testdev (--testdev), the devices kvm-unit-tests expects from
-QEMU: guest/fwcfg reads fw_cfg and drives pc-testdev under kvmini and under
-QEMU (-M pc -device pc-testdev), and the two must agree. RAM_SIZE and
+"""fw_cfg, pc-testdev and pci-testdev (--testdev), the devices kvm-unit-tests
+expects from QEMU: guest/fwcfg reads fw_cfg and drives the test devices under
+kvmini and under QEMU (-M pc -device pc-testdev -device pci-testdev), and the
+two must agree. RAM_SIZE and
 NB_CPUS follow --memory and --cpus; a snapshot taken in the middle of an
 fw_cfg read resumes the read where it stood.
 """
@@ -24,6 +25,16 @@ GUEST_PANIC = 120
 COMPARED = ["signature", "past-end", "id-traditional", "uuid-zero", "ram-size", "nb-cpus",
             "max-cpus", "unknown-key"]
 TESTDEV_LINES = ["testdev: data fecdef99", "testdev: flush ok", "testdev: irq edge 2 level 1"]
+# kvm-unit-tests' pci-testdev loop: writes through kvmini count, an
+# ioeventfd takes them (count 0).
+PCITEST_LINES = [f"pcitest: {bar} {kind}-{test} count {16 if test == 'no-eventfd' else 0}"
+                 for bar, kind in (("mem", "mmio"), ("io", "portio"))
+                 for test in ("no-eventfd", "wildcard-eventfd", "datamatch-eventfd")]
+PCITEST_LINES.append("pcitest: 6 tests")
+
+
+def pcitest_lines(out):
+    return re.findall(r"^pcitest: .*?(?=\r?$)", out, re.M)
 
 
 def fwcfg_values(out):
@@ -63,13 +74,23 @@ def test_testdev():
         assert line in p.stdout, p.stdout
 
 
-def test_no_testdev_without_the_option():
-    """Without --testdev the ports are not there: the guest's first check fails."""
-    p = run_guest("fwcfg", "--cmdline", "testdev=1")
+def test_pci_testdev():
+    p = run_guest("fwcfg", "--testdev", "--cmdline", "pcitest=1")
+    assert p.returncode == 0, (p.stdout, p.stderr)
+    assert pcitest_lines(p.stdout) == PCITEST_LINES, p.stdout
+
+
+@pytest.mark.parametrize("cmdline,failed", [
+    ("testdev=1", r"inl\(0xe0\)"),
+    ("pcitest=1", r"d != NULL"),
+])
+def test_no_testdevs_without_the_option(cmdline, failed):
+    """Without --testdev the devices are not there: the guest's first check fails."""
+    p = run_guest("fwcfg", "--cmdline", cmdline)
     assert p.returncode == GUEST_PANIC, (p.returncode, p.stdout, p.stderr)
-    assert re.search(r"ASSERT failed at guest/fwcfg/fwcfg\.c:\d+: inl\(0xe0\)", p.stdout), \
+    assert re.search(r"ASSERT failed at guest/fwcfg/fwcfg\.c:\d+: " + failed, p.stdout), \
         p.stdout
-    assert "testdev:" not in p.stdout, p.stdout
+    assert "testdev:" not in p.stdout and "pcitest:" not in p.stdout, p.stdout
 
 
 @pytest.mark.skipif(QEMU is None, reason="qemu-system-x86_64 not found "
@@ -81,11 +102,11 @@ def test_same_as_qemu():
          "-smp", f"{cpus},sockets=1,cores={cpus}", "-nodefaults", "-no-user-config",
          "-display", "none", "-serial", "stdio", "-no-reboot",
          "-device", "isa-debug-exit,iobase=0xf4,iosize=4", "-device", "pc-testdev",
-         "-kernel", guest("fwcfg"), "-append", "testdev=1"],
+         "-device", "pci-testdev", "-kernel", guest("fwcfg"), "-append", "testdev=1 pcitest=1"],
         stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace",
         timeout=120)
     assert q.returncode == (0 << 1) | 1, (q.returncode, q.stdout, q.stderr)
-    k = run_guest("fwcfg", "--testdev", "--cpus", str(cpus), "--cmdline", "testdev=1")
+    k = run_guest("fwcfg", "--testdev", "--cpus", str(cpus), "--cmdline", "testdev=1 pcitest=1")
     assert k.returncode == 0, (k.stdout, k.stderr)
     qv, kv = fwcfg_values(q.stdout), fwcfg_values(k.stdout)
     for key in COMPARED:
@@ -95,6 +116,8 @@ def test_same_as_qemu():
     for line in TESTDEV_LINES:
         assert line in q.stdout, q.stdout
         assert line in k.stdout, k.stdout
+    assert pcitest_lines(q.stdout) == PCITEST_LINES, q.stdout
+    assert pcitest_lines(k.stdout) == PCITEST_LINES, k.stdout
 
 
 def test_snapshot_mid_read(tmp_path):
