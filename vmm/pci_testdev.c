@@ -196,6 +196,20 @@ static void pci_testdev_pio_map(void *opaque, uint64_t addr)
 	pci_testdev_map(opaque, 1, addr);
 }
 
+/* BAR 0 and BAR 1, each one region. */
+static const struct pci_testdev_bar {
+	enum pci_bar_type type;
+	uint64_t size;
+	bus_io_fn *fn;
+	void (*map)(void *opaque, uint64_t addr);
+	const char *name;
+} pci_testdev_bars[2] = {
+    {PCI_BAR_MEM32, PCI_TESTDEV_MEM_SIZE, pci_testdev_mem_io, pci_testdev_mem_map,
+     "pci-testdev-mmio"},
+    {PCI_BAR_IO, PCI_TESTDEV_IO_SIZE, pci_testdev_pio_io, pci_testdev_pio_map,
+     "pci-testdev-portio"},
+};
+
 static const struct pci_device_info pci_testdev_info = {
     .name = "pci-testdev",
     .vendor_id = PCI_TESTDEV_VENDOR,
@@ -220,7 +234,6 @@ static void pci_testdev_exit(void *state)
 int pci_testdev_create(struct pci_host *h, void **state, struct errbuf *err)
 {
 	struct pci_testdev *t = calloc(1, sizeof(*t));
-	struct pci_region reg;
 	int r;
 
 	if (!t)
@@ -237,28 +250,17 @@ int pci_testdev_create(struct pci_host *h, void **state, struct errbuf *err)
 	r = pci_host_add_device(h, &pci_testdev_info, t, &t->pdev, err);
 	if (r < 0)
 		goto fail;
-	r = pci_add_bar(t->pdev, 0, PCI_BAR_MEM32, PCI_TESTDEV_MEM_SIZE, false, err);
-	if (r < 0)
-		goto fail;
-	reg = (struct pci_region){.len = PCI_TESTDEV_MEM_SIZE,
-				  .fn = pci_testdev_mem_io,
-				  .opaque = t,
-				  .map = pci_testdev_mem_map,
-				  .name = "pci-testdev-mmio"};
-	r = pci_bar_add_region(t->pdev, 0, &reg, err);
-	if (r < 0)
-		goto fail;
-	r = pci_add_bar(t->pdev, 1, PCI_BAR_IO, PCI_TESTDEV_IO_SIZE, false, err);
-	if (r < 0)
-		goto fail;
-	reg = (struct pci_region){.len = PCI_TESTDEV_IO_SIZE,
-				  .fn = pci_testdev_pio_io,
-				  .opaque = t,
-				  .map = pci_testdev_pio_map,
-				  .name = "pci-testdev-portio"};
-	r = pci_bar_add_region(t->pdev, 1, &reg, err);
-	if (r < 0)
-		goto fail;
+	for (int bar = 0; bar < 2; bar++) {
+		const struct pci_testdev_bar *b = &pci_testdev_bars[bar];
+		struct pci_region reg = {
+		    .len = b->size, .fn = b->fn, .opaque = t, .map = b->map, .name = b->name};
+
+		r = pci_add_bar(t->pdev, bar, b->type, b->size, false, err);
+		if (r == 0)
+			r = pci_bar_add_region(t->pdev, bar, &reg, err);
+		if (r < 0)
+			goto fail;
+	}
 	*state = t;
 	return 0;
 
