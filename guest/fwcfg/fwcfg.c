@@ -12,7 +12,8 @@
  *              and final count;
  *   midread=1  stop in the middle of reading the signature until a byte
  *              arrives on COM1 (a snapshot taken there must resume the read
- *              where it stood).
+ *              where it stood); with testdev=1, pc-testdev's data register
+ *              is set before and printed after the wait.
  * Exits 0 when done; a failed check panics (120).
  */
 #include "guest.h"
@@ -70,13 +71,16 @@ static void fwcfg_report(void)
 	printf("fwcfg: files %u\n", files);
 }
 
-static void midread(void)
+/* With @testdev, pc-testdev's data register holds a value across the wait. */
+static void midread(bool testdev)
 {
 	char a, b;
 
 	outw(FW_CFG_SEL, 0x00);
 	a = (char)inb(FW_CFG_DATA);
 	b = (char)inb(FW_CFG_DATA);
+	if (testdev)
+		outl(TESTDEV_DATA, 0xc0ffee42);
 	printf("fwcfg: mid-read %c%c\n", a, b);
 	while (!(inb(COM1_PORT + 5) & 1)) /* LSR data ready */
 		cpu_relax();
@@ -84,6 +88,8 @@ static void midread(void)
 	a = (char)inb(FW_CFG_DATA);
 	b = (char)inb(FW_CFG_DATA);
 	printf("fwcfg: rest %c%c\n", a, b);
+	if (testdev)
+		printf("testdev: kept %x\n", inl(TESTDEV_DATA));
 }
 
 /* ---- pc-testdev ---- */
@@ -279,7 +285,7 @@ int main(void)
 	cmdline_get_u64("pcitest", &pci);
 	fwcfg_report();
 	if (mid)
-		midread();
+		midread(testdev);
 	if (testdev) {
 		testdev_data();
 		testdev_flush();

@@ -121,11 +121,15 @@ def test_same_as_qemu():
 
 
 def test_snapshot_mid_read(tmp_path):
-    """fw_cfg's selector and offset are saved: the read resumes after a restore."""
+    """fw_cfg's selector and offset are saved: the read resumes after a restore.
+    pc-testdev's data register too; its page flush, IRQ lines and pci-testdev
+    (BARs and ioeventfds) work in the restored VM."""
     sock = str(tmp_path / f"qmp{random.random()}.sock")
     snap = str(tmp_path / "vm.snap")
-    p = subprocess.Popen([KVMINI, "run", "--kernel", guest("fwcfg"), "--cmdline", "midread=1",
-                          "--qmp", sock, "--timeout", "120"],
+    # With --testdev: pc-testdev's and pci-testdev's sections go along.
+    p = subprocess.Popen([KVMINI, "run", "--kernel", guest("fwcfg"), "--cmdline",
+                          "midread=1 testdev=1 pcitest=1",
+                          "--qmp", sock, "--timeout", "120", "--testdev"],
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          text=True)
     try:
@@ -147,9 +151,16 @@ def test_snapshot_mid_read(tmp_path):
         if p.poll() is None:
             p.kill()
             p.wait()
-    r = run_kvmini("run", "--incoming", f"file:{snap}", "--timeout", "120", stdin=None,
-                   input="x\n")
+    # Without --testdev the devices do not match the snapshot's.
+    r = run_kvmini("run", "--incoming", f"file:{snap}", "--timeout", "120")
+    assert r.returncode == 125 and "devices" in r.stderr, (r.returncode, r.stderr)
+    r = run_kvmini("run", "--incoming", f"file:{snap}", "--timeout", "120", "--testdev",
+                   stdin=None, input="x\n")
     assert r.returncode == 0, (r.stdout, r.stderr)
     # Where the read stood, not the start of the item again ("QE").
     assert "fwcfg: rest MU" in r.stdout, r.stdout
+    assert "testdev: kept c0ffee42" in r.stdout, r.stdout
+    for line in TESTDEV_LINES:
+        assert line in r.stdout, r.stdout
+    assert pcitest_lines(r.stdout) == PCITEST_LINES, r.stdout
     assert "fwcfg: done" in r.stdout, r.stdout
