@@ -18,9 +18,12 @@
 #include "vmm/cli.h"
 #include "vmm/ctl.h"
 #include "vmm/debug_exit.h"
+#include "vmm/fw_cfg.h"
 #include "vmm/layout.h"
 #include "vmm/i8042.h"
+#include "vmm/pc_testdev.h"
 #include "vmm/pci.h"
+#include "vmm/pci_testdev.h"
 #include "vmm/pvpanic.h"
 #include "vmm/qmp.h"
 #include "vmm/sandbox.h"
@@ -77,15 +80,18 @@ static void main_vm_event(void *opaque, const char *name, const char *data_json)
  * PCI host bridge, then the PCI devices: each --disk, each
  * --vhost-user-blk, the virtio-scsi
  * controller (if any --scsi-disk), then each --ivshmem,
- * in command-line order, in slots 1, 2, ...; last the ACPI platform
- * devices (added after the others, so that the older devices' section
- * names in snapshots stayed as they were)
+ * in command-line order, in slots 1, 2, ...; then the ACPI platform
+ * devices, fw_cfg, and pc-testdev and pci-testdev with --testdev (the
+ * latter in the next free PCI slot; each added after the
+ * others, so that the older devices' section names in snapshots stayed
+ * as they were)
  */
 static int main_add_devices(struct vm *vm, struct errbuf *err)
 {
 	static const struct device_ops *const legacy[] = {&serial_ops, &debug_exit_ops, &i8042_ops,
 							  &pci_host_ops};
-	static const struct device_ops *const platform[] = {&acpi_pm_ops, &pvpanic_ops};
+	static const struct device_ops *const platform[] = {&acpi_pm_ops, &pvpanic_ops,
+							    &fw_cfg_ops};
 
 	for (size_t i = 0; i < ARRAY_SIZE(legacy); i++) {
 		int ret = vm_add_device(vm, legacy[i], NULL, err);
@@ -125,6 +131,13 @@ static int main_add_devices(struct vm *vm, struct errbuf *err)
 
 		if (ret < 0)
 			return ret;
+	}
+	if (vm->cfg->testdev) {
+		int ret = vm_add_device(vm, &pc_testdev_ops, NULL, err);
+
+		if (ret < 0)
+			return ret;
+		return vm_add_device(vm, &pci_testdev_ops, NULL, err);
 	}
 	return 0;
 }

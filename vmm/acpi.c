@@ -4,12 +4,13 @@
  * RSDT and XSDT, FADT, FACS, MADT and a DSDT whose AML this file encodes by
  * hand. The DSDT describes what a guest cannot probe: the PCI host bridge
  * with the windows kvmini assigns BARs from, COM1 and its IRQ, the pvpanic
- * port, and \_S5 for power-off through PM1_CNT.
+ * and fw_cfg ports, and \_S5 for power-off through PM1_CNT.
  */
 #include <errno.h>
 #include <string.h>
 
 #include "vmm/acpi.h"
+#include "vmm/fw_cfg.h"
 #include "vmm/layout.h"
 
 #define ACPI_OEM_ID	  "KVMINI"
@@ -340,6 +341,19 @@ static void dsdt_pvpanic(struct acpi_buf *b)
 	aml_device(b, "PEVT", &dev);
 }
 
+static void dsdt_fwcfg(struct acpi_buf *b)
+{
+	AML_LOCAL(res);
+	AML_LOCAL(dev);
+
+	/* As QEMU describes it: Linux's qemu_fw_cfg driver matches the id. */
+	res_io(&res, FW_CFG_PORT_SEL, FW_CFG_PORTS);
+	aml_name_string(&dev, "_HID", "QEMU0002");
+	aml_name_int(&dev, "_STA", 0x0b); /* present, enabled, functioning; not shown */
+	aml_name_resources(&dev, "_CRS", &res);
+	aml_device(b, "FWCF", &dev);
+}
+
 /* The DSDT's AML body (after the table header). */
 static void dsdt_body(struct acpi_buf *b, const struct acpi_config *cfg)
 {
@@ -352,6 +366,7 @@ static void dsdt_body(struct acpi_buf *b, const struct acpi_config *cfg)
 	dsdt_pci0(&sb, cfg);
 	dsdt_com1(&sb);
 	dsdt_pvpanic(&sb);
+	dsdt_fwcfg(&sb);
 	aml_pkg(b, &scope_op, 1, &sb);
 
 	/* Name(\_S5, Package(4){SLP_TYPa, SLP_TYPb, 0, 0}) */

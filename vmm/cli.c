@@ -43,6 +43,10 @@ const struct cli_opt cli_run_opts[] = {
     {"sandbox", "MODE", "on",
      "on: per-thread seccomp allow-lists\n"
      "(docs/security.md); off: none, only to debug"},
+    {"testdev", NULL, "off",
+     "QEMU's test devices for kvm-unit-tests: pc-testdev\n"
+     "(ports 0xe0-0xe7, 0x2000-0x2017) and pci-testdev\n"
+     "(PCI 1b36:0005); docs/devices.md"},
     {"disk", "SPEC", "none",
      "a virtio-blk disk on a raw image (size a multiple\n"
      "of 512), repeatable up to 16; SPEC:\n"
@@ -389,6 +393,8 @@ static int cli_set(struct vm_config *cfg, const char *name, char *val, struct er
 		cfg->incoming_path = val + 5;
 	} else if (!strcmp(name, "paused")) {
 		cfg->paused = true;
+	} else if (!strcmp(name, "testdev")) {
+		cfg->testdev = true;
 	} else if (!strcmp(name, "sandbox")) {
 		if (strcmp(val, "on") && strcmp(val, "off"))
 			return err_set(err, EINVAL, "--sandbox '%s': expected on or off", val);

@@ -37,17 +37,25 @@ static int kvm_vm_ioeventfd(void *opaque, uint64_t addr, uint32_t len, int fd, b
 }
 
 static int kvm_vm_ioeventfd_datamatch(void *opaque, uint64_t addr, uint32_t len, uint64_t data,
-				      int fd, bool assign)
+				      int fd, bool pio, bool assign)
 {
 	struct kvm_ioeventfd e = {
 	    .datamatch = data,
 	    .addr = addr,
 	    .len = len,
 	    .fd = fd,
-	    .flags = KVM_IOEVENTFD_FLAG_DATAMATCH | (assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN),
+	    .flags = KVM_IOEVENTFD_FLAG_DATAMATCH | (pio ? KVM_IOEVENTFD_FLAG_PIO : 0) |
+		     (assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN),
 	};
 
 	return ioctl(*(int *)opaque, KVM_IOEVENTFD, &e) < 0 ? -errno : 0;
+}
+
+static int kvm_vm_irq_line(void *opaque, uint32_t irq, bool level)
+{
+	struct kvm_irq_level l = {.irq = irq, .level = level};
+
+	return ioctl(*(int *)opaque, KVM_IRQ_LINE, &l) < 0 ? -errno : 0;
 }
 
 const struct kvm_irq_ops kvm_irq_ops_vm = {
@@ -55,6 +63,7 @@ const struct kvm_irq_ops kvm_irq_ops_vm = {
     .irqfd = kvm_vm_irqfd,
     .ioeventfd = kvm_vm_ioeventfd,
     .ioeventfd_datamatch = kvm_vm_ioeventfd_datamatch,
+    .irq_line = kvm_vm_irq_line,
 };
 
 /* ---- GSI routing ---- */

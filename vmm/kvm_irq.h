@@ -2,7 +2,7 @@
 /*
  * The KVM side of interrupts and doorbells, apart from PCI and MSI-X:
  *  - struct kvm_irq_ops: the few KVM calls interrupts and doorbells need
- *    (GSI routing table, irqfd, ioeventfd). kvm_irq_ops_vm issues the real
+ *    (GSI routing table, irqfd, ioeventfd, irqchip lines). kvm_irq_ops_vm issues the real
  *    ioctls on a VM fd; unit tests supply their own recording table. This is
  *    the only seam: the logic above it is the same in both cases.
  *  - struct msi_router: the VM's GSI routing table. It keeps KVM's default
@@ -31,13 +31,17 @@ struct kvm_irq_ops {
 	 * address @addr (KVM_IOEVENTFD, no data match). */
 	int (*ioeventfd)(void *opaque, uint64_t addr, uint32_t len, int fd, bool pio, bool assign);
 	/*
-	 * Optional (NULL: not available): attach or detach @fd to MMIO writes
-	 * of @len (1, 2, 4 or 8) bytes at @addr whose value is @data
-	 * (KVM_IOEVENTFD_FLAG_DATAMATCH). Several fds may share an address
-	 * with different values (ivshmem's doorbell: one per peer and vector).
+	 * Optional (NULL: not available): attach or detach @fd to MMIO (or
+	 * port, @pio) writes of @len (1, 2, 4 or 8) bytes at @addr whose value
+	 * is @data (KVM_IOEVENTFD_FLAG_DATAMATCH). Several fds may share an
+	 * address with different values (ivshmem's doorbell: one per peer and
+	 * vector).
 	 */
 	int (*ioeventfd_datamatch)(void *opaque, uint64_t addr, uint32_t len, uint64_t data, int fd,
-				   bool assign);
+				   bool pio, bool assign);
+	/* Optional (NULL: not available): drive irqchip input @irq (GSI 0-23:
+	 * PIC and IOAPIC pins) to @level (KVM_IRQ_LINE). pc-testdev's lines. */
+	int (*irq_line)(void *opaque, uint32_t irq, bool level);
 };
 
 /* The real thing: @opaque is a pointer to the VM fd (int *). */

@@ -39,7 +39,7 @@ struct vm;
 #define PCI_HOST_VENDOR 0x1b36
 #define PCI_HOST_DEVICE 0x0008
 
-/* Where kvmini's I/O BARs go (none of today's devices has one). */
+/* Where kvmini's I/O BARs go (pci-testdev's BAR 1 is the only one). */
 #define PCI_IO_START 0xc000
 #define PCI_IO_END   0x10000
 

@@ -150,7 +150,7 @@ static bool ivshmem_ioeventfd(struct ivshmem *s, unsigned id, unsigned vec, int 
 	if (!k->ioeventfd_datamatch || s->doorbell_addr == PCI_BAR_UNMAPPED)
 		return false;
 	r = k->ioeventfd_datamatch(s->env.host->kvm_opaque, s->doorbell_addr, 4,
-				   ivshmem_doorbell_value(id, vec), fd, assign);
+				   ivshmem_doorbell_value(id, vec), fd, false, assign);
 	if (assign && r < 0) {
 		/* The exit path does the same job, only slower. */
 		if (s->nioeventfd_errors++ == 0)

@@ -28,7 +28,8 @@ static const struct {
     SEED("\0run\0--kernel\0k.elf\0--memory\0256M\0--cpus\0002\0--cmdline\0console=ttyS0"),
     SEED("\0run\0--kernel\0k\0--disk\0path=a.img,readonly=on,serial=S1,aio=threads,werror=stop,"
 	 "rerror=ignore\0--scsi-disk\0path=b.img,lun=3\0--serial\0file=out.txt\0--timeout\0005"),
-    SEED("\0run\0--kernel\0k\0--ivshmem\0shm=x,size=1M,role=master\0--qmp\0q.sock\0--paused"),
+    SEED("\0run\0--kernel\0k\0--ivshmem\0shm=x,size=1M,role=master\0--qmp\0q.sock\0--paused"
+	 "\0--testdev"),
     SEED("\0run\0--incoming\0file:snap.bin\0--memory\0001G\0--cpu-features\0-avx2,+cx16\0--reboot"),
     SEED("\0snapshot\0inspect\0s.bin\0--verify"),
     SEED("\0ivshmem-server\0--socket\0s\0--shm\0n\0--size\0004M\0--vectors\0008"),

@@ -147,6 +147,8 @@ def test_acpi_tables_decode_with_iasl(platform_boot, tmp_path):
     assert re.search(r'Device \(COM1\)', dsdt) and 'EisaId ("PNP0501")' in dsdt, dsdt
     assert re.search(r"IRQNoFlags \(\)\s*\{4\}", dsdt), dsdt
     assert '"QEMU0001"' in dsdt and "0x0505" in dsdt, dsdt
+    assert re.search(r'Device \(FWCF\)', dsdt) and '"QEMU0002"' in dsdt, dsdt
+    assert "0x0510" in dsdt and "Name (_STA, 0x0B)" in dsdt, dsdt
     assert "_S5" in dsdt, dsdt
     # The 32-bit window kvmini assigns BARs from.
     assert "0xC0000000" in dsdt and "0xFEBFFFFF" in dsdt, dsdt

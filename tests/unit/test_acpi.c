@@ -204,6 +204,11 @@ static void test_dsdt_devices(void **st)
 	assert_true(contains(d, n, "COM1"));
 	assert_true(contains(d, n, "PEVT"));
 	assert_true(contains(d, n, "QEMU0001"));
+	assert_true(contains(d, n, "FWCF"));
+	assert_true(contains(d, n, "QEMU0002"));
+	/* fw_cfg's IO descriptor: 16-bit decode, 0x510..0x510, align 1, 2 ports. */
+	assert_true(
+	    has_bytes(d, n, (const uint8_t[]){0x47, 0x01, 0x10, 0x05, 0x10, 0x05, 1, 2}, 8));
 	memcpy(q, &lo, 8);
 	memcpy(q + 8, &hi, 8);
 	assert_true(has_bytes(d, n, q, sizeof(q)));

@@ -301,10 +301,11 @@ static int fake_ioeventfd(void *o, uint64_t a, uint32_t l, int fd, bool pio, boo
 	return 0;
 }
 
-static int fake_ioeventfd_dm(void *o, uint64_t addr, uint32_t len, uint64_t data, int fd,
+static int fake_ioeventfd_dm(void *o, uint64_t addr, uint32_t len, uint64_t data, int fd, bool pio,
 			     bool assign)
 {
 	assert_int_equal(len, 4);
+	assert_false(pio);
 	for (int i = 0; i < F.nioe; i++)
 		if (F.ioe[i].addr == addr && F.ioe[i].data == data) {
 			assert_false(assign); /* KVM refuses duplicates */

@@ -91,7 +91,21 @@ test_virtio_scsi_LIBS := -Wl,--wrap=thread_pool_cancel $(LIBURING_LIB)
 
 UNIT_TESTS += test_acpi
 test_acpi_SRCS := vmm/acpi.c vmm/memory.c vmm/util.c
-test_acpi_DEPS := vmm/acpi.h vmm/layout.h
+test_acpi_DEPS := vmm/acpi.h vmm/layout.h vmm/fw_cfg.h
+
+UNIT_TESTS += test_fw_cfg
+test_fw_cfg_SRCS := vmm/fw_cfg.c vmm/bus.c vmm/util.c
+test_fw_cfg_DEPS := vmm/fw_cfg.h vmm/bus.h vmm/vm.h
+
+# pc_testdev.c's KVM calls go through a recording kvm_irq_ops; vm_request_exit is stubbed.
+UNIT_TESTS += test_pc_testdev
+test_pc_testdev_SRCS := vmm/pc_testdev.c vmm/kvm_irq.c vmm/bus.c vmm/memory.c vmm/util.c
+test_pc_testdev_DEPS := vmm/pc_testdev.h vmm/kvm_irq.h vmm/bus.h vmm/memory.h
+test_pc_testdev_LIBS := -Wl,--wrap=mprotect
+
+UNIT_TESTS += test_pci_testdev
+test_pci_testdev_SRCS := vmm/pci_testdev.c vmm/pci.c vmm/kvm_irq.c vmm/bus.c vmm/util.c
+test_pci_testdev_DEPS := vmm/pci_testdev.h vmm/pci.h vmm/kvm_irq.h vmm/bus.h
 
 UNIT_TESTS += test_vhost_user
 test_vhost_user_SRCS := devices/virtio/vhost_user.c vmm/memory.c vmm/util.c
