@@ -47,6 +47,7 @@ accel = tcg
 
 [q35]
 file = exit.elf
+test_args = status=0
 qemu_params = -M q35 -device edu
 
 [hostcheck]
