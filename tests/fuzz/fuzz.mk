@@ -52,7 +52,7 @@ fuzz_devload_LIBS := $(LIBURING_LIB) -lcmocka -pthread
 FUZZ_LOADERS := pvh bzimage
 FUZZ_LOADER_SEEDS := $(addprefix $(BUILD)/guest/,hello.elf smp.elf blkops.elf)
 $(foreach l,$(FUZZ_LOADERS),$(eval FUZZ_TARGETS += fuzz_load_$(l)) \
-	$(eval fuzz_load_$(l)_SRCS += vmm/$(l).c vmm/e820.c vmm/memory.c vmm/util.c) \
+	$(eval fuzz_load_$(l)_SRCS += $(sort vmm/$(l).c vmm/elf.c vmm/pvh.c vmm/e820.c vmm/memory.c vmm/util.c)) \
 	$(eval fuzz_load_$(l)_SEEDS += $(FUZZ_LOADER_SEEDS)) \
 	$(eval fuzz_load_$(l)_DEPS += tests/fuzz/fuzz_loader.h))
 

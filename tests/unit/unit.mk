@@ -28,7 +28,7 @@ test_memory_SRCS := vmm/memory.c
 test_memory_DEPS := vmm/memory.h vmm/layout.h
 
 UNIT_TESTS += test_pvh
-test_pvh_SRCS := vmm/pvh.c vmm/e820.c vmm/memory.c vmm/util.c
+test_pvh_SRCS := vmm/pvh.c vmm/elf.c vmm/e820.c vmm/memory.c vmm/util.c
 test_pvh_DEPS := tests/unit/ram_fixture.h vmm/pvh.h vmm/e820.h vmm/memory.h vmm/util.h vmm/layout.h
 
 UNIT_TESTS += test_bzimage
