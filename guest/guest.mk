@@ -51,12 +51,13 @@ $(foreach g,$(GUEST_NAMES),$(eval $(call guest_rule,$(g))))
 # header has the address fields (flag bit 16, the "a.out kludge").
 MBOOT_SRCS := guest/mboot/entry.S guest/mboot/mboot.c
 MBOOT_FLAGS := -m32 -std=gnu11 -O2 -ffreestanding -fno-pic -fno-pie -fno-stack-protector \
-               -fno-asynchronous-unwind-tables -mgeneral-regs-only $(WARN) -nostdlib -static \
+               -fno-asynchronous-unwind-tables -mgeneral-regs-only $(WARN) -Iguest/lib \
+               -Wno-int-to-pointer-cast -nostdlib -static \
                -no-pie -Wl,-T,guest/mboot/mboot.ld -Wl,--build-id=none -Wl,--no-warn-rwx-segments
-$(BUILD)/guest/mboot.elf: $(MBOOT_SRCS) guest/mboot/mboot.ld
+$(BUILD)/guest/mboot.elf: $(MBOOT_SRCS) guest/mboot/mboot.ld guest/lib/x86.h
 	@mkdir -p $(dir $@)
 	$(GUEST_CC) $(MBOOT_FLAGS) -o $@ $(MBOOT_SRCS)
-$(BUILD)/guest/mboot-aout.elf: $(MBOOT_SRCS) guest/mboot/mboot.ld
+$(BUILD)/guest/mboot-aout.elf: $(MBOOT_SRCS) guest/mboot/mboot.ld guest/lib/x86.h
 	@mkdir -p $(dir $@)
 	$(GUEST_CC) $(MBOOT_FLAGS) -DMB_AOUT -o $@ $(MBOOT_SRCS)
 $(BUILD)/guest/mboot-aout.bin: $(BUILD)/guest/mboot-aout.elf

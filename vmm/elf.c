@@ -18,22 +18,6 @@ bool elf_in_file(uint64_t off, uint64_t size, size_t len)
 	return off <= len && size <= len - off;
 }
 
-static uint16_t get16(const uint8_t *p)
-{
-	uint16_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
-
 _Static_assert(offsetof(Elf64_Ehdr, e_type) == offsetof(Elf32_Ehdr, e_type) &&
 		   offsetof(Elf64_Ehdr, e_machine) == offsetof(Elf32_Ehdr, e_machine) &&
 		   offsetof(Elf64_Ehdr, e_version) == offsetof(Elf32_Ehdr, e_version),
@@ -90,9 +74,9 @@ int elf_parse(const uint8_t *p, size_t len, struct elf_info *e, struct errbuf *e
 		return err_set(err, ENOEXEC, "ELF truncated: %zu bytes, an ELF%d header needs %zu",
 			       len, e->is64 ? 64 : 32, need);
 	/* e_type, e_machine and e_version sit at the same offsets in both classes. */
-	type = get16(p + offsetof(Elf64_Ehdr, e_type));
-	machine = get16(p + offsetof(Elf64_Ehdr, e_machine));
-	version = get32(p + offsetof(Elf64_Ehdr, e_version));
+	type = get_le16(p + offsetof(Elf64_Ehdr, e_type));
+	machine = get_le16(p + offsetof(Elf64_Ehdr, e_machine));
+	version = get_le32(p + offsetof(Elf64_Ehdr, e_version));
 	if (e->is64) {
 		Elf64_Ehdr h;
 

@@ -32,14 +32,6 @@ _Static_assert(MB_HDR_ADDR_SIZE <= MB_SEARCH, "header search");
 
 #define PAGE 4096ULL
 
-static uint32_t get32(const uint8_t *p, size_t off)
-{
-	uint32_t v;
-
-	memcpy(&v, p + off, sizeof(v));
-	return v;
-}
-
 static void put32(uint8_t *p, size_t off, uint32_t v)
 {
 	memcpy(p + off, &v, sizeof(v));
@@ -60,10 +52,10 @@ static long find_header(const uint8_t *p, size_t len, long *bad_at)
 	for (size_t off = 0; off + MB_HDR_MIN_SIZE <= lim; off += 4) {
 		uint32_t flags, sum;
 
-		if (get32(p, off) != MB_HEADER_MAGIC)
+		if (get_le32(p + off) != MB_HEADER_MAGIC)
 			continue;
-		flags = get32(p, off + MB_HDR_FLAGS);
-		sum = MB_HEADER_MAGIC + flags + get32(p, off + MB_HDR_CHECKSUM);
+		flags = get_le32(p + off + MB_HDR_FLAGS);
+		sum = MB_HEADER_MAGIC + flags + get_le32(p + off + MB_HDR_CHECKSUM);
 		if (sum == 0)
 			return (long)off;
 		if (*bad_at < 0)
@@ -101,13 +93,13 @@ static int check_header(const uint8_t *p, size_t len, struct mb_image *im, struc
 		return err_set(err, ENOEXEC,
 			       "multiboot header at offset %#lx has a bad checksum %#" PRIx32
 			       " (magic + flags + checksum must be 0 mod 2^32)",
-			       bad_at, get32(p, (size_t)bad_at + MB_HDR_CHECKSUM));
+			       bad_at, get_le32(p + (size_t)bad_at + MB_HDR_CHECKSUM));
 	if (off < 0)
 		return err_set(err, ENOEXEC,
 			       "no multiboot header (magic %#x) in the first %d bytes",
 			       MB_HEADER_MAGIC, MB_SEARCH);
 	im->off = (uint32_t)off;
-	im->flags = get32(p, (size_t)off + MB_HDR_FLAGS);
+	im->flags = get_le32(p + (size_t)off + MB_HDR_FLAGS);
 	req = im->flags & MB_HDR_F_REQUIRED;
 	if (req & MB_HDR_F_VIDEO_MODE)
 		return err_set(err, ENOEXEC,
@@ -134,11 +126,11 @@ static int check_header(const uint8_t *p, size_t len, struct mb_image *im, struc
 /* Flag bit 16: the address fields place the image. */
 static int plan_aout(const uint8_t *p, size_t len, struct mb_image *im, struct errbuf *err)
 {
-	uint32_t header_addr = get32(p, im->off + MB_HDR_HEADER_ADDR);
-	uint32_t load_addr = get32(p, im->off + MB_HDR_LOAD_ADDR);
-	uint32_t load_end = get32(p, im->off + MB_HDR_LOAD_END_ADDR);
-	uint32_t bss_end = get32(p, im->off + MB_HDR_BSS_END_ADDR);
-	uint32_t entry = get32(p, im->off + MB_HDR_ENTRY_ADDR);
+	uint32_t header_addr = get_le32(p + im->off + MB_HDR_HEADER_ADDR);
+	uint32_t load_addr = get_le32(p + im->off + MB_HDR_LOAD_ADDR);
+	uint32_t load_end = get_le32(p + im->off + MB_HDR_LOAD_END_ADDR);
+	uint32_t bss_end = get_le32(p + im->off + MB_HDR_BSS_END_ADDR);
+	uint32_t entry = get_le32(p + im->off + MB_HDR_ENTRY_ADDR);
 
 	if (load_addr > header_addr)
 		return err_set(err, ENOEXEC,

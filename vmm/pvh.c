@@ -36,22 +36,6 @@ struct note_state {
 	unsigned index;
 };
 
-static uint32_t get32(const uint8_t *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	uint64_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
-
 static bool all_zero(const uint8_t *p, uint64_t n)
 {
 	for (uint64_t i = 0; i < n; i++)
@@ -81,9 +65,9 @@ static int parse_notes(const uint8_t *p, uint64_t size, uint64_t align, struct n
 				       "ELF %s %u: note header at offset %#" PRIx64 " is truncated",
 				       st->where, st->index, off);
 		}
-		namesz = get32(p + off);
-		descsz = get32(p + off + 4);
-		type = get32(p + off + 8);
+		namesz = get_le32(p + off);
+		descsz = get_le32(p + off + 4);
+		type = get_le32(p + off + 8);
 		/* 32-bit sizes padded in 64-bit arithmetic cannot wrap. */
 		name_pad = ALIGN_UP(namesz, align);
 		desc_pad = ALIGN_UP(descsz, align);
@@ -104,9 +88,9 @@ static int parse_notes(const uint8_t *p, uint64_t size, uint64_t align, struct n
 			uint64_t entry;
 
 			if (descsz == 4)
-				entry = get32(p + desc_off);
+				entry = get_le32(p + desc_off);
 			else if (descsz == 8)
-				entry = get64(p + desc_off);
+				entry = get_le64(p + desc_off);
 			else
 				return err_set(err, ENOEXEC,
 					       "ELF PVH note has a %" PRIu64

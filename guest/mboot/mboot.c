@@ -11,6 +11,8 @@
  */
 #include <stdint.h>
 
+#include "x86.h" /* guest/lib's port I/O (see MBOOT_FLAGS in guest.mk) */
+
 #define MB_BOOT_MAGIC 0x2badb002u
 #define COM1	      0x3f8
 #define DEBUG_EXIT    0xf4
@@ -35,24 +37,6 @@ struct mb_mmap {
 
 extern char _image_start[], _end[];
 void mb_main(uint32_t eax, const struct mb_info *mbi);
-
-static inline void outb(uint16_t port, uint8_t v)
-{
-	__asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port));
-}
-
-static inline uint8_t inb(uint16_t port)
-{
-	uint8_t v;
-
-	__asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
-	return v;
-}
-
-static inline void outl(uint16_t port, uint32_t v)
-{
-	__asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port));
-}
 
 static void putc(char c)
 {
