@@ -50,63 +50,37 @@ static inline void mbi_set_flags(struct mbi *im, uint32_t flags)
 	mbi_put32(im->buf, im->hdr + MB_HDR_CHECKSUM, -(MB_HEADER_MAGIC + flags));
 }
 
-static inline void mbi_elf32(uint8_t *p)
-{
-	Elf32_Ehdr eh = {
-	    .e_ident = {ELFMAG0, ELFMAG1, ELFMAG2, ELFMAG3, ELFCLASS32, ELFDATA2LSB, EV_CURRENT},
-	    .e_type = ET_EXEC,
-	    .e_machine = EM_386,
-	    .e_version = EV_CURRENT,
-	    .e_entry = MBI_ENTRY,
-	    .e_phoff = sizeof(Elf32_Ehdr),
-	    .e_ehsize = sizeof(Elf32_Ehdr),
-	    .e_phentsize = sizeof(Elf32_Phdr),
-	    .e_phnum = 1,
-	};
-	Elf32_Phdr ph = {
-	    .p_type = PT_LOAD,
-	    .p_offset = MBI_DATA_OFF,
-	    .p_vaddr = MBI_LOAD,
-	    .p_paddr = MBI_LOAD,
-	    .p_filesz = MBI_FILESZ,
-	    .p_memsz = MBI_MEMSZ,
-	    .p_flags = PF_R | PF_W | PF_X,
-	    .p_align = 0x1000,
-	};
-
-	memcpy(p, &eh, sizeof(eh));
-	memcpy(p + sizeof(eh), &ph, sizeof(ph));
-}
-
-/* Linked high (p_vaddr != p_paddr), as 64-bit kernels are: the loader
- * moves e_entry to the physical address. */
-static inline void mbi_elf64(uint8_t *p)
-{
-	Elf64_Ehdr eh = {
-	    .e_ident = {ELFMAG0, ELFMAG1, ELFMAG2, ELFMAG3, ELFCLASS64, ELFDATA2LSB, EV_CURRENT},
-	    .e_type = ET_EXEC,
-	    .e_machine = EM_X86_64,
-	    .e_version = EV_CURRENT,
-	    .e_entry = MBI_VADDR64 + MBI_ENTRY,
-	    .e_phoff = sizeof(Elf64_Ehdr),
-	    .e_ehsize = sizeof(Elf64_Ehdr),
-	    .e_phentsize = sizeof(Elf64_Phdr),
-	    .e_phnum = 1,
-	};
-	Elf64_Phdr ph = {
-	    .p_type = PT_LOAD,
-	    .p_offset = MBI_DATA_OFF,
-	    .p_vaddr = MBI_VADDR64 + MBI_LOAD,
-	    .p_paddr = MBI_LOAD,
-	    .p_filesz = MBI_FILESZ,
-	    .p_memsz = MBI_MEMSZ,
-	    .p_flags = PF_R | PF_X,
-	    .p_align = 0x1000,
-	};
-
-	memcpy(p, &eh, sizeof(eh));
-	memcpy(p + sizeof(eh), &ph, sizeof(ph));
-}
+/* An ELF header and one PT_LOAD program header of class @E (Elf32 or
+ * Elf64), the segment's file data at MBI_DATA_OFF going to MBI_LOAD and
+ * linked at @vaddr (p_vaddr != p_paddr: the loader moves e_entry to the
+ * physical address, as for 64-bit kernels linked high). */
+#define MBI_WRITE_ELF(p, E, class, machine, vaddr, flags)                                          \
+	do {                                                                                       \
+		E##_Ehdr eh = {                                                                    \
+		    .e_ident = {ELFMAG0, ELFMAG1, ELFMAG2, ELFMAG3, class, ELFDATA2LSB,            \
+				EV_CURRENT},                                                       \
+		    .e_type = ET_EXEC,                                                             \
+		    .e_machine = machine,                                                          \
+		    .e_version = EV_CURRENT,                                                       \
+		    .e_entry = (vaddr) + (MBI_ENTRY - MBI_LOAD),                                   \
+		    .e_phoff = sizeof(E##_Ehdr),                                                   \
+		    .e_ehsize = sizeof(E##_Ehdr),                                                  \
+		    .e_phentsize = sizeof(E##_Phdr),                                               \
+		    .e_phnum = 1,                                                                  \
+		};                                                                                 \
+		E##_Phdr ph = {                                                                    \
+		    .p_type = PT_LOAD,                                                             \
+		    .p_offset = MBI_DATA_OFF,                                                      \
+		    .p_vaddr = (vaddr),                                                            \
+		    .p_paddr = MBI_LOAD,                                                           \
+		    .p_filesz = MBI_FILESZ,                                                        \
+		    .p_memsz = MBI_MEMSZ,                                                          \
+		    .p_flags = (flags),                                                            \
+		    .p_align = 0x1000,                                                             \
+		};                                                                                 \
+		memcpy(p, &eh, sizeof(eh));                                                        \
+		memcpy((p) + sizeof(eh), &ph, sizeof(ph));                                         \
+	} while (0)
 
 /* A good image of @kind; NULL buf if out of memory. */
 static inline struct mbi mbi_build(enum mbi_kind kind)
@@ -121,9 +95,10 @@ static inline struct mbi mbi_build(enum mbi_kind kind)
 	for (size_t i = 0; i < MBI_FILESZ; i++)
 		im.buf[data + i] = mbi_byte(i);
 	if (kind == MBI_ELF32)
-		mbi_elf32(im.buf);
+		MBI_WRITE_ELF(im.buf, Elf32, ELFCLASS32, EM_386, MBI_LOAD, PF_R | PF_W | PF_X);
 	else if (kind == MBI_ELF64)
-		mbi_elf64(im.buf);
+		MBI_WRITE_ELF(im.buf, Elf64, ELFCLASS64, EM_X86_64, MBI_VADDR64 + MBI_LOAD,
+			      PF_R | PF_X);
 	mbi_put32(im.buf, im.hdr, MB_HEADER_MAGIC);
 	if (kind != MBI_AOUT) {
 		mbi_set_flags(&im, MB_HDR_F_PAGE_ALIGN | MB_HDR_F_MEMORY_INFO);
