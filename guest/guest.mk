@@ -46,6 +46,24 @@ $(foreach g,$(GUEST_NAMES),$(eval $(call guest_rule,$(g))))
 
 -include $(patsubst %.o,%.d,$(GUEST_LIB_OBJS) $(foreach g,$(GUEST_NAMES),$($(g)_GUEST_OBJS)))
 
+# guest/mboot: a 32-bit multiboot v1 kernel, without guest/lib (a 64-bit PVH
+# runtime). Two images of the same code: an ELF, and a flat binary whose
+# header has the address fields (flag bit 16, the "a.out kludge").
+MBOOT_SRCS := guest/mboot/entry.S guest/mboot/mboot.c
+MBOOT_FLAGS := -m32 -std=gnu11 -O2 -ffreestanding -fno-pic -fno-pie -fno-stack-protector \
+               -fno-asynchronous-unwind-tables -mgeneral-regs-only $(WARN) -Iguest/lib \
+               -Wno-int-to-pointer-cast -nostdlib -static \
+               -no-pie -Wl,-T,guest/mboot/mboot.ld -Wl,--build-id=none -Wl,--no-warn-rwx-segments
+$(BUILD)/guest/mboot.elf: $(MBOOT_SRCS) guest/mboot/mboot.ld guest/lib/x86.h
+	@mkdir -p $(dir $@)
+	$(GUEST_CC) $(MBOOT_FLAGS) -o $@ $(MBOOT_SRCS)
+$(BUILD)/guest/mboot-aout.elf: $(MBOOT_SRCS) guest/mboot/mboot.ld guest/lib/x86.h
+	@mkdir -p $(dir $@)
+	$(GUEST_CC) $(MBOOT_FLAGS) -DMB_AOUT -o $@ $(MBOOT_SRCS)
+$(BUILD)/guest/mboot-aout.bin: $(BUILD)/guest/mboot-aout.elf
+	objcopy -O binary $< $@
+GUEST_ELFS += $(BUILD)/guest/mboot.elf $(BUILD)/guest/mboot-aout.bin
+
 # Host unit test of guest/lib's split-virtqueue driver against a model device.
 UNIT_TESTS += test_guest_virtq
 test_guest_virtq_SRCS := guest/lib/virtq.c

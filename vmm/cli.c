@@ -13,12 +13,16 @@
 
 const struct cli_opt cli_run_opts[] = {
     {"kernel", "PATH", "none; required unless --incoming",
-     "the guest kernel: a PVH ELF (XEN_ELFNOTE_PHYS32_ENTRY)\n"
+     "the guest kernel: a PVH ELF (XEN_ELFNOTE_PHYS32_ENTRY),\n"
+     "a multiboot v1 image (kvm-unit-tests' x86 tests)\n"
      "or a Linux bzImage (boot protocol 2.12+, 64-bit)"},
-    {"initrd", "PATH", "none", "initrd: PVH module 0, or the bzImage's ramdisk"},
+    {"initrd", "PATH", "none",
+     "initrd: PVH or multiboot module 0, or the bzImage's\n"
+     "ramdisk"},
     {"cmdline", "STRING", "empty",
      "guest kernel command line (at most 4095 bytes;\n"
-     "a bzImage's cmdline_size too)"},
+     "a bzImage's cmdline_size too; multiboot: after the\n"
+     "kernel's path, together at most 57343 bytes)"},
     {"memory", "SIZE", "128M",
      "guest RAM: K/M/G/T suffixes, 2M..1T, a multiple\n"
      "of 4K"},

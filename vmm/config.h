@@ -17,8 +17,9 @@ extern const char kvmini_git_rev[];
  * format gets: one place to name a new loader. */
 #define KVMINI_KERNEL_FORMATS                                                                      \
 	"PVH ELF kernels (ELF32/ELF64 with a XEN_ELFNOTE_PHYS32_ENTRY note: the test guests, "     \
-	"a Linux vmlinux built with CONFIG_PVH) and Linux bzImages (boot protocol 2.12+, "         \
-	"64-bit: what distributions ship in /boot)"
+	"a Linux vmlinux built with CONFIG_PVH), multiboot v1 images (a multiboot header in the "  \
+	"first 8 KiB: kvm-unit-tests' x86 tests, what QEMU's -kernel and GRUB load) and Linux "    \
+	"bzImages (boot protocol 2.12+, 64-bit: what distributions ship in /boot)"
 
 #define CONFIG_MAX_CPUS		 255 /* xAPIC IDs fit in 8 bits */
 #define CONFIG_MAX_FEATURE_EDITS 64

@@ -36,6 +36,22 @@
 #define LAYOUT_LINUX_CMDLINE_MAX 0x10000ULL /* including the NUL */
 #define LAYOUT_LINUX_END	 0x30000ULL
 
+/*
+ * The multiboot v1 boot path's structures (vmm/multiboot.h), apart from
+ * PVH's (it shares only the GDT at LAYOUT_GDT) and Linux's: the image
+ * usually loads at 1 MiB or above, and may use all of low memory but these.
+ */
+#define LAYOUT_MB_START	      0x30000ULL
+#define LAYOUT_MB_INFO	      0x30000ULL /* the multiboot information structure (EBX) */
+#define LAYOUT_MB_MODS	      0x30100ULL /* the module list: module 0, the initrd */
+#define LAYOUT_MB_MMAP	      0x30200ULL /* memory map, LAYOUT_MEMMAP_MAX entries of 24 bytes */
+#define LAYOUT_MB_LOADER      0x30800ULL /* boot loader name */
+#define LAYOUT_MB_MODSTR      0x31000ULL /* module 0's string: the initrd's path */
+#define LAYOUT_MB_MODSTR_MAX  0x1000ULL	 /* including the NUL */
+#define LAYOUT_MB_CMDLINE     0x32000ULL /* "KERNEL_PATH CMDLINE" */
+#define LAYOUT_MB_CMDLINE_MAX 0xe000ULL	 /* including the NUL */
+#define LAYOUT_MB_END	      0x40000ULL
+
 #define LAYOUT_LOWMEM_END   0xa0000ULL	  /* RAM [0, here) */
 #define LAYOUT_HIGHMEM	    0x100000ULL	  /* RAM resumes at 1 MiB */
 #define LAYOUT_MMIO32_START 0xc0000000ULL /* PCI hole: RAM above moves over 4 GiB */

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "vmm/e820.h"
+#include "vmm/elf.h"
 #include "vmm/layout.h"
 #include "vmm/pvh.h"
 
@@ -28,170 +29,12 @@ const uint64_t pvh_gdt[PVH_GDT_ENTRIES] = {
     [PVH_GDT_TR / 8] = 0x00008b0000000067ULL,
 };
 
-/* The class-independent view of the headers we use. */
-struct elf_info {
-	bool is64;
-	uint64_t phoff, shoff;
-	uint16_t phentsize, phnum, shentsize, shnum;
-};
-
-struct elf_seg {
-	uint32_t type;
-	uint64_t offset, paddr, filesz, memsz, align;
-};
-
-struct load_range {
-	uint64_t start, end; /* [start, end) in guest physical memory */
-	uint64_t file_end;   /* start + p_filesz */
-	unsigned index;	     /* program header index, for messages */
-};
-
 struct note_state {
 	bool found;
 	uint64_t entry;
 	const char *where; /* "PT_NOTE segment" / "SHT_NOTE section", for messages */
 	unsigned index;
 };
-
-/* [off, off + size) lies inside [0, len), without overflow. */
-static bool in_file(uint64_t off, uint64_t size, size_t len)
-{
-	return off <= len && size <= len - off;
-}
-
-static uint16_t get16(const uint8_t *p)
-{
-	uint16_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	uint64_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
-
-_Static_assert(offsetof(Elf64_Ehdr, e_type) == offsetof(Elf32_Ehdr, e_type) &&
-		   offsetof(Elf64_Ehdr, e_machine) == offsetof(Elf32_Ehdr, e_machine) &&
-		   offsetof(Elf64_Ehdr, e_version) == offsetof(Elf32_Ehdr, e_version),
-	       "ELF header prefix");
-
-/* The class-specific ELF header fields of @h (an Elf32_Ehdr or Elf64_Ehdr). */
-#define COPY_EHDR(e, h)                                                                            \
-	do {                                                                                       \
-		(e)->phoff = (h).e_phoff;                                                          \
-		(e)->shoff = (h).e_shoff;                                                          \
-		(e)->phentsize = (h).e_phentsize;                                                  \
-		(e)->phnum = (h).e_phnum;                                                          \
-		(e)->shentsize = (h).e_shentsize;                                                  \
-		(e)->shnum = (h).e_shnum;                                                          \
-	} while (0)
-
-/* A header table (@kind "program" or "section", field prefix @pfx) must have
- * entries of exactly @want bytes and lie inside the file. */
-static int check_table(const char *kind, const char *pfx, uint64_t off, unsigned num,
-		       unsigned entsize, size_t want, size_t len, struct errbuf *err)
-{
-	if (entsize != want)
-		return err_set(err, ENOEXEC, "ELF e_%sentsize %u is not %zu", pfx, entsize, want);
-	if (!in_file(off, (uint64_t)num * want, len))
-		return err_set(err, ENOEXEC,
-			       "ELF %s headers (e_%soff %#" PRIx64
-			       ", %u entries) run past the end of the file (%zu bytes)",
-			       kind, pfx, off, num, len);
-	return 0;
-}
-
-static int parse_ehdr(const uint8_t *p, size_t len, struct elf_info *e, struct errbuf *err)
-{
-	uint16_t type, machine;
-	uint32_t version;
-
-	if (len < EI_NIDENT)
-		return err_set(err, ENOEXEC, "ELF truncated: %zu bytes is not even an ELF ident",
-			       len);
-	if (memcmp(p, ELFMAG, SELFMAG))
-		return err_set(err, ENOEXEC, "not an ELF file (bad magic)");
-	if (p[EI_CLASS] != ELFCLASS64 && p[EI_CLASS] != ELFCLASS32)
-		return err_set(err, ENOEXEC, "ELF class %u is neither ELFCLASS32 nor ELFCLASS64",
-			       p[EI_CLASS]);
-	if (p[EI_DATA] != ELFDATA2LSB)
-		return err_set(err, ENOEXEC, "ELF data encoding %u is not little-endian",
-			       p[EI_DATA]);
-	if (p[EI_VERSION] != EV_CURRENT)
-		return err_set(err, ENOEXEC, "ELF ident version %u is not 1", p[EI_VERSION]);
-	e->is64 = p[EI_CLASS] == ELFCLASS64;
-
-	size_t need = e->is64 ? sizeof(Elf64_Ehdr) : sizeof(Elf32_Ehdr);
-
-	if (len < need)
-		return err_set(err, ENOEXEC, "ELF truncated: %zu bytes, an ELF%d header needs %zu",
-			       len, e->is64 ? 64 : 32, need);
-	/* e_type, e_machine and e_version sit at the same offsets in both classes. */
-	type = get16(p + offsetof(Elf64_Ehdr, e_type));
-	machine = get16(p + offsetof(Elf64_Ehdr, e_machine));
-	version = get32(p + offsetof(Elf64_Ehdr, e_version));
-	if (e->is64) {
-		Elf64_Ehdr h;
-
-		memcpy(&h, p, sizeof(h));
-		COPY_EHDR(e, h);
-		if (machine != EM_X86_64)
-			return err_set(err, ENOEXEC, "ELF64 machine %u is not x86-64 (%u)", machine,
-				       EM_X86_64);
-	} else {
-		Elf32_Ehdr h;
-
-		memcpy(&h, p, sizeof(h));
-		COPY_EHDR(e, h);
-		if (machine != EM_386 && machine != EM_X86_64)
-			return err_set(err, ENOEXEC, "ELF32 machine %u is not i386 or x86-64",
-				       machine);
-	}
-	if (version != EV_CURRENT)
-		return err_set(err, ENOEXEC, "ELF version %" PRIu32 " is not 1", version);
-	if (type != ET_EXEC)
-		return err_set(err, ENOEXEC, "ELF type %u is not ET_EXEC (2)", type);
-
-	size_t want = e->is64 ? sizeof(Elf64_Phdr) : sizeof(Elf32_Phdr);
-
-	if (e->phnum == 0)
-		return err_set(err, ENOEXEC, "ELF has no program headers");
-	if (e->phnum == PN_XNUM)
-		return err_set(err, ENOEXEC,
-			       "ELF uses extended program header numbering (PN_XNUM)");
-	return check_table("program", "ph", e->phoff, e->phnum, e->phentsize, want, len, err);
-}
-
-/* Program header @i; the table was range-checked by parse_ehdr. */
-static void read_phdr(const uint8_t *p, const struct elf_info *e, unsigned i, struct elf_seg *s)
-{
-	if (e->is64) {
-		Elf64_Phdr h;
-
-		memcpy(&h, p + e->phoff + (uint64_t)i * sizeof(h), sizeof(h));
-		*s = (struct elf_seg){h.p_type,	  h.p_offset, h.p_paddr,
-				      h.p_filesz, h.p_memsz,  h.p_align};
-	} else {
-		Elf32_Phdr h;
-
-		memcpy(&h, p + e->phoff + (uint64_t)i * sizeof(h), sizeof(h));
-		*s = (struct elf_seg){h.p_type,	  h.p_offset, h.p_paddr,
-				      h.p_filesz, h.p_memsz,  h.p_align};
-	}
-}
 
 static bool all_zero(const uint8_t *p, uint64_t n)
 {
@@ -222,9 +65,9 @@ static int parse_notes(const uint8_t *p, uint64_t size, uint64_t align, struct n
 				       "ELF %s %u: note header at offset %#" PRIx64 " is truncated",
 				       st->where, st->index, off);
 		}
-		namesz = get32(p + off);
-		descsz = get32(p + off + 4);
-		type = get32(p + off + 8);
+		namesz = get_le32(p + off);
+		descsz = get_le32(p + off + 4);
+		type = get_le32(p + off + 8);
 		/* 32-bit sizes padded in 64-bit arithmetic cannot wrap. */
 		name_pad = ALIGN_UP(namesz, align);
 		desc_pad = ALIGN_UP(descsz, align);
@@ -245,9 +88,9 @@ static int parse_notes(const uint8_t *p, uint64_t size, uint64_t align, struct n
 			uint64_t entry;
 
 			if (descsz == 4)
-				entry = get32(p + desc_off);
+				entry = get_le32(p + desc_off);
 			else if (descsz == 8)
-				entry = get64(p + desc_off);
+				entry = get_le64(p + desc_off);
 			else
 				return err_set(err, ENOEXEC,
 					       "ELF PVH note has a %" PRIu64
@@ -284,7 +127,7 @@ static int notes_from_sections(const uint8_t *p, size_t len, const struct elf_in
 
 	if (e->shnum == 0 || e->shoff == 0)
 		return 0;
-	int r = check_table("section", "sh", e->shoff, e->shnum, e->shentsize, want, len, err);
+	int r = elf_check_table("section", "sh", e->shoff, e->shnum, e->shentsize, want, len, err);
 
 	if (r)
 		return r;
@@ -309,7 +152,7 @@ static int notes_from_sections(const uint8_t *p, size_t len, const struct elf_in
 		}
 		if (type != SHT_NOTE)
 			continue;
-		if (!in_file(off, size, len))
+		if (!elf_in_file(off, size, len))
 			return err_set(err, ENOEXEC,
 				       "ELF SHT_NOTE section %u (offset %#" PRIx64 ", %" PRIu64
 				       " bytes) runs past the end of the file",
@@ -322,126 +165,70 @@ static int notes_from_sections(const uint8_t *p, size_t len, const struct elf_in
 	return 0;
 }
 
-/* Why [start, end) is not inside one RAM region, for the error message. */
-static const char *range_problem(const struct guest_mem *m, uint64_t start, uint64_t end)
+/* The PVH note from the PT_NOTE segments; *nnote counts them. */
+static int notes_from_segments(const uint8_t *p, size_t len, const struct elf_info *e,
+			       struct note_state *st, unsigned *nnote, struct errbuf *err)
 {
-	if (start < LAYOUT_MMIO32_END && end > LAYOUT_MMIO32_START)
-		return "lies in the PCI hole [0xc0000000-0x100000000)";
-	for (int i = 0; i < m->nregions; i++) {
-		uint64_t r_end = m->regions[i].gpa + m->regions[i].size;
+	for (unsigned i = 0; i < e->phnum; i++) {
+		struct elf_seg s;
+		int r;
 
-		if (start < r_end && end > r_end)
-			return "runs past the end of RAM";
+		elf_read_phdr(p, e, i, &s);
+		if (s.type != PT_NOTE)
+			continue;
+		if (!elf_in_file(s.offset, s.filesz, len))
+			return err_set(err, ENOEXEC,
+				       "ELF PT_NOTE segment %u (offset %#" PRIx64 ", %" PRIu64
+				       " bytes) runs past the end of the file",
+				       i, s.offset, s.filesz);
+		st->index = i;
+		(*nnote)++;
+		r = parse_notes(p + s.offset, s.filesz, note_align(s.align), st, err);
+		if (r)
+			return r;
 	}
-	return "is outside guest RAM";
+	return 0;
 }
 
-static int cmp_range(const void *a, const void *b)
+bool pvh_probe(const void *image, size_t len)
 {
-	const struct load_range *x = a, *y = b;
+	struct elf_info e = {0};
+	struct note_state notes = {.where = "PT_NOTE segment"};
+	struct errbuf err = {0};
+	unsigned nnote = 0;
 
-	return x->start < y->start ? -1 : x->start > y->start;
+	if (!image || elf_parse(image, len, &e, &err) ||
+	    notes_from_segments(image, len, &e, &notes, &nnote, &err))
+		return false;
+	if (!notes.found && notes_from_sections(image, len, &e, &notes, &err))
+		return false;
+	return notes.found;
 }
 
 int pvh_load_elf(struct guest_mem *m, const void *image, size_t len, struct pvh_image *img,
 		 struct errbuf *err)
 {
+	static const struct elf_avoid boot = {LAYOUT_BOOT_START, LAYOUT_BOOT_END,
+					      "kvmini's boot structures"};
 	const uint8_t *p = image;
 	struct elf_info e = {0};
 	struct note_state notes = {.where = "PT_NOTE segment"};
-	struct load_range *ranges = NULL;
-	unsigned nload = 0, nnote = 0;
-	uint64_t low = UINT64_MAX, high = 0;
+	struct elf_plan pl = {0};
+	unsigned nnote = 0;
 	bool entry_ok = false;
 	int r;
 
 	if (!p)
 		len = 0;
-	r = parse_ehdr(p, len, &e, err);
+	r = elf_parse(p, len, &e, err);
 	if (r)
 		return r;
-	ranges = calloc(e.phnum, sizeof(*ranges));
-	if (!ranges)
-		return err_set(err, ENOMEM, "out of memory for %u program headers", e.phnum);
-
-	/* Pass 1: validate every segment and find the note. */
-	for (unsigned i = 0; i < e.phnum; i++) {
-		struct elf_seg s;
-
-		read_phdr(p, &e, i, &s);
-		if (s.type == PT_NOTE) {
-			if (!in_file(s.offset, s.filesz, len)) {
-				r = err_set(err, ENOEXEC,
-					    "ELF PT_NOTE segment %u (offset %#" PRIx64 ", %" PRIu64
-					    " bytes) runs past the end of the file",
-					    i, s.offset, s.filesz);
-				goto out;
-			}
-			notes.index = i;
-			nnote++;
-			r = parse_notes(p + s.offset, s.filesz, note_align(s.align), &notes, err);
-			if (r)
-				goto out;
-			continue;
-		}
-		if (s.type != PT_LOAD || s.memsz == 0)
-			continue;
-		if (s.filesz > s.memsz) {
-			r = err_set(err, ENOEXEC,
-				    "ELF segment %u: p_filesz %#" PRIx64 " > p_memsz %#" PRIx64, i,
-				    s.filesz, s.memsz);
-			goto out;
-		}
-		if (!in_file(s.offset, s.filesz, len)) {
-			r = err_set(err, ENOEXEC,
-				    "ELF segment %u: file data (offset %#" PRIx64 ", %#" PRIx64
-				    " bytes) runs past the end of the file (%zu bytes)",
-				    i, s.offset, s.filesz, len);
-			goto out;
-		}
-		if (s.paddr > UINT64_MAX - s.memsz) {
-			r = err_set(err, ENOEXEC,
-				    "ELF segment %u: p_paddr %#" PRIx64 " + p_memsz %#" PRIx64
-				    " overflows",
-				    i, s.paddr, s.memsz);
-			goto out;
-		}
-		uint64_t end = s.paddr + s.memsz;
-
-		if (!guest_mem_ptr(m, s.paddr, s.memsz)) {
-			r = err_set(err, ENOEXEC,
-				    "ELF segment %u [%#" PRIx64 "-%#" PRIx64 ") %s (%" PRIu64
-				    " MiB of RAM)",
-				    i, s.paddr, end, range_problem(m, s.paddr, end),
-				    m->ram_size >> 20);
-			goto out;
-		}
-		if (s.paddr < LAYOUT_BOOT_END && end > LAYOUT_BOOT_START) {
-			r = err_set(err, ENOEXEC,
-				    "ELF segment %u [%#" PRIx64 "-%#" PRIx64
-				    ") overlaps kvmini's boot structures [%#llx-%#llx)",
-				    i, s.paddr, end, LAYOUT_BOOT_START, LAYOUT_BOOT_END);
-			goto out;
-		}
-		ranges[nload++] = (struct load_range){s.paddr, end, s.paddr + s.filesz, i};
-		low = s.paddr < low ? s.paddr : low;
-		high = end > high ? end : high;
-	}
-	if (nload == 0) {
-		r = err_set(err, ENOEXEC, "ELF has no loadable (PT_LOAD) segments");
+	r = elf_plan_loads(m, p, len, &e, &boot, 1, &pl, err);
+	if (r)
 		goto out;
-	}
-	qsort(ranges, nload, sizeof(*ranges), cmp_range);
-	for (unsigned i = 1; i < nload; i++) {
-		if (ranges[i].start < ranges[i - 1].end) {
-			r = err_set(err, ENOEXEC,
-				    "ELF segments %u [%#" PRIx64 "-%#" PRIx64 ") and %u [%#" PRIx64
-				    "-%#" PRIx64 ") overlap",
-				    ranges[i - 1].index, ranges[i - 1].start, ranges[i - 1].end,
-				    ranges[i].index, ranges[i].start, ranges[i].end);
-			goto out;
-		}
-	}
+	r = notes_from_segments(p, len, &e, &notes, &nnote, err);
+	if (r)
+		goto out;
 	if (!notes.found) {
 		r = notes_from_sections(p, len, &e, &notes, err);
 		if (r)
@@ -454,9 +241,8 @@ int pvh_load_elf(struct guest_mem *m, const void *image, size_t len, struct pvh_
 			    nnote);
 		goto out;
 	}
-
-	for (unsigned i = 0; i < nload; i++)
-		if (notes.entry >= ranges[i].start && notes.entry < ranges[i].file_end)
+	for (unsigned i = 0; i < pl.n; i++)
+		if (notes.entry >= pl.ranges[i].start && notes.entry < pl.ranges[i].file_end)
 			entry_ok = true;
 	if (!entry_ok) {
 		r = err_set(err, ENOEXEC,
@@ -466,25 +252,14 @@ int pvh_load_elf(struct guest_mem *m, const void *image, size_t len, struct pvh_
 		goto out;
 	}
 
-	/* Pass 2: copy. Every range was checked above. */
-	for (unsigned i = 0; i < e.phnum; i++) {
-		struct elf_seg s;
-		uint8_t *dst;
-
-		read_phdr(p, &e, i, &s);
-		if (s.type != PT_LOAD || s.memsz == 0)
-			continue;
-		dst = guest_mem_ptr(m, s.paddr, s.memsz);
-		if (s.filesz)
-			memcpy(dst, p + s.offset, s.filesz);
-		memset(dst + s.filesz, 0, s.memsz - s.filesz);
-	}
+	/* Everything was checked above: copy. */
+	elf_copy_loads(m, p, &e);
 	img->entry = (uint32_t)notes.entry;
-	img->load_low = low;
-	img->load_high = high;
+	img->load_low = pl.low;
+	img->load_high = pl.high;
 	r = 0;
 out:
-	free(ranges);
+	elf_plan_free(&pl);
 	return r;
 }
 

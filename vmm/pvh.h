@@ -8,6 +8,7 @@
 #ifndef KVMINI_PVH_H
 #define KVMINI_PVH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -74,18 +75,22 @@ _Static_assert(sizeof(struct hvm_memmap_table_entry) == 24, "hvm_memmap_table_en
 extern const uint64_t pvh_gdt[PVH_GDT_ENTRIES];
 
 /*
+ * Is @image[0..len) an ELF whose PT_NOTE segments (or, if they have none,
+ * SHT_NOTE sections) hold a PVH entry note? Only that: pvh_load_elf
+ * validates the rest. Used to pick the loader (vm_load_kernel). Any thread.
+ */
+bool pvh_probe(const void *image, size_t len);
+
+/*
  * Load an ELF (ELFCLASS64 or ELFCLASS32, x86) carrying a Xen PVH note
  * (XEN_ELFNOTE_PHYS32_ENTRY) from @image[0..len): copy its PT_LOAD segments
  * (zero-filling memsz beyond filesz) to their physical addresses (p_paddr)
  * and return the 32-bit PVH entry point and the loaded range in *img.
  *
- * Accepted: little-endian ELFCLASS64 with EM_X86_64, or ELFCLASS32 with EM_386
- * or EM_X86_64; ET_EXEC; EI_VERSION and e_version 1; e_phentsize exactly the
- * class's Elf_Phdr size; 1 <= e_phnum < PN_XNUM. PT_LOAD segments with
- * memsz 0 are skipped; the others must have filesz <= memsz, file data inside
- * the image, and [p_paddr, p_paddr + p_memsz) inside one RAM region (not
- * across the PCI hole), not overlapping each other or
- * [LAYOUT_BOOT_START, LAYOUT_BOOT_END). Other segment types are ignored.
+ * Accepted: what elf_parse (vmm/elf.h) accepts. PT_LOAD segments are
+ * checked by elf_plan_loads: in one RAM region (not across the PCI hole), not
+ * overlapping each other or [LAYOUT_BOOT_START, LAYOUT_BOOT_END). Other
+ * segment types are ignored.
  *
  * The PVH note is searched in every PT_NOTE segment; only if there is none
  * there, in SHT_NOTE sections (then the section header table is validated

@@ -10,6 +10,19 @@
 #define ARRAY_SIZE(a)  (sizeof(a) / sizeof((a)[0]))
 #define ALIGN_UP(x, a) (((x) + ((a)-1)) & ~((uint64_t)(a)-1))
 
+/* Little-endian fields of a byte array (a kernel file, say) at any alignment. */
+#define LE_GET(bits)                                                                               \
+	static inline uint##bits##_t get_le##bits(const void *p)                                   \
+	{                                                                                          \
+		uint##bits##_t v;                                                                  \
+		__builtin_memcpy(&v, p, sizeof(v));                                                \
+		return v;                                                                          \
+	}
+LE_GET(16)
+LE_GET(32)
+LE_GET(64)
+#undef LE_GET
+
 /*
  * A one-line error message filled in by the function that failed; the top
  * level prints it as "kvmini: MSG" and exits 125. Any thread.

@@ -125,10 +125,11 @@ static int vcpu_enter_flat(struct vcpu *vcpu, const struct vcpu_flat_mode *fm,
 	return 0;
 }
 
-int vcpu_set_boot_state(struct vcpu *vcpu, uint32_t entry, uint32_t start_info, struct errbuf *err)
+int vcpu_set_boot_state(struct vcpu *vcpu, uint32_t entry, uint32_t ebx, uint32_t eax,
+			struct errbuf *err)
 {
-	/* PVH: 32-bit protected mode, paging off, flat segments matching the
-	 * GDT the loader wrote at LAYOUT_GDT (0x08 code, 0x10 data). */
+	/* PVH and multiboot: 32-bit protected mode, paging off, flat segments
+	 * matching the GDT the loader wrote at LAYOUT_GDT (0x08 code, 0x10 data). */
 	static const struct vcpu_flat_mode pvh = {
 	    .cs = PVH_GDT_CS,
 	    .ds = PVH_GDT_DS,
@@ -137,7 +138,7 @@ int vcpu_set_boot_state(struct vcpu *vcpu, uint32_t entry, uint32_t start_info, 
 	    .gdt_limit = PVH_GDT_LIMIT,
 	    .cr0 = 0x11, /* PE | ET */
 	};
-	struct kvm_regs regs = {.rip = entry, .rbx = start_info, .rflags = 0x2};
+	struct kvm_regs regs = {.rip = entry, .rbx = ebx, .rax = eax, .rflags = 0x2};
 
 	return vcpu_enter_flat(vcpu, &pvh, &regs, err);
 }

@@ -100,8 +100,15 @@ void vcpu_group_resume(struct vcpu_group *g);
 /* Make every vCPU thread leave KVM_RUN and its loop, then join them. Main thread. */
 void vcpu_group_stop(struct vcpu_group *g);
 
-/* Registers for a PVH boot: 32-bit protected mode at @entry, ebx = @start_info. Main thread. */
-int vcpu_set_boot_state(struct vcpu *vcpu, uint32_t entry, uint32_t start_info, struct errbuf *err);
+/*
+ * Registers for a 32-bit boot, PVH or multiboot: flat 32-bit protected mode
+ * with the GDT the loaders write at LAYOUT_GDT (vmm/pvh.h), paging off,
+ * EFLAGS IF and VM clear, EIP = @entry, EBX = @ebx (PVH: start_info;
+ * multiboot: the information structure), EAX = @eax (PVH: 0; multiboot:
+ * MB_BOOT_MAGIC). Main thread.
+ */
+int vcpu_set_boot_state(struct vcpu *vcpu, uint32_t entry, uint32_t ebx, uint32_t eax,
+			struct errbuf *err);
 
 /*
  * Registers for a Linux 64-bit boot (vmm/bzimage.h): long mode with paging

@@ -16,6 +16,7 @@
 #include "vmm/layout.h"
 #include "vmm/cpuid.h"
 #include "vmm/irqchip.h"
+#include "vmm/multiboot.h"
 #include "vmm/pvh.h"
 #include "vmm/vm.h"
 
@@ -409,7 +410,7 @@ static int vm_load_pvh(struct vm *vm, const struct boot_files *bf, struct errbuf
 				   bf->initrd_len, img.load_high, vm->rsdp, &start_info, err);
 	if (ret < 0)
 		return ret;
-	return vcpu_set_boot_state(&vm->cpus.vcpus[0], img.entry, (uint32_t)start_info, err);
+	return vcpu_set_boot_state(&vm->cpus.vcpus[0], img.entry, (uint32_t)start_info, 0, err);
 }
 
 static int vm_load_bzimage(struct vm *vm, const struct boot_files *bf, struct errbuf *err)
@@ -433,16 +434,49 @@ static int vm_load_bzimage(struct vm *vm, const struct boot_files *bf, struct er
 				     err);
 }
 
+static int vm_load_multiboot(struct vm *vm, const struct boot_files *bf, struct errbuf *err)
+{
+	const struct vm_config *cfg = vm->cfg;
+	struct multiboot_args args = {
+	    .kernel_path = cfg->kernel,
+	    .cmdline = cfg->cmdline,
+	    .initrd_path = cfg->initrd,
+	    .initrd = bf->initrd,
+	    .initrd_len = bf->initrd_len,
+	};
+	struct multiboot_boot boot;
+	int ret;
+
+	ret = multiboot_load(&vm->mem, bf->kernel, bf->kernel_len, &args, &boot, err);
+	if (ret == -ENOEXEC)
+		return vm_kernel_error(cfg, ret, err);
+	if (ret < 0)
+		return ret;
+	return vcpu_set_boot_state(&vm->cpus.vcpus[0], boot.entry, boot.info, MB_BOOT_MAGIC, err);
+}
+
 int vm_load_kernel(struct vm *vm, const struct boot_files *bf, struct errbuf *err)
 {
 	const uint8_t *k = bf->kernel;
+	bool elf = bf->kernel_len >= SELFMAG && !memcmp(k, ELFMAG, SELFMAG);
+	enum mb_probe mb = multiboot_probe(bf->kernel, bf->kernel_len);
 
-	if (bf->kernel_len >= SELFMAG && !memcmp(k, ELFMAG, SELFMAG))
+	/* A PVH note wins over a multiboot header (a vmlinux may carry both). */
+	if (elf && pvh_probe(bf->kernel, bf->kernel_len))
 		return vm_load_pvh(vm, bf, err);
+	if (mb == MB_PROBE_OK)
+		return vm_load_multiboot(vm, bf, err);
 	if (bzimage_probe(bf->kernel, bf->kernel_len))
 		return vm_load_bzimage(vm, bf, err);
-	return err_set(err, ENOEXEC, "kernel '%s': not a PVH ELF or a bzImage (kvmini boots %s)",
-		       vm->cfg->kernel, KVMINI_KERNEL_FORMATS);
+	/* Whichever format the file nearly is names what is wrong with it. */
+	if (mb == MB_PROBE_BAD_CHECKSUM)
+		return vm_load_multiboot(vm, bf, err);
+	if (elf)
+		return vm_load_pvh(vm, bf, err);
+	return err_set(
+	    err, ENOEXEC,
+	    "kernel '%s': not a PVH ELF, a multiboot image or a bzImage (kvmini boots %s)",
+	    vm->cfg->kernel, KVMINI_KERNEL_FORMATS);
 }
 
 int vm_start(struct vm *vm, struct errbuf *err)

@@ -201,9 +201,14 @@ void boot_files_close(struct boot_files *bf);
 
 /*
  * Load the kernel (and initrd) and set the boot vCPU's registers. The
- * format is detected from the file: ELF magic: PVH (vmm/pvh.h); 0xaa55 at
- * 0x1fe and "HdrS" at 0x202: bzImage (vmm/bzimage.h). Both get vm->rsdp;
- * anything else is -ENOEXEC naming KVMINI_KERNEL_FORMATS (vmm/config.h). Errors name the file.
+ * format is detected from the file, first match wins: an ELF with a PVH
+ * note: PVH (vmm/pvh.h); a multiboot header with a good checksum in the
+ * first 8 KiB: multiboot v1 (vmm/multiboot.h); 0xaa55 at 0x1fe and "HdrS"
+ * at 0x202: bzImage (vmm/bzimage.h). PVH and bzImage get vm->rsdp
+ * (multiboot guests find the RSDP by scanning). A file that is none of
+ * these gets the refusal of the format it nearly is (a multiboot magic with
+ * a bad checksum, an ELF without a PVH note), else -ENOEXEC naming
+ * KVMINI_KERNEL_FORMATS (vmm/config.h). Errors name the file.
  * Main thread.
  */
 int vm_load_kernel(struct vm *vm, const struct boot_files *bf, struct errbuf *err);

@@ -49,12 +49,14 @@ fuzz_devload_LIBS := $(LIBURING_LIB) -lcmocka -pthread
 # Kernel loaders: tests/fuzz/fuzz_load_NAME.c on vmm/NAME.c, seeded with
 # guests from build/guest (and what the target's fuzz_seeds adds). Adding a
 # loader is its file plus one word here.
-FUZZ_LOADERS := pvh bzimage
+FUZZ_LOADERS := pvh bzimage multiboot
 FUZZ_LOADER_SEEDS := $(addprefix $(BUILD)/guest/,hello.elf smp.elf blkops.elf)
 $(foreach l,$(FUZZ_LOADERS),$(eval FUZZ_TARGETS += fuzz_load_$(l)) \
-	$(eval fuzz_load_$(l)_SRCS += vmm/$(l).c vmm/e820.c vmm/memory.c vmm/util.c) \
+	$(eval fuzz_load_$(l)_SRCS += $(sort vmm/$(l).c vmm/elf.c vmm/pvh.c vmm/e820.c vmm/memory.c vmm/util.c)) \
 	$(eval fuzz_load_$(l)_SEEDS += $(FUZZ_LOADER_SEEDS)) \
 	$(eval fuzz_load_$(l)_DEPS += tests/fuzz/fuzz_loader.h))
+fuzz_load_multiboot_SEEDS += $(BUILD)/guest/mboot.elf $(BUILD)/guest/mboot-aout.bin
+fuzz_load_multiboot_DEPS += tests/unit/mb_image.h
 
 # Last: it fails until qmp.c's replies are valid JSON for every id (issue
 # 17), and make stops at the first failure.

@@ -16,12 +16,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct guest_mem *m = fuzz_loader_ram();
 	struct bzimage_boot b;
 	struct errbuf err = {0};
-	size_t initrd_len = size > 2 ? (data[size - 1] | data[size - 2] << 8) % size : 0;
-	uint8_t *image = malloc(size ? size : 1); /* exactly the input for ASan */
+	size_t initrd_len;
+	uint8_t *image = fuzz_loader_image(data, size, &initrd_len);
 	struct bzimage_args a = {.cmdline = "console=ttyS0", .rsdp = 0xe0000};
 	int ret;
 
-	memcpy(image, data, size);
 	a.initrd = image + size - initrd_len;
 	a.initrd_len = initrd_len;
 	ret = bzimage_load(m, image, size, &a, &b, &err);

@@ -18,11 +18,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct pvh_image img;
 	struct errbuf err = {0};
 	uint64_t start_info;
-	size_t initrd_len = size > 2 ? (data[size - 1] | data[size - 2] << 8) % size : 0;
-	uint8_t *image = malloc(size ? size : 1); /* exactly the input for ASan */
+	size_t initrd_len;
+	uint8_t *image = fuzz_loader_image(data, size, &initrd_len);
 	int ret;
 
-	memcpy(image, data, size);
 	ret = pvh_load_elf(m, image, size, &img, &err);
 	if (ret < 0) {
 		fuzz_check_msg("pvh_load_elf", err.msg);

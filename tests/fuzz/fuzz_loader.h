@@ -7,6 +7,7 @@
 #ifndef KVMINI_FUZZ_LOADER_H
 #define KVMINI_FUZZ_LOADER_H
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "tests/fuzz/fuzz.h"
@@ -35,6 +36,21 @@ static inline void fuzz_loader_clear(uint64_t lo, uint64_t hi)
 			  (unsigned long long)hi);
 	if (p)
 		memset(p, 0, hi - lo);
+}
+
+/* The input as a loader gets it: a heap copy of exactly @size bytes (so
+ * ASan sees reads past it), whose last *@initrd_len bytes (a length taken
+ * from the input's last two bytes) are also handed over as the initrd.
+ * The caller frees the copy. */
+static inline uint8_t *fuzz_loader_image(const uint8_t *data, size_t size, size_t *initrd_len)
+{
+	uint8_t *image = malloc(size ? size : 1);
+
+	if (!image)
+		fuzz_fail("out of memory");
+	memcpy(image, data, size);
+	*initrd_len = size > 2 ? (data[size - 1] | data[size - 2] << 8) % size : 0;
+	return image;
 }
 
 #endif

@@ -229,4 +229,4 @@ def test_unbootable_kernel_names_the_formats(tmp_path):
         k.write_bytes(data)
         p = subprocess.run([KVMINI, "run", "--kernel", str(k)], capture_output=True, text=True,
                            timeout=60)
-        one_line(p, str(k), "kvmini boots", "PVH ELF")
+        one_line(p, str(k), "kvmini boots", "PVH ELF", "multiboot")

@@ -8,6 +8,7 @@
 
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "vmm/memory.h"
 
@@ -44,6 +45,18 @@ static inline uint8_t *ram(struct fixture *f, uint64_t gpa)
 
 	assert_non_null(p);
 	return p;
+}
+
+/* A loader's refusal: @r must be -@errnum with a one-line message @msg
+ * that contains @what. */
+static inline void check_refusal(int r, const char *msg, int errnum, const char *what)
+{
+	if (r != -errnum)
+		fail_msg("expected -%d (%s), got %d: '%s'", errnum, what, r, msg);
+	if (!strstr(msg, what))
+		fail_msg("message '%s' does not mention '%s'", msg, what);
+	if (strchr(msg, '\n'))
+		fail_msg("message '%s' is not one line", msg);
 }
 
 #endif

@@ -181,12 +181,7 @@ static void expect_fail(struct fixture *f, const struct image *im, const struct 
 
 	poison(f);
 	r = bzimage_load(&f->m, im->buf, im->len, a, &b, &err);
-	if (r != -errnum)
-		fail_msg("expected -%d (%s), got %d: '%s'", errnum, what, r, err.msg);
-	if (!strstr(err.msg, what))
-		fail_msg("message '%s' does not mention '%s'", err.msg, what);
-	if (strchr(err.msg, '\n'))
-		fail_msg("message '%s' is not one line", err.msg);
+	check_refusal(r, err.msg, errnum, what);
 	check_untouched(f);
 }
 

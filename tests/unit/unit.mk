@@ -28,12 +28,17 @@ test_memory_SRCS := vmm/memory.c
 test_memory_DEPS := vmm/memory.h vmm/layout.h
 
 UNIT_TESTS += test_pvh
-test_pvh_SRCS := vmm/pvh.c vmm/e820.c vmm/memory.c vmm/util.c
+test_pvh_SRCS := vmm/pvh.c vmm/elf.c vmm/e820.c vmm/memory.c vmm/util.c
 test_pvh_DEPS := tests/unit/ram_fixture.h vmm/pvh.h vmm/e820.h vmm/memory.h vmm/util.h vmm/layout.h
 
 UNIT_TESTS += test_bzimage
 test_bzimage_SRCS := vmm/bzimage.c vmm/e820.c vmm/memory.c vmm/util.c
 test_bzimage_DEPS := tests/unit/ram_fixture.h vmm/bzimage.h vmm/e820.h vmm/memory.h vmm/util.h vmm/layout.h
+
+UNIT_TESTS += test_multiboot
+test_multiboot_SRCS := vmm/multiboot.c vmm/elf.c vmm/pvh.c vmm/e820.c vmm/memory.c vmm/util.c
+test_multiboot_DEPS := tests/unit/ram_fixture.h tests/unit/mb_image.h vmm/multiboot.h vmm/elf.h \
+	vmm/pvh.h vmm/e820.h vmm/memory.h vmm/util.h vmm/layout.h
 
 UNIT_TESTS += test_pci
 test_pci_SRCS := vmm/pci.c vmm/kvm_irq.c vmm/bus.c vmm/util.c
