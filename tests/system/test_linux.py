@@ -9,10 +9,12 @@ one boot checks several things where it can.
 """
 import base64
 import os
+import pty
 import re
 import select
 import struct
 import subprocess
+import termios
 import time
 
 import pytest
@@ -202,6 +204,42 @@ def test_console_input_from_a_pipe(tmp_path):
     out += rest
     assert p.returncode == 0, (p.returncode, out[-2000:], err)
     assert b"GOT:hello-from-the-host" in out, out[-2000:]
+
+
+def test_console_input_from_a_terminal(tmp_path):
+    """kvmini's stdin a terminal: raw mode for the guest (Enter is "\\r", the
+    guest's tty turns it into a newline), and the terminal's settings come
+    back as they were when kvmini ends."""
+    script = "echo READY; read -r line </dev/console; echo \"GOT:$line\"; poweroff -f\n"
+    rd = initramfs(tmp_path, script)
+    cmd = [KVMINI, "run", "--kernel", kernel("pvh"), "--initrd", rd, "--cmdline", CMDLINE,
+           "--memory", MEM, "--timeout", str(TIMEOUT)]
+    master, slave = pty.openpty()
+    before = termios.tcgetattr(slave)
+    try:
+        p = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=subprocess.PIPE)
+        out = b""
+        typed = False
+        deadline = time.time() + TIMEOUT + 30
+        while p.poll() is None and time.time() < deadline:
+            r, _, _ = select.select([master], [], [], 1)
+            if r:
+                out += os.read(master, 4096)
+            if not typed and b"READY" in out:
+                os.write(master, b"typed-at-a-terminal\r")
+                typed = True
+        while select.select([master], [], [], 0.2)[0]:
+            out += os.read(master, 4096)
+        if p.poll() is None:
+            p.kill()
+        err = p.communicate()[1]
+        after = termios.tcgetattr(slave)
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert p.returncode == 0, (p.returncode, out[-2000:], err)
+    assert b"GOT:typed-at-a-terminal" in out, out[-2000:]
+    assert after == before, "kvmini left the terminal's settings changed"
 
 
 def test_smp_cpus_online(tmp_path):
