@@ -228,6 +228,8 @@ static int main_run_vm(struct main_state *ms, const struct boot_files *bf, int *
 	kind = vm.exit_kind;
 	*status = vm.exit_status;
 	pthread_mutex_unlock(&vm.exit_lock);
+	if (kind == VM_EXIT_STATUS && *status == EXIT_TIMEOUT && vm.started)
+		vcpu_group_print_where(&vm.cpus, stderr);
 	vm.run_state = VM_RUN_SHUTDOWN;
 	if (kind != VM_EXIT_RESET)
 		qmp_event(ms->qmp, "SHUTDOWN",

@@ -440,6 +440,27 @@ void vcpu_group_resume(struct vcpu_group *g)
 	pthread_mutex_unlock(&g->park_lock);
 }
 
+void vcpu_group_print_where(const struct vcpu_group *g, FILE *out)
+{
+	for (int i = 0; i < g->n; i++) {
+		struct kvm_regs regs;
+		struct kvm_sregs sregs;
+		struct kvm_mp_state mp = {0};
+
+		if (ioctl(g->vcpus[i].fd, KVM_GET_REGS, &regs) < 0 ||
+		    ioctl(g->vcpus[i].fd, KVM_GET_SREGS, &sregs) < 0) {
+			fprintf(out, "kvmini: vCPU %d: cannot read its registers: %s\n", i,
+				strerror(errno));
+			continue;
+		}
+		ioctl(g->vcpus[i].fd, KVM_GET_MP_STATE, &mp);
+		fprintf(out, "kvmini: vCPU %d was at rip 0x%llx (cpl %u, %s, rflags 0x%llx)\n", i,
+			(unsigned long long)regs.rip, (unsigned)(sregs.cs.selector & 3),
+			mp.mp_state == KVM_MP_STATE_HALTED ? "halted" : "running",
+			(unsigned long long)regs.rflags);
+	}
+}
+
 void vcpu_group_stop(struct vcpu_group *g)
 {
 	/* Pairs with the load in the vCPU loop: once a thread sees it (or its

@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -99,6 +100,13 @@ void vcpu_group_resume(struct vcpu_group *g);
 
 /* Make every vCPU thread leave KVM_RUN and its loop, then join them. Main thread. */
 void vcpu_group_stop(struct vcpu_group *g);
+
+/*
+ * One line per vCPU on @out: where it was (rip, cpl, halted or running),
+ * so that a guest stopped by --timeout tells where it hung. After
+ * vcpu_group_stop. Main thread.
+ */
+void vcpu_group_print_where(const struct vcpu_group *g, FILE *out);
 
 /*
  * Registers for a 32-bit boot, PVH or multiboot: flat 32-bit protected mode

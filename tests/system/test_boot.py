@@ -1,5 +1,6 @@
 """Boot the bundled guests under kvmini: output, exit statuses, crash reports."""
 import os
+import re
 import signal
 import subprocess
 import time
@@ -112,11 +113,15 @@ def test_timeout(how):
     p = run_guest("exit", "--cmdline", how, "--timeout", "1", timeout=30)
     assert p.returncode == EXIT_TIMEOUT, (p.stdout, p.stderr)
     assert "timeout" in p.stderr
+    # Where the hung guest was: the halt at CPL0, or the loop at CPL3.
+    where = "(cpl 0, halted" if how == "hang" else "(cpl 3, running"
+    assert re.search(r"vCPU 0 was at rip 0x[0-9a-f]+ " + re.escape(where), p.stderr), p.stderr
 
 
 def test_timeout_smp_hang():
     p = run_guest("exit", "--cpus", "4", "--cmdline", "hang", "--timeout", "1", timeout=30)
     assert p.returncode == EXIT_TIMEOUT, (p.stdout, p.stderr)
+    assert len(re.findall(r"vCPU \d was at rip", p.stderr)) == 4, p.stderr
 
 
 def test_i8042_reset_ends_vm():
