@@ -22,6 +22,7 @@ from blkutil import (check_blkops, check_copy, guest_elf, halves, kvm_usable, pa
                      qemu_cmd, qemu_status, random_image, sha256)
 from conftest import KVMINI, assert_one_line_error, guest
 from qmpclient import QMP
+from test_snap_blk import check_image, final_gensum, make_image
 from vhostfake import FakeBackend
 
 QSD = shutil.which("qemu-storage-daemon")
@@ -280,6 +281,8 @@ def test_cli_errors(tmp_path):
     for spec, needle in [("", "no socket=PATH"), ("socket=", "empty socket"), ("num-queues=2", "no socket=PATH"),
                          (f"socket={tmp_path}/s,num-queues=0", "num-queues '0'"),
                          (f"socket={tmp_path}/s,timeout=0", "timeout '0'"),
+                         (f"socket={tmp_path}/s,reconnect=0", "reconnect '0'"),
+                         (f"socket={tmp_path}/s,reconnect=3601", "reconnect '3601'"),
                          (f"socket={tmp_path}/s,color=red", "unknown option 'color'"),
                          (f"socket={tmp_path}/s,socket=x", "socket given twice")]:
         p = subprocess.run([KVMINI, "run", "--kernel", guest("hello"), "--vhost-user-blk", spec],
@@ -433,3 +436,129 @@ def test_huge_reply_refused(tmp_path, fake_factory):
     p = subprocess.run([KVMINI, "run", "--kernel", guest("hello"), "--vhost-user-blk",
                         f"socket={fake.path}"], capture_output=True, text=True, timeout=60)
     assert_one_line_error(p, "reply to GET_CONFIG has 1048576 bytes")
+
+
+# ------------------------------------------------------------- reconnect=S
+
+def assert_snap_finished(out, status, err, img):
+    """snap-blk's own checks (each request completed exactly once, data read
+    back) and the host's check of the image."""
+    assert status == 0, (status, out, err)
+    assert "completed once each" in out and "snap-blk: flush ok" in out, out + err
+    assert out.rstrip().endswith("snap-blk: done"), out + err
+    check_image(img, *final_gensum(out))
+
+
+def wait_event(q, r, name):
+    """QMP event @name; if kvmini ended instead, fail with what it said."""
+    try:
+        return q.wait_event(name, timeout=60)
+    except (EOFError, OSError):
+        status, out, err = r.finish()
+        pytest.fail(f"kvmini ended ({status}) before {name}: {out} {err}")
+
+
+def test_reconnect_resubmits_inflight(tmp_path, fake_factory):
+    # The fake backend takes requests, then dies with them in flight (marked
+    # in the INFLIGHT_SHMFD region, none served). A new one on the same
+    # socket gets the same region from kvmini (reconnect=1) and serves
+    # exactly those again first; snap-blk, which fails on a request lost
+    # (it times out) or completed twice, finishes with its checks passing.
+    img = make_image(tmp_path / "d.img")
+    fake = fake_factory(img, delay=0, crash_after=40)
+    qmp = str(tmp_path / "qmp")
+    with Running("snap-blk", "ms=3000 depth=16", [f"socket={fake.path},reconnect=1"],
+                 qmp=qmp) as r:
+        q = QMP(qmp)
+        ev = q.wait_event("VHOST_USER_BLK_ERROR", timeout=120)
+        assert "the backend closed the connection" in ev["data"]["reason"], ev
+        assert fake.of_kind("crash"), fake.events()
+        again = fake_factory(img, delay=0)
+        ev = q.wait_event("VHOST_USER_BLK_RECONNECTED", timeout=60)
+        assert ev["data"] == {"device": "vhost-user-blk0"}, ev
+        status, out, err = r.finish()
+    taken = [e[2] for e in fake.of_kind("taken")]
+    resubmitted = again.of_kind("resubmit")
+    assert not fake.errors and not again.errors, (fake.errors, again.errors)
+    assert taken, fake.events()
+    assert resubmitted and sorted(resubmitted[0][2]) == sorted(taken), (taken, resubmitted)
+    assert_snap_finished(out, status, err, img)
+    assert "the backend closed the connection; reconnecting every 1 s" in err, err
+    assert "vhost-user-blk0: reconnected to the backend" in err, err
+    assert "needs a reset" not in err, err
+
+
+def test_reconnect_incompatible_backend(tmp_path, fake_factory):
+    # The restarted backend serves a disk of another size: kvmini says so,
+    # the device needs a reset (the driver cannot go on with it), and the
+    # guest ends by itself.
+    img = make_image(tmp_path / "d.img")
+    small = make_image(tmp_path / "small.img", 1 << 20)
+    fake = fake_factory(img, delay=0, crash_after=10)
+    qmp = str(tmp_path / "qmp")
+    with Running("snap-blk", "ms=3000 depth=16", [f"socket={fake.path},reconnect=1"],
+                 qmp=qmp) as r:
+        q = QMP(qmp)
+        q.wait_event("VHOST_USER_BLK_ERROR", timeout=120)
+        fake_factory(small, delay=0)
+        ev = q.wait_event("VHOST_USER_BLK_ERROR", timeout=60)
+        assert "disk has 2048 sectors, not 8192" in ev["data"]["reason"], ev
+        status, out, err = r.finish()
+    assert status not in (0, 124, 125, 126), (status, out, err)
+    assert "disk has 2048 sectors, not 8192; the device needs a reset" in err, err
+    assert "reconnected" not in err, err
+
+
+def test_reconnect_without_region_busy(tmp_path, fake_factory):
+    # A backend without INFLIGHT_SHMFD (qemu-storage-daemon offers none)
+    # dies with requests taken: which ones, and whether it finished some out
+    # of order, is unknown, so kvmini does not guess. After reconnecting it
+    # puts the device into NEEDS_RESET, says why, and the guest ends.
+    img = make_image(tmp_path / "d.img")
+    fake = fake_factory(img, delay=0, crash_after=40, inflight=False)
+    qmp = str(tmp_path / "qmp")
+    with Running("snap-blk", "ms=3000 depth=16", [f"socket={fake.path},reconnect=1"],
+                 qmp=qmp) as r:
+        q = QMP(qmp)
+        wait_event(q, r, "VHOST_USER_BLK_ERROR")
+        again = fake_factory(img, delay=0, inflight=False)
+        ev = wait_event(q, r, "VHOST_USER_BLK_ERROR")
+        assert "died with requests in flight and kept no inflight region" in \
+            ev["data"]["reason"], ev
+        status, out, err = r.finish()
+    assert fake.of_kind("taken"), fake.events()
+    assert not again.of_kind("resubmit"), again.events()
+    assert status not in (0, 124, 125, 126), (status, out, err)
+    assert "they cannot be resubmitted; the device needs a reset" in err, err
+
+
+@needs_qsd
+def test_reconnect_qsd_restarted(tmp_path, qsd_factory):
+    # qemu-storage-daemon keeps no inflight region, so a restart is exact
+    # only when nothing was in flight: the VM is stopped (QMP stop), the
+    # daemon finishes what it has and is shut down (SIGTERM) and restarted
+    # on the same socket and image, then the VM goes on. Three times while
+    # snap-blk runs: the device never needs a reset, every request completes
+    # exactly once (snap-blk's checks) and the image holds what the guest
+    # wrote.
+    img = make_image(tmp_path / "d.img")
+    d = qsd_factory(img)
+    qmp = str(tmp_path / "qmp")
+    with Running("snap-blk", "ms=6000", [f"socket={d.sock},reconnect=1"], qmp=qmp) as r:
+        q = QMP(qmp)
+        line = r.p.stdout.readline()
+        assert "snap-blk" in line, line
+        for _ in range(3):
+            time.sleep(0.3)
+            assert q.cmd("stop") == {"return": {}}
+            time.sleep(0.5)  # the daemon finishes what it took
+            d.stop()
+            ev = wait_event(q, r, "VHOST_USER_BLK_ERROR")
+            assert "the backend closed the connection" in ev["data"]["reason"], ev
+            d = qsd_factory(img)
+            wait_event(q, r, "VHOST_USER_BLK_RECONNECTED")
+            assert q.cmd("cont") == {"return": {}}
+        status, out, err = r.finish()
+    assert_snap_finished(line + out, status, err, img)
+    assert err.count("reconnected to the backend") == 3, err
+    assert "needs a reset" not in err, err
