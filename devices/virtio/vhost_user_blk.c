@@ -29,6 +29,11 @@
  * region: the backend resubmits what its predecessor had taken and not
  * finished (the region marks those), and starts after them.
  *
+ * Snapshots hold no request in flight: saving (vCPUs parked) waits until
+ * the backend finished what the driver made available, then stops the
+ * rings; resuming (the source going on, or a restore) hands them to the
+ * backend again from there (vublk_save, vublk_resume_op).
+ *
  * Threads: every message on the device's connection is sent with
  * vdev->lock held: by the vCPU that writes the status or queue_enable
  * (driver_ok, queue_enabled, reset ops), by the main thread at realize and
@@ -863,18 +868,191 @@ static void vublk_exit(void *state)
 	vublk_free(v);
 }
 
-/* What is in flight lives in the backend: kvmini cannot save it (yet). */
+/* ---- snapshots ---- */
+
+/*
+ * The device's section: this header, then the virtio transport's state
+ * (virtio_pci_save) with no request in flight: saving takes the rings back
+ * from the backend after it finished everything the driver had made
+ * available, and each queue's last_avail_idx (= used index) is where the
+ * next backend starts.
+ */
+struct vublk_snap {
+	uint32_t version;
+	uint32_t nqueues;
+	uint64_t capacity; /* sectors: the backend at restore must serve as many */
+};
+
+#define VUBLK_SNAP_VERSION 1
+
+/*
+ * Take the rings back for a snapshot. The vCPUs are parked, so the avail
+ * indices stay put: each ring is kicked (the backend looks at everything)
+ * and waited for until its used index reaches its avail index, for at
+ * most the timeout. All rings drain before any is stopped, so if one does
+ * not, nothing was stopped and the VM goes on as before. (Stopping first
+ * and keeping what is in flight would need the backend's inflight region,
+ * which qemu-storage-daemon does not keep, and it answers GET_VRING_BASE
+ * before its requests finish.) Then SET_VRING_ENABLE 0 and GET_VRING_BASE,
+ * whose base must be the used index. Lock held, main thread.
+ */
+static int vublk_quiesce(struct vublk *v, struct errbuf *err)
+{
+	struct virtio_dev *vdev = &v->vdev;
+	uint64_t one = 1;
+	int r;
+
+	for (unsigned q = 0; q < vdev->nqueues; q++) {
+		if (!v->ring_on[q])
+			continue;
+		if (write(vdev->kicks[q].fd, &one, sizeof(one)) != sizeof(one))
+			return err_set(err, errno, "%s: ring %u doorbell: %s", v->name, q,
+				       strerror(errno));
+		r = vublk_wait_used(v, q, v->avail_idx[q], err);
+		if (r < 0)
+			return r;
+	}
+	for (unsigned q = 0; q < vdev->nqueues; q++) {
+		struct virtqueue *vq = &vdev->vqs[q];
+		uint16_t used;
+		uint32_t b;
+
+		if (!v->ring_on[q])
+			continue;
+		v->ring_on[q] = false;
+		r = vhost_user_set_vring_enable(&v->vu, q, false, err);
+		if (r == 0)
+			r = vhost_user_get_vring_base(&v->vu, q, &b, err);
+		if (r < 0)
+			return r;
+		used = __atomic_load_n(v->used_idx[q], __ATOMIC_ACQUIRE);
+		if ((uint16_t)b != used)
+			return err_set(
+			    err, EPROTO,
+			    "%s: ring %u: the backend stopped at avail index %u, but the "
+			    "used index is %u",
+			    v->name, q, b, used);
+		vq->s.last_avail_idx = vq->s.used_idx = used;
+	}
+	return 0;
+}
+
 static int vublk_save(void *state, void *buf, size_t len)
 {
 	struct vublk *v = state;
+	struct vublk_snap h = {
+	    .version = VUBLK_SNAP_VERSION, .nqueues = v->vdev.nqueues, .capacity = v->capacity};
+	struct errbuf err = {{0}};
+	bool had = false;
+	int r = 0, n;
 
-	fprintf(stderr, "kvmini: %s: a VM with a vhost-user disk cannot be snapshotted\n", v->name);
-	return -ENOTSUP;
+	if (len < sizeof(h))
+		return -ENOSPC;
+	pthread_mutex_lock(&v->vdev.lock);
+	for (unsigned q = 0; q < v->vdev.nqueues; q++)
+		had |= v->ring_on[q];
+	if (had && !vhost_user_connected(&v->vu))
+		r = err_set(&err, ENOTCONN,
+			    "%s: the backend is gone with the rings: what it had in flight is "
+			    "unknown",
+			    v->name);
+	else if (had)
+		r = vublk_quiesce(v, &err);
+	pthread_mutex_unlock(&v->vdev.lock);
+	if (r < 0) {
+		fprintf(stderr, "kvmini: %s (saving the device)\n", err.msg);
+		return r;
+	}
+	n = virtio_pci_save(&v->vdev, (uint8_t *)buf + sizeof(h), len - sizeof(h), 0);
+	if (n < 0)
+		return n;
+	memcpy(buf, &h, sizeof(h));
+	return (int)(sizeof(h) + (size_t)n);
+}
+
+/* Never called: the state holds no request in flight (virtio_pci_load checks). */
+static int vublk_load_elem(void *opaque, struct vq_elem *elem, struct errbuf *err)
+{
+	struct vublk *v = opaque;
+
+	return err_set(err, EINVAL, "%s: in-flight request at head %u in a ring the backend serves",
+		       v->name, elem->head);
+}
+
+static int vublk_load(void *state, const void *buf, size_t len, struct errbuf *err)
+{
+	struct vublk *v = state;
+	struct vublk_snap h;
+
+	if (len < sizeof(h))
+		return err_set(err, EINVAL, "%s: state is truncated (%zu bytes)", v->name, len);
+	memcpy(&h, buf, sizeof(h));
+	if (h.version != VUBLK_SNAP_VERSION)
+		return err_set(err, EINVAL, "%s: state version %u, kvmini reads %u", v->name,
+			       h.version, VUBLK_SNAP_VERSION);
+	if (h.nqueues != v->vdev.nqueues)
+		return err_set(err, EINVAL, "%s: the snapshot has %u queues, num-queues=%u",
+			       v->name, h.nqueues, v->vdev.nqueues);
+	if (h.capacity != v->capacity)
+		return err_set(
+		    err, EINVAL, "%s: the snapshot's disk has %llu sectors, the backend's %llu",
+		    v->name, (unsigned long long)h.capacity, (unsigned long long)v->capacity);
+	if (v->started)
+		return err_set(err, EBUSY, "%s: can only load into a fresh device", v->name);
+	return virtio_pci_load(&v->vdev, (const uint8_t *)buf + sizeof(h), len - sizeof(h), 0,
+			       vublk_load_elem, v, err);
+}
+
+/*
+ * The VM runs again: rings that a snapshot took back (or a restore
+ * brought) go to the backend, from their last_avail_idx; with a restore,
+ * first the features and memory table. Each gets an interrupt: the
+ * completions the drain waited for interrupted the vCPUs after their state
+ * was saved, so a restored guest would not have seen them (a spare one is
+ * harmless). Nothing to do after a plain stop: the rings stayed. Main
+ * thread.
+ */
+static void vublk_resume_op(void *state)
+{
+	struct vublk *v = state;
+	struct virtio_dev *vdev = &v->vdev;
+	struct errbuf err = {{0}};
+	bool back[VIRTIO_PCI_MAX_QUEUES] = {false};
+	uint64_t one = 1;
+	int r = 0;
+
+	pthread_mutex_lock(&vdev->lock);
+	if (!(vdev->status & VIRTIO_CONFIG_S_DRIVER_OK) || vdev->broken ||
+	    !vhost_user_connected(&v->vu)) {
+		pthread_mutex_unlock(&vdev->lock);
+		return;
+	}
+	if (!v->started)
+		r = vublk_start(v, &err);
+	for (unsigned q = 0; r == 0 && q < vdev->nqueues; q++) {
+		if (!vdev->vqs[q].s.enabled || v->ring_on[q])
+			continue;
+		r = vublk_ring_start(v, q, vdev->vqs[q].s.last_avail_idx, &err);
+		back[q] = true;
+	}
+	if (r < 0)
+		vublk_failed(v, &err);
+	for (unsigned q = 0; r == 0 && q < vdev->nqueues; q++) {
+		uint16_t vec = vdev->vqs[q].s.vector;
+
+		if (back[q] && vec != VIRTIO_MSI_NO_VECTOR &&
+		    write(msix_vector_fd(&vdev->msix, vec), &one, sizeof(one)) != sizeof(one))
+			fprintf(stderr, "kvmini: %s: ring %u interrupt: %s\n", v->name, q,
+				strerror(errno));
+	}
+	pthread_mutex_unlock(&vdev->lock);
 }
 
 const struct device_ops vhost_user_blk_ops = {
     .name = "vhost-user-blk",
     .realize = vublk_realize,
     .save = vublk_save,
+    .load = vublk_load,
+    .resume = vublk_resume_op,
     .exit = vublk_exit,
 };
