@@ -919,20 +919,22 @@ static int vublk_quiesce(struct vublk *v, struct errbuf *err)
 
 		if (!v->ring_on[q])
 			continue;
+		/* Drained: whoever serves the ring next starts at its used
+		 * index, even if stopping it fails below. */
+		used = __atomic_load_n(v->used_idx[q], __ATOMIC_ACQUIRE);
+		vq->s.last_avail_idx = vq->s.used_idx = used;
 		v->ring_on[q] = false;
 		r = vhost_user_set_vring_enable(&v->vu, q, false, err);
 		if (r == 0)
 			r = vhost_user_get_vring_base(&v->vu, q, &b, err);
 		if (r < 0)
 			return r;
-		used = __atomic_load_n(v->used_idx[q], __ATOMIC_ACQUIRE);
 		if ((uint16_t)b != used)
 			return err_set(
 			    err, EPROTO,
 			    "%s: ring %u: the backend stopped at avail index %u, but the "
 			    "used index is %u",
 			    v->name, q, b, used);
-		vq->s.last_avail_idx = vq->s.used_idx = used;
 	}
 	return 0;
 }

@@ -320,6 +320,38 @@ def test_restore_without_backend(tmp_path, qsd_factory):
     assert_one_line_error(p, "cannot connect to the vhost-user backend", "none.sock")
 
 
+def test_snapshot_refused_when_not_drained(tmp_path, fake_factory):
+    # A backend that sits on requests: the save waits timeout=1 s for the
+    # rings to drain, fails with one line saying so, and leaves the rings
+    # with the backend (nothing was stopped): the VM goes on.
+    img = make_image(tmp_path / "d.img")
+    fake = fake_factory(img, delay=0, hold_after=20)
+    qmp = str(tmp_path / "qmp")
+    with Running("snap-blk", "ms=600000 depth=16", [f"socket={fake.path},timeout=1"],
+                 qmp=qmp) as r:
+        q = QMP(qmp)
+        deadline = time.monotonic() + 60
+        while not fake.of_kind("taken"):
+            assert time.monotonic() < deadline and r.p.poll() is None, fake.events()
+            time.sleep(0.05)
+        m = q.cmd("migrate", {"uri": f"file:{tmp_path}/snap"})
+        if "return" in m:
+            m = q.cmd("query-migrate")["return"]
+            assert m["status"] == "failed", m
+            desc = m.get("error-desc", "")
+        else:
+            desc = m["error"]["desc"]
+        assert "vhost-user-blk cannot be saved" in desc, m
+        assert not os.path.exists(tmp_path / "snap")
+        assert q.cmd("cont") == {"return": {}}
+        assert q.cmd("query-status")["return"]["status"] == "running"
+        assert ("msg", "GET_VRING_BASE", 0) not in fake.events()
+        q.cmd("quit")
+        status, out, err = r.finish()
+    assert status == 0, (status, out, err)
+    assert "requests still in flight in the backend after 1 s (saving the device)" in err, err
+
+
 def test_cli_errors(tmp_path):
     for spec, needle in [("", "no socket=PATH"), ("socket=", "empty socket"), ("num-queues=2", "no socket=PATH"),
                          (f"socket={tmp_path}/s,num-queues=0", "num-queues '0'"),

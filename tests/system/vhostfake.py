@@ -29,7 +29,9 @@ those:
 available (marks it in flight, serves none), records ("taken", ring, head)
 for each and ("crash",), and closes the connection and its socket: a
 backend that died with requests in flight. A new FakeBackend on the same
-path plays the restarted one.
+path plays the restarted one. @hold_after=N: the same, but the backend
+stays up and never serves those (nor anything later): a backend stuck
+with requests in flight.
 
 A kick that reached the backend before its ring's enable was acknowledged
 shows up as ("kick", ring, False) or ("early-kick", ring). The backend does
@@ -78,7 +80,7 @@ class Ring:
 
 class FakeBackend:
     def __init__(self, sock_path, image, delay=0.1, reply_ack=True, num_queues=1, stall=(),
-                 huge_reply=(), inflight=True, crash_after=None):
+                 huge_reply=(), inflight=True, crash_after=None, hold_after=None):
         self.path = str(sock_path)
         self.image = str(image)
         self.delay = delay
@@ -89,6 +91,7 @@ class FakeBackend:
         self.inflight = inflight
         self.inflight_map = None  # (mmap, queue region size, queue size)
         self.crash_after = crash_after
+        self.hold_after = hold_after
         self.completed = 0
         self.counter = 0
         self.conn = None
@@ -477,7 +480,7 @@ class FakeBackend:
             struct.pack_into("<H", m, base + 14, r.used_idx)
         self.completed += 1
 
-    def _take_and_crash(self, q, r, aidx):
+    def _take(self, q, r, aidx, crash):
         _, _, avail = r.addr
         while r.last_avail != aidx:
             head = struct.unpack("<H", self.read(avail + 4 + 2 * (r.last_avail % r.num), 2,
@@ -485,7 +488,8 @@ class FakeBackend:
             self._mark(r, head)
             self.record("taken", q, head)
             r.last_avail = (r.last_avail + 1) & 0xffff
-        self._crash()
+        if crash:
+            self._crash()
 
     def _drain(self, q, r):
         desc, used, avail = r.addr
@@ -495,9 +499,10 @@ class FakeBackend:
         while True:
             aidx = struct.unpack("<H", self.read(avail + 2, 2, "uaddr"))[0]
             while r.last_avail != aidx:
-                if self.crash_after is not None and self.completed >= self.crash_after:
-                    self._take_and_crash(q, r, aidx)
-                    return
+                for limit, crash in ((self.crash_after, True), (self.hold_after, False)):
+                    if limit is not None and self.completed >= limit:
+                        self._take(q, r, aidx, crash)
+                        return
                 head = struct.unpack("<H", self.read(avail + 4 + 2 * (r.last_avail % r.num), 2,
                                                      "uaddr"))[0]
                 self._mark(r, head)
