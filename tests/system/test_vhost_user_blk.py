@@ -10,6 +10,7 @@ under QEMU's vhost-user-blk-pci for comparison.
 Run with: /usr/bin/python3 -m pytest tests/system/test_vhost_user_blk.py
 (after `make`; inside scripts/kvmbox on hosts without /dev/kvm).
 """
+import contextlib
 import os
 import re
 import shutil
@@ -320,16 +321,23 @@ def test_restore_without_backend(tmp_path, qsd_factory):
     assert_one_line_error(p, "cannot connect to the vhost-user backend", "none.sock")
 
 
+@contextlib.contextmanager
+def snap_blk_fake(tmp_path, fake_factory, cmdline, opts, **kw):
+    """snap-blk (@cmdline) on the scripted backend (FakeBackend options @kw),
+    --vhost-user-blk options @opts; yields (image, backend, Running, QMP)."""
+    img = make_image(tmp_path / "d.img")
+    fake = fake_factory(img, delay=0, **kw)
+    qmp = str(tmp_path / "qmp")
+    with Running("snap-blk", cmdline, [f"socket={fake.path},{opts}"], qmp=qmp) as r:
+        yield img, fake, r, QMP(qmp)
+
+
 def test_snapshot_refused_when_not_drained(tmp_path, fake_factory):
     # A backend that sits on requests: the save waits timeout=1 s for the
     # rings to drain, fails with one line saying so, and leaves the rings
     # with the backend (nothing was stopped): the VM goes on.
-    img = make_image(tmp_path / "d.img")
-    fake = fake_factory(img, delay=0, hold_after=20)
-    qmp = str(tmp_path / "qmp")
-    with Running("snap-blk", "ms=600000 depth=16", [f"socket={fake.path},timeout=1"],
-                 qmp=qmp) as r:
-        q = QMP(qmp)
+    with snap_blk_fake(tmp_path, fake_factory, "ms=600000 depth=16", "timeout=1",
+                       hold_after=20) as (_, fake, r, q):
         deadline = time.monotonic() + 60
         while not fake.of_kind("taken"):
             assert time.monotonic() < deadline and r.p.poll() is None, fake.events()
@@ -539,12 +547,8 @@ def test_reconnect_resubmits_inflight(tmp_path, fake_factory):
     # socket gets the same region from kvmini (reconnect=1) and serves
     # exactly those again first; snap-blk, which fails on a request lost
     # (it times out) or completed twice, finishes with its checks passing.
-    img = make_image(tmp_path / "d.img")
-    fake = fake_factory(img, delay=0, crash_after=40)
-    qmp = str(tmp_path / "qmp")
-    with Running("snap-blk", "ms=3000 depth=16", [f"socket={fake.path},reconnect=1"],
-                 qmp=qmp) as r:
-        q = QMP(qmp)
+    with snap_blk_fake(tmp_path, fake_factory, "ms=3000 depth=16", "reconnect=1",
+                       crash_after=40) as (img, fake, r, q):
         ev = q.wait_event("VHOST_USER_BLK_ERROR", timeout=120)
         assert "the backend closed the connection" in ev["data"]["reason"], ev
         assert fake.of_kind("crash"), fake.events()
@@ -567,13 +571,9 @@ def test_reconnect_incompatible_backend(tmp_path, fake_factory):
     # The restarted backend serves a disk of another size: kvmini says so,
     # the device needs a reset (the driver cannot go on with it), and the
     # guest ends by itself.
-    img = make_image(tmp_path / "d.img")
     small = make_image(tmp_path / "small.img", 1 << 20)
-    fake = fake_factory(img, delay=0, crash_after=10)
-    qmp = str(tmp_path / "qmp")
-    with Running("snap-blk", "ms=3000 depth=16", [f"socket={fake.path},reconnect=1"],
-                 qmp=qmp) as r:
-        q = QMP(qmp)
+    with snap_blk_fake(tmp_path, fake_factory, "ms=3000 depth=16", "reconnect=1",
+                       crash_after=10) as (_, _, r, q):
         q.wait_event("VHOST_USER_BLK_ERROR", timeout=120)
         fake_factory(small, delay=0)
         ev = q.wait_event("VHOST_USER_BLK_ERROR", timeout=60)
@@ -589,12 +589,8 @@ def test_reconnect_without_region_busy(tmp_path, fake_factory):
     # dies with requests taken: which ones, and whether it finished some out
     # of order, is unknown, so kvmini does not guess. After reconnecting it
     # puts the device into NEEDS_RESET, says why, and the guest ends.
-    img = make_image(tmp_path / "d.img")
-    fake = fake_factory(img, delay=0, crash_after=40, inflight=False)
-    qmp = str(tmp_path / "qmp")
-    with Running("snap-blk", "ms=3000 depth=16", [f"socket={fake.path},reconnect=1"],
-                 qmp=qmp) as r:
-        q = QMP(qmp)
+    with snap_blk_fake(tmp_path, fake_factory, "ms=3000 depth=16", "reconnect=1",
+                       crash_after=40, inflight=False) as (img, fake, r, q):
         wait_event(q, r, "VHOST_USER_BLK_ERROR")
         again = fake_factory(img, delay=0, inflight=False)
         ev = wait_event(q, r, "VHOST_USER_BLK_ERROR")
