@@ -100,8 +100,8 @@ struct vublk {
 	uint64_t capacity;	 /* the disk's sectors, as the guest read them */
 	struct aio_timer *retry; /* reconnect=: the next attempt (main thread) */
 	bool retry_said;	 /* a failed attempt was reported in this outage */
-	/* Without an inflight region: when the connection was lost, a ring
-	 * the backend had held requests it had not finished (unknown which). */
+	/* When the connection was lost, a ring the backend had held requests
+	 * it had not finished (which ones, only an inflight region says). */
 	bool lost_busy;
 	/* A report for QMP, raised on the main thread (event_bh). */
 	struct aio_bh *event_bh;
@@ -600,7 +600,8 @@ static int vublk_greet(const struct vublk *v, struct vhost_user *vu, struct virt
  * May @vu, a restarted backend, take over? It must have what the driver
  * negotiated (before FEATURES_OK: what the guest was offered), serve a
  * disk of the same size, and keep an inflight region if the device has
- * one (what was in flight is resubmitted from it). Lock held.
+ * one and requests were in flight (they are resubmitted from it). Lock
+ * held.
  */
 static int vublk_compatible(const struct vublk *v, const struct vhost_user *vu,
 			    const struct virtio_blk_config *bc, struct errbuf *err)
@@ -617,7 +618,8 @@ static int vublk_compatible(const struct vublk *v, const struct vhost_user *vu,
 		return err_set(
 		    err, ENOTSUP, "%s: the restarted backend's disk has %llu sectors, not %llu",
 		    v->name, (unsigned long long)bc->capacity, (unsigned long long)v->capacity);
-	if (v->inflight_fd >= 0 && !vhost_user_has(vu, VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD))
+	if (v->inflight_fd >= 0 && v->lost_busy &&
+	    !vhost_user_has(vu, VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD))
 		return err_set(err, ENOTSUP,
 			       "%s: the restarted backend keeps no inflight region: what was in "
 			       "flight cannot be resubmitted",
