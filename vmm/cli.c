@@ -75,9 +75,11 @@ const struct cli_opt cli_run_opts[] = {
     {"vhost-user-blk", "SPEC", "none",
      "a virtio-blk disk served by a vhost-user backend\n"
      "(qemu-storage-daemon, SPDK), repeatable up to 16;\n"
-     "SPEC: socket=PATH[,num-queues=N][,timeout=SECONDS];\n"
-     "num-queues 1..16 (default 1), timeout 1..3600 s\n"
-     "(default 5); guest RAM becomes shared memory"},
+     "SPEC: socket=PATH[,num-queues=N][,timeout=SECONDS]\n"
+     "[,reconnect=SECONDS]; num-queues 1..16 (default 1),\n"
+     "timeout 1..3600 s (default 5); reconnect 1..3600 s:\n"
+     "retry a lost backend that often (default: never);\n"
+     "guest RAM becomes shared memory"},
 };
 const size_t cli_run_nopts = ARRAY_SIZE(cli_run_opts);
 

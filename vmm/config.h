@@ -82,11 +82,13 @@ struct vm_config {
 	} ivserver;
 };
 
-/* One --vhost-user-blk, parsed: socket=PATH[,num-queues=N][,timeout=S]. */
+/* One --vhost-user-blk, parsed:
+ * socket=PATH[,num-queues=N][,timeout=S][,reconnect=S]. */
 struct vhost_user_blk_config {
-	char socket[108];    /* the backend's UNIX socket (sun_path) */
-	unsigned num_queues; /* 1..16, default 1 */
-	uint64_t timeout_ns; /* longest wait for one reply; default 5 s */
+	char socket[108];      /* the backend's UNIX socket (sun_path) */
+	unsigned num_queues;   /* 1..16, default 1 */
+	uint64_t timeout_ns;   /* longest wait for one reply; default 5 s */
+	uint64_t reconnect_ns; /* between reconnection attempts; 0 (default): never */
 };
 
 #define IVSHMEM_PATH_MAX	   4096

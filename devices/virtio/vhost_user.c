@@ -86,7 +86,10 @@ int vhost_user_connect(struct vhost_user *vu, const char *path, const char *name
 	if (strlen(path) >= sizeof(sa.sun_path))
 		return err_set(err, ENAMETOOLONG, "%s: socket path '%s' is too long", name, path);
 	memcpy(sa.sun_path, path, strlen(path) + 1);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	/* Non-blocking: a backend whose listen queue is full must not hold
+	 * the caller (the main loop, when reconnecting); every send and
+	 * receive below waits with poll and the timeout anyway. */
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return err_set(err, errno, "%s: socket: %s", name, strerror(errno));
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {

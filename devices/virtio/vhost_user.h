@@ -103,7 +103,10 @@ struct vhost_user {
  */
 void vhost_user_init(struct vhost_user *vu, int fd, const char *name, uint64_t timeout_ns);
 
-/* Connect to the backend listening at @path. -errno with @err. */
+/*
+ * Connect to the backend listening at @path. Does not block: a backend
+ * whose listen queue is full is -EAGAIN. -errno with @err. Any thread.
+ */
 int vhost_user_connect(struct vhost_user *vu, const char *path, const char *name,
 		       uint64_t timeout_ns, struct errbuf *err);
 

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * vhost-user-blk: `--vhost-user-blk socket=PATH[,num-queues=N][,timeout=S]`.
+ * vhost-user-blk:
+ * `--vhost-user-blk socket=PATH[,num-queues=N][,timeout=S][,reconnect=S]`.
  * A virtio-blk PCI function (the virtio-pci transport, external rings)
  * whose queues an outside process serves: qemu-storage-daemon, SPDK.
  * kvmini keeps the PCI function, features, config and MSI-X; the backend
@@ -21,9 +22,23 @@
  * event VHOST_USER_BLK_ERROR; kvmini and QMP go on (QMP waits at most the
  * timeout for a vCPU that is inside such a write).
  *
- * Threads: every message is sent with vdev->lock held: by the vCPU that
- * writes the status or queue_enable (driver_ok, queue_enabled, reset
- * ops), or by the main thread at realize and exit (no vCPU runs).
+ * With reconnect=S a lost connection is not the device's failure: the
+ * rings stay the driver's, kvmini retries every S seconds from the main
+ * loop (vublk_retry) and, once a backend answers with what the driver
+ * negotiated, hands it everything again, with the same INFLIGHT_SHMFD
+ * region: the backend resubmits what its predecessor had taken and not
+ * finished (the region marks those), and starts after them.
+ *
+ * Snapshots hold no request in flight: saving (vCPUs parked) waits until
+ * the backend finished what the driver made available, then stops the
+ * rings; resuming (the source going on, or a restore) hands them to the
+ * backend again from there (vublk_save, vublk_resume_op).
+ *
+ * Threads: every message on the device's connection is sent with
+ * vdev->lock held: by the vCPU that writes the status or queue_enable
+ * (driver_ok, queue_enabled, reset ops), by the main thread at realize and
+ * exit (no vCPU runs), or by the main loop when it reconnects (the new
+ * connection's handshake runs before it is the device's, without the lock).
  */
 #include <errno.h>
 #include <linux/virtio_blk.h>
@@ -80,7 +95,14 @@ struct vublk {
 	int inflight_fd;
 	void *inflight_p;
 	struct vhost_user_inflight inflight;
-	bool watching; /* the socket is watched on the main loop (vublk_sock_ready) */
+	bool watching;		 /* the socket is watched on the main loop (vublk_sock_ready) */
+	uint64_t offered;	 /* the virtio-blk features offered to the guest */
+	uint64_t capacity;	 /* the disk's sectors, as the guest read them */
+	struct aio_timer *retry; /* reconnect=: the next attempt (main thread) */
+	bool retry_said;	 /* a failed attempt was reported in this outage */
+	/* When the connection was lost, a ring the backend had held requests
+	 * it had not finished (which ones, only an inflight region says). */
+	bool lost_busy;
 	/* A report for QMP, raised on the main thread (event_bh). */
 	struct aio_bh *event_bh;
 	pthread_mutex_t event_lock;
@@ -88,7 +110,7 @@ struct vublk {
 };
 
 /* The keys of --vhost-user-blk, in the order vublk_config_set knows them. */
-static const char *const vublk_keys[] = {"socket", "num-queues", "timeout"};
+static const char *const vublk_keys[] = {"socket", "num-queues", "timeout", "reconnect"};
 
 /* One key's value into @c (@key: index in vublk_keys); -EINVAL with @err. */
 static int vublk_config_set(const char *spec, struct vhost_user_blk_config *c, unsigned key,
@@ -97,7 +119,10 @@ static int vublk_config_set(const char *spec, struct vhost_user_blk_config *c, u
 	static const struct {
 		uint64_t max;
 		const char *what;
-	} num[] = {{0, NULL}, {VUBLK_MAX_QUEUES, "a number of queues"}, {3600, "whole seconds"}};
+	} num[] = {{0, NULL},
+		   {VUBLK_MAX_QUEUES, "a number of queues"},
+		   {3600, "whole seconds"},
+		   {3600, "whole seconds"}};
 	uint64_t n;
 
 	if (key == 0) {
@@ -112,15 +137,17 @@ static int vublk_config_set(const char *spec, struct vhost_user_blk_config *c, u
 		    vublk_keys[key], val, num[key].what, (unsigned long long)num[key].max);
 	if (key == 1)
 		c->num_queues = (unsigned)n;
-	else
+	else if (key == 2)
 		c->timeout_ns = n * 1000000000ULL;
+	else
+		c->reconnect_ns = n * 1000000000ULL;
 	return 0;
 }
 
 int vhost_user_blk_config_parse(const char *spec, struct vhost_user_blk_config *c,
 				struct errbuf *err)
 {
-	static const char keys[] = "socket, num-queues, timeout";
+	static const char keys[] = "socket, num-queues, timeout, reconnect";
 	const char *const *names = vublk_keys;
 	const char *p = spec, *k;
 	char val[sizeof(c->socket)];
@@ -227,6 +254,31 @@ static void vublk_fail(struct vublk *v, const struct errbuf *err)
 		why += n + 2;
 	virtio_set_needs_reset(&v->vdev, "%s", why);
 	vublk_report(v, err->msg);
+}
+
+/* The connection is gone and reconnect= will bring it back: one line. */
+static void vublk_say_lost(struct vublk *v, const struct errbuf *err)
+{
+	fprintf(stderr, "kvmini: %s; reconnecting every %llu s\n", err->msg,
+		(unsigned long long)(v->cfg.reconnect_ns / 1000000000ULL));
+	vublk_report(v, err->msg);
+	v->retry_said = false;
+}
+
+/*
+ * A request the driver caused (DRIVER_OK, queue_enable) failed. With
+ * reconnect= and the connection gone, that is no failure of the device:
+ * the main loop's watch sees the end and reconnects, and the rings go to
+ * the backend then. Otherwise NEEDS_RESET. Lock held, vCPU.
+ */
+static void vublk_failed(struct vublk *v, const struct errbuf *err)
+{
+	if (v->cfg.reconnect_ns && !vhost_user_connected(&v->vu)) {
+		if (v->vu.fd >= 0) /* it broke just now (else it was said already) */
+			vublk_say_lost(v, err);
+		return;
+	}
+	vublk_fail(v, err);
 }
 
 /* ---- handing rings to the backend ---- */
@@ -425,7 +477,7 @@ static void vublk_driver_ok(struct virtio_dev *vdev)
 		r = vublk_ring_start(v, q, vdev->vqs[q].s.last_avail_idx, &err);
 	}
 	if (r < 0)
-		vublk_fail(v, &err);
+		vublk_failed(v, &err);
 }
 
 static void vublk_queue_enabled(struct virtio_dev *vdev, unsigned q)
@@ -437,7 +489,7 @@ static void vublk_queue_enabled(struct virtio_dev *vdev, unsigned q)
 	if (!v->started || vdev->broken)
 		return;
 	if (vublk_ring_start(v, q, vdev->vqs[q].s.last_avail_idx, &err) < 0)
-		vublk_fail(v, &err);
+		vublk_failed(v, &err);
 }
 
 /* The driver reset the device: the backend stops every ring. */
@@ -485,7 +537,9 @@ static void vublk_sock_ready(void *opaque)
 			      : "the backend closed the connection");
 		shutdown(v->vu.fd, SHUT_RDWR);
 		v->vu.broken = true;
-		if (v->started)
+		if (v->cfg.reconnect_ns)
+			vublk_say_lost(v, &err);
+		else if (v->started)
 			vublk_fail(v, &err);
 		else {
 			fprintf(stderr, "kvmini: %s\n", err.msg);
@@ -495,45 +549,218 @@ static void vublk_sock_ready(void *opaque)
 	aio_set_fd_handler(v->vm->main_ctx, v->vu.fd, NULL, NULL, NULL);
 	v->watching = false;
 	vhost_user_close(&v->vu);
+	/* The backend is gone, its used indices final: anything made
+	 * available and not used may have been taken, partly done. */
+	v->lost_busy = false;
+	for (unsigned q = 0; q < v->vdev.nqueues; q++)
+		if (v->ring_on[q])
+			v->lost_busy |= __atomic_load_n(v->used_idx[q], __ATOMIC_ACQUIRE) !=
+					__atomic_load_n(v->avail_idx[q], __ATOMIC_ACQUIRE);
+	if (v->cfg.reconnect_ns)
+		aio_timer_mod(v->retry, aio_clock_ns() + (int64_t)v->cfg.reconnect_ns);
 	pthread_mutex_unlock(&v->vdev.lock);
 }
 
-/* ---- realize, exit ---- */
+/* ---- reconnect= ---- */
 
-/* The backend's side of the handshake and the disk's config. */
-static int vublk_connect(struct vublk *v, struct virtio_blk_config *bc, uint64_t *features,
-			 struct errbuf *err)
+/*
+ * The handshake on @vu (connected) and what the device needs of a backend
+ * (virtio 1.0, indirect descriptors, event index, its configuration,
+ * num-queues); the disk's config into @bc. Realize, or the main loop on a
+ * connection that is not the device's yet (no lock needed).
+ */
+static int vublk_greet(const struct vublk *v, struct vhost_user *vu, struct virtio_blk_config *bc,
+		       struct errbuf *err)
 {
 	const uint64_t need = (1ULL << VIRTIO_F_VERSION_1) | VIRTIO_TRANSPORT_FEATURES;
 	unsigned nq = v->cfg.num_queues;
 	int r;
 
-	r = vhost_user_connect(&v->vu, v->cfg.socket, v->name, v->cfg.timeout_ns, err);
-	if (r == 0)
-		r = vhost_user_handshake(&v->vu, VUBLK_PROTOCOL, err);
+	r = vhost_user_handshake(vu, VUBLK_PROTOCOL, err);
 	if (r < 0)
 		return r;
-	if ((v->vu.features & need) != need)
+	if ((vu->features & need) != need)
 		return err_set(err, ENOTSUP,
 			       "%s: the backend lacks virtio 1.0, indirect descriptors or event "
 			       "index (features 0x%llx)",
-			       v->name, (unsigned long long)v->vu.features);
-	if (!vhost_user_has(&v->vu, VHOST_USER_PROTOCOL_F_CONFIG))
+			       v->name, (unsigned long long)vu->features);
+	if (!vhost_user_has(vu, VHOST_USER_PROTOCOL_F_CONFIG))
 		return err_set(err, ENOTSUP,
 			       "%s: the backend does not give its configuration (no CONFIG "
 			       "protocol feature): the disk size is unknown",
 			       v->name);
-	if (nq > v->vu.max_queues || (nq > 1 && !(v->vu.features & (1ULL << VIRTIO_BLK_F_MQ))))
+	if (nq > vu->max_queues || (nq > 1 && !(vu->features & (1ULL << VIRTIO_BLK_F_MQ))))
 		return err_set(err, EINVAL, "%s: num-queues=%u, but the backend serves %u", v->name,
-			       nq,
-			       v->vu.features & (1ULL << VIRTIO_BLK_F_MQ) ? v->vu.max_queues : 1);
+			       nq, vu->features & (1ULL << VIRTIO_BLK_F_MQ) ? vu->max_queues : 1);
 	memset(bc, 0, sizeof(*bc));
-	r = vhost_user_get_config(&v->vu, bc, VUBLK_CONFIG_LEN, err);
+	return vhost_user_get_config(vu, bc, VUBLK_CONFIG_LEN, err);
+}
+
+/*
+ * May @vu, a restarted backend, take over? It must have what the driver
+ * negotiated (before FEATURES_OK: what the guest was offered), serve a
+ * disk of the same size, and keep an inflight region if the device has
+ * one and requests were in flight (they are resubmitted from it). Lock
+ * held.
+ */
+static int vublk_compatible(const struct vublk *v, const struct vhost_user *vu,
+			    const struct virtio_blk_config *bc, struct errbuf *err)
+{
+	uint64_t want = v->vdev.status & VIRTIO_CONFIG_S_FEATURES_OK
+			    ? v->vdev.guest_features & VUBLK_FEATURES
+			    : v->offered;
+
+	if ((vu->features & want) != want)
+		return err_set(err, ENOTSUP,
+			       "%s: the restarted backend lacks features the driver uses (0x%llx)",
+			       v->name, (unsigned long long)(want & ~vu->features));
+	if (bc->capacity != v->capacity)
+		return err_set(
+		    err, ENOTSUP, "%s: the restarted backend's disk has %llu sectors, not %llu",
+		    v->name, (unsigned long long)bc->capacity, (unsigned long long)v->capacity);
+	if (v->inflight_fd >= 0 && v->lost_busy &&
+	    !vhost_user_has(vu, VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD))
+		return err_set(err, ENOTSUP,
+			       "%s: the restarted backend keeps no inflight region: what was in "
+			       "flight cannot be resubmitted",
+			       v->name);
+	return 0;
+}
+
+/*
+ * Give the new connection what its predecessor had. Without DRIVER_OK (or
+ * in NEEDS_RESET) there is nothing: the driver's next steps send it. Else
+ * the features, memory table, the SAME inflight region, and each enabled
+ * ring. A ring the old backend had restarts at the used index in guest RAM
+ * (what the old backend finished, as the driver sees it): the backend
+ * resubmits what the region marks in flight (taken, not finished; a
+ * libvhost-user backend also derives its next avail index as that used
+ * index plus those), so nothing is lost or run twice. A ring it never had
+ * starts where the transport says. Without a region (qemu-storage-daemon
+ * offers none) that is exact only if nothing was in flight when the old
+ * backend went away (every ring's used index had reached its avail index):
+ * else which requests it had taken, and whether it completed them out of
+ * order, is unknown, and the device needs a reset. Lock held.
+ */
+static int vublk_resume(struct vublk *v, struct errbuf *err)
+{
+	struct virtio_dev *vdev = &v->vdev;
+	bool had = false;
+	int r;
+
+	if (!(vdev->status & VIRTIO_CONFIG_S_DRIVER_OK) || vdev->broken)
+		return 0;
+	for (unsigned q = 0; q < vdev->nqueues; q++)
+		had |= v->ring_on[q];
+	if (had && v->inflight_fd < 0 && v->lost_busy)
+		return err_set(err, EPROTO,
+			       "%s: the backend died with requests in flight and kept no inflight "
+			       "region: they cannot be resubmitted",
+			       v->name);
+	r = vublk_start(v, err);
+	for (unsigned q = 0; r == 0 && q < vdev->nqueues; q++) {
+		uint16_t base = vdev->vqs[q].s.last_avail_idx;
+
+		if (!vdev->vqs[q].s.enabled)
+			continue;
+		if (v->ring_on[q])
+			base = __atomic_load_n(v->used_idx[q], __ATOMIC_ACQUIRE);
+		r = vublk_ring_start(v, q, base, err);
+	}
+	return r;
+}
+
+/* An attempt failed: say so once per outage, try again later. Lock held. */
+static void vublk_retry_failed(struct vublk *v, const struct errbuf *err)
+{
+	if (!v->retry_said) {
+		fprintf(stderr, "kvmini: %s; retrying every %llu s\n", err->msg,
+			(unsigned long long)(v->cfg.reconnect_ns / 1000000000ULL));
+		vublk_report(v, err->msg);
+	}
+	v->retry_said = true;
+	aio_timer_mod(v->retry, aio_clock_ns() + (int64_t)v->cfg.reconnect_ns);
+}
+
+/*
+ * reconnect=: one attempt (main loop, the retry timer). The handshake runs
+ * on a connection that is not the device's yet, without the lock; the
+ * rest under it. Every message waits at most the timeout, and a failure
+ * ends the connection, so a vCPU or QMP waits at most about that long.
+ */
+static void vublk_retry(void *opaque)
+{
+	struct vublk *v = opaque;
+	struct virtio_dev *vdev = &v->vdev;
+	struct errbuf err = {{0}};
+	struct virtio_blk_config bc;
+	struct vhost_user nvu;
+	char data[80];
+	int r;
+
+	if (vhost_user_connect(&nvu, v->cfg.socket, v->name, v->cfg.timeout_ns, &err) < 0) {
+		/* nobody listens yet: quietly */
+		aio_timer_mod(v->retry, aio_clock_ns() + (int64_t)v->cfg.reconnect_ns);
+		return;
+	}
+	r = vublk_greet(v, &nvu, &bc, &err);
+	pthread_mutex_lock(&vdev->lock);
+	if (r == 0 && vublk_compatible(v, &nvu, &bc, &err) < 0) {
+		vhost_user_close(&nvu);
+		/* The driver cannot go on with this backend (that is said). */
+		if ((vdev->status & VIRTIO_CONFIG_S_DRIVER_OK) && !vdev->broken) {
+			vublk_fail(v, &err);
+			v->retry_said = true;
+		}
+		r = -ENOTSUP;
+	}
+	if (r < 0) {
+		vhost_user_close(&nvu);
+		vublk_retry_failed(v, &err);
+		pthread_mutex_unlock(&vdev->lock);
+		return;
+	}
+	v->vu = nvu;
+	r = vublk_resume(v, &err);
+	if (r < 0 && !vhost_user_connected(&v->vu)) { /* gone again */
+		vhost_user_close(&v->vu);
+		vublk_retry_failed(v, &err);
+		pthread_mutex_unlock(&vdev->lock);
+		return;
+	}
+	if (r < 0) /* refused: the connection stays, the driver resets */
+		vublk_fail(v, &err);
+	if (aio_set_fd_handler(v->vm->main_ctx, v->vu.fd, vublk_sock_ready, NULL, v) == 0)
+		v->watching = true;
+	else
+		fprintf(stderr, "kvmini: %s: cannot watch the backend's socket\n", v->name);
+	pthread_mutex_unlock(&vdev->lock);
+	if (r < 0)
+		return;
+	fprintf(stderr, "kvmini: %s: reconnected to the backend\n", v->name);
+	snprintf(data, sizeof(data), "{\"device\": \"%s\"}", v->name);
+	if (v->vm->events.event)
+		v->vm->events.event(v->vm->events.opaque, "VHOST_USER_BLK_RECONNECTED", data);
+}
+
+/* ---- realize, exit ---- */
+
+/* Connect at realize: the handshake, the disk's config, the features to offer. */
+static int vublk_connect(struct vublk *v, struct virtio_blk_config *bc, uint64_t *features,
+			 struct errbuf *err)
+{
+	int r;
+
+	r = vhost_user_connect(&v->vu, v->cfg.socket, v->name, v->cfg.timeout_ns, err);
+	if (r == 0)
+		r = vublk_greet(v, &v->vu, bc, err);
 	if (r < 0)
 		return r;
 	*features = v->vu.features & VUBLK_FEATURES;
 	if (*features & (1ULL << VIRTIO_BLK_F_MQ))
-		bc->num_queues = (uint16_t)nq;
+		bc->num_queues = (uint16_t)v->cfg.num_queues;
+	v->offered = *features;
+	v->capacity = bc->capacity;
 	return 0;
 }
 
@@ -541,6 +768,8 @@ static void vublk_free(struct vublk *v)
 {
 	vhost_user_close(&v->vu);
 	vublk_inflight_free(v);
+	if (v->retry)
+		aio_timer_free(v->retry);
 	if (v->null_call_fd >= 0)
 		close(v->null_call_fd);
 	if (v->event_bh)
@@ -583,6 +812,13 @@ static int vublk_realize(struct vm *vm, const char *opts, void **state, struct e
 	if (!v->event_bh) {
 		ret = err_set(err, ENOMEM, "out of memory");
 		goto fail;
+	}
+	if (v->cfg.reconnect_ns) {
+		v->retry = aio_timer_new(vm->main_ctx, vublk_retry, v);
+		if (!v->retry) {
+			ret = err_set(err, ENOMEM, "out of memory");
+			goto fail;
+		}
 	}
 	ret = vublk_connect(v, &bc, &features, err);
 	if (ret < 0)
@@ -634,18 +870,193 @@ static void vublk_exit(void *state)
 	vublk_free(v);
 }
 
-/* What is in flight lives in the backend: kvmini cannot save it (yet). */
+/* ---- snapshots ---- */
+
+/*
+ * The device's section: this header, then the virtio transport's state
+ * (virtio_pci_save) with no request in flight: saving takes the rings back
+ * from the backend after it finished everything the driver had made
+ * available, and each queue's last_avail_idx (= used index) is where the
+ * next backend starts.
+ */
+struct vublk_snap {
+	uint32_t version;
+	uint32_t nqueues;
+	uint64_t capacity; /* sectors: the backend at restore must serve as many */
+};
+
+#define VUBLK_SNAP_VERSION 1
+
+/*
+ * Take the rings back for a snapshot. The vCPUs are parked, so the avail
+ * indices stay put: each ring is kicked (the backend looks at everything)
+ * and waited for until its used index reaches its avail index, for at
+ * most the timeout. All rings drain before any is stopped, so if one does
+ * not, nothing was stopped and the VM goes on as before. (Stopping first
+ * and keeping what is in flight would need the backend's inflight region,
+ * which qemu-storage-daemon does not keep, and it answers GET_VRING_BASE
+ * before its requests finish.) Then SET_VRING_ENABLE 0 and GET_VRING_BASE,
+ * whose base must be the used index. Lock held, main thread.
+ */
+static int vublk_quiesce(struct vublk *v, struct errbuf *err)
+{
+	struct virtio_dev *vdev = &v->vdev;
+	uint64_t one = 1;
+	int r;
+
+	for (unsigned q = 0; q < vdev->nqueues; q++) {
+		if (!v->ring_on[q])
+			continue;
+		if (write(vdev->kicks[q].fd, &one, sizeof(one)) != sizeof(one))
+			return err_set(err, errno, "%s: ring %u doorbell: %s", v->name, q,
+				       strerror(errno));
+		r = vublk_wait_used(v, q, v->avail_idx[q], err);
+		if (r < 0)
+			return r;
+	}
+	for (unsigned q = 0; q < vdev->nqueues; q++) {
+		struct virtqueue *vq = &vdev->vqs[q];
+		uint16_t used;
+		uint32_t b;
+
+		if (!v->ring_on[q])
+			continue;
+		/* Drained: whoever serves the ring next starts at its used
+		 * index, even if stopping it fails below. */
+		used = __atomic_load_n(v->used_idx[q], __ATOMIC_ACQUIRE);
+		vq->s.last_avail_idx = vq->s.used_idx = used;
+		v->ring_on[q] = false;
+		r = vhost_user_set_vring_enable(&v->vu, q, false, err);
+		if (r == 0)
+			r = vhost_user_get_vring_base(&v->vu, q, &b, err);
+		if (r < 0)
+			return r;
+		if ((uint16_t)b != used)
+			return err_set(
+			    err, EPROTO,
+			    "%s: ring %u: the backend stopped at avail index %u, but the "
+			    "used index is %u",
+			    v->name, q, b, used);
+	}
+	return 0;
+}
+
 static int vublk_save(void *state, void *buf, size_t len)
 {
 	struct vublk *v = state;
+	struct vublk_snap h = {
+	    .version = VUBLK_SNAP_VERSION, .nqueues = v->vdev.nqueues, .capacity = v->capacity};
+	struct errbuf err = {{0}};
+	bool had = false;
+	int r = 0, n;
 
-	fprintf(stderr, "kvmini: %s: a VM with a vhost-user disk cannot be snapshotted\n", v->name);
-	return -ENOTSUP;
+	if (len < sizeof(h))
+		return -ENOSPC;
+	pthread_mutex_lock(&v->vdev.lock);
+	for (unsigned q = 0; q < v->vdev.nqueues; q++)
+		had |= v->ring_on[q];
+	if (had && !vhost_user_connected(&v->vu))
+		r = err_set(&err, ENOTCONN,
+			    "%s: the backend is gone with the rings: what it had in flight is "
+			    "unknown",
+			    v->name);
+	else if (had)
+		r = vublk_quiesce(v, &err);
+	pthread_mutex_unlock(&v->vdev.lock);
+	if (r < 0) {
+		fprintf(stderr, "kvmini: %s (saving the device)\n", err.msg);
+		return r;
+	}
+	n = virtio_pci_save(&v->vdev, (uint8_t *)buf + sizeof(h), len - sizeof(h), 0);
+	if (n < 0)
+		return n;
+	memcpy(buf, &h, sizeof(h));
+	return (int)(sizeof(h) + (size_t)n);
+}
+
+/* Never called: the state holds no request in flight (virtio_pci_load checks). */
+static int vublk_load_elem(void *opaque, struct vq_elem *elem, struct errbuf *err)
+{
+	struct vublk *v = opaque;
+
+	return err_set(err, EINVAL, "%s: in-flight request at head %u in a ring the backend serves",
+		       v->name, elem->head);
+}
+
+static int vublk_load(void *state, const void *buf, size_t len, struct errbuf *err)
+{
+	struct vublk *v = state;
+	struct vublk_snap h;
+
+	if (len < sizeof(h))
+		return err_set(err, EINVAL, "%s: state is truncated (%zu bytes)", v->name, len);
+	memcpy(&h, buf, sizeof(h));
+	if (h.version != VUBLK_SNAP_VERSION)
+		return err_set(err, EINVAL, "%s: state version %u, kvmini reads %u", v->name,
+			       h.version, VUBLK_SNAP_VERSION);
+	if (h.nqueues != v->vdev.nqueues)
+		return err_set(err, EINVAL, "%s: the snapshot has %u queues, num-queues=%u",
+			       v->name, h.nqueues, v->vdev.nqueues);
+	if (h.capacity != v->capacity)
+		return err_set(
+		    err, EINVAL, "%s: the snapshot's disk has %llu sectors, the backend's %llu",
+		    v->name, (unsigned long long)h.capacity, (unsigned long long)v->capacity);
+	if (v->started)
+		return err_set(err, EBUSY, "%s: can only load into a fresh device", v->name);
+	return virtio_pci_load(&v->vdev, (const uint8_t *)buf + sizeof(h), len - sizeof(h), 0,
+			       vublk_load_elem, v, err);
+}
+
+/*
+ * The VM runs again: rings that a snapshot took back (or a restore
+ * brought) go to the backend, from their last_avail_idx; with a restore,
+ * first the features and memory table. Each gets an interrupt: the
+ * completions the drain waited for interrupted the vCPUs after their state
+ * was saved, so a restored guest would not have seen them (a spare one is
+ * harmless). Nothing to do after a plain stop: the rings stayed. Main
+ * thread.
+ */
+static void vublk_resume_op(void *state)
+{
+	struct vublk *v = state;
+	struct virtio_dev *vdev = &v->vdev;
+	struct errbuf err = {{0}};
+	bool back[VIRTIO_PCI_MAX_QUEUES] = {false};
+	uint64_t one = 1;
+	int r = 0;
+
+	pthread_mutex_lock(&vdev->lock);
+	if (!(vdev->status & VIRTIO_CONFIG_S_DRIVER_OK) || vdev->broken ||
+	    !vhost_user_connected(&v->vu)) {
+		pthread_mutex_unlock(&vdev->lock);
+		return;
+	}
+	if (!v->started)
+		r = vublk_start(v, &err);
+	for (unsigned q = 0; r == 0 && q < vdev->nqueues; q++) {
+		if (!vdev->vqs[q].s.enabled || v->ring_on[q])
+			continue;
+		r = vublk_ring_start(v, q, vdev->vqs[q].s.last_avail_idx, &err);
+		back[q] = true;
+	}
+	if (r < 0)
+		vublk_failed(v, &err);
+	for (unsigned q = 0; r == 0 && q < vdev->nqueues; q++) {
+		uint16_t vec = vdev->vqs[q].s.vector;
+
+		if (back[q] && vec != VIRTIO_MSI_NO_VECTOR &&
+		    write(msix_vector_fd(&vdev->msix, vec), &one, sizeof(one)) != sizeof(one))
+			fprintf(stderr, "kvmini: %s: ring %u interrupt: %s\n", v->name, q,
+				strerror(errno));
+	}
+	pthread_mutex_unlock(&vdev->lock);
 }
 
 const struct device_ops vhost_user_blk_ops = {
     .name = "vhost-user-blk",
     .realize = vublk_realize,
     .save = vublk_save,
+    .load = vublk_load,
+    .resume = vublk_resume_op,
     .exit = vublk_exit,
 };

@@ -10,6 +10,7 @@ under QEMU's vhost-user-blk-pci for comparison.
 Run with: /usr/bin/python3 -m pytest tests/system/test_vhost_user_blk.py
 (after `make`; inside scripts/kvmbox on hosts without /dev/kvm).
 """
+import contextlib
 import os
 import re
 import shutil
@@ -21,7 +22,10 @@ import pytest
 from blkutil import (check_blkops, check_copy, guest_elf, halves, kvm_usable, parse_bench,
                      qemu_cmd, qemu_status, random_image, sha256)
 from conftest import KVMINI, assert_one_line_error, guest
+from conftest import run_kvmini as run_raw
 from qmpclient import QMP
+from test_snap_blk import (FOREVER, VM, check_image, final_gensum, make_image,
+                           restore_and_finish)
 from vhostfake import FakeBackend
 
 QSD = shutil.which("qemu-storage-daemon")
@@ -252,15 +256,92 @@ def test_blkevil_breaks_backend_not_kvmini(image, qsd_factory):
         assert "blkevil: 1 passed, 0 failed" in out, out + err
 
 
+def snap_args(sock):
+    return ["--kernel", guest("snap-blk"), "--cmdline", FOREVER, "--memory", "32M",
+            "--vhost-user-blk", f"socket={sock}"]
+
+
+def saved_mid_io(tmp_path, qsd_factory):
+    """snap-blk over qemu-storage-daemon, saved to a file while it has
+    requests in flight; the source then quits. Returns (image, snapshot)."""
+    img = make_image(tmp_path / "d.img")
+    d = qsd_factory(img)
+    snap = str(tmp_path / "vm.snap")
+    vm = VM(tmp_path, snap_args(d.sock))
+    vm.wait_output("snap-blk: running")
+    time.sleep(0.3)
+    assert vm.q.cmd("migrate", {"uri": f"file:{snap}"}) == {"return": {}}
+    out, code, err = vm.quit()
+    assert code == 0, err
+    assert "completed once each" not in out
+    return img, snap
+
+
 @needs_qsd
-def test_snapshot_refused(image, qsd_factory, tmp_path):
-    # migrate to a file is refused with a clear error; the VM goes on and
-    # the copy is exact.
-    orig, _ = halves(image)
-    d = qsd_factory(image)
+def test_snapshot_restore_new_backend(tmp_path, qsd_factory):
+    # snap-blk keeps 64 requests in flight over qemu-storage-daemon; a
+    # migrate to a file takes the rings back once the daemon finished what
+    # it had (nothing in flight is saved: docs/devices.md). The snapshot is
+    # restored into a new kvmini with a new daemon on a copy of the image:
+    # the guest finishes, every request completed exactly once (its checks)
+    # and the copy holds what it wrote.
+    img, snap = saved_mid_io(tmp_path, qsd_factory)
+    copy = str(tmp_path / "copy.img")
+    shutil.copyfile(img, copy)
+    d2 = qsd_factory(copy, "vu2")
+    p = restore_and_finish(snap, "--vhost-user-blk", f"socket={d2.sock}", "--memory", "32M")
+    assert_snap_finished(p.stdout, p.returncode, p.stderr, copy)
+
+
+@needs_qsd
+def test_snapshot_then_source_continues(tmp_path, qsd_factory):
+    # After each migrate the source goes on (cont): the rings go back to
+    # the same daemon where they stopped, and the guest finishes.
+    img = make_image(tmp_path / "d.img")
+    d = qsd_factory(img)
+    vm = VM(tmp_path, snap_args(d.sock), stdin=subprocess.PIPE)
+    vm.wait_output("snap-blk: running")
+    for i in range(3):
+        time.sleep(0.2)
+        assert vm.q.cmd("migrate", {"uri": f"file:{tmp_path}/s{i}"}) == {"return": {}}
+        assert vm.q.cmd("query-status")["return"]["status"] == "postmigrate"
+        assert vm.q.cmd("cont") == {"return": {}}
+    vm.p.stdin.write(b"q")
+    vm.p.stdin.flush()
+    out, code, err = vm.finish()
+    assert_snap_finished(out, code, err, img)
+
+
+@needs_qsd
+def test_restore_without_backend(tmp_path, qsd_factory):
+    # No backend at the socket the restore names: one line, exit 125.
+    _, snap = saved_mid_io(tmp_path, qsd_factory)
+    p = run_raw("run", "--incoming", f"file:{snap}", "--memory", "32M", "--vhost-user-blk",
+                f"socket={tmp_path}/none.sock")
+    assert_one_line_error(p, "cannot connect to the vhost-user backend", "none.sock")
+
+
+@contextlib.contextmanager
+def snap_blk_fake(tmp_path, fake_factory, cmdline, opts, **kw):
+    """snap-blk (@cmdline) on the scripted backend (FakeBackend options @kw),
+    --vhost-user-blk options @opts; yields (image, backend, Running, QMP)."""
+    img = make_image(tmp_path / "d.img")
+    fake = fake_factory(img, delay=0, **kw)
     qmp = str(tmp_path / "qmp")
-    with Running("blkcopy", "irq", [f"socket={d.sock}"], qmp=qmp, paused=True) as r:
-        q = QMP(qmp)
+    with Running("snap-blk", cmdline, [f"socket={fake.path},{opts}"], qmp=qmp) as r:
+        yield img, fake, r, QMP(qmp)
+
+
+def test_snapshot_refused_when_not_drained(tmp_path, fake_factory):
+    # A backend that sits on requests: the save waits timeout=1 s for the
+    # rings to drain, fails with one line saying so, and leaves the rings
+    # with the backend (nothing was stopped): the VM goes on.
+    with snap_blk_fake(tmp_path, fake_factory, "ms=600000 depth=16", "timeout=1",
+                       hold_after=20) as (_, fake, r, q):
+        deadline = time.monotonic() + 60
+        while not fake.of_kind("taken"):
+            assert time.monotonic() < deadline and r.p.poll() is None, fake.events()
+            time.sleep(0.05)
         m = q.cmd("migrate", {"uri": f"file:{tmp_path}/snap"})
         if "return" in m:
             m = q.cmd("query-migrate")["return"]
@@ -269,17 +350,22 @@ def test_snapshot_refused(image, qsd_factory, tmp_path):
         else:
             desc = m["error"]["desc"]
         assert "vhost-user-blk cannot be saved" in desc, m
-        q.cmd("cont")
+        assert not os.path.exists(tmp_path / "snap")
+        assert q.cmd("cont") == {"return": {}}
+        assert q.cmd("query-status")["return"]["status"] == "running"
+        assert ("msg", "GET_VRING_BASE", 0) not in fake.events()
+        q.cmd("quit")
         status, out, err = r.finish()
-    check_copy(out, image, orig)
-    assert status == 0, out + err
-    assert "a VM with a vhost-user disk cannot be snapshotted" in err, err
+    assert status == 0, (status, out, err)
+    assert "requests still in flight in the backend after 1 s (saving the device)" in err, err
 
 
 def test_cli_errors(tmp_path):
     for spec, needle in [("", "no socket=PATH"), ("socket=", "empty socket"), ("num-queues=2", "no socket=PATH"),
                          (f"socket={tmp_path}/s,num-queues=0", "num-queues '0'"),
                          (f"socket={tmp_path}/s,timeout=0", "timeout '0'"),
+                         (f"socket={tmp_path}/s,reconnect=0", "reconnect '0'"),
+                         (f"socket={tmp_path}/s,reconnect=3601", "reconnect '3601'"),
                          (f"socket={tmp_path}/s,color=red", "unknown option 'color'"),
                          (f"socket={tmp_path}/s,socket=x", "socket given twice")]:
         p = subprocess.run([KVMINI, "run", "--kernel", guest("hello"), "--vhost-user-blk", spec],
@@ -433,3 +519,117 @@ def test_huge_reply_refused(tmp_path, fake_factory):
     p = subprocess.run([KVMINI, "run", "--kernel", guest("hello"), "--vhost-user-blk",
                         f"socket={fake.path}"], capture_output=True, text=True, timeout=60)
     assert_one_line_error(p, "reply to GET_CONFIG has 1048576 bytes")
+
+
+# ------------------------------------------------------------- reconnect=S
+
+def assert_snap_finished(out, status, err, img):
+    """snap-blk's own checks (each request completed exactly once, data read
+    back) and the host's check of the image."""
+    assert status == 0, (status, out, err)
+    assert "completed once each" in out and "snap-blk: flush ok" in out, out + err
+    assert out.rstrip().endswith("snap-blk: done"), out + err
+    check_image(img, *final_gensum(out))
+
+
+def wait_event(q, r, name):
+    """QMP event @name; if kvmini ended instead, fail with what it said."""
+    try:
+        return q.wait_event(name, timeout=60)
+    except (EOFError, OSError):
+        status, out, err = r.finish()
+        pytest.fail(f"kvmini ended ({status}) before {name}: {out} {err}")
+
+
+def test_reconnect_resubmits_inflight(tmp_path, fake_factory):
+    # The fake backend takes requests, then dies with them in flight (marked
+    # in the INFLIGHT_SHMFD region, none served). A new one on the same
+    # socket gets the same region from kvmini (reconnect=1) and serves
+    # exactly those again first; snap-blk, which fails on a request lost
+    # (it times out) or completed twice, finishes with its checks passing.
+    with snap_blk_fake(tmp_path, fake_factory, "ms=3000 depth=16", "reconnect=1",
+                       crash_after=40) as (img, fake, r, q):
+        ev = q.wait_event("VHOST_USER_BLK_ERROR", timeout=120)
+        assert "the backend closed the connection" in ev["data"]["reason"], ev
+        assert fake.of_kind("crash"), fake.events()
+        again = fake_factory(img, delay=0)
+        ev = q.wait_event("VHOST_USER_BLK_RECONNECTED", timeout=60)
+        assert ev["data"] == {"device": "vhost-user-blk0"}, ev
+        status, out, err = r.finish()
+    taken = [e[2] for e in fake.of_kind("taken")]
+    resubmitted = again.of_kind("resubmit")
+    assert not fake.errors and not again.errors, (fake.errors, again.errors)
+    assert taken, fake.events()
+    assert resubmitted and sorted(resubmitted[0][2]) == sorted(taken), (taken, resubmitted)
+    assert_snap_finished(out, status, err, img)
+    assert "the backend closed the connection; reconnecting every 1 s" in err, err
+    assert "vhost-user-blk0: reconnected to the backend" in err, err
+    assert "needs a reset" not in err, err
+
+
+def test_reconnect_incompatible_backend(tmp_path, fake_factory):
+    # The restarted backend serves a disk of another size: kvmini says so,
+    # the device needs a reset (the driver cannot go on with it), and the
+    # guest ends by itself.
+    small = make_image(tmp_path / "small.img", 1 << 20)
+    with snap_blk_fake(tmp_path, fake_factory, "ms=3000 depth=16", "reconnect=1",
+                       crash_after=10) as (_, _, r, q):
+        q.wait_event("VHOST_USER_BLK_ERROR", timeout=120)
+        fake_factory(small, delay=0)
+        ev = q.wait_event("VHOST_USER_BLK_ERROR", timeout=60)
+        assert "disk has 2048 sectors, not 8192" in ev["data"]["reason"], ev
+        status, out, err = r.finish()
+    assert status not in (0, 124, 125, 126), (status, out, err)
+    assert "disk has 2048 sectors, not 8192; the device needs a reset" in err, err
+    assert "reconnected" not in err, err
+
+
+def test_reconnect_without_region_busy(tmp_path, fake_factory):
+    # A backend without INFLIGHT_SHMFD (qemu-storage-daemon offers none)
+    # dies with requests taken: which ones, and whether it finished some out
+    # of order, is unknown, so kvmini does not guess. After reconnecting it
+    # puts the device into NEEDS_RESET, says why, and the guest ends.
+    with snap_blk_fake(tmp_path, fake_factory, "ms=3000 depth=16", "reconnect=1",
+                       crash_after=40, inflight=False) as (img, fake, r, q):
+        wait_event(q, r, "VHOST_USER_BLK_ERROR")
+        again = fake_factory(img, delay=0, inflight=False)
+        ev = wait_event(q, r, "VHOST_USER_BLK_ERROR")
+        assert "died with requests in flight and kept no inflight region" in \
+            ev["data"]["reason"], ev
+        status, out, err = r.finish()
+    assert fake.of_kind("taken"), fake.events()
+    assert not again.of_kind("resubmit"), again.events()
+    assert status not in (0, 124, 125, 126), (status, out, err)
+    assert "they cannot be resubmitted; the device needs a reset" in err, err
+
+
+@needs_qsd
+def test_reconnect_qsd_restarted(tmp_path, qsd_factory):
+    # qemu-storage-daemon keeps no inflight region, so a restart is exact
+    # only when nothing was in flight: the VM is stopped (QMP stop), the
+    # daemon finishes what it has and is shut down (SIGTERM) and restarted
+    # on the same socket and image, then the VM goes on. Three times while
+    # snap-blk runs: the device never needs a reset, every request completes
+    # exactly once (snap-blk's checks) and the image holds what the guest
+    # wrote.
+    img = make_image(tmp_path / "d.img")
+    d = qsd_factory(img)
+    qmp = str(tmp_path / "qmp")
+    with Running("snap-blk", "ms=6000", [f"socket={d.sock},reconnect=1"], qmp=qmp) as r:
+        q = QMP(qmp)
+        line = r.p.stdout.readline()
+        assert "snap-blk" in line, line
+        for _ in range(3):
+            time.sleep(0.3)
+            assert q.cmd("stop") == {"return": {}}
+            time.sleep(0.5)  # the daemon finishes what it took
+            d.stop()
+            ev = wait_event(q, r, "VHOST_USER_BLK_ERROR")
+            assert "the backend closed the connection" in ev["data"]["reason"], ev
+            d = qsd_factory(img)
+            wait_event(q, r, "VHOST_USER_BLK_RECONNECTED")
+            assert q.cmd("cont") == {"return": {}}
+        status, out, err = r.finish()
+    assert_snap_finished(line + out, status, err, img)
+    assert err.count("reconnected to the backend") == 3, err
+    assert "needs a reset" not in err, err

@@ -15,6 +15,24 @@ answer) every message, and records what happened in order:
 @stall: request codes the backend never answers (it hangs there);
 @huge_reply: request codes answered with a header claiming 1 MiB.
 
+With @inflight (default) it offers INFLIGHT_SHMFD and keeps the region as
+the vhost-user specification lays it out for split rings (as libvhost-user
+does): a request taken is marked in flight there, and unmarked once its
+used element is published. A ring started on a region that already holds
+state (a front-end reconnecting) first serves the requests marked in
+flight, oldest first, then the avail ring from the ring's used index plus
+those:
+
+  ("resubmit", ring, [heads])  requests served again from the region
+
+@crash_after=N: after N completions the backend takes every request then
+available (marks it in flight, serves none), records ("taken", ring, head)
+for each and ("crash",), and closes the connection and its socket: a
+backend that died with requests in flight. A new FakeBackend on the same
+path plays the restarted one. @hold_after=N: the same, but the backend
+stays up and never serves those (nor anything later): a backend stuck
+with requests in flight.
+
 A kick that reached the backend before its ring's enable was acknowledged
 shows up as ("kick", ring, False) or ("early-kick", ring). The backend does
 not drop such kicks (a real one might, and the guest would hang): it
@@ -34,6 +52,7 @@ NAMES = {1: "GET_FEATURES", 2: "SET_FEATURES", 3: "SET_OWNER", 5: "SET_MEM_TABLE
          12: "SET_VRING_KICK", 13: "SET_VRING_CALL", 14: "SET_VRING_ERR",
          15: "GET_PROTOCOL_FEATURES", 16: "SET_PROTOCOL_FEATURES", 17: "GET_QUEUE_NUM",
          18: "SET_VRING_ENABLE", 24: "GET_CONFIG", 31: "GET_INFLIGHT_FD", 32: "SET_INFLIGHT_FD"}
+P_INFLIGHT = 12
 
 F_VERSION_1, F_INDIRECT, F_EVENT_IDX, F_PROTOCOL = 32, 28, 29, 30
 BLK_F_SEG_MAX, BLK_F_BLK_SIZE, BLK_F_FLUSH, BLK_F_MQ = 2, 6, 9, 12
@@ -55,11 +74,13 @@ class Ring:
         self.used_idx = 0
         self.thread = None
         self.stop = False
+        self.resubmit = []  # heads to serve again first (from the inflight region)
+        self.region = None  # (mmap, offset) of this ring's inflight state
 
 
 class FakeBackend:
     def __init__(self, sock_path, image, delay=0.1, reply_ack=True, num_queues=1, stall=(),
-                 huge_reply=()):
+                 huge_reply=(), inflight=True, crash_after=None, hold_after=None):
         self.path = str(sock_path)
         self.image = str(image)
         self.delay = delay
@@ -67,6 +88,13 @@ class FakeBackend:
         self.num_queues = num_queues
         self.stall = set(stall)  # request codes never answered: the backend hangs
         self.huge_reply = set(huge_reply)  # ... answered with a 1 MiB size
+        self.inflight = inflight
+        self.inflight_map = None  # (mmap, queue region size, queue size)
+        self.crash_after = crash_after
+        self.hold_after = hold_after
+        self.completed = 0
+        self.counter = 0
+        self.conn = None
         self.closing = threading.Event()
         self.log = []
         self.errors = []
@@ -77,6 +105,8 @@ class FakeBackend:
         self.protocol = 0
         self.fd = os.open(self.image, os.O_RDWR)
         self.capacity = os.fstat(self.fd).st_size // 512
+        if os.path.exists(self.path):  # left by a predecessor that crashed
+            os.unlink(self.path)
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.listener.bind(self.path)
         self.listener.listen(1)
@@ -97,18 +127,40 @@ class FakeBackend:
         return [e for e in self.events()
                 if (e[0] == "kick" and not e[2]) or e[0] == "early-kick"]
 
+    def of_kind(self, kind):
+        return [e for e in self.events() if e[0] == kind]
+
     def close(self):
         self.closing.set()
         for r in self.rings.values():
             r.stop = True
         for r in self.rings.values():
-            if r.thread:
+            if r.thread and r.thread is not threading.current_thread():
                 r.thread.join(timeout=5)
         try:
             self.listener.close()
         except OSError:
             pass
-        os.close(self.fd)
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def _crash(self):
+        """Die as a backend process would: the connection and the listening
+        socket go away, nothing more is served."""
+        self.record("crash")
+        for r in self.rings.values():
+            r.stop = True
+        try:
+            self.listener.close()
+            os.unlink(self.path)
+        except OSError:
+            pass
+        if self.conn is not None:
+            try:
+                self.conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     # ---- the connection
 
@@ -117,6 +169,7 @@ class FakeBackend:
             conn, _ = self.listener.accept()
         except OSError:
             return
+        self.conn = conn
         with conn:
             while True:
                 try:
@@ -187,6 +240,7 @@ class FakeBackend:
             own_reply = struct.pack("<Q", f)
         elif req == 15:
             p = 1 << P_MQ | 1 << P_CONFIG | (1 << P_REPLY_ACK if self.reply_ack else 0)
+            p |= 1 << P_INFLIGHT if self.inflight else 0
             own_reply = struct.pack("<Q", p)
         elif req == 16:
             self.protocol = struct.unpack("<Q", payload)[0]
@@ -197,6 +251,22 @@ class FakeBackend:
         elif req == 5:
             self._set_mem_table(payload, fds)
             fds = []
+        elif req == 31:
+            _, _, nq, qsize = struct.unpack_from("<QQHH", payload)
+            size = nq * self._qregion(qsize)
+            mfd = os.memfd_create("fake-inflight", os.MFD_CLOEXEC)
+            os.ftruncate(mfd, size)
+            hdr = struct.pack("<III", req, 1 | FLAG_REPLY, 24)
+            body = struct.pack("<QQHH4x", size, 0, nq, qsize)
+            self.record("reply", name, index)
+            conn.sendmsg([hdr + body], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                                         array.array("i", [mfd]))])
+            os.close(mfd)
+            return True
+        elif req == 32:
+            size, off, nq, qsize = struct.unpack_from("<QQHH", payload)
+            self.inflight_map = (mmap.mmap(fds[0], size, mmap.MAP_SHARED, offset=off),
+                                 self._qregion(qsize), qsize)
         elif req in (8, 10):
             r = self.rings.setdefault(index, Ring())
             val = struct.unpack_from("<I", payload, 4)[0]
@@ -218,6 +288,7 @@ class FakeBackend:
                     os.close(r.kick)
                 r.kick = fd
                 r.stop = False
+                self._check_inflight(index, r)
                 r.thread = threading.Thread(target=self._ring_loop, args=(index, r),
                                             daemon=True)
                 r.thread.start()
@@ -288,6 +359,48 @@ class FakeBackend:
         m, o = self._find(addr, len(data), key)
         m[o:o + len(data)] = data
 
+    # ---- the inflight region (split rings: a 16-byte header, then one
+    # 16-byte state per descriptor: inflight u8, pad, next u16, counter u64)
+
+    @staticmethod
+    def _qregion(qsize):
+        return (16 + 16 * qsize + 63) & ~63
+
+    def _check_inflight(self, q, r):
+        """A ring starts: adopt its region; if a predecessor left state
+        there, resubmit what it marks in flight."""
+        if self.inflight_map is None:
+            return
+        m, qs, qsize = self.inflight_map
+        base = q * qs
+        r.region = (m, base)
+        version, desc_num, last_batch, region_used = struct.unpack_from("<HHHH", m, base + 8)
+        if version == 0:  # a fresh region
+            struct.pack_into("<HH", m, base + 8, 1, qsize)
+            return
+        _, used, _ = r.addr
+        used_idx = struct.unpack("<H", self.read(used + 2, 2, "uaddr"))[0]
+        if region_used != used_idx:  # died between the used index and the unmark
+            m[base + 16 + 16 * last_batch] = 0
+            struct.pack_into("<H", m, base + 14, used_idx)
+        marked = []
+        for i in range(desc_num):
+            if m[base + 16 + 16 * i]:
+                marked.append((struct.unpack_from("<Q", m, base + 16 + 16 * i + 8)[0], i))
+        marked.sort()
+        r.resubmit = [i for _, i in marked]
+        r.used_idx = used_idx
+        r.last_avail = (used_idx + len(marked)) & 0xffff
+        self.counter = max([c for c, _ in marked], default=self.counter) + 1
+        self.record("resubmit", q, list(r.resubmit))
+        os.write(r.kick, struct.pack("<Q", 1))  # serve them without waiting for a kick
+
+    def _mark(self, r, head):
+        if r.region:
+            m, base = r.region
+            self.counter += 1
+            struct.pack_into("<BxxxxxHQ", m, base + 16 + 16 * head, 1, 0, self.counter)
+
     # ---- the rings
 
     def _ring_loop(self, q, r):
@@ -351,20 +464,50 @@ class FakeBackend:
         self.write(status_addr, bytes([status]))
         return written
 
+    def _complete(self, r, head):
+        _, used, _ = r.addr
+        written = self._serve_req(self._chain(r, head))
+        if r.region:
+            m, base = r.region
+            struct.pack_into("<H", m, base + 12, head)  # last_batch_head
+        self.write(used + 4 + 8 * (r.used_idx % r.num), struct.pack("<II", head, written),
+                   "uaddr")
+        r.used_idx = (r.used_idx + 1) & 0xffff
+        self.write(used + 2, struct.pack("<H", r.used_idx), "uaddr")
+        if r.region:
+            m, base = r.region
+            m[base + 16 + 16 * head] = 0
+            struct.pack_into("<H", m, base + 14, r.used_idx)
+        self.completed += 1
+
+    def _take(self, q, r, aidx, crash):
+        _, _, avail = r.addr
+        while r.last_avail != aidx:
+            head = struct.unpack("<H", self.read(avail + 4 + 2 * (r.last_avail % r.num), 2,
+                                                 "uaddr"))[0]
+            self._mark(r, head)
+            self.record("taken", q, head)
+            r.last_avail = (r.last_avail + 1) & 0xffff
+        if crash:
+            self._crash()
+
     def _drain(self, q, r):
         desc, used, avail = r.addr
         event_idx = self.features & (1 << F_EVENT_IDX)
+        while r.resubmit:
+            self._complete(r, r.resubmit.pop(0))
         while True:
             aidx = struct.unpack("<H", self.read(avail + 2, 2, "uaddr"))[0]
             while r.last_avail != aidx:
+                for limit, crash in ((self.crash_after, True), (self.hold_after, False)):
+                    if limit is not None and self.completed >= limit:
+                        self._take(q, r, aidx, crash)
+                        return
                 head = struct.unpack("<H", self.read(avail + 4 + 2 * (r.last_avail % r.num), 2,
                                                      "uaddr"))[0]
-                written = self._serve_req(self._chain(r, head))
-                self.write(used + 4 + 8 * (r.used_idx % r.num), struct.pack("<II", head, written),
-                           "uaddr")
-                r.used_idx = (r.used_idx + 1) & 0xffff
-                self.write(used + 2, struct.pack("<H", r.used_idx), "uaddr")
+                self._mark(r, head)
                 r.last_avail = (r.last_avail + 1) & 0xffff
+                self._complete(r, head)
             if event_idx:  # avail_event: kick us for the next buffer
                 self.write(used + 4 + 8 * r.num, struct.pack("<H", r.last_avail), "uaddr")
             if struct.unpack("<H", self.read(avail + 2, 2, "uaddr"))[0] == r.last_avail:

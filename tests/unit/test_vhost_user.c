@@ -10,9 +10,12 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -361,12 +364,57 @@ static void test_fds(void **state)
 	fake_close(&f);
 }
 
+/*
+ * vhost_user_connect never blocks (reconnect= calls it from the main
+ * loop): nobody listening is an error at once, and so is a backend whose
+ * listen queue is full (-EAGAIN), instead of a wait for it to accept.
+ */
+static void test_connect_never_blocks(void **state)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct vhost_user vu[8];
+	struct errbuf err = {{0}};
+	char dir[] = "/tmp/kvmini-vu-XXXXXX";
+	int lfd, r = 0;
+	unsigned n;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/s", dir);
+	r = vhost_user_connect(&vu[0], sa.sun_path, "test", TIMEOUT_NS, &err);
+	assert_int_equal(r, -ENOENT);
+	assert_non_null(strstr(err.msg, "cannot connect to the vhost-user backend"));
+	assert_int_equal(vu[0].fd, -1);
+
+	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(lfd >= 0);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(lfd, 0), 0);
+	/* Nobody accepts: the queue fills, then connecting fails at once. */
+	for (n = 0; n < 8; n++) {
+		r = vhost_user_connect(&vu[n], sa.sun_path, "test", TIMEOUT_NS, &err);
+		if (r < 0)
+			break;
+		assert_true(vhost_user_connected(&vu[n]));
+	}
+	assert_true(n >= 1 && n < 8);
+	assert_int_equal(r, -EAGAIN);
+	while (n--)
+		vhost_user_close(&vu[n]);
+	close(lfd);
+	unlink(sa.sun_path);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_handshake),		cmocka_unit_test(test_handshake_minimal),
-	    cmocka_unit_test(test_enable_acknowledged), cmocka_unit_test(test_bad_replies),
-	    cmocka_unit_test(test_peer_gone),		cmocka_unit_test(test_fds),
+	    cmocka_unit_test(test_handshake),
+	    cmocka_unit_test(test_handshake_minimal),
+	    cmocka_unit_test(test_enable_acknowledged),
+	    cmocka_unit_test(test_bad_replies),
+	    cmocka_unit_test(test_peer_gone),
+	    cmocka_unit_test(test_fds),
+	    cmocka_unit_test(test_connect_never_blocks),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
