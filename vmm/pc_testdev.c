@@ -8,6 +8,8 @@
  * word (byte-lane updates by compare-and-swap); the rest has no state.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +24,10 @@
 struct pc_testdev {
 	struct vm *vm;
 	struct bus *pio;
+	struct bus *mmio;
+	/* The iomem window's bytes; the lock orders vCPUs' accesses to it. */
+	pthread_mutex_t iomem_lock;
+	uint8_t iomem[PC_TESTDEV_IOMEM_LEN];
 	const struct guest_mem *mem;
 	const struct kvm_irq_ops *kvm;
 	void *kvm_opaque;
@@ -102,7 +108,22 @@ static void pc_testdev_irq_io(void *opaque, uint64_t off, void *data, uint32_t l
 	t->kvm->irq_line(t->kvm_opaque, (uint32_t)off, v != 0);
 }
 
-int pc_testdev_new(struct vm *vm, struct bus *pio, const struct guest_mem *mem,
+/* Memory that every access exits for: the emulator tests run
+ * instructions on it so that KVM's instruction emulator does them. */
+static void pc_testdev_iomem_io(void *opaque, uint64_t off, void *data, uint32_t len, bool is_write)
+{
+	struct pc_testdev *t = opaque;
+
+	/* The bus only delivers accesses inside the window. */
+	pthread_mutex_lock(&t->iomem_lock);
+	if (is_write)
+		memcpy(t->iomem + off, data, len);
+	else
+		memcpy(data, t->iomem + off, len);
+	pthread_mutex_unlock(&t->iomem_lock);
+}
+
+int pc_testdev_new(struct vm *vm, struct bus *pio, struct bus *mmio, const struct guest_mem *mem,
 		   const struct kvm_irq_ops *kvm, void *kvm_opaque, void **state,
 		   struct errbuf *err)
 {
@@ -114,8 +135,13 @@ int pc_testdev_new(struct vm *vm, struct bus *pio, const struct guest_mem *mem,
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		return err_set(err, ENOMEM, "pc-testdev: out of memory");
-	*t = (struct pc_testdev){
-	    .vm = vm, .pio = pio, .mem = mem, .kvm = kvm, .kvm_opaque = kvm_opaque};
+	t->vm = vm;
+	t->pio = pio;
+	t->mmio = mmio;
+	t->mem = mem;
+	t->kvm = kvm;
+	t->kvm_opaque = kvm_opaque;
+	pthread_mutex_init(&t->iomem_lock, NULL);
 	ret = bus_register(pio, PC_TESTDEV_DATA, 4, pc_testdev_data_io, t, "pc-testdev", err);
 	if (ret < 0)
 		goto fail;
@@ -126,21 +152,29 @@ int pc_testdev_new(struct vm *vm, struct bus *pio, const struct guest_mem *mem,
 			   "pc-testdev", err);
 	if (ret < 0)
 		goto fail_flush;
+	ret = bus_register(mmio, PC_TESTDEV_IOMEM, PC_TESTDEV_IOMEM_LEN, pc_testdev_iomem_io, t,
+			   "pc-testdev-iomem", err);
+	if (ret < 0)
+		goto fail_irq;
 	*state = t;
 	return 0;
 
+fail_irq:
+	bus_unregister(pio, PC_TESTDEV_IRQ);
 fail_flush:
 	bus_unregister(pio, PC_TESTDEV_FLUSH);
 fail_data:
 	bus_unregister(pio, PC_TESTDEV_DATA);
 fail:
+	pthread_mutex_destroy(&t->iomem_lock);
 	free(t);
 	return ret;
 }
 
 static int pc_testdev_realize(struct vm *vm, const char *opts, void **state, struct errbuf *err)
 {
-	return pc_testdev_new(vm, &vm->pio, &vm->mem, &kvm_irq_ops_vm, &vm->vm_fd, state, err);
+	return pc_testdev_new(vm, &vm->pio, &vm->mmio, &vm->mem, &kvm_irq_ops_vm, &vm->vm_fd, state,
+			      err);
 }
 
 static void pc_testdev_reset(void *state)
@@ -148,6 +182,9 @@ static void pc_testdev_reset(void *state)
 	struct pc_testdev *t = state;
 
 	atomic_store(&t->data, 0);
+	pthread_mutex_lock(&t->iomem_lock);
+	memset(t->iomem, 0, sizeof(t->iomem));
+	pthread_mutex_unlock(&t->iomem_lock);
 }
 
 /* The bus outlives the device (vm_destroy frees devices first), and a
@@ -156,42 +193,64 @@ static void pc_testdev_exit(void *state)
 {
 	struct pc_testdev *t = state;
 
+	bus_unregister(t->mmio, PC_TESTDEV_IOMEM);
 	bus_unregister(t->pio, PC_TESTDEV_IRQ);
 	bus_unregister(t->pio, PC_TESTDEV_FLUSH);
 	bus_unregister(t->pio, PC_TESTDEV_DATA);
+	pthread_mutex_destroy(&t->iomem_lock);
 	free(t);
 }
 
-/* Snapshot section: the data register. The lines' levels are the
- * irqchip's, which the snapshot carries. */
+/* Snapshot section: the data register and the iomem window (version 2;
+ * version 1 had no window). The lines' levels are the irqchip's, which
+ * the snapshot carries. */
 struct pc_testdev_saved {
 	uint32_t version;
 	uint32_t data;
+	uint8_t iomem[PC_TESTDEV_IOMEM_LEN];
 };
+#define PC_TESTDEV_SAVED_V1 (2 * sizeof(uint32_t))
 
 static int pc_testdev_save(void *state, void *buf, size_t len)
 {
 	struct pc_testdev *t = state;
-	struct pc_testdev_saved v = {.version = 1, .data = atomic_load(&t->data)};
+	struct pc_testdev_saved *v = buf;
 
-	if (len < sizeof(v))
+	if (len < sizeof(*v))
 		return -ENOSPC;
-	memcpy(buf, &v, sizeof(v));
-	return (int)sizeof(v);
+	v->version = 2;
+	v->data = atomic_load(&t->data);
+	pthread_mutex_lock(&t->iomem_lock);
+	memcpy(v->iomem, t->iomem, sizeof(v->iomem));
+	pthread_mutex_unlock(&t->iomem_lock);
+	return (int)sizeof(*v);
 }
 
 static int pc_testdev_load(void *state, const void *buf, size_t len, struct errbuf *err)
 {
 	struct pc_testdev *t = state;
-	struct pc_testdev_saved v;
+	const uint8_t *b = buf; /* a snapshot's bytes: no alignment promised */
+	uint32_t version, data;
+	size_t want;
 
-	if (len != sizeof(v))
-		return err_set(err, EINVAL, "pc-testdev: state of %zu bytes, want %zu", len,
-			       sizeof(v));
-	memcpy(&v, buf, sizeof(v));
-	if (v.version != 1)
-		return err_set(err, EINVAL, "pc-testdev: unknown state version %u", v.version);
-	atomic_store(&t->data, v.data); /* any value is one the guest could write */
+	if (len < PC_TESTDEV_SAVED_V1)
+		return err_set(err, EINVAL, "pc-testdev: state of %zu bytes, too short", len);
+	memcpy(&version, buf, sizeof(version));
+	if (version != 1 && version != 2)
+		return err_set(err, EINVAL, "pc-testdev: unknown state version %u", version);
+	want = version == 1 ? PC_TESTDEV_SAVED_V1 : sizeof(struct pc_testdev_saved);
+	if (len != want)
+		return err_set(err, EINVAL, "pc-testdev: state version %u of %zu bytes, want %zu",
+			       version, len, want);
+	/* Any value is one the guest could write. */
+	memcpy(&data, b + offsetof(struct pc_testdev_saved, data), sizeof(data));
+	atomic_store(&t->data, data);
+	pthread_mutex_lock(&t->iomem_lock);
+	if (version == 2)
+		memcpy(t->iomem, b + offsetof(struct pc_testdev_saved, iomem), sizeof(t->iomem));
+	else
+		memset(t->iomem, 0, sizeof(t->iomem));
+	pthread_mutex_unlock(&t->iomem_lock);
 	return 0;
 }
 

@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -80,6 +81,7 @@ void vm_request_exit(struct vm *vm, enum vm_exit_kind kind, int status)
 struct fixture {
 	struct vm vm; /* only its address: what vm_request_exit gets */
 	struct bus pio;
+	struct bus mmio;
 	struct guest_mem mem;
 	void *dev;
 };
@@ -92,9 +94,10 @@ static int setup_size(void **state, uint64_t ram)
 	memset(&f, 0, sizeof(f));
 	nlines = nprots = exit_calls = 0;
 	fail_prot_call = -1;
-	if (guest_mem_init(&f.mem, ram) < 0 || bus_init(&f.pio, "pio") < 0)
+	if (guest_mem_init(&f.mem, ram) < 0 || bus_init(&f.pio, "pio") < 0 ||
+	    bus_init(&f.mmio, "mmio") < 0)
 		return -1;
-	if (pc_testdev_new(&f.vm, &f.pio, &f.mem, &fake_ops, &nlines, &f.dev, &err) < 0)
+	if (pc_testdev_new(&f.vm, &f.pio, &f.mmio, &f.mem, &fake_ops, &nlines, &f.dev, &err) < 0)
 		return -1;
 	*state = &f;
 	return 0;
@@ -117,6 +120,7 @@ static int teardown(void **state)
 
 	pc_testdev_ops.exit(f->dev);
 	bus_destroy(&f->pio);
+	bus_destroy(&f->mmio);
 	guest_mem_free(&f->mem);
 	return 0;
 }
@@ -288,20 +292,22 @@ static void test_realize_unwinds(void **state)
 
 	(void)f;
 	/* Without KVM_IRQ_LINE there is no device. */
-	assert_int_equal(pc_testdev_new(NULL, &f->pio, &f->mem, &no_line_ops, NULL, &dev2, &err),
-			 -ENOSYS);
+	assert_int_equal(
+	    pc_testdev_new(NULL, &f->pio, &f->mmio, &f->mem, &no_line_ops, NULL, &dev2, &err),
+	    -ENOSYS);
 	/* A second one collides at the IRQ ports after taking none of them... */
 	pc_testdev_ops.exit(f->dev);
 	f->dev = NULL;
 	assert_int_equal(
 	    bus_register(&f->pio, PC_TESTDEV_IRQ + 4, 1, other_io, NULL, "other", &err), 0);
-	assert_int_equal(pc_testdev_new(NULL, &f->pio, &f->mem, &fake_ops, &nlines, &dev2, &err),
-			 -EEXIST);
+	assert_int_equal(
+	    pc_testdev_new(NULL, &f->pio, &f->mmio, &f->mem, &fake_ops, &nlines, &dev2, &err),
+	    -EEXIST);
 	assert_non_null(strstr(err.msg, "other"));
 	/* ...and gives back the ports it took: once the range is free, it works. */
 	assert_int_equal(bus_unregister(&f->pio, PC_TESTDEV_IRQ + 4), 0);
-	assert_int_equal(pc_testdev_new(NULL, &f->pio, &f->mem, &fake_ops, &nlines, &f->dev, &err),
-			 0);
+	assert_int_equal(
+	    pc_testdev_new(NULL, &f->pio, &f->mmio, &f->mem, &fake_ops, &nlines, &f->dev, &err), 0);
 	out(f, PC_TESTDEV_DATA, 7, 1);
 	assert_int_equal(in(f, PC_TESTDEV_DATA, 1), 7);
 }
@@ -312,23 +318,71 @@ static void test_save_load(void **state)
 {
 	struct fixture *f = *state;
 	struct errbuf err = {{0}};
-	uint32_t buf[8], bad[2];
+	const size_t full = 8 + PC_TESTDEV_IOMEM_LEN;
+	uint8_t *buf = calloc(1, full + 16);
+	uint32_t v1[2] = {1, 0x1234}, bad[2];
+	uint64_t q = 0x0123456789abcdefULL;
 	int n;
 
+	assert_non_null(buf);
 	out(f, PC_TESTDEV_DATA, 0xcafef00d, 4);
+	assert_true(bus_dispatch(&f->mmio, PC_TESTDEV_IOMEM + 0x100, &q, 8, true));
 	assert_int_equal(pc_testdev_ops.save(f->dev, buf, 4), -ENOSPC);
-	n = pc_testdev_ops.save(f->dev, buf, sizeof(buf));
-	assert_int_equal(n, 8);
+	n = pc_testdev_ops.save(f->dev, buf, full + 16);
+	assert_int_equal(n, (int)full);
 	out(f, PC_TESTDEV_DATA, 0, 4);
-	assert_int_equal(pc_testdev_ops.load(f->dev, buf, (size_t)n, &err), 0);
+	pc_testdev_ops.reset(f->dev);
+	q = 0;
+	assert_true(bus_dispatch(&f->mmio, PC_TESTDEV_IOMEM + 0x100, &q, 8, false));
+	assert_true(q == 0); /* reset cleared the window */
+	/* Loaded at an odd address: a snapshot's bytes have no alignment. */
+	memmove(buf + 1, buf, full);
+	assert_int_equal(pc_testdev_ops.load(f->dev, buf + 1, full, &err), 0);
 	assert_int_equal(in(f, PC_TESTDEV_DATA, 4), 0xcafef00d);
-	/* Refused: wrong size, unknown version; the register stays. */
-	assert_int_equal(pc_testdev_ops.load(f->dev, buf, (size_t)n + 1, &err), -EINVAL);
-	bad[0] = 2;
+	assert_true(bus_dispatch(&f->mmio, PC_TESTDEV_IOMEM + 0x100, &q, 8, false));
+	assert_true(q == 0x0123456789abcdefULL);
+	/* Refused: wrong size, unknown version; the state stays. */
+	assert_int_equal(pc_testdev_ops.load(f->dev, buf + 1, full + 1, &err), -EINVAL);
+	assert_int_equal(pc_testdev_ops.load(f->dev, buf + 1, 8, &err), -EINVAL);
+	assert_int_equal(pc_testdev_ops.load(f->dev, buf + 1, 3, &err), -EINVAL);
+	bad[0] = 3;
 	bad[1] = 1;
 	assert_int_equal(pc_testdev_ops.load(f->dev, bad, sizeof(bad), &err), -EINVAL);
 	assert_non_null(strstr(err.msg, "version"));
 	assert_int_equal(in(f, PC_TESTDEV_DATA, 4), 0xcafef00d);
+	/* Version 1 (no window) still loads; the window starts empty. */
+	assert_int_equal(pc_testdev_ops.load(f->dev, v1, sizeof(v1), &err), 0);
+	assert_int_equal(in(f, PC_TESTDEV_DATA, 4), 0x1234);
+	assert_true(bus_dispatch(&f->mmio, PC_TESTDEV_IOMEM + 0x100, &q, 8, false));
+	assert_true(q == 0);
+	free(buf);
+}
+
+/* ---- the iomem window ---- */
+
+static void test_iomem(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t q = 0;
+	uint8_t b = 0x5a;
+	uint32_t d = 0;
+
+	/* Plain memory at every width, little-endian, across the window. */
+	q = 0x1122334455667788ULL;
+	assert_true(bus_dispatch(&f->mmio, PC_TESTDEV_IOMEM, &q, 8, true));
+	assert_true(bus_dispatch(&f->mmio, PC_TESTDEV_IOMEM + 2, &d, 4, false));
+	assert_int_equal(d, 0x33445566);
+	assert_true(
+	    bus_dispatch(&f->mmio, PC_TESTDEV_IOMEM + PC_TESTDEV_IOMEM_LEN - 1, &b, 1, true));
+	b = 0;
+	assert_true(
+	    bus_dispatch(&f->mmio, PC_TESTDEV_IOMEM + PC_TESTDEV_IOMEM_LEN - 1, &b, 1, false));
+	assert_int_equal(b, 0x5a);
+	/* Nothing past either end belongs to it. */
+	assert_false(bus_dispatch(&f->mmio, PC_TESTDEV_IOMEM + PC_TESTDEV_IOMEM_LEN, &b, 1, true));
+	assert_false(bus_dispatch(&f->mmio, PC_TESTDEV_IOMEM - 1, &b, 1, true));
+	assert_false(
+	    bus_dispatch(&f->mmio, PC_TESTDEV_IOMEM + PC_TESTDEV_IOMEM_LEN - 4, &q, 8, true));
 }
 
 int main(void)
@@ -342,6 +396,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_flush_failures, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_realize_unwinds, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_save_load, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_iomem, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
