@@ -168,6 +168,17 @@ static uint32_t *cpuid_reg(struct kvm_cpuid_entry2 *e, int reg)
 	}
 }
 
+void cpuid_add_emulated(struct kvm_cpuid2 *cpuid, int kvm_fd)
+{
+	struct kvm_cpuid_entry2 *e = cpuid_find(cpuid, 1, 0);
+
+	/* KVM emulates the LAPIC's TSC-deadline mode in its in-kernel LAPIC
+	 * (kvmini always has one) but leaves the bit out of the supported
+	 * table: the capability says it, as QEMU reads it. */
+	if (e && ioctl(kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) > 0)
+		e->ecx |= 1u << 24;
+}
+
 int cpuid_apply_features(struct kvm_cpuid2 *cpuid, const struct vm_config *cfg, struct errbuf *err)
 {
 	for (unsigned i = 0; i < cfg->nfeatures; i++) {

@@ -16,6 +16,10 @@ int cpuid_feature_lookup(const char *name);
 /* The name of feature index @feature. Pure. */
 const char *cpuid_feature_name(int feature);
 
+/* Add to @cpuid (the supported table) what KVM emulates but reports only
+ * as a capability of @kvm_fd: the TSC-deadline timer. Main thread. */
+void cpuid_add_emulated(struct kvm_cpuid2 *cpuid, int kvm_fd);
+
 /* Apply cfg's feature edits to @cpuid (the supported table). Main thread. */
 int cpuid_apply_features(struct kvm_cpuid2 *cpuid, const struct vm_config *cfg, struct errbuf *err);
 

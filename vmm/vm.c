@@ -227,6 +227,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct aio_context *ma
 		ret = vm_get_supported_cpuid(vm, err);
 		if (ret < 0)
 			goto fail;
+		cpuid_add_emulated(vm->cpuid, vm->kvm_fd);
 		ret = cpuid_apply_features(vm->cpuid, cfg, err);
 		if (ret < 0)
 			goto fail;

@@ -14,11 +14,17 @@ struct flag {
 };
 
 static const struct flag flags[] = {
-    {"sse2", 1, 3, 26},	      {"cx16", 1, 2, 13},
-    {"popcnt", 1, 2, 23},     {"xsave", 1, 2, 26},
-    {"avx", 1, 2, 28},	      {"x2apic", 1, 2, 21},
-    {"hypervisor", 1, 2, 31}, {"rdrand", 1, 2, 30},
-    {"avx2", 7, 1, 5},	      {"rdtscp", 0x80000001, 3, 27},
+    {"sse2", 1, 3, 26},
+    {"cx16", 1, 2, 13},
+    {"popcnt", 1, 2, 23},
+    {"xsave", 1, 2, 26},
+    {"avx", 1, 2, 28},
+    {"x2apic", 1, 2, 21},
+    {"hypervisor", 1, 2, 31},
+    {"rdrand", 1, 2, 30},
+    {"avx2", 7, 1, 5},
+    {"rdtscp", 0x80000001, 3, 27},
+    {"tsc_deadline_timer", 1, 2, 24},
 };
 
 int main(void)

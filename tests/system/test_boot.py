@@ -175,6 +175,15 @@ def test_cpu_features_mask():
     assert masked["hypervisor"] == "1"
 
 
+def test_tsc_deadline_timer_offered():
+    # KVM emulates it in its in-kernel LAPIC but reports it only as
+    # KVM_CAP_TSC_DEADLINE_TIMER (kvm-unit-tests' apic and vmexit tests,
+    # Linux's LAPIC timer use it); the usual edits apply to it.
+    assert cpuid_flags()["tsc_deadline_timer"] == "1"
+    assert cpuid_flags("--cpu-features", "+tsc_deadline_timer")["tsc_deadline_timer"] == "1"
+    assert cpuid_flags("--cpu-features", "-tsc_deadline_timer")["tsc_deadline_timer"] == "0"
+
+
 def test_cpu_features_require_unsupported():
     # rdtscp is not offered by this host's KVM (see DESIGN.md); if it is, skip.
     if cpuid_flags()["rdtscp"] == "1":
