@@ -379,6 +379,20 @@ static void dsdt_body(struct acpi_buf *b, const struct acpi_config *cfg)
 	put8(b, AML_ROOT);
 	aml_seg(b, "_S5_");
 	aml_pkg(b, &pkg_op, 1, &s5);
+	if (cfg->s3) {
+		AML_LOCAL(s3);
+
+		/* Name(\_S3, Package(4){1, 1, 0, 0}) */
+		put8(&s3, 4);
+		aml_int(&s3, ACPI_S3_TYPE);
+		aml_int(&s3, ACPI_S3_TYPE);
+		aml_int(&s3, 0);
+		aml_int(&s3, 0);
+		put8(b, AML_NAME);
+		put8(b, AML_ROOT);
+		aml_seg(b, "_S3_");
+		aml_pkg(b, &pkg_op, 1, &s3);
+	}
 }
 
 /* ---------------------------------------------------------------- tables */
@@ -437,7 +451,7 @@ static void put_gas_none(struct acpi_buf *b)
 	put64(b, 0);
 }
 
-static void fadt(struct acpi_buf *b, uint64_t facs, uint64_t dsdt)
+static void fadt(struct acpi_buf *b, uint64_t facs, uint64_t dsdt, bool cmos_rtc)
 {
 	size_t at = table_begin(b, "FACP", 6, "KVMIFACP");
 
@@ -469,7 +483,8 @@ static void fadt(struct acpi_buf *b, uint64_t facs, uint64_t dsdt)
 	put8(b, 0);		   /* DAY_ALRM */
 	put8(b, 0);		   /* MON_ALRM */
 	put8(b, 0);		   /* CENTURY */
-	put16(b, IAPC_VGA_NOT_PRESENT | IAPC_CMOS_RTC_ABSENT); /* no 8042, no legacy devices */
+	/* no 8042, no legacy devices; no CMOS RTC but with --testdev */
+	put16(b, IAPC_VGA_NOT_PRESENT | (cmos_rtc ? 0 : IAPC_CMOS_RTC_ABSENT));
 	put8(b, 0);
 	put32(b, FADT_F_WBINVD | FADT_F_PROC_C1 | FADT_F_PWR_BUTTON | FADT_F_SLP_BUTTON |
 		     FADT_F_TMR_VAL_EXT | FADT_F_RESET_REG_SUP);
@@ -537,6 +552,14 @@ static void madt(struct acpi_buf *b, const struct acpi_config *cfg)
 	table_end(b, at);
 }
 
+uint64_t acpi_facs_address(uint64_t base)
+{
+	/* RSDP (16-aligned), RSDT and XSDT with two entries each, FADT. */
+	size_t fadt_at = ((ACPI_RSDP_SIZE + 15) & ~(size_t)15) + 2 * ACPI_HEADER_SIZE + 2 * 4 + 2 * 8;
+
+	return base + ((fadt_at + ACPI_FADT_SIZE + 63) & ~(size_t)63);
+}
+
 int acpi_build_tables(const struct acpi_config *cfg, uint64_t base, void *out, size_t len)
 {
 	struct acpi_buf b = {.p = out, .cap = len};
@@ -569,7 +592,7 @@ int acpi_build_tables(const struct acpi_config *cfg, uint64_t base, void *out, s
 	rsdt = b.len;
 	xsdt = rsdt + ACPI_HEADER_SIZE + 2 * 4;
 	fadt_at = xsdt + ACPI_HEADER_SIZE + 2 * 8;
-	facs_at = (fadt_at + ACPI_FADT_SIZE + 63) & ~(size_t)63;
+	facs_at = (size_t)(acpi_facs_address(base) - base);
 	madt_at = facs_at + ACPI_FACS_SIZE;
 	dsdt_at = madt_at + ACPI_HEADER_SIZE + 8 + 8 * cfg->ncpus + 12 + 10 + 6;
 
@@ -581,7 +604,7 @@ int acpi_build_tables(const struct acpi_config *cfg, uint64_t base, void *out, s
 	put64(&b, base + fadt_at);
 	put64(&b, base + madt_at);
 	table_end(&b, at);
-	fadt(&b, base + facs_at, base + dsdt_at);
+	fadt(&b, base + facs_at, base + dsdt_at, cfg->cmos_rtc);
 	align(&b, 64);
 	facs(&b);
 	madt(&b, cfg);
