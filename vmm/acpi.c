@@ -555,7 +555,8 @@ static void madt(struct acpi_buf *b, const struct acpi_config *cfg)
 uint64_t acpi_facs_address(uint64_t base)
 {
 	/* RSDP (16-aligned), RSDT and XSDT with two entries each, FADT. */
-	size_t fadt_at = ((ACPI_RSDP_SIZE + 15) & ~(size_t)15) + 2 * ACPI_HEADER_SIZE + 2 * 4 + 2 * 8;
+	size_t fadt_at =
+	    ((ACPI_RSDP_SIZE + 15) & ~(size_t)15) + 2 * ACPI_HEADER_SIZE + 2 * 4 + 2 * 8;
 
 	return base + ((fadt_at + ACPI_FADT_SIZE + 63) & ~(size_t)63);
 }

@@ -95,8 +95,8 @@ int acpi_setup(struct guest_mem *m, const struct acpi_config *cfg, uint64_t *rsd
  * with status 0. With ACPI_S3_TYPE, on a 1-vCPU VM with an RTC
  * (--testdev), the writing vCPU sleeps until the RTC alarm (RTC_EN and
  * AIE set; else until the VM ends) and resumes in real mode at the FACS
- * waking vector with WAK_STS and RTC_STS set. Writing ACPI_RESET_VALUE to ACPI_RESET_PORT (the FADT's
- * reset register) is a guest reset (reboots only with
+ * waking vector with WAK_STS and RTC_STS set. Writing ACPI_RESET_VALUE to ACPI_RESET_PORT (the
+ * FADT's reset register) is a guest reset (reboots only with
  * --reboot). Saved: PM1 enable and control.
  */
 extern const struct device_ops acpi_pm_ops;

@@ -135,7 +135,7 @@ static void acpi_pm_io(void *opaque, uint64_t off, void *data, uint32_t len, boo
 	}
 	/* PM1_STS: write 1 to clear, only in the bytes written. */
 	for (uint64_t i = off; i < 2 && i < off + len; i++)
-		pm->pm1_sts &= (uint16_t)~(((const uint8_t *)data)[i - off] << (8 * i));
+		pm->pm1_sts &= (uint16_t) ~(((const uint8_t *)data)[i - off] << (8 * i));
 	memcpy(&r[off], data, len);
 	if (off < 4 && off + len > 2) /* PM1_EN */
 		memcpy(&pm->pm1_en, &r[2], 2);

@@ -153,7 +153,7 @@ void rtc_state_write(struct rtc_state *s, uint8_t reg, uint8_t v, const struct t
 	default:
 		if (reg > 9)
 			s->cmos[reg] = v; /* B and the CMOS RAM */
-		return;		  /* the clock follows the host's: ignored */
+		return;			  /* the clock follows the host's: ignored */
 	}
 }
 

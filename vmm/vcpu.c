@@ -217,9 +217,12 @@ int vcpu_sleep_until(struct vcpu *vcpu, const struct timespec *until)
 
 static void vcpu_real_seg(struct kvm_segment *s, uint16_t sel, uint8_t type)
 {
-	*s = (struct kvm_segment){
-	    .base = (uint64_t)sel << 4, .limit = 0xffff, .selector = sel, .type = type,
-	    .present = 1, .s = 1};
+	*s = (struct kvm_segment){.base = (uint64_t)sel << 4,
+				  .limit = 0xffff,
+				  .selector = sel,
+				  .type = type,
+				  .present = 1,
+				  .s = 1};
 }
 
 int vcpu_enter_real_mode(struct vcpu *vcpu, uint32_t vector, struct errbuf *err)
