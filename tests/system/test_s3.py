@@ -1,0 +1,50 @@
+# SPDX-License-Identifier: MIT
+"""ACPI S3 (suspend to RAM) woken by the CMOS RTC's alarm, with --testdev:
+guest/s3 does what kvm-unit-tests' s3 test does (waking vector, RTC alarm,
+PM1 RTC_EN, SLP_TYP 1) and exits 0 from its real-mode resume code, under
+kvmini and under QEMU. Without --testdev there is no RTC (the FADT says so)
+and no \\_S3: the sleep write is ignored and the guest goes on.
+"""
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import guest, needs_kvm, run_guest
+
+pytestmark = needs_kvm
+
+QEMU = shutil.which("qemu-system-x86_64")
+
+
+def test_s3_resume_at_waking_vector():
+    p = run_guest("s3", "--testdev", "--timeout", "30")
+    assert p.returncode == 0, (p.returncode, p.stdout, p.stderr)
+    assert "s3: sleeping" in p.stdout and "rtc 1" in p.stdout, p.stdout
+    assert "returned" not in p.stdout, p.stdout
+
+
+def test_s3_ignored_without_testdev():
+    p = run_guest("s3", "--timeout", "30")
+    assert p.returncode == 2, (p.returncode, p.stdout, p.stderr)
+    assert "rtc 0" in p.stdout and "s3: the sleep write returned" in p.stdout, p.stdout
+
+
+def test_s3_refused_with_two_vcpus():
+    p = run_guest("s3", "--testdev", "--cpus", "2", "--timeout", "30")
+    assert p.returncode == 1, (p.returncode, p.stdout, p.stderr)
+    assert "ACPI S3 with 2 vCPUs is not supported" in p.stderr, p.stderr
+
+
+@pytest.mark.skipif(QEMU is None, reason="qemu-system-x86_64 not found "
+                    "(Debian package qemu-system-x86)")
+def test_s3_same_as_qemu():
+    q = subprocess.run(
+        [QEMU, "-M", "pc", "-enable-kvm", "-cpu", "host,-arch-capabilities", "-m", "128",
+         "-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio",
+         "-no-reboot", "-device", "isa-debug-exit,iobase=0xf4,iosize=4",
+         "-kernel", guest("s3")],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace",
+        timeout=120)
+    assert q.returncode == (0 << 1) | 1, (q.returncode, q.stdout, q.stderr)
+    assert "s3: sleeping" in q.stdout and "returned" not in q.stdout, q.stdout
