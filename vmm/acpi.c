@@ -354,12 +354,28 @@ static void dsdt_fwcfg(struct acpi_buf *b)
 	aml_device(b, "FWCF", &dev);
 }
 
+/* Name(\NAME, Package(4){SLP_TYPa, SLP_TYPb, 0, 0}): a sleep state. */
+static void dsdt_sleep_state(struct acpi_buf *b, const char *name, uint8_t slp_typ)
+{
+	static const uint8_t pkg_op = AML_PACKAGE;
+	AML_LOCAL(pkg);
+
+	put8(&pkg, 4);
+	aml_int(&pkg, slp_typ);
+	aml_int(&pkg, slp_typ);
+	aml_int(&pkg, 0);
+	aml_int(&pkg, 0);
+	put8(b, AML_NAME);
+	put8(b, AML_ROOT);
+	aml_seg(b, name);
+	aml_pkg(b, &pkg_op, 1, &pkg);
+}
+
 /* The DSDT's AML body (after the table header). */
 static void dsdt_body(struct acpi_buf *b, const struct acpi_config *cfg)
 {
-	static const uint8_t scope_op = AML_SCOPE, pkg_op = AML_PACKAGE;
+	static const uint8_t scope_op = AML_SCOPE;
 	AML_LOCAL(sb);
-	AML_LOCAL(s5);
 
 	put8(&sb, AML_ROOT);
 	aml_seg(&sb, "_SB_");
@@ -368,31 +384,9 @@ static void dsdt_body(struct acpi_buf *b, const struct acpi_config *cfg)
 	dsdt_pvpanic(&sb);
 	dsdt_fwcfg(&sb);
 	aml_pkg(b, &scope_op, 1, &sb);
-
-	/* Name(\_S5, Package(4){SLP_TYPa, SLP_TYPb, 0, 0}) */
-	put8(&s5, 4);
-	aml_int(&s5, ACPI_S5_TYPE);
-	aml_int(&s5, ACPI_S5_TYPE);
-	aml_int(&s5, 0);
-	aml_int(&s5, 0);
-	put8(b, AML_NAME);
-	put8(b, AML_ROOT);
-	aml_seg(b, "_S5_");
-	aml_pkg(b, &pkg_op, 1, &s5);
-	if (cfg->s3) {
-		AML_LOCAL(s3);
-
-		/* Name(\_S3, Package(4){1, 1, 0, 0}) */
-		put8(&s3, 4);
-		aml_int(&s3, ACPI_S3_TYPE);
-		aml_int(&s3, ACPI_S3_TYPE);
-		aml_int(&s3, 0);
-		aml_int(&s3, 0);
-		put8(b, AML_NAME);
-		put8(b, AML_ROOT);
-		aml_seg(b, "_S3_");
-		aml_pkg(b, &pkg_op, 1, &s3);
-	}
+	dsdt_sleep_state(b, "_S5_", ACPI_S5_TYPE);
+	if (cfg->s3)
+		dsdt_sleep_state(b, "_S3_", ACPI_S3_TYPE);
 }
 
 /* ---------------------------------------------------------------- tables */
