@@ -166,7 +166,6 @@ static int main_setup_acpi(struct vm *vm, struct errbuf *err)
 				    ? ALIGN_UP(vm->pci->next_mmio64, 1ULL << 30)
 				    : vm->pci->mmio64_base;
 	}
-	vm->facs = acpi_facs_address(ACPI_TABLES_START);
 	return acpi_setup(&vm->mem, &ac, &vm->rsdp, err);
 }
 
@@ -190,6 +189,8 @@ static int main_run_vm(struct main_state *ms, const struct boot_files *bf, int *
 	ret = main_add_devices(&vm, err);
 	if (ret < 0)
 		goto out;
+	/* Where the tables are, in RAM built now or restored from a snapshot. */
+	vm.facs = acpi_facs_address(ACPI_TABLES_START);
 	if (incoming) {
 		ret = snapshot_restore(&vm, cfg->incoming_path, err);
 	} else {
