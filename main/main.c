@@ -26,6 +26,7 @@
 #include "vmm/pci_testdev.h"
 #include "vmm/pvpanic.h"
 #include "vmm/qmp.h"
+#include "vmm/rtc.h"
 #include "vmm/sandbox.h"
 #include "vmm/serial.h"
 #include "vmm/snapshot.h"
@@ -81,8 +82,8 @@ static void main_vm_event(void *opaque, const char *name, const char *data_json)
  * --vhost-user-blk, the virtio-scsi
  * controller (if any --scsi-disk), then each --ivshmem,
  * in command-line order, in slots 1, 2, ...; then the ACPI platform
- * devices, fw_cfg, and pc-testdev and pci-testdev with --testdev (the
- * latter in the next free PCI slot; each added after the
+ * devices, fw_cfg, and pc-testdev, pci-testdev and the CMOS RTC with
+ * --testdev (pci-testdev in the next free PCI slot; each added after the
  * others, so that the older devices' section names in snapshots stayed
  * as they were)
  */
@@ -137,7 +138,10 @@ static int main_add_devices(struct vm *vm, struct errbuf *err)
 
 		if (ret < 0)
 			return ret;
-		return vm_add_device(vm, &pci_testdev_ops, NULL, err);
+		ret = vm_add_device(vm, &pci_testdev_ops, NULL, err);
+		if (ret < 0)
+			return ret;
+		return vm_add_device(vm, &rtc_ops, NULL, err);
 	}
 	return 0;
 }
@@ -152,6 +156,8 @@ static int main_setup_acpi(struct vm *vm, struct errbuf *err)
 	    .mmio32_end = LAYOUT_IOAPIC,
 	    .io_start = PCI_IO_START,
 	    .io_end = PCI_IO_END,
+	    .cmos_rtc = vm->rtc != NULL,
+	    .s3 = vm->rtc != NULL, /* acpi_pm.c sleeps only with an RTC to wake it */
 	};
 
 	if (vm->pci) {
@@ -183,6 +189,8 @@ static int main_run_vm(struct main_state *ms, const struct boot_files *bf, int *
 	ret = main_add_devices(&vm, err);
 	if (ret < 0)
 		goto out;
+	/* Where the tables are, in RAM built now or restored from a snapshot. */
+	vm.facs = acpi_facs_address(ACPI_TABLES_START);
 	if (incoming) {
 		ret = snapshot_restore(&vm, cfg->incoming_path, err);
 	} else {

@@ -354,12 +354,28 @@ static void dsdt_fwcfg(struct acpi_buf *b)
 	aml_device(b, "FWCF", &dev);
 }
 
+/* Name(\NAME, Package(4){SLP_TYPa, SLP_TYPb, 0, 0}): a sleep state. */
+static void dsdt_sleep_state(struct acpi_buf *b, const char *name, uint8_t slp_typ)
+{
+	static const uint8_t pkg_op = AML_PACKAGE;
+	AML_LOCAL(pkg);
+
+	put8(&pkg, 4);
+	aml_int(&pkg, slp_typ);
+	aml_int(&pkg, slp_typ);
+	aml_int(&pkg, 0);
+	aml_int(&pkg, 0);
+	put8(b, AML_NAME);
+	put8(b, AML_ROOT);
+	aml_seg(b, name);
+	aml_pkg(b, &pkg_op, 1, &pkg);
+}
+
 /* The DSDT's AML body (after the table header). */
 static void dsdt_body(struct acpi_buf *b, const struct acpi_config *cfg)
 {
-	static const uint8_t scope_op = AML_SCOPE, pkg_op = AML_PACKAGE;
+	static const uint8_t scope_op = AML_SCOPE;
 	AML_LOCAL(sb);
-	AML_LOCAL(s5);
 
 	put8(&sb, AML_ROOT);
 	aml_seg(&sb, "_SB_");
@@ -368,17 +384,9 @@ static void dsdt_body(struct acpi_buf *b, const struct acpi_config *cfg)
 	dsdt_pvpanic(&sb);
 	dsdt_fwcfg(&sb);
 	aml_pkg(b, &scope_op, 1, &sb);
-
-	/* Name(\_S5, Package(4){SLP_TYPa, SLP_TYPb, 0, 0}) */
-	put8(&s5, 4);
-	aml_int(&s5, ACPI_S5_TYPE);
-	aml_int(&s5, ACPI_S5_TYPE);
-	aml_int(&s5, 0);
-	aml_int(&s5, 0);
-	put8(b, AML_NAME);
-	put8(b, AML_ROOT);
-	aml_seg(b, "_S5_");
-	aml_pkg(b, &pkg_op, 1, &s5);
+	dsdt_sleep_state(b, "_S5_", ACPI_S5_TYPE);
+	if (cfg->s3)
+		dsdt_sleep_state(b, "_S3_", ACPI_S3_TYPE);
 }
 
 /* ---------------------------------------------------------------- tables */
@@ -437,7 +445,7 @@ static void put_gas_none(struct acpi_buf *b)
 	put64(b, 0);
 }
 
-static void fadt(struct acpi_buf *b, uint64_t facs, uint64_t dsdt)
+static void fadt(struct acpi_buf *b, uint64_t facs, uint64_t dsdt, bool cmos_rtc)
 {
 	size_t at = table_begin(b, "FACP", 6, "KVMIFACP");
 
@@ -469,7 +477,8 @@ static void fadt(struct acpi_buf *b, uint64_t facs, uint64_t dsdt)
 	put8(b, 0);		   /* DAY_ALRM */
 	put8(b, 0);		   /* MON_ALRM */
 	put8(b, 0);		   /* CENTURY */
-	put16(b, IAPC_VGA_NOT_PRESENT | IAPC_CMOS_RTC_ABSENT); /* no 8042, no legacy devices */
+	/* no 8042, no legacy devices; no CMOS RTC but with --testdev */
+	put16(b, IAPC_VGA_NOT_PRESENT | (cmos_rtc ? 0 : IAPC_CMOS_RTC_ABSENT));
 	put8(b, 0);
 	put32(b, FADT_F_WBINVD | FADT_F_PROC_C1 | FADT_F_PWR_BUTTON | FADT_F_SLP_BUTTON |
 		     FADT_F_TMR_VAL_EXT | FADT_F_RESET_REG_SUP);
@@ -537,6 +546,15 @@ static void madt(struct acpi_buf *b, const struct acpi_config *cfg)
 	table_end(b, at);
 }
 
+uint64_t acpi_facs_address(uint64_t base)
+{
+	/* RSDP (16-aligned), RSDT and XSDT with two entries each, FADT. */
+	size_t fadt_at =
+	    ((ACPI_RSDP_SIZE + 15) & ~(size_t)15) + 2 * ACPI_HEADER_SIZE + 2 * 4 + 2 * 8;
+
+	return base + ((fadt_at + ACPI_FADT_SIZE + 63) & ~(size_t)63);
+}
+
 int acpi_build_tables(const struct acpi_config *cfg, uint64_t base, void *out, size_t len)
 {
 	struct acpi_buf b = {.p = out, .cap = len};
@@ -569,7 +587,7 @@ int acpi_build_tables(const struct acpi_config *cfg, uint64_t base, void *out, s
 	rsdt = b.len;
 	xsdt = rsdt + ACPI_HEADER_SIZE + 2 * 4;
 	fadt_at = xsdt + ACPI_HEADER_SIZE + 2 * 8;
-	facs_at = (fadt_at + ACPI_FADT_SIZE + 63) & ~(size_t)63;
+	facs_at = (size_t)(acpi_facs_address(base) - base);
 	madt_at = facs_at + ACPI_FACS_SIZE;
 	dsdt_at = madt_at + ACPI_HEADER_SIZE + 8 + 8 * cfg->ncpus + 12 + 10 + 6;
 
@@ -581,7 +599,7 @@ int acpi_build_tables(const struct acpi_config *cfg, uint64_t base, void *out, s
 	put64(&b, base + fadt_at);
 	put64(&b, base + madt_at);
 	table_end(&b, at);
-	fadt(&b, base + facs_at, base + dsdt_at);
+	fadt(&b, base + facs_at, base + dsdt_at, cfg->cmos_rtc);
 	align(&b, 64);
 	facs(&b);
 	madt(&b, cfg);

@@ -13,6 +13,7 @@
 #ifndef KVMINI_ACPI_H
 #define KVMINI_ACPI_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -38,7 +39,14 @@
 #define ACPI_RESET_VALUE  0x06
 #define ACPI_SCI_IRQ	  9
 #define ACPI_S5_TYPE	  5 /* \_S5 SLP_TYPa: PM1_CNT.SLP_TYP that powers off */
+#define ACPI_S3_TYPE	  1 /* \_S3 SLP_TYPa (with --testdev): suspend to RAM */
 #define ACPI_PVPANIC_PORT 0x505
+
+/* PM1 status and enable bits. */
+#define ACPI_PM1_STS_WAK 0x8000
+#define ACPI_PM1_RTC	 0x0400 /* RTC_STS / RTC_EN */
+/* FACS: the 32-bit firmware waking vector's offset. */
+#define ACPI_FACS_WAKING_VECTOR 12
 
 /* PM1 control bits. */
 #define ACPI_PM1_CNT_SCI_EN	0x0001
@@ -55,6 +63,8 @@ struct acpi_config {
 	uint64_t mmio64_end;
 	uint16_t io_start; /* PCI I/O BAR window [start, end) */
 	uint32_t io_end;
+	bool cmos_rtc; /* the FADT says there is a CMOS RTC (--testdev) */
+	bool s3;       /* the DSDT offers \_S3 (--testdev) */
 };
 
 /*
@@ -67,9 +77,13 @@ struct acpi_config {
  */
 int acpi_build_tables(const struct acpi_config *cfg, uint64_t base, void *buf, size_t len);
 
+/* Where acpi_build_tables puts the FACS, from @base. Pure. */
+uint64_t acpi_facs_address(uint64_t base);
+
 /*
  * Write the tables into guest RAM at ACPI_TABLES_START (the range must be
- * RAM in @m) and return the RSDP's address in *rsdp. Main thread, before
+ * RAM in @m) and return the RSDP's address in *rsdp (the FACS is at
+ * acpi_facs_address(ACPI_TABLES_START)). Main thread, before
  * the vCPUs run. -errno and @err on failure.
  */
 int acpi_setup(struct guest_mem *m, const struct acpi_config *cfg, uint64_t *rsdp,
@@ -78,8 +92,11 @@ int acpi_setup(struct guest_mem *m, const struct acpi_config *cfg, uint64_t *rsd
 /*
  * The PM1 event/control registers, the PM timer and the reset register.
  * A write of SLP_EN with SLP_TYP = ACPI_S5_TYPE powers off: kvmini ends
- * with status 0. Writing ACPI_RESET_VALUE to ACPI_RESET_PORT (the FADT's
- * reset register) is a guest reset (reboots only with
+ * with status 0. With ACPI_S3_TYPE, on a 1-vCPU VM with an RTC
+ * (--testdev), the writing vCPU sleeps until the RTC alarm (RTC_EN and
+ * AIE set; else until the VM ends) and resumes in real mode at the FACS
+ * waking vector with WAK_STS and RTC_STS set. Writing ACPI_RESET_VALUE to ACPI_RESET_PORT (the
+ * FADT's reset register) is a guest reset (reboots only with
  * --reboot). Saved: PM1 enable and control.
  */
 extern const struct device_ops acpi_pm_ops;

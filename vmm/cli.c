@@ -49,8 +49,9 @@ const struct cli_opt cli_run_opts[] = {
      "(docs/security.md); off: none, only to debug"},
     {"testdev", NULL, "off",
      "QEMU's test devices for kvm-unit-tests: pc-testdev\n"
-     "(ports 0xe0-0xe7, 0x2000-0x2017) and pci-testdev\n"
-     "(PCI 1b36:0005); docs/devices.md"},
+     "(ports 0xe0-0xe7, 0x2000-0x2017), pci-testdev\n"
+     "(PCI 1b36:0005), a CMOS RTC (0x70-0x71) and ACPI S3;\n"
+     "docs/devices.md"},
     {"disk", "SPEC", "none",
      "a virtio-blk disk on a raw image (size a multiple\n"
      "of 512), repeatable up to 16; SPEC:\n"

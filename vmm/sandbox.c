@@ -97,13 +97,15 @@ static const struct sandbox_rule rules_creator[] = {
     ALLOW_IN(seccomp, 0, seccomp_ops),
 };
 
-/* vCPU: KVM_RUN, the crash report, and the device work done on the exit
+/* vCPU: KVM_RUN, the crash report, the resume from ACPI S3 (registers set
+ * on the sleeping vCPU's own thread), and the device work done on the exit
  * (MSI-X routes, irqfds and ioeventfds when the guest moves a BAR or
  * enables vectors, the serial IRQ line, eventfd kicks). */
 static const uint32_t vcpu_ioctls[] = {
     KVM_RUN,	   KVM_GET_REGS,  KVM_GET_SREGS,
     KVM_TRANSLATE, KVM_IRQ_LINE,  KVM_SET_GSI_ROUTING,
     KVM_IRQFD,	   KVM_IOEVENTFD, KVM_SET_USER_MEMORY_REGION,
+    KVM_SET_REGS,  KVM_SET_SREGS,
 };
 static const struct sandbox_rule rules_vcpu[] = {
     ALLOW_IN(ioctl, 1, vcpu_ioctls),

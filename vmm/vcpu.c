@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* vCPU threads: KVM_RUN loop, exit dispatch to the buses, kicks. */
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -166,6 +167,87 @@ int vcpu_set_boot_state64(struct vcpu *vcpu, uint64_t entry, uint64_t boot_param
 	return vcpu_enter_flat(vcpu, &linux64, &regs, err);
 }
 
+/* Set once by each vCPU thread: which vCPU a device's handler runs on. */
+static __thread struct vcpu *vcpu_current;
+
+struct vcpu *vcpu_self(void)
+{
+	return vcpu_current;
+}
+
+int vcpu_sleep_until(struct vcpu *vcpu, const struct timespec *until)
+{
+	struct vcpu_group *g = vcpu->group;
+	sigset_t kick, old;
+	int ret = -ECANCELED;
+
+	/* SIG_KICK stays blocked but while in ppoll, so that a kick between
+	 * the checks and the sleep is not lost. */
+	sigemptyset(&kick);
+	sigaddset(&kick, SIG_KICK);
+	pthread_sigmask(SIG_BLOCK, &kick, &old);
+	while (!atomic_load(&g->stopping)) {
+		struct timespec now, rel = {.tv_sec = 3600};
+
+		if (atomic_load(&g->pause_req)) {
+			pthread_sigmask(SIG_SETMASK, &old, NULL);
+			vcpu_park(vcpu);
+			pthread_sigmask(SIG_BLOCK, &kick, NULL);
+			continue;
+		}
+		if (until) {
+			clock_gettime(CLOCK_REALTIME, &now);
+			if (now.tv_sec > until->tv_sec ||
+			    (now.tv_sec == until->tv_sec && now.tv_nsec >= until->tv_nsec)) {
+				ret = 0;
+				break;
+			}
+			rel.tv_sec = until->tv_sec - now.tv_sec;
+			rel.tv_nsec = until->tv_nsec - now.tv_nsec;
+			if (rel.tv_nsec < 0) {
+				rel.tv_sec--;
+				rel.tv_nsec += 1000000000L;
+			}
+		}
+		ppoll(NULL, 0, &rel, &old);
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return ret;
+}
+
+static void vcpu_real_seg(struct kvm_segment *s, uint16_t sel, uint8_t type)
+{
+	*s = (struct kvm_segment){.base = (uint64_t)sel << 4,
+				  .limit = 0xffff,
+				  .selector = sel,
+				  .type = type,
+				  .present = 1,
+				  .s = 1};
+}
+
+int vcpu_enter_real_mode(struct vcpu *vcpu, uint32_t vector, struct errbuf *err)
+{
+	struct kvm_regs regs = {.rip = vector & 0xf, .rflags = 0x2};
+	struct kvm_sregs sregs;
+
+	if (ioctl(vcpu->fd, KVM_GET_SREGS, &sregs) < 0)
+		return err_set(err, errno, "KVM_GET_SREGS: %s", strerror(errno));
+	vcpu_real_seg(&sregs.cs, (uint16_t)(vector >> 4), 0xb);
+	vcpu_real_seg(&sregs.ds, 0, 0x3);
+	sregs.es = sregs.fs = sregs.gs = sregs.ss = sregs.ds;
+	sregs.tr = (struct kvm_segment){.limit = 0xffff, .type = 0xb, .present = 1};
+	sregs.ldt = (struct kvm_segment){.limit = 0xffff, .type = 0x2, .present = 1};
+	sregs.gdt.base = sregs.idt.base = 0;
+	sregs.gdt.limit = sregs.idt.limit = 0xffff;
+	sregs.cr0 = 0x60000010; /* CD | NW | ET, as at reset */
+	sregs.cr2 = sregs.cr3 = sregs.cr4 = sregs.efer = 0;
+	if (ioctl(vcpu->fd, KVM_SET_SREGS, &sregs) < 0)
+		return err_set(err, errno, "KVM_SET_SREGS: %s", strerror(errno));
+	if (ioctl(vcpu->fd, KVM_SET_REGS, &regs) < 0)
+		return err_set(err, errno, "KVM_SET_REGS: %s", strerror(errno));
+	return 0;
+}
+
 static void vcpu_kick_handler(int sig)
 {
 	(void)sig; /* only here to make KVM_RUN return EINTR */
@@ -320,6 +402,7 @@ static void *vcpu_thread(void *arg)
 	char name[16];
 	int e;
 
+	vcpu_current = vcpu;
 	snprintf(name, sizeof(name), "vcpu%d", vcpu->id);
 	pthread_setname_np(pthread_self(), name);
 	sigaction(SIG_KICK, &sa, NULL);

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "vmm/bus.h"
 #include "vmm/memory.h"
@@ -125,6 +126,25 @@ int vcpu_set_boot_state(struct vcpu *vcpu, uint32_t entry, uint32_t ebx, uint32_
  */
 int vcpu_set_boot_state64(struct vcpu *vcpu, uint64_t entry, uint64_t boot_params, uint64_t cr3,
 			  struct errbuf *err);
+
+/* The vCPU whose thread calls this, NULL on any other thread. */
+struct vcpu *vcpu_self(void);
+
+/*
+ * Sleep the calling vCPU thread (@vcpu is vcpu_self()) until wall time
+ * @until (CLOCK_REALTIME), forever when NULL, parking it meanwhile for
+ * every pause request. Returns 0 at @until, -ECANCELED once the group is
+ * stopping. Called from a device's port handler (ACPI S3).
+ */
+int vcpu_sleep_until(struct vcpu *vcpu, const struct timespec *until);
+
+/*
+ * Real mode at @vector as firmware resumes from S3 (CS = vector >> 4,
+ * IP = vector & 0xf, flat 64K data segments, paging and long mode off).
+ * On @vcpu's own thread, in an exit handler: KVM does not complete the
+ * exiting port write's instruction once RIP moved. -errno and @err.
+ */
+int vcpu_enter_real_mode(struct vcpu *vcpu, uint32_t vector, struct errbuf *err);
 
 /* Park the calling vCPU thread while a pause is requested. vCPU thread. */
 void vcpu_park(struct vcpu *vcpu);

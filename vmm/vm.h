@@ -43,6 +43,7 @@ enum vm_exit_kind {
 };
 
 struct pci_host;
+struct rtc;
 #define VM_RESET_GUEST 0 /* i8042: reboots only with --reboot */
 #define VM_RESET_HOST  1 /* QMP system_reset: always reboots */
 
@@ -104,6 +105,8 @@ struct vm {
 	int ndevices;
 	struct pci_host *pci; /* set by pci_host_ops' realize (vmm/pci.h) */
 	uint64_t rsdp;	      /* ACPI RSDP GPA for the boot loaders; 0: none */
+	uint64_t facs;	      /* ACPI FACS GPA (S3 waking vector); 0: none */
+	struct rtc *rtc;      /* set by rtc_ops' realize (vmm/rtc.h); NULL: none */
 	struct aio_context *main_ctx;
 
 	/* Set once by the first vm_request_exit; read by the main thread

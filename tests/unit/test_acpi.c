@@ -141,6 +141,27 @@ static void test_fadt(void **st)
 	assert_int_equal(rd64(f + 120), ACPI_RESET_PORT);
 	assert_int_equal(f[128], ACPI_RESET_VALUE);
 	assert_true(contains(dsdt, rd32(dsdt + 4), "_S5_"));
+	assert_false(contains(dsdt, rd32(dsdt + 4), "_S3_"));
+	assert_int_equal((uint64_t)rd32(f + 36), acpi_facs_address(BASE));
+}
+
+/* --testdev: a CMOS RTC in the boot flags and \_S3 = {1, 1, 0, 0}. */
+static void test_rtc_and_s3(void **st)
+{
+	struct acpi_config c = cfg4;
+	static const uint8_t s3[] = {0x08, '\\', '_',  'S',  '3',  '_', 0x12,
+				     0x06, 0x04, 0x01, 0x01, 0x00, 0x00};
+	const uint8_t *f, *dsdt;
+	int used;
+
+	(void)st;
+	c.cmos_rtc = c.s3 = true;
+	used = acpi_build_tables(&c, BASE, buf, sizeof(buf));
+	f = table(used, rd64(buf + rd64(buf + 24) - BASE + 36), "FACP");
+	assert_int_equal(f[109] | f[110] << 8, 1 << 2);
+	dsdt = table(used, rd32(f + 40), "DSDT");
+	assert_non_null(memmem(dsdt, rd32(dsdt + 4), s3, sizeof(s3)));
+	assert_int_equal((uint64_t)rd32(f + 36), acpi_facs_address(BASE));
 }
 
 static void test_madt(void **st)
@@ -261,7 +282,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_rsdp_and_roots), cmocka_unit_test(test_fadt),
 	    cmocka_unit_test(test_madt),	   cmocka_unit_test(test_dsdt_devices),
-	    cmocka_unit_test(test_refusals),
+	    cmocka_unit_test(test_refusals),	   cmocka_unit_test(test_rtc_and_s3),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

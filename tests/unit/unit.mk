@@ -98,6 +98,10 @@ UNIT_TESTS += test_acpi
 test_acpi_SRCS := vmm/acpi.c vmm/memory.c vmm/util.c
 test_acpi_DEPS := vmm/acpi.h vmm/layout.h vmm/fw_cfg.h
 
+UNIT_TESTS += test_rtc
+test_rtc_SRCS := vmm/rtc.c vmm/bus.c vmm/util.c
+test_rtc_DEPS := vmm/rtc.h vmm/bus.h vmm/vm.h
+
 UNIT_TESTS += test_fw_cfg
 test_fw_cfg_SRCS := vmm/fw_cfg.c vmm/bus.c vmm/util.c
 test_fw_cfg_DEPS := vmm/fw_cfg.h vmm/bus.h vmm/vm.h
