@@ -47,13 +47,17 @@ def tool(name):
     return open(path, "rb").read()
 
 
+def linux_cmd(rd, timeout, kind="pvh", cmdline=CMDLINE, cpus=1, memory=MEM, args=()):
+    """kvmini's command line for Linux with initramfs @rd."""
+    return [KVMINI, "run", "--kernel", kernel(kind), "--initrd", rd, "--cmdline", cmdline,
+            "--memory", memory, "--cpus", str(cpus), "--timeout", str(timeout), *args]
+
+
 def boot(tmp_path, script, kind="pvh", args=(), modules=(), files=None, cmdline=CMDLINE,
          stdin=subprocess.DEVNULL, input=None, cpus=1, memory=MEM):
     """Boot Linux with an initramfs running @script; CompletedProcess (text)."""
     rd = initramfs(tmp_path, script, modules, files)
-    cmd = [KVMINI, "run", "--kernel", kernel(kind), "--initrd", rd, "--cmdline", cmdline,
-           "--memory", memory, "--cpus", str(cpus), "--timeout", str(TIMEOUT), *args]
-    cmd[cmd.index("--timeout") + 1] = str(BOOT_TIMEOUT)
+    cmd = linux_cmd(rd, BOOT_TIMEOUT, kind, cmdline, cpus, memory, args)
     if input is not None:
         stdin = None
     for attempt in range(BOOT_TRIES):
@@ -186,9 +190,7 @@ def test_panic_is_a_crash(tmp_path):
 def test_console_input_from_a_pipe(tmp_path):
     """COM1 input is interrupt-driven: a shell in the guest reads kvmini's stdin."""
     script = "echo READY; read -r line </dev/console; echo \"GOT:$line\"; poweroff -f\n"
-    rd = initramfs(tmp_path, script)
-    cmd = [KVMINI, "run", "--kernel", kernel("pvh"), "--initrd", rd, "--cmdline", CMDLINE,
-           "--memory", MEM, "--timeout", str(TIMEOUT)]
+    cmd = linux_cmd(initramfs(tmp_path, script), TIMEOUT)
     p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE)
     out = b""
@@ -213,9 +215,7 @@ def test_console_input_from_a_terminal(tmp_path):
     guest's tty turns it into a newline), and the terminal's settings come
     back as they were when kvmini ends."""
     script = "echo READY; read -r line </dev/console; echo \"GOT:$line\"; poweroff -f\n"
-    rd = initramfs(tmp_path, script)
-    cmd = [KVMINI, "run", "--kernel", kernel("pvh"), "--initrd", rd, "--cmdline", CMDLINE,
-           "--memory", MEM, "--timeout", str(TIMEOUT)]
+    cmd = linux_cmd(initramfs(tmp_path, script), TIMEOUT)
     master, slave = pty.openpty()
     before = termios.tcgetattr(slave)
     try:
