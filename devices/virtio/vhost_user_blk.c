@@ -60,6 +60,7 @@
 #define VUBLK_QUEUE_SIZE	 256
 #define VUBLK_DEFAULT_TIMEOUT_NS (5ULL * 1000000000ULL)
 #define VUBLK_MAX_QUEUES	 16
+#define VUBLK_MAX_EVENTS	 4 /* QMP reports queued for the main loop */
 #define VUBLK_CONFIG_LEN	 offsetof(struct virtio_blk_config, max_secure_erase_sectors)
 #define VUBLK_CLASS_STORAGE	 0x010000
 
@@ -103,10 +104,14 @@ struct vublk {
 	/* When the connection was lost, a ring the backend had held requests
 	 * it had not finished (which ones, only an inflight region says). */
 	bool lost_busy;
-	/* A report for QMP, raised on the main thread (event_bh). */
+	/* Reports for QMP, raised in order on the main thread (event_bh).
+	 * Several can come before it runs (the backend died, then the
+	 * driver's reset failed on it): the first names the cause, so when
+	 * the queue is full the later ones are dropped (stderr has them). */
 	struct aio_bh *event_bh;
 	pthread_mutex_t event_lock;
-	char event[600];
+	unsigned nevents;
+	char events[VUBLK_MAX_EVENTS][600];
 };
 
 /* The keys of --vhost-user-blk, in the order vublk_config_set knows them. */
@@ -220,14 +225,16 @@ static void json_escape(char *out, size_t size, const char *s)
 static void vublk_event_bh(void *opaque)
 {
 	struct vublk *v = opaque;
-	char data[sizeof(v->event)];
+	char data[VUBLK_MAX_EVENTS][sizeof(v->events[0])];
+	unsigned n;
 
 	pthread_mutex_lock(&v->event_lock);
-	memcpy(data, v->event, sizeof(data));
-	v->event[0] = '\0';
+	n = v->nevents;
+	memcpy(data, v->events, sizeof(data[0]) * n);
+	v->nevents = 0;
 	pthread_mutex_unlock(&v->event_lock);
-	if (data[0] && v->vm->events.event)
-		v->vm->events.event(v->vm->events.opaque, "VHOST_USER_BLK_ERROR", data);
+	for (unsigned i = 0; i < n && v->vm->events.event; i++)
+		v->vm->events.event(v->vm->events.opaque, "VHOST_USER_BLK_ERROR", data[i]);
 }
 
 /* Raise VHOST_USER_BLK_ERROR for @why on the main thread. Any thread. */
@@ -237,8 +244,9 @@ static void vublk_report(struct vublk *v, const char *why)
 
 	json_escape(reason, sizeof(reason), why);
 	pthread_mutex_lock(&v->event_lock);
-	snprintf(v->event, sizeof(v->event), "{\"device\": \"%s\", \"reason\": \"%s\"}", v->name,
-		 reason);
+	if (v->nevents < VUBLK_MAX_EVENTS)
+		snprintf(v->events[v->nevents++], sizeof(v->events[0]),
+			 "{\"device\": \"%s\", \"reason\": \"%s\"}", v->name, reason);
 	pthread_mutex_unlock(&v->event_lock);
 	aio_bh_schedule(v->event_bh);
 }

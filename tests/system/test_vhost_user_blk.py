@@ -132,6 +132,15 @@ class Running:
         return self.p.returncode, out, err
 
 
+def wait_event(q, r, name):
+    """QMP event @name; if kvmini ended instead, fail with what it said."""
+    try:
+        return q.wait_event(name, timeout=60)
+    except (EOFError, OSError):
+        status, out, err = r.finish()
+        pytest.fail(f"kvmini ended ({status}) before {name}: {out} {err}")
+
+
 def run_kvmini(guest_name, cmdline="", vhost=(), disks=()):
     with Running(guest_name, cmdline, vhost, disks) as r:
         return r.finish()
@@ -501,7 +510,7 @@ def test_backend_dies(image, qsd_factory, tmp_path):
         first_line = r.p.stdout.readline()  # the guest found the disk
         assert first_line.startswith("blkbench"), first_line
         d.proc.kill()
-        ev = q.wait_event("VHOST_USER_BLK_ERROR", timeout=60)
+        ev = wait_event(q, r, "VHOST_USER_BLK_ERROR")
         assert "the backend closed the connection" in ev["data"]["reason"], ev
         status, out, err = r.finish()
     assert status not in (124, 125, 126), (status, out, err)
@@ -530,15 +539,6 @@ def assert_snap_finished(out, status, err, img):
     assert "completed once each" in out and "snap-blk: flush ok" in out, out + err
     assert out.rstrip().endswith("snap-blk: done"), out + err
     check_image(img, *final_gensum(out))
-
-
-def wait_event(q, r, name):
-    """QMP event @name; if kvmini ended instead, fail with what it said."""
-    try:
-        return q.wait_event(name, timeout=60)
-    except (EOFError, OSError):
-        status, out, err = r.finish()
-        pytest.fail(f"kvmini ended ({status}) before {name}: {out} {err}")
 
 
 def test_reconnect_resubmits_inflight(tmp_path, fake_factory):
