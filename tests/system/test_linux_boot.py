@@ -80,5 +80,5 @@ def test_neither_elf_nor_bzimage(tmp_path):
     k = tmp_path / "vmlinuz"
     k.write_bytes(b"\x00" * 4096)
     assert_one_line_error(run_kvmini("run", "--kernel", str(k)),
-                          f"kernel '{k}': not a PVH ELF or a bzImage (kvmini boots PVH ELF",
-                          "Linux bzImages")
+                          f"kernel '{k}': not a PVH ELF, a multiboot image or a bzImage",
+                          "(kvmini boots PVH ELF", "multiboot", "Linux bzImages")
