@@ -42,6 +42,14 @@ struct kvm_irq_ops {
 	/* Optional (NULL: not available): drive irqchip input @irq (GSI 0-23:
 	 * PIC and IOAPIC pins) to @level (KVM_IRQ_LINE). pc-testdev's lines. */
 	int (*irq_line)(void *opaque, uint32_t irq, bool level);
+	/* Optional: attach eventfd @fd as an irqfd on @gsi whose acknowledgement
+	 * (for a Hyper-V SINT route: the guest's EOM or EOI) signals
+	 * @resample_fd (KVM_IRQFD_FLAG_RESAMPLE). Detach with irqfd. */
+	int (*irqfd_resample)(void *opaque, int fd, int resample_fd, uint32_t gsi);
+	/* Optional: make the guest's HvSignalEvent on Hyper-V connection
+	 * @conn_id signal eventfd @fd in KVM (@assign), or stop it
+	 * (KVM_HYPERV_EVENTFD). */
+	int (*hyperv_eventfd)(void *opaque, uint32_t conn_id, int fd, bool assign);
 };
 
 /* The real thing: @opaque is a pointer to the VM fd (int *). */
@@ -76,6 +84,15 @@ int msi_router_alloc_gsi(struct msi_router *r, uint32_t *gsi);
  * -ENOMEM.
  */
 int msi_router_set(struct msi_router *r, uint32_t gsi, uint64_t addr, uint32_t data);
+
+/*
+ * Route @gsi (allocated) to Hyper-V SynIC SINT @sint of the vCPU with VP
+ * index @vcpu (KVM_IRQ_ROUTING_HV_SINT), or drop @gsi's route
+ * (msi_router_clear: -ENOENT if it has none; the GSI stays allocated).
+ * Nothing reaches KVM until msi_router_commit. Any thread.
+ */
+int msi_router_set_hv_sint(struct msi_router *r, uint32_t gsi, uint32_t vcpu, uint32_t sint);
+int msi_router_clear(struct msi_router *r, uint32_t gsi);
 
 /* Push the table to KVM if it changed since the last commit. Any thread. */
 int msi_router_commit(struct msi_router *r);
