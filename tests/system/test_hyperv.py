@@ -7,9 +7,13 @@ to a busy slot (msg_pending, delivered after EOM), HvSignalEvent through
 KVM's eventfd. Without --hyperv the guest sees KVM's leaves at 0x40000000
 and no Hyper-V interface.
 """
+import random
+import subprocess
+
 import pytest
 
-from conftest import needs_kvm, run_guest
+from conftest import KVMINI, guest, needs_kvm, run_guest, run_kvmini
+from qmpclient import QMP
 
 pytestmark = needs_kvm
 
@@ -51,3 +55,31 @@ def test_hyperv_without_testdev():
     assert "hyperv: interface Hv#1" in p.stdout, p.stdout
     assert "hyperv: synic on" in p.stdout, p.stdout
     assert p.returncode == 120, (p.returncode, p.stdout, p.stderr)
+
+
+def test_snapshot_refused(tmp_path):
+    """Snapshots carry no Hyper-V state: migrate fails with a clear error
+    and the VM goes on; --incoming with --hyperv is refused."""
+    sock = str(tmp_path / f"qmp{random.random()}.sock")
+    p = subprocess.Popen([KVMINI, "run", "--kernel", guest("snap-counter"), "--cmdline",
+                          "rounds=100", "--qmp", sock, "--timeout", "120", "--hyperv"],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    q = QMP(sock)
+    r = q.cmd("migrate", {"uri": f"file:{tmp_path / 'vm.snap'}"})
+    assert "error" in r and "--hyperv" in r["error"]["desc"], r
+    q.cmd("quit")
+    p.communicate(timeout=30)
+    assert not (tmp_path / "vm.snap").exists()
+    # A snapshot taken without it cannot come back with it.
+    p = subprocess.Popen([KVMINI, "run", "--kernel", guest("snap-counter"), "--cmdline",
+                          "rounds=100", "--qmp", sock + "2", "--timeout", "120"],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    q = QMP(sock + "2")
+    assert q.cmd("migrate", {"uri": f"file:{tmp_path / 'vm.snap'}"}) == {"return": {}}
+    q.cmd("quit")
+    p.communicate(timeout=30)
+    r = run_kvmini("run", "--incoming", f"file:{tmp_path / 'vm.snap'}", "--hyperv")
+    assert r.returncode == 125, (r.returncode, r.stderr)
+    assert "--hyperv" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
