@@ -7,7 +7,8 @@
  *    the only seam: the logic above it is the same in both cases.
  *  - struct msi_router: the VM's GSI routing table. It keeps KVM's default
  *    irqchip routes (GSI 0-23: PIC and IOAPIC pins, which the legacy devices'
- *    KVM_IRQ_LINE needs) and adds one MSI route per MSI vector.
+ *    KVM_IRQ_LINE needs) and adds one MSI route per MSI vector, and the
+ *    Hyper-V SINT routes of the hyperv-testdev (vmm/hyperv_testdev.h).
  *
  * The PCI host owns one router (vmm/pci.h); MSI-X (vmm/msix.h) allocates and
  * routes GSIs in it and attaches irqfds through its ops. The router's lock
@@ -62,7 +63,7 @@ struct msi_router {
 	const struct kvm_irq_ops *ops;
 	void *opaque;
 	pthread_mutex_t lock;	       /* everything below */
-	struct kvm_irq_routing *table; /* irqchip entries first, then MSI routes */
+	struct kvm_irq_routing *table; /* irqchip entries first, then MSI and SINT routes */
 	uint32_t cap;		       /* entries table has room for */
 	uint32_t next_gsi;	       /* GSIs are never reused (no hot-unplug) */
 	bool dirty;		       /* table differs from what KVM has */

@@ -172,8 +172,9 @@ static void vm_hyperv_exit(void *opaque, int vcpu_id, struct kvm_hyperv_exit *e)
 	hyperv_handle_exit(vm->hyperv, vcpu_id, e);
 }
 
-/* --hyperv: the SynIC state, and the Hyper-V CPUID unless restoring (the
- * snapshot's CPUID has it). Before the vCPUs exist. */
+/* --hyperv: the SynIC state, and the Hyper-V CPUID unless restoring (which
+ * snapshot_restore then refuses: snapshots carry no Hyper-V state). Before
+ * the vCPUs exist. */
 static int vm_setup_hyperv(struct vm *vm, struct errbuf *err)
 {
 	int ret;
