@@ -21,6 +21,7 @@
 #include "vmm/fw_cfg.h"
 #include "vmm/layout.h"
 #include "vmm/i8042.h"
+#include "vmm/hyperv_testdev.h"
 #include "vmm/pc_testdev.h"
 #include "vmm/pci.h"
 #include "vmm/pci_testdev.h"
@@ -83,7 +84,8 @@ static void main_vm_event(void *opaque, const char *name, const char *data_json)
  * controller (if any --scsi-disk), then each --ivshmem,
  * in command-line order, in slots 1, 2, ...; then the ACPI platform
  * devices, fw_cfg, and pc-testdev, pci-testdev and the CMOS RTC with
- * --testdev (pci-testdev in the next free PCI slot; each added after the
+ * --testdev (pci-testdev in the next free PCI slot; with --hyperv too the
+ * hyperv-testdev; each added after the
  * others, so that the older devices' section names in snapshots stayed
  * as they were)
  */
@@ -141,7 +143,10 @@ static int main_add_devices(struct vm *vm, struct errbuf *err)
 		ret = vm_add_device(vm, &pci_testdev_ops, NULL, err);
 		if (ret < 0)
 			return ret;
-		return vm_add_device(vm, &rtc_ops, NULL, err);
+		ret = vm_add_device(vm, &rtc_ops, NULL, err);
+		if (ret < 0 || !vm->cfg->hyperv)
+			return ret;
+		return vm_add_device(vm, &hyperv_testdev_ops, NULL, err);
 	}
 	return 0;
 }

@@ -52,6 +52,11 @@ const struct cli_opt cli_run_opts[] = {
      "(ports 0xe0-0xe7, 0x2000-0x2017), pci-testdev\n"
      "(PCI 1b36:0005), a CMOS RTC (0x70-0x71) and ACPI S3;\n"
      "docs/devices.md"},
+    {"hyperv", NULL, "off",
+     "Hyper-V enlightenments: every one this host's KVM\n"
+     "has (as QEMU's -cpu hv_passthrough: SynIC, timers,\n"
+     "...), KVM's own CPUID leaves at 0x40000100; with\n"
+     "--testdev also QEMU's hyperv-testdev (port 0x3000)"},
     {"disk", "SPEC", "none",
      "a virtio-blk disk on a raw image (size a multiple\n"
      "of 512), repeatable up to 16; SPEC:\n"
@@ -402,6 +407,8 @@ static int cli_set(struct vm_config *cfg, const char *name, char *val, struct er
 		cfg->paused = true;
 	} else if (!strcmp(name, "testdev")) {
 		cfg->testdev = true;
+	} else if (!strcmp(name, "hyperv")) {
+		cfg->hyperv = true;
 	} else if (!strcmp(name, "sandbox")) {
 		if (strcmp(val, "on") && strcmp(val, "off"))
 			return err_set(err, EINVAL, "--sandbox '%s': expected on or off", val);

@@ -54,6 +54,7 @@ struct vm_config {
 	bool paused;		   /* --paused: do not start the vCPUs */
 	bool sandbox_off;	   /* --sandbox off: no seccomp filters */
 	bool testdev;		   /* --testdev: kvm-unit-tests' pc-testdev */
+	bool hyperv;		   /* --hyperv: Hyper-V enlightenments */
 	const char *inspect_path;  /* snapshot inspect FILE */
 	bool inspect_verify;
 	/* --disk option strings as given (the block layer checks them:

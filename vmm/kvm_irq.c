@@ -22,6 +22,24 @@ static int kvm_vm_irqfd(void *opaque, int fd, uint32_t gsi, bool assign)
 	return ioctl(*(int *)opaque, KVM_IRQFD, &f) < 0 ? -errno : 0;
 }
 
+static int kvm_vm_irqfd_resample(void *opaque, int fd, int resample_fd, uint32_t gsi)
+{
+	struct kvm_irqfd f = {.fd = (uint32_t)fd,
+			      .gsi = gsi,
+			      .flags = KVM_IRQFD_FLAG_RESAMPLE,
+			      .resamplefd = (uint32_t)resample_fd};
+
+	return ioctl(*(int *)opaque, KVM_IRQFD, &f) < 0 ? -errno : 0;
+}
+
+static int kvm_vm_hyperv_eventfd(void *opaque, uint32_t conn_id, int fd, bool assign)
+{
+	struct kvm_hyperv_eventfd e = {
+	    .conn_id = conn_id, .fd = fd, .flags = assign ? 0 : KVM_HYPERV_EVENTFD_DEASSIGN};
+
+	return ioctl(*(int *)opaque, KVM_HYPERV_EVENTFD, &e) < 0 ? -errno : 0;
+}
+
 static int kvm_vm_ioeventfd(void *opaque, uint64_t addr, uint32_t len, int fd, bool pio,
 			    bool assign)
 {
@@ -64,6 +82,8 @@ const struct kvm_irq_ops kvm_irq_ops_vm = {
     .ioeventfd = kvm_vm_ioeventfd,
     .ioeventfd_datamatch = kvm_vm_ioeventfd_datamatch,
     .irq_line = kvm_vm_irq_line,
+    .irqfd_resample = kvm_vm_irqfd_resample,
+    .hyperv_eventfd = kvm_vm_hyperv_eventfd,
 };
 
 /* ---- GSI routing ---- */
@@ -172,6 +192,55 @@ int msi_router_set(struct msi_router *r, uint32_t gsi, uint64_t addr, uint32_t d
 	e->u.msi.data = data;
 	r->dirty = true;
 out:
+	pthread_mutex_unlock(&r->lock);
+	return ret;
+}
+
+int msi_router_set_hv_sint(struct msi_router *r, uint32_t gsi, uint32_t vcpu, uint32_t sint)
+{
+	struct kvm_irq_routing_entry *e = NULL;
+	int ret = 0;
+
+	pthread_mutex_lock(&r->lock);
+	if (gsi < MSI_ROUTER_FIRST_GSI || gsi >= r->next_gsi) {
+		ret = -EINVAL;
+		goto out;
+	}
+	for (uint32_t i = 0; i < r->table->nr; i++)
+		if (r->table->entries[i].gsi == gsi)
+			e = &r->table->entries[i];
+	if (!e) {
+		ret = msi_router_grow(r, r->table->nr + 1);
+		if (ret < 0)
+			goto out;
+		e = &r->table->entries[r->table->nr++];
+	}
+	memset(e, 0, sizeof(*e));
+	e->gsi = gsi;
+	e->type = KVM_IRQ_ROUTING_HV_SINT;
+	e->u.hv_sint.vcpu = vcpu;
+	e->u.hv_sint.sint = sint;
+	r->dirty = true;
+out:
+	pthread_mutex_unlock(&r->lock);
+	return ret;
+}
+
+int msi_router_clear(struct msi_router *r, uint32_t gsi)
+{
+	int ret = -ENOENT;
+
+	pthread_mutex_lock(&r->lock);
+	/* GSIs below MSI_ROUTER_FIRST_GSI are the irqchip's: never dropped. */
+	for (uint32_t i = 0; gsi >= MSI_ROUTER_FIRST_GSI && i < r->table->nr; i++) {
+		if (r->table->entries[i].gsi != gsi)
+			continue;
+		/* Order does not matter to KVM: the last entry fills the hole. */
+		r->table->entries[i] = r->table->entries[--r->table->nr];
+		r->dirty = true;
+		ret = 0;
+		break;
+	}
 	pthread_mutex_unlock(&r->lock);
 	return ret;
 }

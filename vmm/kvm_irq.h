@@ -7,7 +7,8 @@
  *    the only seam: the logic above it is the same in both cases.
  *  - struct msi_router: the VM's GSI routing table. It keeps KVM's default
  *    irqchip routes (GSI 0-23: PIC and IOAPIC pins, which the legacy devices'
- *    KVM_IRQ_LINE needs) and adds one MSI route per MSI vector.
+ *    KVM_IRQ_LINE needs) and adds one MSI route per MSI vector, and the
+ *    Hyper-V SINT routes of the hyperv-testdev (vmm/hyperv_testdev.h).
  *
  * The PCI host owns one router (vmm/pci.h); MSI-X (vmm/msix.h) allocates and
  * routes GSIs in it and attaches irqfds through its ops. The router's lock
@@ -42,6 +43,14 @@ struct kvm_irq_ops {
 	/* Optional (NULL: not available): drive irqchip input @irq (GSI 0-23:
 	 * PIC and IOAPIC pins) to @level (KVM_IRQ_LINE). pc-testdev's lines. */
 	int (*irq_line)(void *opaque, uint32_t irq, bool level);
+	/* Optional: attach eventfd @fd as an irqfd on @gsi whose acknowledgement
+	 * (for a Hyper-V SINT route: the guest's EOM or EOI) signals
+	 * @resample_fd (KVM_IRQFD_FLAG_RESAMPLE). Detach with irqfd. */
+	int (*irqfd_resample)(void *opaque, int fd, int resample_fd, uint32_t gsi);
+	/* Optional: make the guest's HvSignalEvent on Hyper-V connection
+	 * @conn_id signal eventfd @fd in KVM (@assign), or stop it
+	 * (KVM_HYPERV_EVENTFD). */
+	int (*hyperv_eventfd)(void *opaque, uint32_t conn_id, int fd, bool assign);
 };
 
 /* The real thing: @opaque is a pointer to the VM fd (int *). */
@@ -54,7 +63,7 @@ struct msi_router {
 	const struct kvm_irq_ops *ops;
 	void *opaque;
 	pthread_mutex_t lock;	       /* everything below */
-	struct kvm_irq_routing *table; /* irqchip entries first, then MSI routes */
+	struct kvm_irq_routing *table; /* irqchip entries first, then MSI and SINT routes */
 	uint32_t cap;		       /* entries table has room for */
 	uint32_t next_gsi;	       /* GSIs are never reused (no hot-unplug) */
 	bool dirty;		       /* table differs from what KVM has */
@@ -76,6 +85,15 @@ int msi_router_alloc_gsi(struct msi_router *r, uint32_t *gsi);
  * -ENOMEM.
  */
 int msi_router_set(struct msi_router *r, uint32_t gsi, uint64_t addr, uint32_t data);
+
+/*
+ * Route @gsi (allocated) to Hyper-V SynIC SINT @sint of the vCPU with VP
+ * index @vcpu (KVM_IRQ_ROUTING_HV_SINT), or drop @gsi's route
+ * (msi_router_clear: -ENOENT if it has none; the GSI stays allocated).
+ * Nothing reaches KVM until msi_router_commit. Any thread.
+ */
+int msi_router_set_hv_sint(struct msi_router *r, uint32_t gsi, uint32_t vcpu, uint32_t sint);
+int msi_router_clear(struct msi_router *r, uint32_t gsi);
 
 /* Push the table to KVM if it changed since the last commit. Any thread. */
 int msi_router_commit(struct msi_router *r);

@@ -105,7 +105,7 @@ static const uint32_t vcpu_ioctls[] = {
     KVM_RUN,	   KVM_GET_REGS,  KVM_GET_SREGS,
     KVM_TRANSLATE, KVM_IRQ_LINE,  KVM_SET_GSI_ROUTING,
     KVM_IRQFD,	   KVM_IOEVENTFD, KVM_SET_USER_MEMORY_REGION,
-    KVM_SET_REGS,  KVM_SET_SREGS,
+    KVM_SET_REGS,  KVM_SET_SREGS, KVM_HYPERV_EVENTFD,
 };
 static const struct sandbox_rule rules_vcpu[] = {
     ALLOW_IN(ioctl, 1, vcpu_ioctls),
@@ -146,6 +146,7 @@ static const uint32_t main_ioctls[] = {
     KVM_GET_VCPU_MMAP_SIZE,
     KVM_GET_SUPPORTED_CPUID,
     KVM_GET_MSR_INDEX_LIST,
+    KVM_GET_SUPPORTED_HV_CPUID, /* --hyperv */
     /* the VM */
     KVM_SET_TSS_ADDR,
     KVM_SET_IDENTITY_MAP_ADDR,
@@ -161,6 +162,7 @@ static const uint32_t main_ioctls[] = {
     /* vCPUs: boot state and the snapshot's vCPU state */
     KVM_SET_CPUID2,
     KVM_GET_CPUID2,
+    KVM_ENABLE_CAP, /* --hyperv: the SynIC */
     KVM_SET_REGS,
     KVM_SET_SREGS,
     KVM_GET_MSRS,

@@ -324,6 +324,11 @@ int snapshot_save(struct vm *vm, const char *path, struct snapshot_stats *stats,
 	memset(stats, 0, sizeof(*stats));
 	if (!vm->devices_paused)
 		return err_set(err, EINVAL, "snapshot: the VM is not paused");
+	/* SynIC pages, timers and connections live in KVM and hyperv-testdev,
+	 * which no section carries: a restored guest would lose them. */
+	if (vm->hyperv)
+		return err_set(err, ENOTSUP,
+			       "snapshot: not with --hyperv (its state is not saved)");
 	w = calloc(1, sizeof(*w));
 	sv = malloc(sizeof(*sv));
 	ic = malloc(sizeof(*ic));
@@ -722,6 +727,11 @@ int snapshot_restore(struct vm *vm, const char *path, struct errbuf *err)
 
 	if (!r || !sv || !ic || !devbuf) {
 		ret = err_set(err, ENOMEM, "snapshot: out of memory");
+		goto out_free;
+	}
+	if (vm->hyperv) {
+		ret = err_set(err, ENOTSUP,
+			      "--incoming: not with --hyperv (snapshots carry no Hyper-V state)");
 		goto out_free;
 	}
 	ret = snap_open(path, r, err);

@@ -319,6 +319,14 @@ static bool vcpu_handle_exit(struct vcpu *vcpu)
 		return true;
 	case KVM_EXIT_INTR:
 		return true;
+	case KVM_EXIT_HYPERV:
+		if (g->hyperv_exit) {
+			g->hyperv_exit(g->opaque, vcpu->id, &run->hyperv);
+			return true;
+		}
+		snprintf(reason, sizeof(reason), "unexpected Hyper-V exit %u", run->hyperv.type);
+		crash_report(vcpu->fd, vcpu->id, g->mem, reason);
+		break;
 	case KVM_EXIT_SHUTDOWN:
 		crash_report(vcpu->fd, vcpu->id, g->mem, "triple fault (KVM_EXIT_SHUTDOWN)");
 		break;

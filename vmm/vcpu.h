@@ -53,6 +53,9 @@ struct vcpu_group {
 	const struct guest_mem *mem;
 	/* Called once per ending vCPU on its own thread; must be thread safe. */
 	void (*end)(void *opaque, enum vcpu_end why);
+	/* KVM_EXIT_HYPERV of vCPU @vcpu_id (--hyperv; NULL: such an exit is a
+	 * crash). On the vCPU's thread; fills in a hypercall's result. */
+	void (*hyperv_exit)(void *opaque, int vcpu_id, struct kvm_hyperv_exit *e);
 	void *opaque;
 
 	struct vcpu *vcpus; /* n of them, created by vcpu_group_create */

@@ -15,6 +15,7 @@
 #include "vmm/bzimage.h"
 #include "vmm/layout.h"
 #include "vmm/cpuid.h"
+#include "vmm/hyperv.h"
 #include "vmm/irqchip.h"
 #include "vmm/multiboot.h"
 #include "vmm/pvh.h"
@@ -163,6 +164,36 @@ static void vm_vcpu_end(void *opaque, enum vcpu_end why)
 	}
 }
 
+/* --hyperv: a vCPU's KVM_EXIT_HYPERV. Its own thread. */
+static void vm_hyperv_exit(void *opaque, int vcpu_id, struct kvm_hyperv_exit *e)
+{
+	struct vm *vm = opaque;
+
+	hyperv_handle_exit(vm->hyperv, vcpu_id, e);
+}
+
+/* --hyperv: the SynIC state, and the Hyper-V CPUID unless restoring (which
+ * snapshot_restore then refuses: snapshots carry no Hyper-V state). Before
+ * the vCPUs exist. */
+static int vm_setup_hyperv(struct vm *vm, struct errbuf *err)
+{
+	int ret;
+
+	if (!vm_restoring(vm)) {
+		ret = hyperv_cpuid_merge(&vm->cpuid, vm->kvm_fd, err);
+		if (ret < 0)
+			return ret;
+	}
+	vm->hyperv = calloc(1, sizeof(*vm->hyperv));
+	if (!vm->hyperv || hyperv_init(vm->hyperv, &vm->mem, (int)vm->cfg->ncpus) < 0) {
+		free(vm->hyperv);
+		vm->hyperv = NULL;
+		return err_set(err, ENOMEM, "--hyperv: out of memory");
+	}
+	vm->cpus.hyperv_exit = vm_hyperv_exit;
+	return 0;
+}
+
 static void vm_exit_bh(void *opaque)
 {
 	/* Nothing to do: scheduling this BH woke the main loop, which checks
@@ -244,9 +275,19 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct aio_context *ma
 	vm->cpus.mem = &vm->mem;
 	vm->cpus.end = vm_vcpu_end;
 	vm->cpus.opaque = vm;
+	if (cfg->hyperv) {
+		ret = vm_setup_hyperv(vm, err);
+		if (ret < 0)
+			goto fail;
+	}
 	ret = vcpu_group_create(&vm->cpus, (int)cfg->ncpus, vm->cpuid, err);
 	if (ret < 0)
 		goto fail;
+	for (int i = 0; cfg->hyperv && i < vm->cpus.n; i++) {
+		ret = hyperv_enable_vcpu(vm->cpus.vcpus[i].fd, i, err);
+		if (ret < 0)
+			goto fail;
+	}
 	return 0;
 fail:
 	vm_destroy(vm);
@@ -660,6 +701,11 @@ void vm_destroy(struct vm *vm)
 			vm->devices[i].ops->exit(vm->devices[i].state);
 	vm->ndevices = 0;
 	vcpu_group_destroy(&vm->cpus);
+	if (vm->hyperv) {
+		hyperv_destroy(vm->hyperv);
+		free(vm->hyperv);
+		vm->hyperv = NULL;
+	}
 	if (vm->exit_bh)
 		aio_bh_delete(vm->exit_bh);
 	vm->exit_bh = NULL;

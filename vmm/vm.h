@@ -44,6 +44,7 @@ enum vm_exit_kind {
 
 struct pci_host;
 struct rtc;
+struct hyperv;
 #define VM_RESET_GUEST 0 /* i8042: reboots only with --reboot */
 #define VM_RESET_HOST  1 /* QMP system_reset: always reboots */
 
@@ -103,10 +104,11 @@ struct vm {
 	struct vcpu_group cpus;	  /* the vCPUs, their threads and pause protocol */
 	struct device devices[VM_MAX_DEVICES];
 	int ndevices;
-	struct pci_host *pci; /* set by pci_host_ops' realize (vmm/pci.h) */
-	uint64_t rsdp;	      /* ACPI RSDP GPA for the boot loaders; 0: none */
-	uint64_t facs;	      /* ACPI FACS GPA (S3 waking vector); 0: none */
-	struct rtc *rtc;      /* set by rtc_ops' realize (vmm/rtc.h); NULL: none */
+	struct pci_host *pci;  /* set by pci_host_ops' realize (vmm/pci.h) */
+	uint64_t rsdp;	       /* ACPI RSDP GPA for the boot loaders; 0: none */
+	uint64_t facs;	       /* ACPI FACS GPA (S3 waking vector); 0: none */
+	struct rtc *rtc;       /* set by rtc_ops' realize (vmm/rtc.h); NULL: none */
+	struct hyperv *hyperv; /* --hyperv's SynIC state (vmm/hyperv.h); NULL: none */
 	struct aio_context *main_ctx;
 
 	/* Set once by the first vm_request_exit; read by the main thread

@@ -71,6 +71,12 @@ qemu_params = -cpu max,-kvmini-nosuch
 file = exit.elf
 test_args = status=0
 qemu_params = -cpu max,+skinit,-popcnt
+
+[hyperv]
+file = hyperv.elf
+smp = 2
+test_args = required
+qemu_params = -cpu host,hv_passthrough -device hyperv-testdev
 """
 
 EXPECT = {
@@ -86,6 +92,7 @@ EXPECT = {
     "notbuilt": "SKIP",
     "qemubad": "PASS",
     "cpudrop": "PASS",
+    "hyperv": "PASS",  # --hyperv (with --testdev: the hyperv-testdev) reached kvmini
 }
 
 
@@ -93,6 +100,7 @@ def fake_suite(tmp_path):
     x86 = tmp_path / "kut" / "x86"
     x86.mkdir(parents=True)
     shutil.copy(guest("exit"), x86 / "exit.elf")
+    shutil.copy(guest("hyperv"), x86 / "hyperv.elf")
     (x86 / "unittests.cfg").write_text(CFG)
     return tmp_path / "kut"
 
@@ -132,7 +140,7 @@ def test_kvmini(tmp_path):
     # A feature kvmini has no name for (there: one QEMU does not know
     # either) is dropped the same way.
     assert "without the -cpu edits of kvmini_nosuch:" in got["qemubad"][1], got["qemubad"]
-    assert "kvmini: PASS 4, FAIL 2, SKIP 6; wall time" in p.stdout
+    assert "kvmini: PASS 5, FAIL 2, SKIP 6; wall time" in p.stdout
     data = json.loads((tmp_path / "k.json").read_text())
     assert [r["name"] for r in data["results"]] == list(EXPECT)
 
@@ -174,5 +182,5 @@ def test_qemu_same_results_and_compare(tmp_path):
     assert lines[0] == "| test | QEMU | kvmini | reason where they differ |"
     assert "| passes | PASS | PASS |  |" in lines
     assert any(l.startswith("| q35 | PASS | SKIP | needs QEMU's -M q35") for l in lines), c.stdout
-    assert any(l.startswith("QEMU: PASS 4, FAIL 3, SKIP 5; wall time") for l in lines), c.stdout
-    assert any(l.startswith("kvmini: PASS 4, FAIL 2, SKIP 6; wall time") for l in lines), c.stdout
+    assert any(l.startswith("QEMU: PASS 5, FAIL 3, SKIP 5; wall time") for l in lines), c.stdout
+    assert any(l.startswith("kvmini: PASS 5, FAIL 2, SKIP 6; wall time") for l in lines), c.stdout

@@ -134,3 +134,9 @@ test_snapshot_CFLAGS := -Wno-format-truncation
 UNIT_TESTS += test_qmp
 test_qmp_SRCS := vmm/json.c vmm/util.c $(AIO_LIB_SRCS)
 test_qmp_DEPS := vmm/qmp.c vmm/qmp.h vmm/json.h vmm/vm.h vmm/snapshot.h aio/aio.h
+
+# hyperv.c and hyperv_testdev.c: KVM through a recording kvm_irq_ops, real
+# eventfds, the main loop's fd watch stubbed (the test polls).
+UNIT_TESTS += test_hyperv
+test_hyperv_SRCS := vmm/hyperv.c vmm/hyperv_testdev.c vmm/kvm_irq.c vmm/bus.c vmm/memory.c vmm/util.c
+test_hyperv_DEPS := vmm/hyperv.h vmm/hyperv_testdev.h vmm/kvm_irq.h vmm/bus.h vmm/memory.h
