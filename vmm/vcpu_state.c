@@ -7,6 +7,8 @@
 
 #include "vmm/vcpu_state.h"
 
+#define MSR_IA32_TSC_DEADLINE 0x6e0
+
 /* Every MSR KVM lists that it can also read back for this vCPU. */
 static int vcpu_state_get_msrs(struct vcpu *v, struct vcpu_state *sv, struct errbuf *err)
 {
@@ -71,6 +73,32 @@ int vcpu_state_save(struct vcpu *v, struct vcpu_state *sv, struct errbuf *err)
 	sv->ncpuid = cpuid.hdr.nent;
 	memcpy(sv->cpuid, cpuid.e, sv->ncpuid * sizeof(cpuid.e[0]));
 	return vcpu_state_get_msrs(v, sv, err);
+}
+
+/*
+ * Write the saved IA32_TSC_DEADLINE again, after KVM_SET_LAPIC: KVM drops a
+ * deadline written while the LVT timer is not in TSC-deadline mode (a
+ * fresh vCPU's is one-shot), and clears it when KVM_SET_LAPIC changes the
+ * mode. Lost, the guest's armed timer never fires: a tickless Linux then
+ * sleeps forever (every sleep, every timeout) after a restore.
+ */
+static int vcpu_state_put_tsc_deadline(struct vcpu *v, const struct vcpu_state *sv)
+{
+	struct {
+		struct kvm_msrs hdr;
+		struct kvm_msr_entry e[1];
+	} one;
+
+	for (uint32_t m = 0; m < sv->nmsrs; m++) {
+		if (sv->msrs[m].index != MSR_IA32_TSC_DEADLINE)
+			continue;
+		memset(&one, 0, sizeof(one));
+		one.hdr.nmsrs = 1;
+		one.e[0].index = MSR_IA32_TSC_DEADLINE;
+		one.e[0].data = sv->msrs[m].data;
+		return ioctl(v->fd, KVM_SET_MSRS, &one) == 1 ? 0 : -EINVAL;
+	}
+	return 0;
 }
 
 int vcpu_state_load(struct vcpu *v, const struct vcpu_state *sv, struct errbuf *err)
@@ -138,6 +166,13 @@ int vcpu_state_load(struct vcpu *v, const struct vcpu_state *sv, struct errbuf *
 			return err_set(err, errno,
 				       "snapshot: vCPU %d: KVM refused the saved %s: %s", v->id,
 				       sets[i].name, strerror(errno));
+		if (sets[i].req == KVM_SET_LAPIC) {
+			n = vcpu_state_put_tsc_deadline(v, sv);
+			if (n < 0)
+				return err_set(err, -n,
+					       "snapshot: vCPU %d: KVM refused the TSC deadline",
+					       v->id);
+		}
 	}
 	return 0;
 }

@@ -216,3 +216,26 @@ def test_inspect_verify_catches_ram_corruption(tmp_path, good_snapshot):
                        capture_output=True, text=True)
     assert p.returncode == 125
     assert "RAM data checksum: MISMATCH" in p.stdout
+
+
+def test_armed_tsc_deadline_fires_after_restore(tmp_path):
+    # The guest arms the LAPIC timer in TSC-deadline mode and halts. A
+    # restore must give the deadline back after the LAPIC (KVM drops one
+    # written while the timer is in another mode): else the guest halts for
+    # good. Linux lost every sleep after a restore this way.
+    sock, snap = str(tmp_path / "q.sock"), str(tmp_path / "t.snap")
+    p = subprocess.Popen([KVMINI, "run", "--kernel", guest("tscdl"), "--cmdline",
+                          "ticks=15000000000", "--qmp", sock, "--timeout", "120"],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    q = QMP(sock)
+    line = p.stdout.readline().decode()
+    assert line == "tscdl: armed\n", (line, p.stderr.read())
+    assert q.cmd("migrate", {"uri": f"file:{snap}"}) == {"return": {}}
+    q.cmd("quit")
+    out, err = p.communicate(timeout=30)
+    assert p.returncode == 0, err
+    assert b"fired" not in out, "the timer fired before the snapshot: nothing tested"
+    r = run_kvmini("run", "--incoming", f"file:{snap}", "--timeout", "90", timeout=120)
+    assert r.returncode == 0, (r.returncode, r.stdout, r.stderr)
+    assert "tscdl: fired after" in r.stdout, r.stdout
