@@ -82,3 +82,18 @@ def test_neither_elf_nor_bzimage(tmp_path):
     assert_one_line_error(run_kvmini("run", "--kernel", str(k)),
                           f"kernel '{k}': not a PVH ELF, a multiboot image or a bzImage",
                           "(kvmini boots PVH ELF", "multiboot", "Linux bzImages")
+
+
+@needs_kvm
+def test_linux_boots_with_hyperv(tmp_path):
+    """Debian's kernel boots with --hyperv as under QEMU's hv_passthrough: it
+    finds KVM's leaves at 0x40000100 (and picks KVM: Linux takes Hyper-V
+    only from a "Microsoft Hv" vendor, and prefers KVM when both are there)."""
+    initrd = linux.initramfs(tmp_path, 'dmesg | grep "Hypervisor detected"\n'
+                             'echo HV-LINUX-UP\nreboot -f\n')
+    p = run_kvmini("run", "--kernel", linux.kernel("bzimage"), "--initrd", initrd,
+                   "--memory", "256M", "--cmdline", linux.CMDLINE, "--hyperv",
+                   "--timeout", "200", timeout=260)
+    assert p.returncode == 0, (p.returncode, p.stdout[-3000:], p.stderr[-2000:])
+    assert "Hypervisor detected: KVM" in p.stdout, p.stdout[-3000:]
+    assert "HV-LINUX-UP" in p.stdout, p.stdout[-3000:]

@@ -247,7 +247,10 @@ def test_blkbench_smoke(image, qsd_factory):
     assert set(points) == {("irq", bs, qd) for bs in (4096, 65536) for qd in (1, 4)}, out
     for (_, bs, _), p in points.items():
         assert p["bytes"] == p["reqs"] * bs == 1 << 20, out
-        assert p["irq_waits"] > 0, out
+    # The guest waits only when a completion is not there yet: a point of a
+    # few requests may never wait (in a one-CPU test VM the backend often
+    # finishes while the vCPU is descheduled), the run as a whole does.
+    assert sum(p["irq_waits"] for p in points.values()) > 0, out
 
 
 @needs_qsd
