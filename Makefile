@@ -140,8 +140,7 @@ KVMBOX_RUN := scripts/kvmbox --auto --timeout 2700 --
 # system tests, in a box of its own with one vCPU: with two, a Linux guest
 # nested in the box stalls now and then (docs/testing.md). Given
 # PYTEST_ARGS on the command line, `make test` runs just those; `make
-# linux-test` runs the Linux tests alone. make test takes 10 snapshots of a
-# running Linux (time: CI's budget), make linux-test 20 (LINUX_SNAP_CYCLES).
+# linux-test` runs the Linux tests alone.
 KVMBOX_RUN_1CPU := scripts/kvmbox --auto --cpus 1 --timeout 2700 --
 LINUX_TESTS := tests/system/test_linux.py tests/system/test_linux_boot.py
 ifeq ($(origin PYTEST_ARGS),command line)
@@ -162,7 +161,6 @@ system: all
 		$(PYTEST_ARGS) || status=1; \
 	if [ -n "$(strip $(LINUX_PYTEST_ARGS))" ]; then \
 		echo "Linux guests (one-vCPU box):"; \
-		LINUX_SNAP_CYCLES=$${LINUX_SNAP_CYCLES:-10} \
 		KVMINI_TEST_REQUIRE_KVM=1 $(KVMBOX_RUN_1CPU) $(PYTHON) -m pytest -q -ra \
 			--durations=15 $(LINUX_PYTEST_ARGS) || status=1; \
 	fi; exit $$status
