@@ -162,28 +162,42 @@ int msi_router_alloc_gsi(struct msi_router *r, uint32_t *gsi)
 	return ret;
 }
 
+/*
+ * The table's entry for @gsi (one the router allocated), appended zeroed
+ * if it has none yet: 0, -EINVAL or -ENOMEM. Lock held.
+ */
+static int msi_router_entry(struct msi_router *r, uint32_t gsi, struct kvm_irq_routing_entry **out)
+{
+	int ret;
+
+	if (gsi < MSI_ROUTER_FIRST_GSI || gsi >= r->next_gsi)
+		return -EINVAL;
+	for (uint32_t i = 0; i < r->table->nr; i++) {
+		if (r->table->entries[i].gsi == gsi) {
+			*out = &r->table->entries[i];
+			return 0;
+		}
+	}
+	ret = msi_router_grow(r, r->table->nr + 1);
+	if (ret < 0)
+		return ret;
+	*out = &r->table->entries[r->table->nr++];
+	memset(*out, 0, sizeof(**out));
+	return 0;
+}
+
 int msi_router_set(struct msi_router *r, uint32_t gsi, uint64_t addr, uint32_t data)
 {
-	struct kvm_irq_routing_entry *e = NULL;
-	int ret = 0;
+	struct kvm_irq_routing_entry *e;
+	int ret;
 
 	pthread_mutex_lock(&r->lock);
-	if (gsi < MSI_ROUTER_FIRST_GSI || gsi >= r->next_gsi) {
-		ret = -EINVAL;
+	ret = msi_router_entry(r, gsi, &e);
+	if (ret < 0)
 		goto out;
-	}
-	for (uint32_t i = 0; i < r->table->nr; i++)
-		if (r->table->entries[i].gsi == gsi)
-			e = &r->table->entries[i];
-	if (e && e->u.msi.address_lo == (uint32_t)addr &&
+	if (e->type == KVM_IRQ_ROUTING_MSI && e->u.msi.address_lo == (uint32_t)addr &&
 	    e->u.msi.address_hi == (uint32_t)(addr >> 32) && e->u.msi.data == data)
 		goto out;
-	if (!e) {
-		ret = msi_router_grow(r, r->table->nr + 1);
-		if (ret < 0)
-			goto out;
-		e = &r->table->entries[r->table->nr++];
-	}
 	memset(e, 0, sizeof(*e));
 	e->gsi = gsi;
 	e->type = KVM_IRQ_ROUTING_MSI;
@@ -198,23 +212,13 @@ out:
 
 int msi_router_set_hv_sint(struct msi_router *r, uint32_t gsi, uint32_t vcpu, uint32_t sint)
 {
-	struct kvm_irq_routing_entry *e = NULL;
-	int ret = 0;
+	struct kvm_irq_routing_entry *e;
+	int ret;
 
 	pthread_mutex_lock(&r->lock);
-	if (gsi < MSI_ROUTER_FIRST_GSI || gsi >= r->next_gsi) {
-		ret = -EINVAL;
+	ret = msi_router_entry(r, gsi, &e);
+	if (ret < 0)
 		goto out;
-	}
-	for (uint32_t i = 0; i < r->table->nr; i++)
-		if (r->table->entries[i].gsi == gsi)
-			e = &r->table->entries[i];
-	if (!e) {
-		ret = msi_router_grow(r, r->table->nr + 1);
-		if (ret < 0)
-			goto out;
-		e = &r->table->entries[r->table->nr++];
-	}
 	memset(e, 0, sizeof(*e));
 	e->gsi = gsi;
 	e->type = KVM_IRQ_ROUTING_HV_SINT;
