@@ -63,13 +63,13 @@ const struct cli_opt cli_run_opts[] = {
      "path=FILE[,readonly=on][,serial=STR]\n"
      "[,aio=auto|threads|io_uring]\n"
      "[,werror=report|stop|ignore|enospc]\n"
-     "[,rerror=report|stop|ignore]"},
+     "[,rerror=report|stop|ignore][,delay=MS]"},
     {"scsi-disk", "SPEC", "none",
      "a LUN of the virtio-scsi controller on a raw image,\n"
      "repeatable up to 16; SPEC: path=FILE[,lun=N]\n"
      "[,readonly=on][,serial=STR][,aio=..][,werror=..]\n"
-     "[,rerror=..] as --disk; lun 0..255, default the\n"
-     "first free one"},
+     "[,rerror=..][,delay=MS] as --disk; lun 0..255,\n"
+     "default the first free one"},
     {"ivshmem", "SPEC", "none",
      "an ivshmem device, repeatable up to 8; SPEC:\n"
      "mem=PATH|shm=NAME[,size=SIZE][,role=master|peer]\n"

@@ -27,7 +27,8 @@ struct vm_block;
 
 #define DISK_SERIAL_MAX 20 /* virtio-blk's GET_ID string */
 #define DISK_PATH_MAX	4096
-#define DISK_LUN_MAX	255 /* --scsi-disk lun= */
+#define DISK_LUN_MAX	255   /* --scsi-disk lun= */
+#define DISK_DELAY_MAX	10000 /* delay= in ms: a testing aid, 10 s at most */
 
 /* How a disk does its I/O (see docs/devices.md). */
 enum disk_aio {
@@ -57,6 +58,7 @@ struct disk_config {
 	enum disk_error_policy werror; /* writes, flushes, discards, write-zeroes */
 	enum disk_error_policy rerror; /* reads */
 	int lun;		       /* --scsi-disk lun=N, or -1: the first free one */
+	uint32_t delay_ms;	       /* delay=: each host I/O waits this long first */
 };
 
 /*
@@ -64,7 +66,8 @@ struct disk_config {
  * -EINVAL with a one-line message naming the option and what is wrong
  * (unknown or repeated key, missing path, bad on/off, serial longer than
  * 20 characters or not printable ASCII, aio not auto/threads/io_uring,
- * werror not stop/report/ignore/enospc, rerror not stop/report/ignore).
+ * werror not stop/report/ignore/enospc, rerror not stop/report/ignore,
+ * delay not 0..DISK_DELAY_MAX).
  */
 int disk_config_parse(const char *spec, struct disk_config *dc, struct errbuf *err);
 /* The same for --scsi-disk, which also takes lun=0..DISK_LUN_MAX. */

@@ -65,11 +65,11 @@ static int disk_set_policy(const char *opt, const char *spec, const char *key, c
 static int disk_spec_parse(const char *opt, bool scsi, const char *spec, struct disk_config *dc,
 			   struct errbuf *err)
 {
-	const char *keys = scsi ? "path, lun, readonly, serial, aio, werror, rerror"
-				: "path, readonly, serial, aio, werror, rerror";
+	const char *keys = scsi ? "path, lun, readonly, serial, aio, werror, rerror, delay"
+				: "path, readonly, serial, aio, werror, rerror, delay";
 	bool seen_lun = false;
 	bool seen_path = false, seen_ro = false, seen_serial = false, seen_aio = false;
-	bool seen_werror = false, seen_rerror = false;
+	bool seen_werror = false, seen_rerror = false, seen_delay = false;
 	const char *p = spec, *k;
 	char val[DISK_PATH_MAX];
 	size_t klen, vlen;
@@ -138,6 +138,19 @@ static int disk_spec_parse(const char *opt, bool scsi, const char *spec, struct 
 					       "--%s '%s': aio must be auto, threads or io_uring, "
 					       "not '%s'",
 					       opt, spec, val);
+		} else if (opt_key_is(k, klen, "delay")) {
+			uint64_t n;
+
+			if (seen_delay)
+				return err_set(err, EINVAL, "--%s '%s': delay given twice", opt,
+					       spec);
+			seen_delay = true;
+			if (parse_uint(val, 0, DISK_DELAY_MAX, &n) < 0)
+				return err_set(err, EINVAL,
+					       "--%s '%s': delay must be a number of ms from 0 to "
+					       "%d, not '%s'",
+					       opt, spec, DISK_DELAY_MAX, val);
+			dc->delay_ms = (uint32_t)n;
 		} else if (opt_key_is(k, klen, "werror") || opt_key_is(k, klen, "rerror")) {
 			bool w = *k == 'w';
 			bool *seen = w ? &seen_werror : &seen_rerror;

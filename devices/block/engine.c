@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "devices/block/engine.h"
 #include "vmm/iov.h"
@@ -135,6 +136,16 @@ static int block_work(void *arg)
 {
 	struct block_req *r = arg;
 
+	/* delay=: the request stays in flight this long, here in the worker,
+	 * so a pause waits for it (bounded by DISK_DELAY_MAX) and a snapshot
+	 * catches it. */
+	if (r->drive && r->drive->delay_ms) {
+		struct timespec ts = {r->drive->delay_ms / 1000,
+				      (long)(r->drive->delay_ms % 1000) * 1000000L};
+
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
+	}
 	r->error = 0;
 	r->eng->ops->work(r);
 	return 0;
@@ -226,7 +237,8 @@ void block_req_start(struct block_req *r)
 	r->error = 0;
 	r->uring = r->cancelled = r->ignored = false;
 	block_list_add(&e->submitted, r);
-	if (e->use_uring && r->is_read && r->drive) {
+	/* A delayed drive's reads go to the pool, which does the waiting. */
+	if (e->use_uring && r->is_read && r->drive && !r->drive->delay_ms) {
 		r->uring = true;
 		r->left = r->len;
 		r->iov_pos = 0;

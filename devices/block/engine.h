@@ -53,6 +53,7 @@ struct block_drive {
 	int fd;
 	bool readonly;
 	enum disk_error_policy werror, rerror;
+	uint32_t delay_ms;	/* a worker sleeps this long before each host I/O */
 	struct vm_block *block; /* named in BLOCK_IO_ERROR reports */
 };
 

@@ -357,6 +357,7 @@ static int blk_open(struct virtio_blk *blk, const struct disk_config *dc, struct
 					  .readonly = dc->readonly,
 					  .werror = dc->werror,
 					  .rerror = dc->rerror,
+					  .delay_ms = dc->delay_ms,
 					  .block = &blk->block};
 	return 0;
 }

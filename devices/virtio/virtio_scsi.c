@@ -770,6 +770,7 @@ static int vscsi_open_luns(struct virtio_scsi *vs, const struct vm_config *cfg, 
 		l->drive.readonly = dc[i].readonly;
 		l->drive.werror = dc[i].werror;
 		l->drive.rerror = dc[i].rerror;
+		l->drive.delay_ms = dc[i].delay_ms;
 		snprintf(l->block.id, sizeof(l->block.id), "%.16s-lun%u", vs->name, id);
 		l->block.readonly = dc[i].readonly;
 		l->block.io_status = "ok";

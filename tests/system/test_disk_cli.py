@@ -29,6 +29,7 @@ def image(tmp_path, name="d.img", size=1 << 20):
         ("path=a,aio=native", ["aio must be auto, threads or io_uring"]),
         ("path=a,werror=retry", ["werror must be stop, report, ignore or enospc"]),
         ("path=a,rerror=enospc", ["rerror must be stop, report, ignore, not 'enospc'"]),
+        ("path=a,delay=1s", ["delay must be a number of ms from 0 to 10000, not '1s'"]),
     ],
 )
 def test_bad_disk_options(spec, needles):

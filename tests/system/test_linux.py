@@ -486,8 +486,11 @@ def test_snapshots_of_linux_doing_direct_io(tmp_path):
     vdb = raw(tmp_path, "vdb.img", 4 << 20)
     sda = raw(tmp_path, "sda.img", 4 << 20)
     snap = str(tmp_path / "linux.snap")
-    devs = ["--memory", MEM, "--disk", f"path={root}", "--disk", f"path={vdb}",
-            "--scsi-disk", f"path={sda}"]
+    # delay=: each pattern write waits 10 ms in the host, so a migrate
+    # nearly always catches some in flight (without it, CI's host once
+    # needed many tries per cycle).
+    devs = ["--memory", MEM, "--disk", f"path={root}", "--disk", f"path={vdb},delay=10",
+            "--scsi-disk", f"path={sda},delay=10"]
     rd = initramfs(tmp_path, TO_ROOT, DISK_MODULES)
     vm = start_linux(tmp_path, ["--kernel", kernel("pvh"), "--initrd", rd, "--cmdline",
                                 CMDLINE, *devs], "blkpattern: thread 0 at write", count=2)

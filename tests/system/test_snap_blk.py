@@ -292,8 +292,10 @@ def busy_snapshot(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("busy")
     img = make_image(tmp / "d.img")
     snap = str(tmp / "vm.snap")
+    # delay=: every request waits 20 ms in the host, so nearly every
+    # migrate catches two (a loaded CI host once let 20 tries in a row miss).
     vm = VM(tmp, ["--kernel", guest("snap-blk"), "--cmdline", FOREVER, "--disk",
-                  f"path={img}", "--memory", MEM])
+                  f"path={img},delay=20", "--memory", MEM])
     vm.wait_output("snap-blk: running")
     time.sleep(0.05)
     snapshot_busy(vm, snap, need=2)  # "head twice" needs two

@@ -208,7 +208,8 @@ def busy_snapshot(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("busy")
     img = make_image(tmp / "d.img")
     snap = str(tmp / "vm.snap")
-    vm = VM(tmp, ["--kernel", guest(), "--cmdline", FOREVER, *scsi(img)])
+    # delay=: requests wait 20 ms in the host, so a migrate catches two.
+    vm = VM(tmp, ["--kernel", guest(), "--cmdline", FOREVER, *scsi(img, ",delay=20")])
     vm.wait_output("snap-scsi: running")
     time.sleep(0.05)
     snapshot_busy(vm, snap, need=2)

@@ -227,6 +227,11 @@ static void test_disks(void **st)
 	assert_int_equal(dc.rerror, DISK_ERROR_REPORT);
 	assert_int_equal(disk_config_parse("path=p,werror=report", &dc, &e), 0);
 	assert_int_equal(dc.werror, DISK_ERROR_REPORT);
+	assert_int_equal(dc.delay_ms, 0);
+	assert_int_equal(disk_config_parse("delay=10000,path=p", &dc, &e), 0);
+	assert_int_equal(dc.delay_ms, 10000);
+	assert_int_equal(scsi_disk_config_parse("path=p,delay=5,lun=3", &dc, &e), 0);
+	assert_int_equal(dc.delay_ms, 5);
 }
 
 static void test_error_policy(void **st)
@@ -273,6 +278,11 @@ static void test_bad_disks(void **st)
 	bad("rerror given twice", "run", "--kernel", "k", "--disk",
 	    "path=a,rerror=stop,rerror=report", NULL);
 	bad("werror must be", "run", "--kernel", "k", "--disk", "path=a,werror=", NULL);
+	bad("delay must be a number of ms from 0 to 10000, not '10001'", "run", "--kernel", "k",
+	    "--disk", "path=a,delay=10001", NULL);
+	bad("delay must be a number of ms from 0 to 10000, not '-1'", "run", "--kernel", "k",
+	    "--scsi-disk", "path=a,delay=-1", NULL);
+	bad("delay given twice", "run", "--kernel", "k", "--disk", "path=a,delay=1,delay=1", NULL);
 	bad("trailing comma", "run", "--kernel", "k", "--disk", "path=a,", NULL);
 	bad("empty option", "run", "--kernel", "k", "--disk", ",,path=a", NULL);
 	bad("at most 16 disks", "run", "--kernel", "k", "--disk", "path=1", "--disk", "path=2",
