@@ -110,6 +110,10 @@ def run_runner(*args, timeout=300):
                           text=True, timeout=timeout)
 
 
+# The entries that boot a guest expected to pass.
+GUEST_ENTRIES = ("passes", "q35", "cpuedit", "cpudrop", "hyperv")
+
+
 def assert_results(got, expect, p):
     """The entries whose result differs, with the runner's detail, come
     first in the message: a CI log may show only its first lines."""
@@ -177,10 +181,21 @@ def test_kvmini_refusal_is_a_failure_naming_it(tmp_path):
 
 def test_qemu_same_results_and_compare(tmp_path):
     kut = fake_suite(tmp_path)
-    q = run_runner("--vmm", "qemu", "--json", tmp_path / "q.json", kut)
-    got = results(q.stdout)
     # QEMU knows q35 and edu: that entry runs there; the rest agree.
     expect = dict(EXPECT, q35="PASS", qemubad="FAIL")
+    q = run_runner("--vmm", "qemu", "--json", tmp_path / "q.json", kut)
+    got = results(q.stdout)
+    # QEMU's own guests sometimes stall inside the box when its host is
+    # loaded (QEMU 7.2's TCG emulation of nested SVM; docs/testing.md): a
+    # CI run saw q35 time out at 90 s and the hyperv guest miss an interrupt,
+    # both of which take 1-2 s otherwise. That is no fault of the runner,
+    # which is what this tests: a guest that should pass and did not is run
+    # again once, the whole suite, so that --compare reads one run.
+    stalled = [n for n, (r, _) in got.items() if r == "FAIL" and expect.get(n) == "PASS"]
+    if stalled and all(n in GUEST_ENTRIES for n in stalled):
+        print(f"QEMU: {stalled} failed ({[got[n][1] for n in stalled]}): running again")
+        q = run_runner("--vmm", "qemu", "--json", tmp_path / "q.json", kut)
+        got = results(q.stdout)
     assert_results(got, expect, q)
     # QEMU refusing an option exits 1, as a passed test does: not a PASS.
     assert "QEMU did not start" in got["qemubad"][1], got["qemubad"]

@@ -609,12 +609,14 @@ def test_reconnect_without_region_busy(tmp_path, fake_factory):
 @needs_qsd
 def test_reconnect_qsd_restarted(tmp_path, qsd_factory):
     # qemu-storage-daemon keeps no inflight region, so a restart is exact
-    # only when nothing was in flight: the VM is stopped (QMP stop), the
-    # daemon finishes what it has and is shut down (SIGTERM) and restarted
-    # on the same socket and image, then the VM goes on. Three times while
-    # snap-blk runs: the device never needs a reset, every request completes
-    # exactly once (snap-blk's checks) and the image holds what the guest
-    # wrote.
+    # only when nothing was in flight: the VM is stopped with its rings
+    # drained (a snapshot, QMP migrate, waits until the daemon has finished
+    # everything the guest made available; a plain QMP stop does not, and a
+    # fixed wait after it was once too short on a loaded CI host), the
+    # daemon is shut down (SIGTERM) and restarted on the same socket and
+    # image, then the VM goes on. Three times while snap-blk runs: the
+    # device never needs a reset, every request completes exactly once
+    # (snap-blk's checks) and the image holds what the guest wrote.
     img = make_image(tmp_path / "d.img")
     d = qsd_factory(img)
     qmp = str(tmp_path / "qmp")
@@ -622,10 +624,11 @@ def test_reconnect_qsd_restarted(tmp_path, qsd_factory):
         q = QMP(qmp)
         line = r.p.stdout.readline()
         assert "snap-blk" in line, line
-        for _ in range(3):
+        for i in range(3):
             time.sleep(0.3)
-            assert q.cmd("stop") == {"return": {}}
-            time.sleep(0.5)  # the daemon finishes what it took
+            snap = str(tmp_path / f"s{i}")
+            assert q.cmd("migrate", {"uri": f"file:{snap}"}) == {"return": {}}
+            assert q.cmd("query-status")["return"]["status"] == "postmigrate"
             d.stop()
             ev = wait_event(q, r, "VHOST_USER_BLK_ERROR")
             assert "the backend closed the connection" in ev["data"]["reason"], ev
