@@ -186,12 +186,30 @@ BLKOPS_CHECKS = ("get_id", "get_id_short", "read", "read_used_len", "write", "wr
 BLKOPS_MSIX_CHECKS = ("msix_vector_mask", "msix_function_mask")
 
 
-def check_blkops(out, msix=True):
-    """Assert every blkops check passed; returns the list of missing ones."""
-    missing = [c for c in BLKOPS_CHECKS + (BLKOPS_MSIX_CHECKS if msix else ())
-               if not re.search(rf"^blkops: {c} status=\S+ expect=\S+ ok", out, re.M)]
+# QEMU 7.2 sometimes interrupts twice when a masked MSI-X vector with its
+# pending bit set is unmasked (seen once in CI, on q35, in the box): the
+# pending message and the queue's notifier both fire. kvmini must deliver
+# exactly once; for QEMU that one extra interrupt is tolerated.
+QEMU_BLKOPS_TOLERATED = {"msix_vector_mask": "FAIL delivered 2 times after unmasking, not once"}
+
+
+def check_blkops(out, msix=True, tolerated=None):
+    """Assert every blkops check passed (or failed only as @tolerated says:
+    {check: its exact FAIL text}); returns blkops' expected exit status
+    (1 if a tolerated failure happened)."""
+    tolerated = tolerated or {}
+    missing, excused = [], 0
+    for c in BLKOPS_CHECKS + (BLKOPS_MSIX_CHECKS if msix else ()):
+        if re.search(rf"^blkops: {c} status=\S+ expect=\S+ ok", out, re.M):
+            continue
+        if c in tolerated and re.search(
+                rf"^blkops: {c} status=\S+ expect=\S+ {re.escape(tolerated[c])}$", out, re.M):
+            excused += 1
+            continue
+        missing.append(c)
     assert not missing, f"checks not passed: {missing}\n{out}"
-    assert "blkops: 0 failures" in out, out
+    assert f"blkops: {excused} failures" in out, out
+    return 1 if excused else 0
 
 
 EVIL_CASES = ("loop", "next_oob", "head_oob", "avail_jump", "oob_addr", "overflow", "toolong",
