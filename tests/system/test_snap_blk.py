@@ -127,6 +127,12 @@ def in_flight(snap):
     return struct.unpack_from("<I", data, off + 4)[0]
 
 
+# delay= (ms) for the disks of tests that need a snapshot to catch requests
+# in flight: without it a loaded CI host once let 20 tries in a row miss.
+# (test_soak snapshots an undelayed disk, io_uring reads included.)
+BUSY_DELAY = 5
+
+
 def snapshot_busy(vm, snap, need=1, tries=20):
     """migrate while at least @need requests are in flight. The device is
     often idle for a moment (the guest, checking data at CPL3, is slower than
@@ -143,7 +149,7 @@ def snapshot_busy(vm, snap, need=1, tries=20):
 def test_snapshot_with_requests_in_flight(tmp_path):
     img = make_image(tmp_path / "d.img")
     snap = str(tmp_path / "vm.snap")
-    disk = ["--disk", f"path={img}", "--memory", MEM]
+    disk = ["--disk", f"path={img},delay={BUSY_DELAY}", "--memory", MEM]
     vm = VM(tmp_path, ["--kernel", guest("snap-blk"), "--cmdline", FOREVER, *disk])
     vm.wait_output("snap-blk: running")
     time.sleep(0.1)
@@ -161,7 +167,7 @@ def test_snapshot_then_source_continues(tmp_path):
     """The source VM resumed after a migrate returns what it held, once."""
     img = make_image(tmp_path / "d.img")
     vm = VM(tmp_path, ["--kernel", guest("snap-blk"), "--cmdline", FOREVER, "--disk",
-                       f"path={img}", "--memory", MEM], stdin=subprocess.PIPE)
+                       f"path={img},delay={BUSY_DELAY}", "--memory", MEM], stdin=subprocess.PIPE)
     vm.wait_output("snap-blk: running")
     for i in range(3):
         time.sleep(0.05)
@@ -180,7 +186,7 @@ def test_fifty_cycles(tmp_path):
     its console) and the disk is checked."""
     img = make_image(tmp_path / "d.img")
     snap = str(tmp_path / "cycle.snap")
-    disk = ["--disk", f"path={img}", "--memory", MEM]
+    disk = ["--disk", f"path={img},delay={BUSY_DELAY}", "--memory", MEM]
     vm = VM(tmp_path, ["--kernel", guest("snap-blk"), "--cmdline", FOREVER, *disk],
             stdin=subprocess.PIPE)
     vm.wait_output("snap-blk: running")
@@ -295,7 +301,7 @@ def busy_snapshot(tmp_path_factory):
     # delay=: every request waits 20 ms in the host, so nearly every
     # migrate catches two (a loaded CI host once let 20 tries in a row miss).
     vm = VM(tmp, ["--kernel", guest("snap-blk"), "--cmdline", FOREVER, "--disk",
-                  f"path={img},delay=20", "--memory", MEM])
+                  f"path={img},delay={BUSY_DELAY * 4}", "--memory", MEM])
     vm.wait_output("snap-blk: running")
     time.sleep(0.05)
     snapshot_busy(vm, snap, need=2)  # "head twice" needs two

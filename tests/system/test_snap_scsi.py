@@ -91,7 +91,7 @@ def snapshot_busy(vm, snap, need=1, tries=30):
 def test_snapshot_mid_run_and_restore(tmp_path):
     img = make_image(tmp_path / "d.img")
     snap = str(tmp_path / "vm.snap")
-    vm = VM(tmp_path, ["--kernel", guest(), "--cmdline", FOREVER, *scsi(img)])
+    vm = VM(tmp_path, ["--kernel", guest(), "--cmdline", FOREVER, *scsi(img, ",delay=5")])
     vm.wait_output("snap-scsi: running")
     time.sleep(0.1)
     snapshot_busy(vm, snap)
@@ -127,7 +127,7 @@ def test_snapshot_then_source_continues(tmp_path):
 def test_twenty_cycles_on_lun3(tmp_path):
     img = make_image(tmp_path / "d.img")
     snap = str(tmp_path / "cycle.snap")
-    disk = scsi(img, ",lun=3")
+    disk = scsi(img, ",lun=3,delay=5")  # delay=: so that snapshots catch requests
     vm = VM(tmp_path, ["--kernel", guest(), "--cmdline", f"{FOREVER} lun=3", *disk],
             stdin=subprocess.PIPE)
     vm.wait_output("snap-scsi: running")
