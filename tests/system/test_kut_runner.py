@@ -114,11 +114,18 @@ def run_runner(*args, timeout=300):
 GUEST_ENTRIES = ("passes", "q35", "cpuedit", "cpudrop", "hyperv")
 
 
+def differing(got, expect):
+    """Names of the entries whose result is not the expected one (or that
+    only one side has)."""
+    return [n for n in sorted(set(expect) | set(got))
+            if got.get(n, (None,))[0] != expect.get(n)]
+
+
 def qemu_stalls(got, expect):
     """The differing entries, if each is a stalled guest: a timeout where
     none was expected, or a guest expected to pass that failed. Else []."""
-    diff = [n for n in expect if got.get(n, (None,))[0] != expect[n]]
-    stall = [n for n in diff if n in got and got[n][0] == "FAIL" and (
+    diff = differing(got, expect)
+    stall = [n for n in diff if n in got and n in expect and got[n][0] == "FAIL" and (
         got[n][1].startswith("timeout") and expect[n] != "FAIL"
         or n in GUEST_ENTRIES and expect[n] == "PASS")]
     return stall if stall and stall == diff else []
@@ -127,9 +134,7 @@ def qemu_stalls(got, expect):
 def assert_results(got, expect, p):
     """The entries whose result differs, with the runner's detail, come
     first in the message: a CI log may show only its first lines."""
-    names = sorted(set(expect) | set(got))
-    diff = {n: (got.get(n), expect.get(n)) for n in names
-            if got.get(n, (None,))[0] != expect.get(n)}
+    diff = {n: (got.get(n), expect.get(n)) for n in differing(got, expect)}
     assert not diff, f"(got, expected) differ: {diff}\n{p.stdout}\n{p.stderr}"
 
 
