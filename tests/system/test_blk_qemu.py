@@ -19,6 +19,7 @@ import pytest
 from blkutil import (EVIL_CASES, QEMU, QEMU_BLKOPS_TOLERATED, QEMU_EVIL_ACCEPTED, Disk, check_blkops, guest_elf,
                      halves, kvm_usable, parse_bench, parse_evil, qemu_cmd, qemu_status,
                      random_image, sha256)
+from qemuref import run_reference
 
 TIMEOUT = 120  # seconds per boot; the guests need a few at most
 
@@ -36,12 +37,7 @@ def run_qemu(guest, append="", disks=(), machine="microvm"):
     if not guest_elf(guest).exists():
         pytest.fail(f"{guest_elf(guest)} is missing: run `make guests` first")
     cmd = qemu_cmd(guest, append, disks, machine)
-    try:
-        p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, timeout=TIMEOUT)
-    except subprocess.TimeoutExpired as e:
-        out = (e.stdout or b"").decode(errors="replace")
-        pytest.fail(f"{guest} did not finish within {TIMEOUT} s; output:\n{out}")
+    p = run_reference(cmd, TIMEOUT, guest, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     return p.returncode, p.stdout.decode(errors="replace")
 
 

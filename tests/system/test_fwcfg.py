@@ -14,6 +14,7 @@ import subprocess
 import pytest
 
 from conftest import KVMINI, guest, needs_kvm, run_guest, run_kvmini
+from qemuref import run_reference
 from qmpclient import QMP
 
 pytestmark = needs_kvm
@@ -97,14 +98,13 @@ def test_no_testdevs_without_the_option(cmdline, failed):
                     "(Debian package qemu-system-x86)")
 def test_same_as_qemu():
     cpus = 2
-    q = subprocess.run(
+    q = run_reference(
         [QEMU, "-M", "pc", "-enable-kvm", "-cpu", "host,-arch-capabilities", "-m", "128",
          "-smp", f"{cpus},sockets=1,cores={cpus}", "-nodefaults", "-no-user-config",
          "-display", "none", "-serial", "stdio", "-no-reboot",
          "-device", "isa-debug-exit,iobase=0xf4,iosize=4", "-device", "pc-testdev",
          "-device", "pci-testdev", "-kernel", guest("fwcfg"), "-append", "testdev=1 pcitest=1"],
-        stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace",
-        timeout=120)
+        120, "fwcfg under pc", capture_output=True, text=True, errors="replace")
     assert q.returncode == (0 << 1) | 1, (q.returncode, q.stdout, q.stderr)
     k = run_guest("fwcfg", "--testdev", "--cpus", str(cpus), "--cmdline", "testdev=1 pcitest=1")
     assert k.returncode == 0, (k.stdout, k.stderr)

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from qemuref import run_reference
+
 ROOT = Path(__file__).resolve().parents[2]
 GUEST_DIR = ROOT / "build" / "guest"
 QEMU = shutil.which("qemu-system-x86_64")
@@ -63,12 +65,7 @@ def qemu_cmd(guest, append="", cpus=None):
 def run_qemu(guest, append="", cpus=None):
     """Boot build/guest/GUEST.elf; return (qemu exit status, console output)."""
     cmd = qemu_cmd(guest, append, cpus)
-    try:
-        p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, timeout=TIMEOUT)
-    except subprocess.TimeoutExpired as e:
-        out = (e.stdout or b"").decode(errors="replace")
-        pytest.fail(f"{guest} did not finish within {TIMEOUT} s; output:\n{out}")
+    p = run_reference(cmd, TIMEOUT, guest, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     return p.returncode, p.stdout.decode(errors="replace")
 
 

@@ -16,6 +16,7 @@ import pytest
 
 from conftest import (EXIT_HOST_ERROR, GUEST_DIR, assert_one_line_error, needs_kvm,
                       run_kvmini)
+from qemuref import run_reference
 
 QEMU = shutil.which("qemu-system-x86_64")
 MB_MAGIC = 0x1BADB002
@@ -70,8 +71,8 @@ def run_qemu_mb(img, cmdline, initrd, status):
         cmd += ["-append", cmdline]
     if initrd:
         cmd += ["-initrd", initrd]
-    p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                       errors="replace", timeout=300)
+    p = run_reference(cmd, 300, "multiboot image", capture_output=True, text=True,
+                      errors="replace")
     assert p.returncode == (status << 1) | 1, (p.returncode, p.stdout, p.stderr)
     return parse(p.stdout)
 

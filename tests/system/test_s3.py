@@ -12,6 +12,7 @@ import subprocess
 import pytest
 
 from conftest import KVMINI, guest, needs_kvm, run_guest
+from qemuref import run_reference
 from qmpclient import QMP
 
 pytestmark = needs_kvm
@@ -73,12 +74,11 @@ def test_s3_refused_with_two_vcpus():
 @pytest.mark.skipif(QEMU is None, reason="qemu-system-x86_64 not found "
                     "(Debian package qemu-system-x86)")
 def test_s3_same_as_qemu():
-    q = subprocess.run(
+    q = run_reference(
         [QEMU, "-M", "pc", "-enable-kvm", "-cpu", "host,-arch-capabilities", "-m", "128",
          "-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio",
          "-no-reboot", "-device", "isa-debug-exit,iobase=0xf4,iosize=4",
          "-kernel", guest("s3")],
-        stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace",
-        timeout=120)
+        120, "s3 under pc", capture_output=True, text=True, errors="replace")
     assert q.returncode == (0 << 1) | 1, (q.returncode, q.stdout, q.stderr)
     assert "s3: sleeping" in q.stdout and "returned" not in q.stdout, q.stdout

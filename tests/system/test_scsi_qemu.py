@@ -16,6 +16,7 @@ import pytest
 from blkutil import (QEMU, SCSIEVIL_CASES, SCSIEVIL_QEMU_ALLOWED, ScsiDisk, check_scsicopy,
                      guest_elf, halves, kvm_usable, parse_bench, parse_scsievil, qemu_cmd,
                      qemu_status, random_image, scsicopy_checks, sha256)
+from qemuref import run_reference
 
 TIMEOUT = 120
 
@@ -31,12 +32,7 @@ def run_qemu(guest, append, luns):
     if not guest_elf(guest).exists():
         pytest.fail(f"{guest_elf(guest)} is missing: run `make guests` first")
     cmd = qemu_cmd(guest, append, scsi=luns)
-    try:
-        p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, timeout=TIMEOUT)
-    except subprocess.TimeoutExpired as e:
-        out = (e.stdout or b"").decode(errors="replace")
-        pytest.fail(f"{guest} did not finish within {TIMEOUT} s; output:\n{out}")
+    p = run_reference(cmd, TIMEOUT, guest, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     return p.returncode, p.stdout.decode(errors="replace")
 
 
