@@ -14,7 +14,7 @@
 
 GUEST_NAMES  := hello demo exit fault triple smp cpl3 bench reset emulfail cpuid echo snap-counter \
                 pcilist blkops blkcopy blkbench blkevil snap-blk ivshmem-ping ivshmem-pong \
-                scsicopy scsievil snap-scsi scsibench scsitmf fwcfg s3 hyperv tscdl
+                scsicopy scsievil snap-scsi scsibench scsitmf fwcfg s3 hyperv tscdl iommu
 GUEST_CC     ?= gcc
 GUEST_CFLAGS := -std=gnu11 -O2 -g -ffreestanding -fno-pic -fno-pie -mno-red-zone \
                 -fno-stack-protector -mcmodel=small -fno-asynchronous-unwind-tables \

@@ -18,10 +18,13 @@
 #include "vmm/cli.h"
 #include "vmm/ctl.h"
 #include "vmm/debug_exit.h"
+#include "vmm/edu.h"
 #include "vmm/fw_cfg.h"
 #include "vmm/layout.h"
 #include "vmm/i8042.h"
 #include "vmm/hyperv_testdev.h"
+#include "vmm/intel_iommu.h"
+#include "vmm/ioapic.h"
 #include "vmm/pc_testdev.h"
 #include "vmm/pci.h"
 #include "vmm/pci_testdev.h"
@@ -87,7 +90,8 @@ static void main_vm_event(void *opaque, const char *name, const char *data_json)
  * --testdev (pci-testdev in the next free PCI slot; with --hyperv too the
  * hyperv-testdev; each added after the
  * others, so that the older devices' section names in snapshots stayed
- * as they were)
+ * as they were). --iommu's IOAPIC and VT-d unit and --edu come before
+ * the test devices (such VMs take no snapshots).
  */
 static int main_add_devices(struct vm *vm, struct errbuf *err)
 {
@@ -131,6 +135,22 @@ static int main_add_devices(struct vm *vm, struct errbuf *err)
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(platform); i++) {
 		int ret = vm_add_device(vm, platform[i], NULL, err);
+
+		if (ret < 0)
+			return ret;
+	}
+	/* --iommu and --edu come last: older snapshots' device order stays. */
+	if (vm->cfg->iommu) {
+		int ret = vm_add_device(vm, &ioapic_ops, NULL, err);
+
+		if (ret < 0)
+			return ret;
+		ret = vm_add_device(vm, &intel_iommu_ops, NULL, err);
+		if (ret < 0)
+			return ret;
+	}
+	if (vm->cfg->edu) {
+		int ret = vm_add_device(vm, &edu_ops, NULL, err);
 
 		if (ret < 0)
 			return ret;

@@ -57,6 +57,15 @@ const struct cli_opt cli_run_opts[] = {
      "has (as QEMU's -cpu hv_passthrough: SynIC, timers,\n"
      "...), KVM's own CPUID leaves at 0x40000100; with\n"
      "--testdev also QEMU's hyperv-testdev (port 0x3000)"},
+    {"iommu", NULL, "off",
+     "an Intel VT-d unit at 0xfed90000 (DMA and interrupt\n"
+     "remapping, queued invalidation) and KVM's split\n"
+     "irqchip with kvmini's own IOAPIC: no PIC, no PIT, no\n"
+     "snapshots; for kvm-unit-tests' intel_iommu\n"
+     "(docs/devices.md)"},
+    {"edu", NULL, "off",
+     "QEMU's edu PCI device (1234:11e8), DMA through\n"
+     "--iommu; no snapshots (docs/devices.md)"},
     {"disk", "SPEC", "none",
      "a virtio-blk disk on a raw image (size a multiple\n"
      "of 512), repeatable up to 16; SPEC:\n"
@@ -409,6 +418,10 @@ static int cli_set(struct vm_config *cfg, const char *name, char *val, struct er
 		cfg->testdev = true;
 	} else if (!strcmp(name, "hyperv")) {
 		cfg->hyperv = true;
+	} else if (!strcmp(name, "iommu")) {
+		cfg->iommu = true;
+	} else if (!strcmp(name, "edu")) {
+		cfg->edu = true;
 	} else if (!strcmp(name, "sandbox")) {
 		if (strcmp(val, "on") && strcmp(val, "off"))
 			return err_set(err, EINVAL, "--sandbox '%s': expected on or off", val);

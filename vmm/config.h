@@ -55,6 +55,8 @@ struct vm_config {
 	bool sandbox_off;	   /* --sandbox off: no seccomp filters */
 	bool testdev;		   /* --testdev: kvm-unit-tests' pc-testdev */
 	bool hyperv;		   /* --hyperv: Hyper-V enlightenments */
+	bool iommu;		   /* --iommu: VT-d, split irqchip */
+	bool edu;		   /* --edu: QEMU's edu PCI device */
 	const char *inspect_path;  /* snapshot inspect FILE */
 	bool inspect_verify;
 	/* --disk option strings as given (the block layer checks them:

@@ -6,10 +6,21 @@
 
 #include "vmm/irqchip.h"
 
-int irqchip_create(int vm_fd, struct errbuf *err)
+int irqchip_create(int vm_fd, bool split, struct errbuf *err)
 {
 	struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
 
+	if (split) {
+		struct kvm_enable_cap cap = {.cap = KVM_CAP_SPLIT_IRQCHIP,
+					     .args = {IRQCHIP_IOAPIC_PINS}};
+
+		if (ioctl(vm_fd, KVM_ENABLE_CAP, &cap) < 0)
+			return err_set(err, errno,
+				       "--iommu: this KVM has no split irqchip "
+				       "(KVM_CAP_SPLIT_IRQCHIP): %s",
+				       strerror(errno));
+		return 0;
+	}
 	if (ioctl(vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
 		return err_set(err, errno, "KVM_CREATE_IRQCHIP: %s", strerror(errno));
 	if (ioctl(vm_fd, KVM_CREATE_PIT2, &pit) < 0)

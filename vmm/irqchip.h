@@ -11,11 +11,19 @@
 #define KVMINI_IRQCHIP_H
 
 #include <linux/kvm.h>
+#include <stdbool.h>
 
 #include "vmm/util.h"
 
-/* The PICs, IOAPIC and PIT (KVM_CREATE_IRQCHIP, KVM_CREATE_PIT2). -errno with @err. */
-int irqchip_create(int vm_fd, struct errbuf *err);
+/*
+ * The PICs, IOAPIC and PIT (KVM_CREATE_IRQCHIP, KVM_CREATE_PIT2); with
+ * @split (--iommu) only the local APICs (KVM_CAP_SPLIT_IRQCHIP with 24
+ * IOAPIC routes): no PIC, no PIT, the IOAPIC is kvmini's (vmm/ioapic.h).
+ * Before the vCPUs. -errno with @err.
+ */
+int irqchip_create(int vm_fd, bool split, struct errbuf *err);
+
+#define IRQCHIP_IOAPIC_PINS 24 /* KVM's IOAPIC, and kvmini's with a split irqchip */
 
 /*
  * The state a snapshot carries, one member per section: "irqchip" v1

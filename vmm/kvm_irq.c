@@ -141,6 +141,14 @@ int msi_router_init(struct msi_router *r, const struct kvm_irq_ops *ops, void *o
 	return 0;
 }
 
+void msi_router_split(struct msi_router *r)
+{
+	pthread_mutex_lock(&r->lock);
+	r->table->nr = 0;
+	r->split = true;
+	pthread_mutex_unlock(&r->lock);
+}
+
 void msi_router_destroy(struct msi_router *r)
 {
 	free(r->table);
@@ -170,7 +178,7 @@ static int msi_router_entry(struct msi_router *r, uint32_t gsi, struct kvm_irq_r
 {
 	int ret;
 
-	if (gsi < MSI_ROUTER_FIRST_GSI || gsi >= r->next_gsi)
+	if ((gsi < MSI_ROUTER_FIRST_GSI && !r->split) || gsi >= r->next_gsi)
 		return -EINVAL;
 	for (uint32_t i = 0; i < r->table->nr; i++) {
 		if (r->table->entries[i].gsi == gsi) {
@@ -235,8 +243,9 @@ int msi_router_clear(struct msi_router *r, uint32_t gsi)
 	int ret = -ENOENT;
 
 	pthread_mutex_lock(&r->lock);
-	/* GSIs below MSI_ROUTER_FIRST_GSI are the irqchip's: never dropped. */
-	for (uint32_t i = 0; gsi >= MSI_ROUTER_FIRST_GSI && i < r->table->nr; i++) {
+	/* GSIs below MSI_ROUTER_FIRST_GSI are the irqchip's: never dropped,
+	 * unless the IOAPIC is kvmini's (split). */
+	for (uint32_t i = 0; (gsi >= MSI_ROUTER_FIRST_GSI || r->split) && i < r->table->nr; i++) {
 		if (r->table->entries[i].gsi != gsi)
 			continue;
 		/* Order does not matter to KVM: the last entry fills the hole. */

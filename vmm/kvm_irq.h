@@ -67,6 +67,7 @@ struct msi_router {
 	uint32_t cap;		       /* entries table has room for */
 	uint32_t next_gsi;	       /* GSIs are never reused (no hot-unplug) */
 	bool dirty;		       /* table differs from what KVM has */
+	bool split;		       /* msi_router_split: GSIs 0-23 are the caller's */
 };
 
 /*
@@ -75,6 +76,13 @@ struct msi_router {
  */
 int msi_router_init(struct msi_router *r, const struct kvm_irq_ops *ops, void *opaque);
 void msi_router_destroy(struct msi_router *r);
+
+/*
+ * For a split irqchip (vmm/ioapic.h): drop the irqchip routes, and let the
+ * userspace IOAPIC set and clear MSI routes on GSIs 0-23 (its pins) with
+ * msi_router_set and msi_router_clear. Main thread, before any commit.
+ */
+void msi_router_split(struct msi_router *r);
 
 /* Reserve a GSI for an MSI route. Any thread. -ENOSPC past MSI_ROUTER_MAX_GSI. */
 int msi_router_alloc_gsi(struct msi_router *r, uint32_t *gsi);

@@ -171,10 +171,18 @@ fail:
 	return ret;
 }
 
+/* Its lines go where the VM's other devices' go (KVM's IOAPIC, or
+ * kvmini's with --iommu). */
+static int pc_testdev_line(void *opaque, uint32_t irq, bool level)
+{
+	return vm_irq_line(opaque, irq, level);
+}
+
+static const struct kvm_irq_ops pc_testdev_lines = {.irq_line = pc_testdev_line};
+
 static int pc_testdev_realize(struct vm *vm, const char *opts, void **state, struct errbuf *err)
 {
-	return pc_testdev_new(vm, &vm->pio, &vm->mmio, &vm->mem, &kvm_irq_ops_vm, &vm->vm_fd, state,
-			      err);
+	return pc_testdev_new(vm, &vm->pio, &vm->mmio, &vm->mem, &pc_testdev_lines, vm, state, err);
 }
 
 static void pc_testdev_reset(void *state)

@@ -215,6 +215,12 @@ static void pci_update_mappings(struct pci_device *d)
 	}
 }
 
+void pci_device_enable(struct pci_device *d, uint16_t cmd)
+{
+	pci_config_set16(d, PCI_COMMAND, pci_config_get16(d, PCI_COMMAND) | cmd);
+	pci_update_mappings(d);
+}
+
 static bool ranges_overlap(uint32_t a, uint32_t alen, uint32_t b, uint32_t blen)
 {
 	return a < b + blen && b < a + alen;
@@ -278,9 +284,12 @@ static void pci_port_io(void *opaque, uint64_t off, void *data, uint32_t len, bo
 		pthread_mutex_lock(&h->lock);
 		if (is_write) {
 			memcpy(&v, data, 4);
-			h->addr_latch = v & ~3u; /* bits 1:0 are reserved, read as 0 */
+			h->addr_latch = v;
 		} else {
-			memcpy(data, &h->addr_latch, 4);
+			/* Bits 1:0 are reserved and read as 0 (Linux's probe
+			 * checks it), but kept: see below. */
+			v = h->addr_latch & ~3u;
+			memcpy(data, &v, 4);
 		}
 		pthread_mutex_unlock(&h->lock);
 		return;
@@ -291,9 +300,14 @@ static void pci_port_io(void *opaque, uint64_t off, void *data, uint32_t len, bo
 		if (!is_write)
 			memset(data, 0xff, len);
 	} else {
-		uint32_t reg = (h->addr_latch & 0xfc) + (uint32_t)(off - 4);
+		/* As QEMU: latch bits 1:0 select bytes too (kvm-unit-tests reads
+		 * the device ID as 0x80000002 then 16 bits at 0xcfc). */
+		uint32_t reg = (h->addr_latch & 0xff) | (uint32_t)(off - 4);
 
-		if (is_write)
+		if (reg + len > PCI_CFG_SIZE) {
+			if (!is_write)
+				memset(data, 0xff, len);
+		} else if (is_write)
 			pci_config_write(d, reg, data, len);
 		else
 			pci_config_read(d, reg, data, len);
@@ -654,9 +668,6 @@ int pci_host_load(struct pci_host *h, const void *buf, size_t len, struct errbuf
 	if (s.version != PCI_HOST_SNAP_VERSION)
 		return err_set(err, EINVAL, "pci-host: state version %u, expected %u", s.version,
 			       PCI_HOST_SNAP_VERSION);
-	if (s.latch & 3)
-		return err_set(err, EINVAL, "pci-host: address latch 0x%08x has reserved bits set",
-			       s.latch);
 	/* A snapshot is trusted no more than the guest: it may only carry
 	 * what the guest could have written. */
 	for (unsigned i = 0; i < PCI_CFG_SIZE; i++)
@@ -699,6 +710,8 @@ static int pci_host_realize(struct vm *vm, const char *opts, void **state, struc
 		free(hd);
 		return ret;
 	}
+	if (vm->cfg->iommu)
+		msi_router_split(&hd->host.msi);
 	hd->vm = vm;
 	vm->pci = &hd->host;
 	*state = hd;

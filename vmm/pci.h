@@ -155,7 +155,7 @@ extern const struct device_ops pci_host_ops;
  * Snapshot of what belongs to the host bridge: the 0xcf8 latch and the
  * bridge's own config space (each PCI device saves its own). save returns
  * the bytes used or -ENOSPC; load refuses (-EINVAL, message) a wrong size
- * or version, reserved latch bits, or any read-only config bit that
+ * or version, or any read-only config bit that
  * differs from this kvmini's, and applies only guest-writable bits. Main
  * thread, vCPUs stopped.
  */
@@ -218,6 +218,13 @@ int pci_bar_add_region(struct pci_device *d, int bar, const struct pci_region *r
  * them (pci_config_set*, pci_config_set_wmask). Realize time.
  */
 int pci_add_capability(struct pci_device *d, uint8_t id, uint8_t len, struct errbuf *err);
+
+/*
+ * Set command register bits @cmd (PCI_COMMAND_MEMORY, ...) and map the BARs
+ * they enable, as firmware does for a device that guests expect enabled
+ * (edu: kvm-unit-tests only sets bus mastering). Realize or reset time.
+ */
+void pci_device_enable(struct pci_device *d, uint16_t cmd);
 
 /* Little-endian config accessors. Realize time or config hooks. */
 void pci_config_set8(struct pci_device *d, uint32_t off, uint8_t v);

@@ -478,9 +478,14 @@ static void cmd_migrate(struct qmp_cmd_ctx *x)
 	t0 = aio_clock_ns();
 	qs->migrated = true;
 	if (snapshot_save(vm, uri + 5, &stats, &err) < 0) {
+		struct errbuf cerr;
+
 		qs->migrate_ok = false;
 		snprintf(qs->migrate_err, sizeof(qs->migrate_err), "%s", err.msg);
 		qmp_reply_error(x, "GenericError", "%s", err.msg);
+		/* Nothing was saved: a VM that was running runs on, as in QEMU. */
+		if (was_running && vm_cont(vm, &cerr) == 0)
+			qmp_event(qs, "RESUME", NULL);
 		return;
 	}
 	qs->migrate_ok = true;

@@ -102,10 +102,11 @@ static const struct sandbox_rule rules_creator[] = {
  * (MSI-X routes, irqfds and ioeventfds when the guest moves a BAR or
  * enables vectors, the serial IRQ line, eventfd kicks). */
 static const uint32_t vcpu_ioctls[] = {
-    KVM_RUN,	   KVM_GET_REGS,  KVM_GET_SREGS,
-    KVM_TRANSLATE, KVM_IRQ_LINE,  KVM_SET_GSI_ROUTING,
-    KVM_IRQFD,	   KVM_IOEVENTFD, KVM_SET_USER_MEMORY_REGION,
-    KVM_SET_REGS,  KVM_SET_SREGS, KVM_HYPERV_EVENTFD,
+    KVM_RUN,	    KVM_GET_REGS,  KVM_GET_SREGS,
+    KVM_TRANSLATE,  KVM_IRQ_LINE,  KVM_SET_GSI_ROUTING,
+    KVM_IRQFD,	    KVM_IOEVENTFD, KVM_SET_USER_MEMORY_REGION,
+    KVM_SET_REGS,   KVM_SET_SREGS, KVM_HYPERV_EVENTFD,
+    KVM_SIGNAL_MSI, /* --edu, --iommu: edu's MSI, the IOAPIC's and VT-d's */
 };
 static const struct sandbox_rule rules_vcpu[] = {
     ALLOW_IN(ioctl, 1, vcpu_ioctls),

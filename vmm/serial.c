@@ -60,12 +60,11 @@ static void serial_update_irq(struct serial *s)
 {
 	bool level =
 	    ((s->ier & IER_RDI) && s->rx_count) || ((s->ier & IER_THRI) && s->thre_pending);
-	struct kvm_irq_level irq = {.irq = SERIAL_IRQ, .level = level};
 
 	if (level == s->irq_level)
 		return;
 	s->irq_level = level;
-	ioctl(s->vm->vm_fd, KVM_IRQ_LINE, &irq);
+	vm_irq_line(s->vm, SERIAL_IRQ, level);
 }
 
 static void serial_rx_push(struct serial *s, uint8_t c)

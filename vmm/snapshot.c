@@ -329,6 +329,11 @@ int snapshot_save(struct vm *vm, const char *path, struct snapshot_stats *stats,
 	if (vm->hyperv)
 		return err_set(err, ENOTSUP,
 			       "snapshot: not with --hyperv (its state is not saved)");
+	/* The split irqchip's IOAPIC, the VT-d unit and edu have no sections. */
+	if (vm->cfg->iommu || vm->cfg->edu)
+		return err_set(err, ENOTSUP,
+			       "snapshot: not with --iommu or --edu (their state is "
+			       "not saved)");
 	w = calloc(1, sizeof(*w));
 	sv = malloc(sizeof(*sv));
 	ic = malloc(sizeof(*ic));
@@ -732,6 +737,12 @@ int snapshot_restore(struct vm *vm, const char *path, struct errbuf *err)
 	if (vm->hyperv) {
 		ret = err_set(err, ENOTSUP,
 			      "--incoming: not with --hyperv (snapshots carry no Hyper-V state)");
+		goto out_free;
+	}
+	if (vm->cfg->iommu || vm->cfg->edu) {
+		ret = err_set(err, ENOTSUP,
+			      "--incoming: not with --iommu or --edu (snapshots carry "
+			      "no state of theirs)");
 		goto out_free;
 	}
 	ret = snap_open(path, r, err);

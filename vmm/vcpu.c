@@ -327,6 +327,13 @@ static bool vcpu_handle_exit(struct vcpu *vcpu)
 		snprintf(reason, sizeof(reason), "unexpected Hyper-V exit %u", run->hyperv.type);
 		crash_report(vcpu->fd, vcpu->id, g->mem, reason);
 		break;
+	case KVM_EXIT_IOAPIC_EOI:
+		if (g->ioapic_eoi) {
+			g->ioapic_eoi(g->opaque, run->eoi.vector);
+			return true;
+		}
+		crash_report(vcpu->fd, vcpu->id, g->mem, "unexpected IOAPIC EOI exit");
+		break;
 	case KVM_EXIT_SHUTDOWN:
 		crash_report(vcpu->fd, vcpu->id, g->mem, "triple fault (KVM_EXIT_SHUTDOWN)");
 		break;

@@ -56,6 +56,10 @@ struct vcpu_group {
 	/* KVM_EXIT_HYPERV of vCPU @vcpu_id (--hyperv; NULL: such an exit is a
 	 * crash). On the vCPU's thread; fills in a hypercall's result. */
 	void (*hyperv_exit)(void *opaque, int vcpu_id, struct kvm_hyperv_exit *e);
+	/* KVM_EXIT_IOAPIC_EOI: the guest's EOI of @vector, routed to a
+	 * userspace IOAPIC pin (split irqchip, --iommu; NULL: such an exit is
+	 * a crash). On the vCPU's thread. */
+	void (*ioapic_eoi)(void *opaque, uint8_t vector);
 	void *opaque;
 
 	struct vcpu *vcpus; /* n of them, created by vcpu_group_create */

@@ -194,6 +194,56 @@ static int vm_setup_hyperv(struct vm *vm, struct errbuf *err)
 	return 0;
 }
 
+/* --iommu: a vCPU's KVM_EXIT_IOAPIC_EOI. Its own thread. */
+static void vm_ioapic_eoi(void *opaque, uint8_t vector)
+{
+	struct vm *vm = opaque;
+
+	if (vm->ioapic)
+		vm->ioapic_eoi(vm->ioapic, vector);
+}
+
+int vm_irq_line(struct vm *vm, unsigned irq, bool level)
+{
+	struct kvm_irq_level l = {.irq = irq, .level = level};
+
+	if (vm->cfg->iommu) {
+		if (vm->ioapic)
+			vm->ioapic_set_irq(vm->ioapic, irq, level);
+		return 0;
+	}
+	return ioctl(vm->vm_fd, KVM_IRQ_LINE, &l) < 0 ? -errno : 0;
+}
+
+int vm_msi_translate(struct vm *vm, uint64_t *addr, uint32_t *data, int sid)
+{
+	return vm->iommu ? vm->iommu_msi(vm->iommu, sid, addr, data) : 0;
+}
+
+int vm_msi_send_raw(struct vm *vm, uint64_t addr, uint32_t data)
+{
+	struct kvm_msi msi = {
+	    .address_lo = (uint32_t)addr, .address_hi = (uint32_t)(addr >> 32), .data = data};
+
+	/* 0: the guest's APIC setup dropped it, which is its business. */
+	return ioctl(vm->vm_fd, KVM_SIGNAL_MSI, &msi) < 0 ? -errno : 0;
+}
+
+int vm_msi_send(struct vm *vm, uint64_t addr, uint32_t data, int sid)
+{
+	int ret = vm_msi_translate(vm, &addr, &data, sid);
+
+	return ret < 0 ? ret : vm_msi_send_raw(vm, addr, data);
+}
+
+int vm_dma(struct vm *vm, uint16_t sid, uint64_t addr, void *buf, uint64_t len, bool write)
+{
+	if (vm->iommu)
+		return vm->iommu_dma(vm->iommu, sid, addr, buf, len, write);
+	return write ? guest_mem_write(&vm->mem, addr, buf, len)
+		     : guest_mem_read(&vm->mem, addr, buf, len);
+}
+
 static void vm_exit_bh(void *opaque)
 {
 	/* Nothing to do: scheduling this BH woke the main loop, which checks
@@ -249,9 +299,11 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct aio_context *ma
 			goto fail;
 		}
 	}
-	ret = irqchip_create(vm->vm_fd, err);
+	ret = irqchip_create(vm->vm_fd, cfg->iommu, err);
 	if (ret < 0)
 		goto fail;
+	if (cfg->iommu)
+		vm->cpus.ioapic_eoi = vm_ioapic_eoi;
 	/* A restored VM gets the CPUID saved in its snapshot (and skips
 	 * KVM_GET_SUPPORTED_CPUID, which takes ~2 ms here). */
 	if (!vm_restoring(vm)) {

@@ -109,6 +109,16 @@ struct vm {
 	uint64_t facs;	       /* ACPI FACS GPA (S3 waking vector); 0: none */
 	struct rtc *rtc;       /* set by rtc_ops' realize (vmm/rtc.h); NULL: none */
 	struct hyperv *hyperv; /* --hyperv's SynIC state (vmm/hyperv.h); NULL: none */
+	/* --iommu: the userspace IOAPIC (NULL: KVM's) and the VT-d unit (NULL:
+	 * none), with their entry points, set by their realize (vmm/ioapic.h,
+	 * vmm/intel_iommu.h; vm.c does not include them). */
+	struct ioapic *ioapic;
+	void (*ioapic_set_irq)(struct ioapic *io, unsigned pin, bool level);
+	void (*ioapic_eoi)(struct ioapic *io, uint8_t vector);
+	struct intel_iommu *iommu;
+	int (*iommu_msi)(struct intel_iommu *iu, int sid, uint64_t *addr, uint32_t *data);
+	int (*iommu_dma)(struct intel_iommu *iu, uint16_t sid, uint64_t iova, void *buf,
+			 uint64_t len, bool write);
 	struct aio_context *main_ctx;
 
 	/* Set once by the first vm_request_exit; read by the main thread
@@ -217,6 +227,27 @@ void boot_files_close(struct boot_files *bf);
  * Main thread.
  */
 int vm_load_kernel(struct vm *vm, const struct boot_files *bf, struct errbuf *err);
+
+/*
+ * Interrupts and DMA of kvmini's own devices, through the platform this VM
+ * has: KVM's irqchip, or with --iommu the userspace IOAPIC and the VT-d
+ * unit's remapping. Any thread.
+ *  - vm_irq_line: drive IOAPIC input @irq (0-23) to @level.
+ *  - vm_msi_translate: remap the MSI (*@addr, *@data) of requester @sid
+ *    (bus << 8 | devfn, or VM_MSI_NO_SID for the IOAPIC) in place; 0, or
+ *    -errno when remapping blocks it (fault recorded by the IOMMU).
+ *  - vm_msi_send: translate, then deliver (KVM_SIGNAL_MSI); vm_msi_send_raw
+ *    delivers an already final message. 0 or -errno.
+ *  - vm_dma: copy @len bytes between @buf and bus address @addr of
+ *    requester @sid (@write: into the guest); -EFAULT for an address that
+ *    is not RAM or a remapping fault.
+ */
+#define VM_MSI_NO_SID (-1)
+int vm_irq_line(struct vm *vm, unsigned irq, bool level);
+int vm_msi_translate(struct vm *vm, uint64_t *addr, uint32_t *data, int sid);
+int vm_msi_send(struct vm *vm, uint64_t addr, uint32_t data, int sid);
+int vm_msi_send_raw(struct vm *vm, uint64_t addr, uint32_t data);
+int vm_dma(struct vm *vm, uint16_t sid, uint64_t addr, void *buf, uint64_t len, bool write);
 
 /* Start one thread per vCPU. Main thread. */
 int vm_start(struct vm *vm, struct errbuf *err);

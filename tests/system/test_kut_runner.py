@@ -77,6 +77,10 @@ file = hyperv.elf
 smp = 2
 test_args = required
 qemu_params = -cpu host,hv_passthrough -device hyperv-testdev
+
+[iommu]
+file = iommu.elf
+qemu_params = -M q35,kernel-irqchip=split -device intel-iommu,intremap=on,eim=off -device edu
 """
 
 EXPECT = {
@@ -93,6 +97,7 @@ EXPECT = {
     "qemubad": "PASS",
     "cpudrop": "PASS",
     "hyperv": "PASS",  # --hyperv (with --testdev: the hyperv-testdev) reached kvmini
+    "iommu": "PASS",  # kvm-unit-tests' intel_iommu line: --iommu --edu reached kvmini
 }
 
 
@@ -101,6 +106,7 @@ def fake_suite(tmp_path):
     x86.mkdir(parents=True)
     shutil.copy(guest("exit"), x86 / "exit.elf")
     shutil.copy(guest("hyperv"), x86 / "hyperv.elf")
+    shutil.copy(guest("iommu"), x86 / "iommu.elf")
     (x86 / "unittests.cfg").write_text(CFG)
     return tmp_path / "kut"
 
@@ -168,7 +174,7 @@ def test_kvmini(tmp_path):
     # A feature kvmini has no name for (there: one QEMU does not know
     # either) is dropped the same way.
     assert "without the -cpu edits of kvmini_nosuch:" in got["qemubad"][1], got["qemubad"]
-    assert "kvmini: PASS 5, FAIL 2, SKIP 6; wall time" in p.stdout
+    assert "kvmini: PASS 6, FAIL 2, SKIP 6; wall time" in p.stdout
     data = json.loads((tmp_path / "k.json").read_text())
     assert [r["name"] for r in data["results"]] == list(EXPECT)
 
@@ -221,5 +227,5 @@ def test_qemu_same_results_and_compare(tmp_path):
     assert lines[0] == "| test | QEMU | kvmini | reason where they differ |"
     assert "| passes | PASS | PASS |  |" in lines
     assert any(l.startswith("| q35 | PASS | SKIP | needs QEMU's -M q35") for l in lines), c.stdout
-    assert any(l.startswith("QEMU: PASS 5, FAIL 3, SKIP 5; wall time") for l in lines), c.stdout
-    assert any(l.startswith("kvmini: PASS 5, FAIL 2, SKIP 6; wall time") for l in lines), c.stdout
+    assert any(l.startswith("QEMU: PASS 6, FAIL 3, SKIP 5; wall time") for l in lines), c.stdout
+    assert any(l.startswith("kvmini: PASS 6, FAIL 2, SKIP 6; wall time") for l in lines), c.stdout

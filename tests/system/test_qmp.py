@@ -129,6 +129,8 @@ def test_migrate_errors(vm, tmp_path):
     r = q.cmd("migrate", {"uri": f"file:{tmp_path}/no/such/dir/snap"})
     assert r["error"]["class"] == "GenericError" and "No such file" in r["error"]["desc"]
     assert q.cmd("query-migrate")["return"]["status"] == "failed"
+    # Nothing saved: the VM runs on, as in QEMU.
+    assert q.cmd("query-status")["return"]["status"] == "running"
     assert p.poll() is None
 
 

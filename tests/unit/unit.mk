@@ -106,7 +106,8 @@ UNIT_TESTS += test_fw_cfg
 test_fw_cfg_SRCS := vmm/fw_cfg.c vmm/bus.c vmm/util.c
 test_fw_cfg_DEPS := vmm/fw_cfg.h vmm/bus.h vmm/vm.h
 
-# pc_testdev.c's KVM calls go through a recording kvm_irq_ops; vm_request_exit is stubbed.
+# pc_testdev.c's KVM calls go through a recording kvm_irq_ops; vm_request_exit and
+# vm_irq_line are stubbed.
 UNIT_TESTS += test_pc_testdev
 test_pc_testdev_SRCS := vmm/pc_testdev.c vmm/kvm_irq.c vmm/bus.c vmm/memory.c vmm/util.c
 test_pc_testdev_DEPS := vmm/pc_testdev.h vmm/kvm_irq.h vmm/bus.h vmm/memory.h
@@ -140,3 +141,7 @@ test_qmp_DEPS := vmm/qmp.c vmm/qmp.h vmm/json.h vmm/vm.h vmm/snapshot.h aio/aio.
 UNIT_TESTS += test_hyperv
 test_hyperv_SRCS := vmm/hyperv.c vmm/hyperv_testdev.c vmm/kvm_irq.c vmm/bus.c vmm/memory.c vmm/util.c
 test_hyperv_DEPS := vmm/hyperv.h vmm/hyperv_testdev.h vmm/kvm_irq.h vmm/bus.h vmm/memory.h
+
+UNIT_TESTS += test_intel_iommu
+test_intel_iommu_SRCS := vmm/intel_iommu.c vmm/bus.c vmm/memory.c vmm/util.c
+test_intel_iommu_DEPS := vmm/intel_iommu.h vmm/memory.h vmm/vm.h
