@@ -46,6 +46,10 @@ fuzz_devload_SRCS := tests/unit/virtio_harness.c vmm/serial.c devices/virtio/vir
 fuzz_devload_DEPS := tests/unit/virtio_harness.h $(LIBURING_LIB)
 fuzz_devload_LIBS := $(LIBURING_LIB) -lcmocka -pthread
 
+# The VT-d unit: registers, tables, queue and interrupt entries in guest RAM.
+FUZZ_TARGETS += fuzz_iommu
+fuzz_iommu_SRCS := vmm/intel_iommu.c vmm/bus.c vmm/memory.c vmm/util.c
+
 # Kernel loaders: tests/fuzz/fuzz_load_NAME.c on vmm/NAME.c, seeded with
 # guests from build/guest (and what the target's fuzz_seeds adds). Adding a
 # loader is its file plus one word here.
