@@ -486,6 +486,32 @@ static void test_router_limits(void **st)
 	test_free(k);
 }
 
+/* A split irqchip: no irqchip routes; the IOAPIC's pins take MSI routes. */
+static void test_router_split(void **st)
+{
+	struct msi_router r;
+	struct fake_kvm *k = test_calloc(1, sizeof(*k));
+
+	(void)st;
+	assert_int_equal(msi_router_init(&r, &fake_ops, k), 0);
+	msi_router_split(&r);
+	assert_int_equal(msi_router_set(&r, 5, 0xfee01000, 0xc061), 0);
+	assert_int_equal(msi_router_set(&r, 23, 0xfee00000, 0xc062), 0);
+	assert_int_equal(msi_router_set(&r, 24, 0xfee00000, 1), -EINVAL); /* not allocated */
+	assert_int_equal(msi_router_commit(&r), 0);
+	assert_int_equal(k->set_calls, 1);
+	assert_int_equal(k->nroutes, 2);
+	for (uint32_t i = 0; i < k->nroutes; i++)
+		assert_int_equal(k->routes[i].type, KVM_IRQ_ROUTING_MSI);
+	assert_int_equal(msi_router_clear(&r, 5), 0);
+	assert_int_equal(msi_router_clear(&r, 5), -ENOENT);
+	assert_int_equal(msi_router_commit(&r), 0);
+	assert_int_equal(k->nroutes, 1);
+	assert_int_equal(k->routes[0].gsi, 23);
+	msi_router_destroy(&r);
+	test_free(k);
+}
+
 static void test_snapshot(void **st)
 {
 	struct env *e = *st, *f;
@@ -567,6 +593,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_irqfd_failure_keeps_pending, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reset, setup, teardown),
 	    cmocka_unit_test(test_router_limits),
+	    cmocka_unit_test(test_router_split),
 	    cmocka_unit_test_setup_teardown(test_snapshot, setup, teardown),
 	};
 

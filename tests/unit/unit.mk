@@ -145,3 +145,8 @@ test_hyperv_DEPS := vmm/hyperv.h vmm/hyperv_testdev.h vmm/kvm_irq.h vmm/bus.h vm
 UNIT_TESTS += test_intel_iommu
 test_intel_iommu_SRCS := vmm/intel_iommu.c vmm/bus.c vmm/memory.c vmm/util.c
 test_intel_iommu_DEPS := vmm/intel_iommu.h vmm/memory.h vmm/vm.h
+
+# vm_msi_send and vm_msi_translate are recorded by the test.
+UNIT_TESTS += test_ioapic
+test_ioapic_SRCS := vmm/ioapic.c vmm/kvm_irq.c vmm/bus.c vmm/util.c
+test_ioapic_DEPS := vmm/ioapic.h vmm/kvm_irq.h vmm/pci.h vmm/vm.h
