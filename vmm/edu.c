@@ -36,7 +36,8 @@ struct edu {
 	pthread_mutex_t lock; /* everything below */
 	uint32_t alive, fact, status, irq_status;
 	uint64_t dma_src, dma_dst, dma_cnt, dma_cmd;
-	bool intx; /* INTx asserted */
+	bool intx;	 /* INTx asserted */
+	unsigned warned; /* refused DMAs: the first is reported, not each (no log flood) */
 	/* From config space, refreshed by the config hook. */
 	bool msi_on, master, intx_disabled;
 	uint64_t msi_addr;
@@ -77,17 +78,20 @@ static void edu_dma(struct edu *e)
 	uint64_t cnt = e->dma_cnt;
 
 	if (dev < EDU_DMA_BASE || cnt > EDU_DMA_SIZE || dev - EDU_DMA_BASE > EDU_DMA_SIZE - cnt) {
-		fprintf(stderr,
-			"kvmini: edu: DMA of %llu bytes at device address 0x%llx is "
-			"outside its buffer [0x%x, 0x%x): ignored\n",
-			(unsigned long long)cnt, (unsigned long long)dev, EDU_DMA_BASE,
-			EDU_DMA_BASE + EDU_DMA_SIZE);
+		if (!e->warned++)
+			fprintf(stderr,
+				"kvmini: edu: DMA of %llu bytes at device address 0x%llx is "
+				"outside its buffer [0x%x, 0x%x): ignored\n",
+				(unsigned long long)cnt, (unsigned long long)dev, EDU_DMA_BASE,
+				EDU_DMA_BASE + EDU_DMA_SIZE);
 	} else if (!e->master) {
-		fprintf(stderr, "kvmini: edu: DMA with bus mastering off: ignored\n");
-	} else if (vm_dma(e->vm, e->sid, bus & EDU_DMA_MASK, e->buf + (dev - EDU_DMA_BASE), cnt,
-			  to_ram) < 0) {
-		/* An IOMMU fault is recorded there; RAM that is not there reads
-		 * nothing, as a master abort. */
+		if (!e->warned++)
+			fprintf(stderr, "kvmini: edu: DMA with bus mastering off: ignored\n");
+	} else {
+		/* A remapping fault is recorded by the IOMMU; an address that is
+		 * not RAM is a master abort. Either way nothing more is copied. */
+		(void)vm_dma(e->vm, e->sid, bus & EDU_DMA_MASK, e->buf + (dev - EDU_DMA_BASE), cnt,
+			     to_ram);
 	}
 	e->dma_cmd &= ~(uint64_t)EDU_CMD_START;
 	if (e->dma_cmd & EDU_CMD_IRQ)
