@@ -10,7 +10,8 @@
  * -device edu. Option strict=1 adds two checks where QEMU 7.2 departs from
  * the VT-d spec: interrupt-remapping faults are recorded, and a
  * compatibility-format MSI is blocked while remapping is on without
- * GCMD.CFI (QEMU records no such fault and delivers it). Prints one
+ * GCMD.CFI (QEMU records no such fault and delivers it); and one where
+ * QEMU aborts: a DMA past edu's buffer is refused. Prints one
  * "iommu: ..." line per check; exits 0, or 120 on a failed check.
  */
 #include "guest.h"
@@ -219,6 +220,21 @@ static void check_dma(void)
 	printf("iommu: dma 2m page ok\n");
 }
 
+/* kvmini only: a DMA past edu's buffer is refused (QEMU aborts on it). */
+static void check_bad_dma(void)
+{
+	uint32_t *p = page();
+
+	p[0] = 0xfeedf00d;
+	pml1[6] = (uintptr_t)p | 3; /* IOVA 0x6000 */
+	flush_all();
+	for (int i = 0; i < 3; i++)
+		edu_dma(0x6000, 4094, 4, true);
+	ASSERT_EQ(p[0], 0xfeedf00d);
+	ASSERT_EQ(edu_r(0), 0x010000ed);
+	printf("iommu: dma past the device buffer refused\n");
+}
+
 /* ---- interrupts ---- */
 
 static bool count_reached(void *arg)
@@ -353,9 +369,11 @@ int main(void)
 		ASSERT(n < 100000000);
 	ASSERT_EQ(edu_r(EDU_FACT), 3628800);
 	printf("iommu: edu 00:%02x.%x ok\n", edu->dev, edu->fn);
+	cmdline_get_u64("strict", &strict);
 	vtd_setup();
 	check_dma();
-	cmdline_get_u64("strict", &strict);
+	if (strict)
+		check_bad_dma();
 	check_irq(strict != 0);
 	printf("iommu: all checks passed\n");
 	return 0;

@@ -28,7 +28,9 @@ LINES = ["iommu: edu 00:01.0 ok", "iommu: dma 4k page ok", "iommu: dma fault rec
          "iommu: ir msi ok", "iommu: ir msi with a foreign source-id blocked",
          "iommu: all checks passed"]
 # ...and with it: where QEMU 7.2 departs from the VT-d spec.
-STRICT_LINES = ["iommu: ir fault recorded ok", "iommu: compatibility-format msi blocked"]
+# (and a DMA past edu's buffer, on which QEMU aborts, is refused).
+STRICT_LINES = ["iommu: dma past the device buffer refused", "iommu: ir fault recorded ok",
+                "iommu: compatibility-format msi blocked"]
 
 
 def iommu_lines(out):
@@ -41,6 +43,9 @@ def test_guest_passes_every_check():
     assert p.returncode == 0, (p.stdout, p.stderr)
     got = iommu_lines(p.stdout)
     assert sorted(got) == sorted(LINES + STRICT_LINES), p.stdout
+    # Three refused DMAs, one line on stderr.
+    assert p.stderr.count("kvmini: edu: DMA of 4 bytes at device address 0x40ffe is outside "
+                          "its buffer") == 1, p.stderr
 
 
 @pytest.mark.skipif(QEMU is None, reason="qemu-system-x86_64 not found "
