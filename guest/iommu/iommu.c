@@ -110,8 +110,8 @@ static void edu_dma(uint32_t bus_addr, uint32_t dev_off, uint32_t len, bool to_r
 	edu_w(EDU_DMA_DST, to_ram ? bus_addr : EDU_BUF + dev_off);
 	edu_w(EDU_DMA_CNT, len);
 	edu_w(EDU_DMA_CMD, 1u | (to_ram ? 2u : 0));
-	/* QEMU runs it from a 100 ms timer. */
-	for (uint64_t end = rdtsc() + tsc_ms(5000); edu_r(EDU_DMA_CMD) & 1;)
+	/* QEMU runs it from a 100 ms timer: wait long, a loaded host delays it. */
+	for (uint64_t end = rdtsc() + tsc_ms(30000); edu_r(EDU_DMA_CMD) & 1;)
 		ASSERT(rdtsc() < end);
 }
 

@@ -117,7 +117,7 @@ def run_runner(*args, timeout=300):
 
 
 # The entries that boot a guest expected to pass.
-GUEST_ENTRIES = ("passes", "q35", "cpuedit", "cpudrop", "hyperv")
+GUEST_ENTRIES = ("passes", "q35", "cpuedit", "cpudrop", "hyperv", "iommu")
 
 
 def differing(got, expect):
