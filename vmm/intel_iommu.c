@@ -95,14 +95,12 @@ struct intel_iommu {
 	uint64_t frcd[2];
 };
 
-static uint32_t lo32(uint64_t v)
+/* The 32-bit half of 64-bit register @r that an access at @off reads. */
+static uint32_t get_half(uint64_t r, uint64_t off)
 {
-	return (uint32_t)v;
+	return (uint32_t)((off & 4) ? r >> 32 : r);
 }
-static uint32_t hi32(uint64_t v)
-{
-	return (uint32_t)(v >> 32);
-}
+
 static void set_half(uint64_t *r, uint64_t off, uint32_t v)
 {
 	*r = (off & 4) ? (*r & 0xffffffffULL) | (uint64_t)v << 32 : (*r & ~0xffffffffULL) | v;
@@ -396,30 +394,30 @@ static uint32_t vtd_read32(struct intel_iommu *iu, uint64_t off)
 {
 	switch (off & ~7ULL) {
 	case VTD_CAP:
-		return (off & 4) ? hi32(VTD_CAP_VAL) : lo32(VTD_CAP_VAL);
+		return get_half(VTD_CAP_VAL, off);
 	case VTD_ECAP:
-		return (off & 4) ? hi32(VTD_ECAP_VAL) : lo32(VTD_ECAP_VAL);
+		return get_half(VTD_ECAP_VAL, off);
 	case VTD_RTADDR:
-		return (off & 4) ? hi32(iu->rtaddr) : lo32(iu->rtaddr);
+		return get_half(iu->rtaddr, off);
 	case VTD_CCMD:
-		return (off & 4) ? hi32(iu->ccmd) : lo32(iu->ccmd);
+		return get_half(iu->ccmd, off);
 	case VTD_IQH:
-		return (off & 4) ? hi32(iu->iqh) : lo32(iu->iqh);
+		return get_half(iu->iqh, off);
 	case VTD_IQT:
-		return (off & 4) ? hi32(iu->iqt) : lo32(iu->iqt);
+		return get_half(iu->iqt, off);
 	case VTD_IQA:
-		return (off & 4) ? hi32(iu->iqa) : lo32(iu->iqa);
+		return get_half(iu->iqa, off);
 	case VTD_IRTA:
-		return (off & 4) ? hi32(iu->irta) : lo32(iu->irta);
+		return get_half(iu->irta, off);
 	case VTD_IVA:
-		return (off & 4) ? hi32(iu->iva) : lo32(iu->iva);
+		return get_half(iu->iva, off);
 	case VTD_IOTLB:
-		return (off & 4) ? hi32(iu->iotlb) : lo32(iu->iotlb);
+		return get_half(iu->iotlb, off);
 	case VTD_FRCD:
 	case VTD_FRCD + 8: {
 		uint64_t r = iu->frcd[(off - VTD_FRCD) / 8];
 
-		return (off & 4) ? hi32(r) : lo32(r);
+		return get_half(r, off);
 	}
 	}
 	switch (off) {
