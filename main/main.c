@@ -139,7 +139,8 @@ static int main_add_devices(struct vm *vm, struct errbuf *err)
 		if (ret < 0)
 			return ret;
 	}
-	/* --iommu and --edu come last: older snapshots' device order stays. */
+	/* Only VMs that take no snapshots have these: the device order of
+	 * every snapshot stays as it was. */
 	if (vm->cfg->iommu) {
 		int ret = vm_add_device(vm, &ioapic_ops, NULL, err);
 
