@@ -3,10 +3,11 @@
 
 Both VMMs boot the same guest on the same raw image (random bytes, kept in
 the host page cache) in the same run; runs are interleaved (kvmini, QEMU,
-kvmini, ...). One VMM process per point (mode, request size, queue depth),
-so each process's CPU time (user + system of all its threads, from wait4's
-rusage) belongs to one point. CPU time per request subtracts a boot-only
-baseline (a run of one 4 KiB request) and divides by the point's requests.
+kvmini, ...), each run starting with the next side (QEMU, kvmini, ...).
+One VMM process per point (mode, request size, queue depth), so each
+process's CPU time (user + system of all its threads, from wait4's rusage)
+belongs to one point. CPU time per request subtracts a boot-only baseline
+(a run of one 4 KiB request) and divides by the point's requests.
 
 Prints, per point, the median MB/s and IOPS of each VMM, the ratio
 kvmini/QEMU, and each VMM's host CPU time per request. With mode=poll the
@@ -18,11 +19,14 @@ with disable-legacy=on, in an iothread (kvmini runs each disk on one) with
 QEMU's default aio=threads and cache=writeback; BLK_QEMU_IOTHREAD=0 runs it
 in QEMU's main loop, BLK_QEMU_AIO=io_uring|native changes the aio backend.
 
+BLK_TRACE=1 prints each run's result on stderr as it comes.
+
 Usage: blk.py [--runs N] [--modes poll,irq] [--sizes 4,64,1024]
               [--depths 1,16] [--image-mb 256] [--mb 256] [--reqs 16384]
 """
 import argparse
 import os
+import re
 import shutil
 import statistics
 import sys
@@ -39,7 +43,9 @@ TIMEOUT = 600
 
 def run_reaped(cmd, want):
     """Run CMD (stdin /dev/null, output to temporary files) and reap it with
-    wait4 for its rusage. Returns (stdout, CPU seconds of the child, wall s)."""
+    wait4 for its rusage. Returns (stdout, CPU seconds of the child and its
+    reaped descendants, wall s, CPU seconds of a vhost-user daemon among
+    them or None): vhost_wrap.py reports its daemon's on stderr."""
     t0 = time.monotonic()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         pid = os.posix_spawnp(cmd[0], cmd, os.environ,
@@ -54,7 +60,8 @@ def run_reaped(cmd, want):
     code = os.waitstatus_to_exitcode(status)
     if code != want:
         sys.exit(f"{cmd[0]} exited {code}, expected {want}:\n{text[-2000:]}{etext[-2000:]}")
-    return text, ru.ru_utime + ru.ru_stime, wall
+    m = re.search(r"^vhost_wrap: daemon_cpu_s=([\d.]+)$", etext, re.M)
+    return text, ru.ru_utime + ru.ru_stime, wall, float(m.group(1)) if m else None
 
 
 def kvmini_cmd(append, image):
@@ -134,26 +141,39 @@ def main(guest="blkbench", kvmini_cmd=kvmini_cmd, qemu_cmd=qemu_blk_cmd,
                 pass
         base = {s: [] for s, _, _ in sides}
         res = {}  # (side, mode, bs, qd) -> list of (mbps, iops, cpu_s, reqs)
-        for _ in range(a.runs):
-            for side, mk, want in sides:
-                _, cpu, _ = run_reaped(mk("sizes=4 depths=1 reqs=1", image), want)
-                base[side].append(cpu)
+        for run in range(a.runs):
+            # Each run starts with another side: a side that always ran
+            # right after the same other one would carry that position's
+            # bias (what the one before left in the caches) in every run.
+            k = run % len(sides)
+            order = sides[k:] + sides[:k]
+            for side, mk, want in order:
+                _, cpu, _, dcpu = run_reaped(mk("sizes=4 depths=1 reqs=1", image), want)
+                base[side].append((cpu, dcpu))
             for mode in modes:
                 for kb in sizes:
                     for qd in depths:
                         arg = (f"mode={mode} sizes={kb} depths={qd} mb={a.mb} "
                                f"reqs={a.reqs}")
-                        for side, mk, want in sides:
-                            out, cpu, _ = run_reaped(mk(arg, image), want)
+                        for side, mk, want in order:
+                            out, cpu, _, dcpu = run_reaped(mk(arg, image), want)
                             pts = parse_bench(out, guest)
                             p = pts.get((mode, kb * 1024, qd))
                             if not p:
                                 sys.exit(f"{side}: no result line for {arg}:\n{out}")
                             res.setdefault((side, mode, kb, qd), []).append(
-                                (p["mbps"], p["iops"], cpu, p["reqs"]))
+                                (p["mbps"], p["iops"], cpu, p["reqs"], dcpu))
+                            if os.environ.get("BLK_TRACE"):
+                                print(f"run {run} {side} {mode} {kb}K qd{qd}: "
+                                      f"{p['mbps']} MB/s, {cpu:.2f} s CPU",
+                                      file=sys.stderr, flush=True)
 
     names = [s for s, _, _ in sides]
-    b = {s: statistics.median(base[s]) for s in names}
+    b = {s: statistics.median(x[0] for x in base[s]) for s in names}
+    # Sides whose VMM ran beside a vhost-user daemon: their CPU time splits
+    # into the VMM's own and the daemon's (each with its boot-only baseline).
+    split = [s for s in names if all(x[1] is not None for x in base[s])]
+    bd = {s: statistics.median(x[1] for x in base[s]) for s in split}
     print(f"{title}, {a.image_mb} MiB image in the host page cache, "
           f"median of {a.runs} runs; QEMU: microvm pcie=on, {qemu_dev}"
           f"{', iothread' if os.environ.get('BLK_QEMU_IOTHREAD', '1') != '0' else ''}"
@@ -161,14 +181,23 @@ def main(guest="blkbench", kvmini_cmd=kvmini_cmd, qemu_cmd=qemu_blk_cmd,
     print("CPU us/req: host CPU time of the whole VMM process (all threads) per request, "
           "boot-only run subtracted (" +
           ", ".join(f"{s} {b[s] * 1000:.0f} ms" for s in names) + ")")
+    if split:
+        print("VMM us/req, qsd us/req: that CPU time split into the VMM's own and its "
+              "qemu-storage-daemon's (" + ", ".join(s for s in split) + ")")
+    show_ratio = all(r in names for r in ratio)
+    if show_ratio:
+        print("ratio: median MB/s of " + ratio[0] + " over " + ratio[1] + "'s; "
+              "runs: the lowest and highest of the runs' own ratios (each run's two "
+              "VMMs ran one after the other)")
     hdr = f"{'mode':5} {'bs':>6} {'qd':>3}"
     for s in names:
         hdr += f" {s + ' MB/s':>12} {s + ' IOPS':>12}"
-    show_ratio = all(r in names for r in ratio)
     if show_ratio:
-        hdr += f" {'ratio':>6}"
+        hdr += f" {'ratio':>6} {'runs':>10}"
     for s in names:
         hdr += f" {s + ' CPU us/req':>17}"
+    for s in split:
+        hdr += f" {s + ' VMM us/req':>17} {s + ' qsd us/req':>17}"
     print(hdr)
     for mode in modes:
         for kb in sizes:
@@ -185,10 +214,19 @@ def main(guest="blkbench", kvmini_cmd=kvmini_cmd, qemu_cmd=qemu_blk_cmd,
                 if show_ratio:
                     q = med[ratio[1]][0]
                     row += f" {med[ratio[0]][0] / q:6.2f}" if q else f" {'-':>6}"
+                    pairs = [x[0] / y[0] for x, y in zip(res[(ratio[0], mode, kb, qd)],
+                                                         res[(ratio[1], mode, kb, qd)]) if y[0]]
+                    row += (f" {min(pairs):4.2f}-{max(pairs):4.2f}" if pairs
+                            else f" {'-':>10}")
                 for s in names:
                     row += f" {med[s][2] * 1e6:17.1f}"
+                for s in split:
+                    r = res[(s, mode, kb, qd)]
+                    own = statistics.median(
+                        max(0.0, (x[2] - x[4]) - (b[s] - bd[s])) / x[3] for x in r)
+                    qsd = statistics.median(max(0.0, x[4] - bd[s]) / x[3] for x in r)
+                    row += f" {own * 1e6:17.1f} {qsd * 1e6:17.1f}"
                 print(row)
-
 
 if __name__ == "__main__":
     main()
