@@ -5,7 +5,8 @@
  * main thread while no vCPU runs, except where a device says otherwise.
  *
  * Pausing (vm_pause / vm_resume): each device's pause op runs in device
- * order, then the vCPUs are parked; resume ops run in reverse order before
+ * order, then the vCPUs are parked, then each drain op runs; resume ops
+ * run in reverse order before
  * the vCPUs run again. save is called only once vm_pause returned (vCPUs
  * parked), load on a freshly realized device that snapshot_restore paused
  * first; what load brings back (in-flight requests, say) runs at the next
@@ -45,6 +46,14 @@ struct device_ops {
 	 * Devices without it have nothing that runs by itself.
 	 */
 	void (*pause)(void *state);
+	/*
+	 * After pause, once the vCPUs are parked (so the guest adds nothing):
+	 * wait until work that runs outside kvmini (a vhost-user backend) has
+	 * finished what the guest made available, for a bounded time, so that
+	 * a paused VM's disks are quiet. A wait that times out is reported on
+	 * stderr and the VM stays paused. Called by whoever calls vm_pause.
+	 */
+	void (*drain)(void *state);
 	/* Undo pause: finish or restart what was held, each request exactly
 	 * once, and take new work again. */
 	void (*resume)(void *state);

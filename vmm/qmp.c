@@ -400,12 +400,14 @@ static void cmd_stop(struct qmp_cmd_ctx *x)
 
 	if (!qmp_need_vm(x))
 		return;
-	qmp_reply(x, "{}");
+	/* As QEMU: the reply says the VM is stopped (its disks quiet: the
+	 * devices' drain ops ran), after the event. */
 	if (vm->run_state == VM_RUN_RUNNING) {
 		vm_pause(vm);
 		vm->run_state = VM_RUN_PAUSED;
 		qmp_event(x->c->qs, "STOP", NULL);
 	}
+	qmp_reply(x, "{}");
 }
 
 static void cmd_cont(struct qmp_cmd_ctx *x)

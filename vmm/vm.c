@@ -587,7 +587,9 @@ void vm_pause(struct vm *vm)
 	 * keeps it) instead of being drained for as long as the vCPUs take to
 	 * park. The guest may still touch them until it is parked.
 	 */
-	if (!vm->devices_paused) {
+	bool newly = !vm->devices_paused;
+
+	if (newly) {
 		vm->devices_paused = true;
 		for (int i = 0; i < vm->ndevices; i++)
 			if (vm->devices[i].ops->pause)
@@ -595,6 +597,10 @@ void vm_pause(struct vm *vm)
 	}
 	if (vm->started)
 		vcpu_group_pause(&vm->cpus);
+	/* Parked: the rings an outside backend serves grow no more. */
+	for (int i = 0; newly && i < vm->ndevices; i++)
+		if (vm->devices[i].ops->drain)
+			vm->devices[i].ops->drain(vm->devices[i].state);
 }
 
 void vm_resume(struct vm *vm)

@@ -271,7 +271,9 @@ void vm_stop(struct vm *vm);
  * Pause every device (it takes no new work and holds what is in flight,
  * see device.h), then stop every vCPU at an instruction boundary (pending
  * port/MMIO accesses completed) and wait until all are parked: the VM's
- * whole state can then be read or written. A VM not started yet (one being
+ * whole state can then be read or written. Then the devices' drain ops
+ * wait (bounded) for outside backends to finish what the guest gave them,
+ * so a paused VM's disks are quiet. A VM not started yet (one being
  * restored) only has its devices paused. vm_resume resumes the devices,
  * then lets the vCPUs run. Main thread; both idempotent.
  */

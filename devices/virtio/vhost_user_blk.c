@@ -1060,9 +1060,43 @@ static void vublk_resume_op(void *state)
 	pthread_mutex_unlock(&vdev->lock);
 }
 
+/*
+ * The VM stopped (vCPUs parked): wait until the backend has served
+ * everything the driver made available, so that a stopped VM's disk stays
+ * as it is (a copy or a backend restart is then safe, as after a
+ * snapshot). The rings stay with the backend: cont has nothing to give
+ * back. Each ring is kicked first, so the backend looks at all of it. A
+ * backend that has not finished within the timeout is reported, and the VM
+ * stays stopped. Main thread (or whoever stops the VM), vCPUs parked.
+ */
+static void vublk_drain(void *state)
+{
+	struct vublk *v = state;
+	struct virtio_dev *vdev = &v->vdev;
+	struct errbuf err = {{0}};
+	uint64_t one = 1;
+	int r = 0;
+
+	pthread_mutex_lock(&vdev->lock);
+	for (unsigned q = 0; r == 0 && q < vdev->nqueues; q++) {
+		if (!v->ring_on[q] || !vhost_user_connected(&v->vu))
+			continue;
+		if (write(vdev->kicks[q].fd, &one, sizeof(one)) != sizeof(one))
+			r = err_set(&err, errno, "%s: ring %u doorbell: %s", v->name, q,
+				    strerror(errno));
+		else
+			r = vublk_wait_used(v, q, v->avail_idx[q], &err);
+	}
+	pthread_mutex_unlock(&vdev->lock);
+	if (r < 0)
+		fprintf(stderr, "kvmini: %s (stopping the VM: it may still write the disk)\n",
+			err.msg);
+}
+
 const struct device_ops vhost_user_blk_ops = {
     .name = "vhost-user-blk",
     .realize = vublk_realize,
+    .drain = vublk_drain,
     .save = vublk_save,
     .load = vublk_load,
     .resume = vublk_resume_op,

@@ -25,6 +25,7 @@ Usage: blk.py [--runs N] [--modes poll,irq] [--sizes 4,64,1024]
               [--depths 1,16] [--image-mb 256] [--mb 256] [--reqs 16384]
 """
 import argparse
+import math
 import os
 import re
 import shutil
@@ -227,6 +228,27 @@ def main(guest="blkbench", kvmini_cmd=kvmini_cmd, qemu_cmd=qemu_blk_cmd,
                     qsd = statistics.median(max(0.0, x[4] - bd[s]) / x[3] for x in r)
                     row += f" {own * 1e6:17.1f} {qsd * 1e6:17.1f}"
                 print(row)
+    if show_ratio:
+        print_overall(res, ratio)
+
+
+def print_overall(res, ratio):
+    """One line over every point and run: the geometric mean of the runs'
+    own MB/s ratios and its 95% confidence interval (normal approximation
+    on the logs). On a noisy host no single point may tell a gap from
+    noise; all of them together can, if there is one."""
+    logs = []
+    for (side, mode, kb, qd), runs in res.items():
+        if side != ratio[0] or (ratio[1], mode, kb, qd) not in res:
+            continue
+        logs += [math.log(x[0] / y[0]) for x, y in zip(runs, res[(ratio[1], mode, kb, qd)])
+                 if x[0] > 0 and y[0] > 0]
+    if len(logs) < 2:
+        return
+    m = statistics.mean(logs)
+    h = 1.96 * statistics.stdev(logs) / math.sqrt(len(logs))
+    print(f"all points: {ratio[0]}/{ratio[1]} MB/s, geometric mean of the {len(logs)} runs' "
+          f"ratios {math.exp(m):.3f} (95% CI {math.exp(m - h):.3f}-{math.exp(m + h):.3f})")
 
 if __name__ == "__main__":
     main()

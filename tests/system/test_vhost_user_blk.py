@@ -167,8 +167,8 @@ def test_blkcopy(image, qsd_factory, opts):
 
 @needs_qsd
 def test_stop_cont_during_copy(image, qsd_factory, tmp_path):
-    # QMP stop parks the vCPUs; the backend finishes what it has (kvmini
-    # does not take the rings back on stop: docs/devices.md). The copy is
+    # QMP stop parks the vCPUs and waits until the backend has finished
+    # what it has (the rings stay with it: docs/devices.md). The copy is
     # still exact across many stop/cont.
     orig, _ = halves(image)
     d = qsd_factory(image)
@@ -370,6 +370,34 @@ def test_snapshot_refused_when_not_drained(tmp_path, fake_factory):
         status, out, err = r.finish()
     assert status == 0, (status, out, err)
     assert "requests still in flight in the backend after 1 s (saving the device)" in err, err
+    # The stop that began the save waited as long, said so, and went on.
+    assert ("requests still in flight in the backend after 1 s (stopping the VM: it may "
+            "still write the disk)") in err, err
+
+
+def test_stop_waits_for_the_backend(tmp_path, fake_factory):
+    # QMP stop answers once the backend has served everything the driver
+    # made available (a slow disk: 30 ms a request, 16 in flight), so a
+    # stopped VM's disk stays as it is; cont goes on from there and the
+    # guest finishes with its checks.
+    with snap_blk_fake(tmp_path, fake_factory, "ms=15000 depth=16", "timeout=10",
+                       req_delay=0.03) as (img, fake, r, q):
+        for _ in range(3):
+            deadline = time.monotonic() + 60
+            start = fake.completed
+            while fake.completed < start + 20:
+                assert time.monotonic() < deadline and r.p.poll() is None, fake.events()
+                time.sleep(0.05)
+            assert q.cmd("stop") == {"return": {}}
+            assert fake.pending(0) == 0
+            done = fake.completed
+            time.sleep(0.5)
+            assert fake.completed == done
+            assert q.cmd("cont") == {"return": {}}
+        status, out, err = r.finish()
+    assert not fake.errors, fake.errors
+    assert_snap_finished(out, status, err, img)
+    assert "stopping the VM" not in err, err
 
 
 def test_cli_errors(tmp_path):
@@ -610,11 +638,11 @@ def test_reconnect_without_region_busy(tmp_path, fake_factory):
 def test_reconnect_qsd_restarted(tmp_path, qsd_factory):
     # qemu-storage-daemon keeps no inflight region, so a restart is exact
     # only when nothing was in flight: the VM is stopped with its rings
-    # drained (a snapshot, QMP migrate, waits until the daemon has finished
-    # everything the guest made available; a plain QMP stop does not, and a
-    # fixed wait after it was once too short on a loaded CI host), the
-    # daemon is shut down (SIGTERM) and restarted on the same socket and
-    # image, then the VM goes on. Three times while snap-blk runs: the
+    # drained (QMP stop and a snapshot, QMP migrate, both wait until the
+    # daemon has finished everything the guest made available), the daemon
+    # is shut down (SIGTERM) and restarted on the same socket and image,
+    # then the VM goes on. Three times while snap-blk runs, after a stop, a
+    # snapshot, a stop again: the
     # device never needs a reset, every request completes exactly once
     # (snap-blk's checks) and the image holds what the guest wrote.
     img = make_image(tmp_path / "d.img")
@@ -626,9 +654,13 @@ def test_reconnect_qsd_restarted(tmp_path, qsd_factory):
         assert "snap-blk" in line, line
         for i in range(3):
             time.sleep(0.3)
-            snap = str(tmp_path / f"s{i}")
-            assert q.cmd("migrate", {"uri": f"file:{snap}"}) == {"return": {}}
-            assert q.cmd("query-status")["return"]["status"] == "postmigrate"
+            if i == 1:
+                snap = str(tmp_path / f"s{i}")
+                assert q.cmd("migrate", {"uri": f"file:{snap}"}) == {"return": {}}
+                assert q.cmd("query-status")["return"]["status"] == "postmigrate"
+            else:
+                assert q.cmd("stop") == {"return": {}}
+                assert q.cmd("query-status")["return"]["status"] == "paused"
             d.stop()
             ev = wait_event(q, r, "VHOST_USER_BLK_ERROR")
             assert "the backend closed the connection" in ev["data"]["reason"], ev

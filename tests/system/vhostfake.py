@@ -25,6 +25,10 @@ those:
 
   ("resubmit", ring, [heads])  requests served again from the region
 
+@req_delay: seconds each request takes to serve (a slow disk), so that
+requests stay in flight for a while; pending(ring) tells how many the
+driver made available that are not used yet.
+
 @crash_after=N: after N completions the backend takes every request then
 available (marks it in flight, serves none), records ("taken", ring, head)
 for each and ("crash",), and closes the connection and its socket: a
@@ -80,7 +84,8 @@ class Ring:
 
 class FakeBackend:
     def __init__(self, sock_path, image, delay=0.1, reply_ack=True, num_queues=1, stall=(),
-                 huge_reply=(), inflight=True, crash_after=None, hold_after=None):
+                 huge_reply=(), inflight=True, crash_after=None, hold_after=None,
+                 req_delay=0):
         self.path = str(sock_path)
         self.image = str(image)
         self.delay = delay
@@ -92,6 +97,7 @@ class FakeBackend:
         self.inflight_map = None  # (mmap, queue region size, queue size)
         self.crash_after = crash_after
         self.hold_after = hold_after
+        self.req_delay = req_delay
         self.completed = 0
         self.counter = 0
         self.conn = None
@@ -129,6 +135,17 @@ class FakeBackend:
 
     def of_kind(self, kind):
         return [e for e in self.events() if e[0] == kind]
+
+    def pending(self, q=0):
+        """Requests of ring @q the driver made available and that are not
+        used yet (avail index minus used index, both read from guest RAM)."""
+        r = self.rings.get(q)
+        if r is None or r.addr is None:
+            return 0
+        _, used, avail = r.addr
+        aidx = struct.unpack("<H", self.read(avail + 2, 2, "uaddr"))[0]
+        uidx = struct.unpack("<H", self.read(used + 2, 2, "uaddr"))[0]
+        return (aidx - uidx) & 0xffff
 
     def close(self):
         self.closing.set()
@@ -466,6 +483,8 @@ class FakeBackend:
 
     def _complete(self, r, head):
         _, used, _ = r.addr
+        if self.req_delay:
+            time.sleep(self.req_delay)
         written = self._serve_req(self._chain(r, head))
         if r.region:
             m, base = r.region
