@@ -6,11 +6,10 @@
  *
  * Pausing (vm_pause / vm_resume): each device's pause op runs in device
  * order, then the vCPUs are parked, then each drain op runs; resume ops
- * run in reverse order before
- * the vCPUs run again. save is called only once vm_pause returned (vCPUs
- * parked), load on a freshly realized device that snapshot_restore paused
- * first; what load brings back (in-flight requests, say) runs at the next
- * resume.
+ * run in reverse order before the vCPUs run again. save is called only
+ * once vm_pause returned (vCPUs parked), load on a freshly realized device
+ * that snapshot_restore paused first; what load brings back (in-flight
+ * requests, say) runs at the next resume.
  */
 #ifndef KVMINI_DEVICE_H
 #define KVMINI_DEVICE_H

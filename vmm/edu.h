@@ -17,8 +17,8 @@
  * Interrupts: MSI (one vector, 64-bit address) when enabled, else INTx
  * pin A, a level on IOAPIC input 16 + slot % 8 (the interrupt line register
  * says which). A DMA outside the buffer, or with bus mastering off, is
- * refused (QEMU aborts); the first refusal is reported on stderr. Memory decoding is on at boot, as
- * QEMU's firmware leaves it.
+ * refused (QEMU aborts); the first refusal is reported on stderr. Memory
+ * decoding is on at boot, as QEMU's firmware leaves it.
  *
  * Threads: register accesses on vCPU threads (no PCI lock), config hooks on
  * vCPU threads with the PCI config lock held, then the device's.

@@ -896,17 +896,12 @@ struct vublk_snap {
 #define VUBLK_SNAP_VERSION 1
 
 /*
- * Take the rings back for a snapshot. The vCPUs are parked, so the avail
- * indices stay put: each ring is kicked (the backend looks at everything)
- * and waited for until its used index reaches its avail index, for at
- * most the timeout. All rings drain before any is stopped, so if one does
- * not, nothing was stopped and the VM goes on as before. (Stopping first
- * and keeping what is in flight would need the backend's inflight region,
- * which qemu-storage-daemon does not keep, and it answers GET_VRING_BASE
- * before its requests finish.) Then SET_VRING_ENABLE 0 and GET_VRING_BASE,
- * whose base must be the used index. Lock held, main thread.
+ * Kick each ring the backend serves (so that it looks at everything the
+ * driver made available) and wait, at most the timeout for each, until its
+ * used index reaches its avail index. The rings stay with the backend.
+ * Lock held, vCPUs parked (the avail indices stay put), backend connected.
  */
-static int vublk_quiesce(struct vublk *v, struct errbuf *err)
+static int vublk_drain_rings(struct vublk *v, struct errbuf *err)
 {
 	struct virtio_dev *vdev = &v->vdev;
 	uint64_t one = 1;
@@ -922,6 +917,28 @@ static int vublk_quiesce(struct vublk *v, struct errbuf *err)
 		if (r < 0)
 			return r;
 	}
+	return 0;
+}
+
+/*
+ * Take the rings back for a snapshot. The vCPUs are parked, so the avail
+ * indices stay put: each ring is kicked (the backend looks at everything)
+ * and waited for until its used index reaches its avail index, for at
+ * most the timeout (vublk_drain_rings). All rings drain before any is
+ * stopped, so if one does not, nothing was stopped and the VM goes on as
+ * before. (Stopping first
+ * and keeping what is in flight would need the backend's inflight region,
+ * which qemu-storage-daemon does not keep, and it answers GET_VRING_BASE
+ * before its requests finish.) Then SET_VRING_ENABLE 0 and GET_VRING_BASE,
+ * whose base must be the used index. Lock held, main thread.
+ */
+static int vublk_quiesce(struct vublk *v, struct errbuf *err)
+{
+	struct virtio_dev *vdev = &v->vdev;
+	int r = vublk_drain_rings(v, err);
+
+	if (r < 0)
+		return r;
 	for (unsigned q = 0; q < vdev->nqueues; q++) {
 		struct virtqueue *vq = &vdev->vqs[q];
 		uint16_t used;
@@ -1072,22 +1089,14 @@ static void vublk_resume_op(void *state)
 static void vublk_drain(void *state)
 {
 	struct vublk *v = state;
-	struct virtio_dev *vdev = &v->vdev;
 	struct errbuf err = {{0}};
-	uint64_t one = 1;
 	int r = 0;
 
-	pthread_mutex_lock(&vdev->lock);
-	for (unsigned q = 0; r == 0 && q < vdev->nqueues; q++) {
-		if (!v->ring_on[q] || !vhost_user_connected(&v->vu))
-			continue;
-		if (write(vdev->kicks[q].fd, &one, sizeof(one)) != sizeof(one))
-			r = err_set(&err, errno, "%s: ring %u doorbell: %s", v->name, q,
-				    strerror(errno));
-		else
-			r = vublk_wait_used(v, q, v->avail_idx[q], &err);
-	}
-	pthread_mutex_unlock(&vdev->lock);
+	pthread_mutex_lock(&v->vdev.lock);
+	/* A backend that is gone (reconnect pending) serves nothing. */
+	if (vhost_user_connected(&v->vu))
+		r = vublk_drain_rings(v, &err);
+	pthread_mutex_unlock(&v->vdev.lock);
 	if (r < 0)
 		fprintf(stderr, "kvmini: %s (stopping the VM: it may still write the disk)\n",
 			err.msg);

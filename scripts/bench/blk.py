@@ -141,7 +141,8 @@ def main(guest="blkbench", kvmini_cmd=kvmini_cmd, qemu_cmd=qemu_blk_cmd,
             while f.read(1 << 20):
                 pass
         base = {s: [] for s, _, _ in sides}
-        res = {}  # (side, mode, bs, qd) -> list of (mbps, iops, cpu_s, reqs)
+        # (side, mode, bs, qd) -> list of (mbps, iops, cpu_s, reqs, daemon cpu_s or None)
+        res = {}
         for run in range(a.runs):
             # Each run starts with another side: a side that always ran
             # right after the same other one would carry that position's
@@ -184,7 +185,7 @@ def main(guest="blkbench", kvmini_cmd=kvmini_cmd, qemu_cmd=qemu_blk_cmd,
           ", ".join(f"{s} {b[s] * 1000:.0f} ms" for s in names) + ")")
     if split:
         print("VMM us/req, qsd us/req: that CPU time split into the VMM's own and its "
-              "qemu-storage-daemon's (" + ", ".join(s for s in split) + ")")
+              "qemu-storage-daemon's (" + ", ".join(split) + ")")
     show_ratio = all(r in names for r in ratio)
     if show_ratio:
         print("ratio: median MB/s of " + ratio[0] + " over " + ratio[1] + "'s; "
@@ -215,8 +216,7 @@ def main(guest="blkbench", kvmini_cmd=kvmini_cmd, qemu_cmd=qemu_blk_cmd,
                 if show_ratio:
                     q = med[ratio[1]][0]
                     row += f" {med[ratio[0]][0] / q:6.2f}" if q else f" {'-':>6}"
-                    pairs = [x[0] / y[0] for x, y in zip(res[(ratio[0], mode, kb, qd)],
-                                                         res[(ratio[1], mode, kb, qd)]) if y[0]]
+                    pairs = run_ratios(res, ratio, (mode, kb, qd))
                     row += (f" {min(pairs):4.2f}-{max(pairs):4.2f}" if pairs
                             else f" {'-':>10}")
                 for s in names:
@@ -232,23 +232,29 @@ def main(guest="blkbench", kvmini_cmd=kvmini_cmd, qemu_cmd=qemu_blk_cmd,
         print_overall(res, ratio)
 
 
+def run_ratios(res, ratio, point):
+    """Each run's own MB/s ratio of @ratio's two sides at @point (mode, kb,
+    qd): the runs' results are in run order on both sides."""
+    return [x[0] / y[0] for x, y in zip(res[(ratio[0],) + point], res[(ratio[1],) + point])
+            if y[0]]
+
+
 def print_overall(res, ratio):
     """One line over every point and run: the geometric mean of the runs'
     own MB/s ratios and its 95% confidence interval (normal approximation
     on the logs). On a noisy host no single point may tell a gap from
     noise; all of them together can, if there is one."""
     logs = []
-    for (side, mode, kb, qd), runs in res.items():
-        if side != ratio[0] or (ratio[1], mode, kb, qd) not in res:
-            continue
-        logs += [math.log(x[0] / y[0]) for x, y in zip(runs, res[(ratio[1], mode, kb, qd)])
-                 if x[0] > 0 and y[0] > 0]
+    for (side, *point) in res:
+        if side == ratio[0] and (ratio[1], *point) in res:
+            logs += [math.log(r) for r in run_ratios(res, ratio, tuple(point)) if r > 0]
     if len(logs) < 2:
         return
     m = statistics.mean(logs)
     h = 1.96 * statistics.stdev(logs) / math.sqrt(len(logs))
     print(f"all points: {ratio[0]}/{ratio[1]} MB/s, geometric mean of the {len(logs)} runs' "
           f"ratios {math.exp(m):.3f} (95% CI {math.exp(m - h):.3f}-{math.exp(m + h):.3f})")
+
 
 if __name__ == "__main__":
     main()

@@ -642,9 +642,9 @@ def test_reconnect_qsd_restarted(tmp_path, qsd_factory):
     # daemon has finished everything the guest made available), the daemon
     # is shut down (SIGTERM) and restarted on the same socket and image,
     # then the VM goes on. Three times while snap-blk runs, after a stop, a
-    # snapshot, a stop again: the
-    # device never needs a reset, every request completes exactly once
-    # (snap-blk's checks) and the image holds what the guest wrote.
+    # snapshot, a stop again: the device never needs a reset, every request
+    # completes exactly once (snap-blk's checks) and the image holds what
+    # the guest wrote.
     img = make_image(tmp_path / "d.img")
     d = qsd_factory(img)
     qmp = str(tmp_path / "qmp")
