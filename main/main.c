@@ -257,6 +257,14 @@ static int main_run_vm(struct main_state *ms, const struct boot_files *bf, int *
 	}
 	while (!vm_exit_requested(&vm))
 		aio_poll(ms->ctx, true);
+	/*
+	 * One more pass for the bottom halves scheduled before the exit: a
+	 * device that failed (NEEDS_RESET) schedules its QMP event, then the
+	 * guest may see the failure and end before the loop ran that BH. The
+	 * exit_lock taken by vm_exit_requested orders the schedule (made
+	 * before the guest could end) before this pass's take of the list.
+	 */
+	aio_poll(ms->ctx, false);
 	vm_stop(&vm);
 	pthread_mutex_lock(&vm.exit_lock);
 	kind = vm.exit_kind;
