@@ -597,8 +597,10 @@ void vm_pause(struct vm *vm)
 	}
 	if (vm->started)
 		vcpu_group_pause(&vm->cpus);
+	if (!newly)
+		return; /* drained when the devices were paused */
 	/* Parked: the rings an outside backend serves grow no more. */
-	for (int i = 0; newly && i < vm->ndevices; i++)
+	for (int i = 0; i < vm->ndevices; i++)
 		if (vm->devices[i].ops->drain)
 			vm->devices[i].ops->drain(vm->devices[i].state);
 }

@@ -921,16 +921,13 @@ static int vublk_drain_rings(struct vublk *v, struct errbuf *err)
 }
 
 /*
- * Take the rings back for a snapshot. The vCPUs are parked, so the avail
- * indices stay put: each ring is kicked (the backend looks at everything)
- * and waited for until its used index reaches its avail index, for at
- * most the timeout (vublk_drain_rings). All rings drain before any is
- * stopped, so if one does not, nothing was stopped and the VM goes on as
- * before. (Stopping first
- * and keeping what is in flight would need the backend's inflight region,
- * which qemu-storage-daemon does not keep, and it answers GET_VRING_BASE
- * before its requests finish.) Then SET_VRING_ENABLE 0 and GET_VRING_BASE,
- * whose base must be the used index. Lock held, main thread.
+ * Take the rings back for a snapshot: drain every ring first
+ * (vublk_drain_rings), so that if one does not drain, nothing was stopped
+ * and the VM goes on as before. (Stopping first and keeping what is in
+ * flight would need the backend's inflight region, which
+ * qemu-storage-daemon does not keep, and it answers GET_VRING_BASE before
+ * its requests finish.) Then SET_VRING_ENABLE 0 and GET_VRING_BASE, whose
+ * base must be the used index. Lock held, main thread, vCPUs parked.
  */
 static int vublk_quiesce(struct vublk *v, struct errbuf *err)
 {
@@ -1082,9 +1079,9 @@ static void vublk_resume_op(void *state)
  * everything the driver made available, so that a stopped VM's disk stays
  * as it is (a copy or a backend restart is then safe, as after a
  * snapshot). The rings stay with the backend: cont has nothing to give
- * back. Each ring is kicked first, so the backend looks at all of it. A
- * backend that has not finished within the timeout is reported, and the VM
- * stays stopped. Main thread (or whoever stops the VM), vCPUs parked.
+ * back. A backend that has not finished within the timeout is reported,
+ * and the VM stays stopped. Main thread (or whoever stops the VM), vCPUs
+ * parked.
  */
 static void vublk_drain(void *state)
 {
